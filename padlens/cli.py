@@ -1,0 +1,88 @@
+"""The `padlens` command line: thin click commands over the library."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from padlens import __version__
+from padlens.errors import PadlensError
+
+log = logging.getLogger(__name__)
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class PadlensGroup(click.Group):
+    """Lists commands in the order they were added (the order a user meets them)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=PadlensGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="padlens")
+@click.option("-v", "--verbose", count=True, help="More logging: -v info and timings, -vv debug.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars, only results and errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """What do the [PAD] positions of a transformer encoder hold, and where do they leak?
+
+    \b
+    padlens exports Hugging Face encoders to ONNX with every layer exposed, and
+    inspects any ONNX encoder (yours or a third party's) with ONNX Runtime.
+
+    \b
+    Examples:
+      padlens demo                                   # the whole job on all-MiniLM-L6-v2
+      padlens export minilm-l6 -o out/minilm         # four precisions, every layer
+      padlens inspect out/minilm --text "this is a sample sentence"
+      padlens audit out/minilm --json audit.json     # exit 1 when padding leaks
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+    ctx.obj["quiet"] = quiet
+
+
+def _register() -> None:
+    """Attach the commands; each module owns one part of the tool."""
+    from padlens import cli_export, cli_inspect, cli_audit, cli_demo
+
+    for module in (cli_export, cli_inspect, cli_audit, cli_demo):
+        for command in getattr(module, "COMMANDS", ()):
+            cli.add_command(command)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; turn PadlensError and usage errors into one `Error:` line."""
+    _register()
+    try:
+        rv = cli.main(args=argv, prog_name="padlens", standalone_mode=False)
+    except PadlensError as exc:
+        click.echo(f"Error: {_one_line(str(exc))}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.NoArgsIsHelp as exc:  # pragma: no cover - click >= 8.2
+        click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+        sys.exit(2)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"Error: {_one_line(exc.format_message())}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"Error: {_one_line(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("Error: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:  # `padlens inspect ... | head`
+        sys.exit(0)
+    if isinstance(rv, int):
+        sys.exit(rv)
+    sys.exit(0)

@@ -1,0 +1,4 @@
+"""CLI commands for export (filled in by its issue)."""
+from __future__ import annotations
+
+COMMANDS: list = []
