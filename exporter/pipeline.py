@@ -1,0 +1,297 @@
+"""The export pipeline: Optimum fp32, other precisions, validation, manifest, atomic move."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from padlens.errors import BadInput, ExportFailed
+from padlens.fsio import atomic_dir, check_output_dir
+
+from . import deps, manifest, precision, texts, validate
+from .source import SENTENCE_TRANSFORMERS_FILES, ModelSource, check_source, pooling_of, resolve_source
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+#: longest sequence the validation and calibration batches use
+MAX_LENGTH = 128
+HELDOUT_BATCH = 8
+_STEP = {"fp16": "converting fp16…", "int8-dynamic": "quantizing int8-dynamic…",
+         "int8-static": "quantizing int8-static…"}
+_POSITION_OFFSET = ("roberta", "xlm-roberta", "mpnet")  # position ids start after padding_idx
+
+
+@dataclass
+class ExportResult:
+    """What ``export`` wrote and how the variants compared with PyTorch.
+
+    Attributes:
+        out_dir: the export folder (complete: it was moved into place at the end).
+        source: SOURCE as given.
+        recipe: the recipe name, or None.
+        architecture: transformers ``model_type``.
+        num_layers: L; every variant has outputs hidden_states.0 … hidden_states.L.
+        files: precision -> path of its ONNX file.
+        checks: precision -> its PrecisionCheck (every layer vs PyTorch).
+        manifest: the padlens.json document.
+        seconds: wall time per step (export, tokenizer, reference, each precision, total).
+    """
+
+    out_dir: Path
+    source: str
+    recipe: str | None
+    architecture: str
+    num_layers: int
+    files: dict[str, Path]
+    checks: dict[str, validate.PrecisionCheck]
+    manifest: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def export(source: str, out_dir: str | Path, precisions: Iterable[str] | None = None,
+           calibration_texts: Sequence[str] | None = None, force: bool = False,
+           progress: Progress | None = None) -> ExportResult:
+    """Export SOURCE to ``out_dir`` in ``precisions`` (default all four), every layer exposed.
+
+    Raises BadInput before anything is written or downloaded when an argument is wrong,
+    MissingExtra without the export extra, ExportFailed when fp32 misses PyTorch by more
+    than 1e-4 on real tokens (``out_dir`` is then left as it was).
+    """
+    wanted = normalize_precisions(precisions)
+    calibration = _check_calibration(calibration_texts)
+    check_output_dir(out_dir, force)
+    check_source(source)
+    deps.require_export_extra()
+    src = resolve_source(source)
+    started = time.perf_counter()
+    with atomic_dir(out_dir, force) as tmp:
+        job = _Job(src, tmp, wanted, calibration, progress or (lambda message: None))
+        result = job.run()
+    result.out_dir = Path(out_dir)
+    result.files = {p: Path(out_dir) / f.name for p, f in result.files.items()}
+    result.seconds["total"] = time.perf_counter() - started
+    return result
+
+
+def normalize_precisions(precisions: Iterable[str] | None) -> list[str]:
+    """Requested precisions in canonical order; all four when none; BadInput on unknown names."""
+    if precisions is None:
+        return list(precision.PRECISIONS)
+    asked = list(precisions)
+    unknown = [p for p in asked if p not in precision.PRECISIONS]
+    if unknown:
+        raise BadInput(f"unknown precision {unknown[0]!r}; choose from {', '.join(precision.PRECISIONS)}")
+    return [p for p in precision.PRECISIONS if p in asked] or list(precision.PRECISIONS)
+
+
+def _check_calibration(calibration_texts: Sequence[str] | None) -> list[str] | None:
+    if calibration_texts is None:
+        return None
+    cleaned = [t.strip() for t in calibration_texts if t and t.strip()]
+    if not cleaned:
+        raise BadInput("the calibration texts are empty")
+    return cleaned
+
+
+class _Job:
+    """One export, step by step, inside the temporary folder."""
+
+    def __init__(self, src: ModelSource, tmp: Path, wanted: list[str],
+                 calibration: list[str] | None, progress: Progress):
+        self.src, self.tmp, self.wanted, self.progress = src, tmp, wanted, progress
+        self.calibration = calibration
+        self.seconds: dict[str, float] = {}
+        self.pooling, self.normalize = pooling_of(src)
+
+    def run(self) -> ExportResult:
+        _usual_mode(self.tmp)
+        fp32 = self._timed("export", self._export_fp32)
+        tokenizer_files = self._timed("tokenizer", self._save_tokenizer)
+        self.inputs, self.outputs = precision.graph_io(fp32)
+        self.feed = self._encode(texts.VALIDATION_TEXTS, pad_extra=8)
+        self.progress("validating…")
+        self.reference = self._timed("reference", lambda: validate.reference_states(self.src.folder, self.feed))
+        checks = {"fp32": self._timed("validate fp32", lambda: self._check("fp32", fp32))}
+        self._gate(checks["fp32"])
+        files = {"fp32": fp32}
+        for name in self.wanted:
+            if name != "fp32":
+                files[name], checks[name] = self._timed(name, lambda n=name: self._variant(n, fp32))
+        return self._finish(files, checks, tokenizer_files)
+
+    def _timed(self, step: str, fn):
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.seconds[step] = time.perf_counter() - t0
+            log.info("%s: %.1fs", step, self.seconds[step])
+
+    # -- steps -------------------------------------------------------------------------
+    def _export_fp32(self) -> Path:
+        from . import optimum_backend
+
+        self.progress("exporting fp32…")
+        scratch = self.tmp / ".optimum"
+        produced = optimum_backend.export_fp32(self.src.folder, self.src.architecture, scratch)
+        target = self.tmp / precision.FILES["fp32"]
+        shutil.move(str(produced), target)
+        optimum_backend.discard(scratch)
+        self.num_layers = int(_config_layers(self.src.config))
+        precision.check_outputs(target, optimum_backend.output_names(self.num_layers))
+        return target
+
+    def _save_tokenizer(self) -> list[str]:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(self.src.folder, use_fast=True)
+        if not tok.is_fast:
+            raise BadInput(f"{self.src.given} has no fast tokenizer (tokenizer.json) padlens can ship")
+        if tok.pad_token_id is None:
+            raise BadInput(f"{self.src.given}: the tokenizer has no pad token")
+        self.tokenizer = tok
+        written = {Path(p).name for p in tok.save_pretrained(str(self.tmp))}
+        for rel in SENTENCE_TRANSFORMERS_FILES:
+            if (self.src.folder / rel).is_file():
+                (self.tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(self.src.folder / rel, self.tmp / rel)
+                written.add(rel)
+        shutil.copyfile(self.src.folder / "config.json", self.tmp / "config.json")
+        return sorted(w for w in written if (self.tmp / w).is_file())
+
+    def _check(self, name: str, path: Path) -> validate.PrecisionCheck:
+        return validate.check_precision(name, path, self.feed, self.reference, self.pooling, self.normalize)
+
+    def _gate(self, check: validate.PrecisionCheck) -> None:
+        if not check.passed:
+            worst = max(check.layers, key=lambda layer: layer.max_abs_real)
+            raise ExportFailed(
+                f"fp32 export of {self.src.given} differs from PyTorch by {worst.max_abs_real:.3g} "
+                f"on real tokens at {worst.tensor} (tolerance {check.threshold:g}); nothing was written"
+            )
+
+    def _variant(self, name: str, fp32: Path) -> tuple[Path, validate.PrecisionCheck]:
+        self.progress(_STEP[name])
+        target = self.tmp / precision.FILES[name]
+        if name == "fp16":
+            precision.to_fp16(fp32, target)
+        elif name == "int8-dynamic":
+            precision.quantize_int8_dynamic(fp32, target)
+        else:
+            precision.quantize_int8_static(fp32, target, self._calibration_feeds())
+        precision.check_outputs(target, self.outputs)
+        self.progress(f"validating {name}…")
+        check = self._check(name, target)
+        validate.heldout_cosine(check, fp32, target, self._heldout_batches(), self.pooling, self.normalize)
+        if not check.passed:
+            log.warning("%s: pooled cosine below %g (recorded in padlens.json)", name, check.threshold)
+        return target, check
+
+    # -- feeds -------------------------------------------------------------------------
+    def _limit(self) -> int:
+        cfg = self.src.config
+        positions = int(cfg.get("max_position_embeddings") or MAX_LENGTH)
+        if self.src.architecture in _POSITION_OFFSET:
+            positions -= int(cfg.get("pad_token_id") or 0) + 1
+        return max(8, min(MAX_LENGTH, positions, int(self.tokenizer.model_max_length or MAX_LENGTH)))
+
+    def _encode(self, batch: Sequence[str], pad_extra: int | None = None) -> dict[str, np.ndarray]:
+        """Graph inputs for ``batch``: padded to the longest (+``pad_extra``) within the limit."""
+        limit = self._limit()
+        if pad_extra is None:
+            enc = self.tokenizer(list(batch), padding="longest", truncation=True, max_length=limit)
+        else:
+            longest = max(len(ids) for ids in self.tokenizer(list(batch), truncation=True, max_length=limit)["input_ids"])
+            enc = self.tokenizer(list(batch), padding="max_length", truncation=True,
+                                 max_length=min(limit, longest + pad_extra))
+        ids = np.asarray(enc["input_ids"], dtype=np.int64)
+        feed = {}
+        for name in self.inputs:
+            if name in enc:
+                feed[name] = np.asarray(enc[name], dtype=np.int64)
+            elif name == "token_type_ids":
+                feed[name] = np.zeros_like(ids)
+            else:
+                raise ExportFailed(f"the exported graph has an input {name!r} padlens cannot feed")
+        return feed
+
+    def _split(self) -> tuple[list[str], list[str]]:
+        if not hasattr(self, "_texts"):
+            self._texts = texts.calibration_split(self.calibration)
+        return self._texts
+
+    def _calibration_feeds(self) -> list[dict[str, np.ndarray]]:
+        """One text per batch, unpadded: calibration ranges come from real tokens only."""
+        return [self._encode([t]) for t in self._split()[0]]
+
+    def _heldout_batches(self) -> list[dict[str, np.ndarray]]:
+        held = self._split()[1]
+        return [self._encode(held[i:i + HELDOUT_BATCH]) for i in range(0, len(held), HELDOUT_BATCH)]
+
+    # -- manifest ----------------------------------------------------------------------
+    def _finish(self, files: dict[str, Path], checks: dict, tokenizer_files: list[str]) -> ExportResult:
+        if "fp32" not in self.wanted:
+            files.pop("fp32").unlink()
+        doc = manifest.build(
+            self._facts(), tokenizer_files=tokenizer_files, input_names=self.inputs,
+            output_names=self.outputs,
+            precisions={p: {"file": f.name, "bytes": f.stat().st_size} for p, f in files.items()},
+            validation=self._validation(checks), versions=deps.versions(),
+            calibration=self._calibration_doc(),
+        )
+        manifest.write(self.tmp, doc)
+        return ExportResult(
+            out_dir=self.tmp, source=self.src.given,
+            recipe=self.src.recipe.name if self.src.recipe else None,
+            architecture=self.src.architecture, num_layers=self.num_layers, files=files,
+            checks=checks, manifest=doc, seconds=self.seconds,
+        )
+
+    def _facts(self) -> manifest.ModelFacts:
+        cfg = self.src.config
+        return manifest.ModelFacts(
+            source=self.src.given, recipe=self.src.recipe.name if self.src.recipe else None,
+            architecture=self.src.architecture, num_layers=self.num_layers,
+            hidden_size=int(cfg.get("hidden_size") or cfg.get("dim")),
+            max_position_embeddings=cfg.get("max_position_embeddings"),
+            vocab_size=cfg.get("vocab_size"), pad_token_id=int(self.tokenizer.pad_token_id),
+            padding_side=self.tokenizer.padding_side, pooling=self.pooling, normalize=self.normalize,
+        )
+
+    def _validation(self, checks: dict[str, validate.PrecisionCheck]) -> dict:
+        out: dict = {"texts": list(texts.VALIDATION_TEXTS),
+                     "sequence_length": int(self.feed["input_ids"].shape[1])}
+        for name, check in checks.items():
+            if name in self.wanted or name == "fp32":
+                out[name] = check.to_dict()
+        return out
+
+    def _calibration_doc(self) -> dict | None:
+        if "int8-static" not in self.wanted:
+            return None
+        calibration, heldout = self._split()
+        return {"texts": len(calibration), "heldout_texts": len(heldout),
+                "source": "user" if self.calibration else "sample corpus",
+                "method": "MinMax, one unpadded text per batch, MatMul inputs only (QDQ), per-channel weights"}
+
+
+def _usual_mode(folder: Path) -> None:
+    """mkdtemp makes 0700 folders; give the export folder the mode mkdir would (umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+
+
+def _config_layers(config: dict) -> int:
+    for key in ("num_hidden_layers", "n_layers", "num_layers"):
+        if config.get(key) is not None:
+            return int(config[key])
+    raise ExportFailed("config.json does not say how many layers the model has")

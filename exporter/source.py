@@ -1,0 +1,139 @@
+"""Resolve an export SOURCE (recipe name, local Hugging Face folder, hub id) to a model folder."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from padlens.errors import BadInput
+from padlens.models import Recipe, get_recipe, list_recipes, package_folder
+
+log = logging.getLogger(__name__)
+
+#: transformers ``model_type`` values padlens can export as an encoder with every layer.
+SUPPORTED_ARCHITECTURES = ("bert", "distilbert", "electra", "mpnet", "roberta", "xlm-roberta")
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HUB_FILES = ["*.json", "*.txt", "*.model", "model.safetensors", "1_Pooling/*"]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model folder ready to export.
+
+    Attributes:
+        given: SOURCE exactly as the user wrote it.
+        folder: local folder holding config.json, weights and tokenizer files.
+        recipe: the recipe SOURCE named, or None.
+        architecture: transformers ``model_type`` from config.json.
+        config: the parsed config.json.
+    """
+
+    given: str
+    folder: Path
+    recipe: Recipe | None
+    architecture: str
+    config: dict
+
+
+def check_source(source: str) -> ModelSource | None:
+    """Check a local SOURCE (recipe or folder) without the network; None for a hub id."""
+    recipe = get_recipe(source)
+    if recipe is not None and recipe.kind == "package":
+        return _from_folder(source, package_folder(recipe.source), recipe)
+    if recipe is not None or _is_hub_id(source):
+        return None
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _from_folder(source, path, None)
+    if path.exists():
+        raise BadInput(f"{source} is a file; SOURCE must be a recipe, a Hugging Face model folder or a hub id")
+    raise BadInput(
+        f"unknown recipe or path {source!r}: not a recipe ({', '.join(r.name for r in list_recipes())}), "
+        "not a folder, not a hub id (org/name)"
+    )
+
+
+def resolve_source(source: str) -> ModelSource:
+    """The model folder for SOURCE, downloading a hub id with huggingface_hub when needed."""
+    local = check_source(source)
+    if local is not None:
+        return local
+    recipe = get_recipe(source)
+    hub_id = recipe.source.split(":", 1)[1] if recipe is not None else source.removeprefix("hub:")
+    return _from_folder(source, _download(hub_id), recipe)
+
+
+def _is_hub_id(source: str) -> bool:
+    if source.startswith("hub:"):
+        return True
+    return bool(_HUB_ID.match(source)) and not Path(source).exists()
+
+
+def _from_folder(given: str, folder: Path, recipe: Recipe | None) -> ModelSource:
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise BadInput(f"{folder} is not a Hugging Face model folder (no config.json)")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{config_path} is not readable JSON: {exc}") from None
+    architecture = str(config.get("model_type") or "")
+    if architecture not in SUPPORTED_ARCHITECTURES:
+        raise BadInput(
+            f"{given}: architecture {architecture or 'unknown'!r} cannot be exported as an encoder; "
+            f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
+        )
+    return ModelSource(given=given, folder=folder, recipe=recipe, architecture=architecture, config=config)
+
+
+def _download(hub_id: str) -> Path:
+    """Download the files an export needs (config, weights, tokenizer, pooling) from the Hub."""
+    from huggingface_hub import snapshot_download
+
+    log.info("downloading %s from the Hugging Face Hub", hub_id)
+    try:
+        folder = Path(snapshot_download(hub_id, allow_patterns=_HUB_FILES))
+        if not any(folder.glob("*.safetensors")):
+            folder = Path(snapshot_download(hub_id, allow_patterns=_HUB_FILES + ["pytorch_model.bin"]))
+    except Exception as exc:  # network, auth, missing repo: all bad input for the user
+        raise BadInput(f"could not download {hub_id!r} from the Hugging Face Hub: {exc}") from None
+    return folder
+
+
+#: files sentence-transformers keeps beside the model; copied into the export when present
+SENTENCE_TRANSFORMERS_FILES = ("modules.json", "sentence_bert_config.json",
+                               "config_sentence_transformers.json", "1_Pooling/config.json")
+
+
+def pooling_of(src: ModelSource) -> tuple[str, bool]:
+    """(pooling, normalize): from 1_Pooling/config.json and modules.json, else the recipe, else CLS."""
+    pooling_file = src.folder / "1_Pooling" / "config.json"
+    if pooling_file.is_file():
+        return _read_pooling(pooling_file), _has_normalize(src.folder / "modules.json")
+    if src.recipe is not None:
+        return src.recipe.pooling, src.recipe.normalize
+    return "cls", False
+
+
+def _read_pooling(path: Path) -> str:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        log.warning("cannot read %s; assuming mean pooling", path)
+        return "mean"
+    for key, name in (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"),
+                      ("pooling_mode_mean_tokens", "mean")):
+        if data.get(key):
+            return name
+    return "mean"
+
+
+def _has_normalize(modules: Path) -> bool:
+    try:
+        entries = json.loads(modules.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return any("Normalize" in str(entry.get("type", "")) for entry in entries if isinstance(entry, dict))

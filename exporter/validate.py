@@ -1,0 +1,199 @@
+"""Check every exposed layer of an exported graph against PyTorch on a padded batch of real texts."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: fp32 real-token tolerance: above it the export fails (exit 1)
+FP32_TOLERANCE = 1e-4
+#: pooled-embedding cosine each other precision should reach (recorded, never fatal)
+COSINE_THRESHOLDS = {"fp16": 0.999, "int8-dynamic": 0.9, "int8-static": 0.9}
+
+Feed = dict[str, np.ndarray]
+
+
+@dataclass
+class LayerDelta:
+    """Largest absolute difference to PyTorch at one layer.
+
+    Attributes:
+        index: 0 is the embedding output, 1…L the encoder blocks' outputs.
+        tensor: the graph output holding the layer (``hidden_states.<index>``).
+        max_abs_real: max |ONNX − PyTorch| over real positions (mask 1, specials included).
+        max_abs_pad: the same over pad positions (mask 0).
+    """
+
+    index: int
+    tensor: str
+    max_abs_real: float
+    max_abs_pad: float
+
+
+@dataclass
+class PrecisionCheck:
+    """How one exported precision compares with PyTorch fp32.
+
+    Attributes:
+        precision: ``fp32``, ``fp16``, ``int8-dynamic`` or ``int8-static``.
+        layers: one LayerDelta per exposed layer, embeddings first.
+        last_equals_final_layer: ``last_hidden_state`` equals ``hidden_states.L`` exactly.
+        finite: no NaN or infinity in any output.
+        pooled_cosine: mean cosine of pooled embeddings vs PyTorch on the validation batch.
+        pooled_cosine_min: the smallest of those cosines.
+        threshold: real-token tolerance (fp32) or pooled-cosine threshold (others).
+        passed: whether ``threshold`` holds; only a failed fp32 check fails the export.
+        pooled_cosine_heldout: mean pooled cosine vs the fp32 graph on held-out texts.
+        heldout_texts: how many held-out texts that cosine is over.
+    """
+
+    precision: str
+    layers: list[LayerDelta]
+    last_equals_final_layer: bool
+    finite: bool
+    pooled_cosine: float
+    pooled_cosine_min: float
+    threshold: float
+    passed: bool
+    pooled_cosine_heldout: float | None = None
+    heldout_texts: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def max_abs_real(self) -> float:
+        return max(layer.max_abs_real for layer in self.layers)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.update(out.pop("extra"))
+        if self.pooled_cosine_heldout is None:
+            out.pop("pooled_cosine_heldout")
+            out.pop("heldout_texts")
+        return out
+
+
+def session(path: Path):
+    """A CPU InferenceSession for an exported variant (the exporter's own, torch-side checks)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_all(path: Path, feed: Feed) -> dict[str, np.ndarray]:
+    """Every graph output of ``path`` on ``feed``, by name."""
+    sess = session(path)
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, {i.name: feed[i.name] for i in sess.get_inputs()})))
+
+
+def reference_states(folder: Path, feed: Feed) -> list[np.ndarray]:
+    """PyTorch ``output_hidden_states=True`` on ``feed``: embeddings, then every block."""
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(folder).eval()
+    inputs = {name: torch.from_numpy(value) for name, value in feed.items()}
+    with torch.no_grad():
+        out = model(**inputs, output_hidden_states=True)
+    return [h.float().numpy() for h in out.hidden_states]
+
+
+def pool(hidden: np.ndarray, mask: np.ndarray, pooling: str, normalize: bool = True) -> np.ndarray:
+    """Sentence embeddings from token states (float64): masked mean, CLS or masked max."""
+    h = hidden.astype(np.float64)
+    m = mask.astype(bool)[..., None]
+    if pooling == "cls":
+        out = h[:, 0]
+    elif pooling == "max":
+        out = np.where(m, h, -np.inf).max(axis=1)
+    else:
+        out = (h * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1)
+    if normalize:
+        out = out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
+    return out
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of two (n, d) arrays, in float64."""
+    na = np.linalg.norm(a, axis=-1)
+    nb = np.linalg.norm(b, axis=-1)
+    return (a * b).sum(axis=-1) / np.maximum(na * nb, 1e-300)
+
+
+def layer_deltas(outputs: dict[str, np.ndarray], reference: Sequence[np.ndarray], mask: np.ndarray) -> list[LayerDelta]:
+    """Max |Δ| per layer, real and pad positions apart."""
+    real = mask.astype(bool)
+    out = []
+    for index, ref in enumerate(reference):
+        name = f"hidden_states.{index}"
+        diff = np.abs(outputs[name].astype(np.float64) - ref.astype(np.float64))
+        out.append(LayerDelta(index, name, _max(diff[real]), _max(diff[~real])))
+    return out
+
+
+def _max(values: np.ndarray) -> float:
+    if values.size == 0:
+        return 0.0
+    if not np.all(np.isfinite(values)):
+        return float("nan")
+    return float(values.max())
+
+
+def check_precision(precision: str, path: Path, feed: Feed, reference: Sequence[np.ndarray],
+                    pooling: str, normalize: bool) -> PrecisionCheck:
+    """Run ``path`` on the validation batch and compare every layer with PyTorch."""
+    outputs = run_all(path, feed)
+    mask = feed["attention_mask"]
+    layers = layer_deltas(outputs, reference, mask)
+    final = outputs[f"hidden_states.{len(reference) - 1}"]
+    finite = all(bool(np.all(np.isfinite(v))) for v in outputs.values())
+    cos = cosines(pool(outputs["last_hidden_state"], mask, pooling, normalize),
+                  pool(reference[-1], mask, pooling, normalize))
+    threshold = FP32_TOLERANCE if precision == "fp32" else COSINE_THRESHOLDS[precision]
+    check = PrecisionCheck(
+        precision=precision, layers=layers,
+        last_equals_final_layer=bool(np.array_equal(outputs["last_hidden_state"], final)),
+        finite=finite, pooled_cosine=float(cos.mean()), pooled_cosine_min=float(cos.min()),
+        threshold=threshold, passed=False,
+    )
+    check.passed = _passed(check)
+    return check
+
+
+def _passed(check: PrecisionCheck) -> bool:
+    if not check.finite:
+        return False
+    if check.precision == "fp32":
+        return all(layer.max_abs_real <= check.threshold for layer in check.layers)
+    score = check.pooled_cosine_heldout if check.pooled_cosine_heldout is not None else check.pooled_cosine
+    return bool(score >= check.threshold)
+
+
+def heldout_cosine(check: PrecisionCheck, fp32: Path, path: Path, batches: Sequence[Feed],
+                   pooling: str, normalize: bool) -> None:
+    """Record pooled cosine vs the fp32 graph over ``batches`` of held-out texts on ``check``."""
+    if not batches:
+        return
+    base, other = session(fp32), session(path)
+    values = []
+    for feed in batches:
+        mask = feed["attention_mask"]
+        a = _last(base, feed)
+        b = _last(other, feed)
+        values.append(cosines(pool(a, mask, pooling, normalize), pool(b, mask, pooling, normalize)))
+    cos = np.concatenate(values)
+    check.pooled_cosine_heldout = float(cos.mean())
+    check.heldout_texts = int(cos.size)
+    check.extra["pooled_cosine_heldout_min"] = float(cos.min())
+    check.passed = _passed(check)
+
+
+def _last(sess, feed: Feed) -> np.ndarray:
+    return sess.run(["last_hidden_state"], {i.name: feed[i.name] for i in sess.get_inputs()})[0]

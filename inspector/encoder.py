@@ -1,0 +1,212 @@
+"""An ONNX encoder with every layer exposed, run on padded batches through ONNX Runtime."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from padlens.errors import BadInput, ModelLoadError
+from padlens.inspector import graph as graph_mod
+from padlens.inspector.resolve import ModelRef, guess_precision
+from padlens.inspector.session import ORT_ERRORS, SessionInfo, create_session
+from padlens.inspector.tokenize import Batch, PadTokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+NUMPY_INT = {"int64": np.int64, "int32": np.int32}
+
+
+@dataclass
+class Forward:
+    """What one run of the instrumented encoder returned for one batch.
+
+    Attributes:
+        hidden: float32 [B, T, H] residual-stream states; index 0 is the embedding output,
+            1..L the encoder blocks' outputs.
+        attention: float32 [B, heads, T, T] attention probabilities per block, or [] when
+            none were located.
+        outputs: the model's own graph outputs, by name, as ONNX Runtime returned them.
+    """
+
+    hidden: list[np.ndarray]
+    attention: list[np.ndarray] = field(default_factory=list)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def num_layers(self) -> int:
+        """L: the number of encoder blocks (``len(hidden) - 1``)."""
+        return len(self.hidden) - 1
+
+
+def make_feeds(inputs: Sequence, batch: Batch) -> dict[str, np.ndarray]:
+    """Fill each graph input (anything with ``name``, ``role``, ``dtype``) from ``batch``.
+
+    token_type_ids carry the tokenizer's types and its pad token type on pads; position_ids
+    are ``arange(T)``; every array is cast to the input's integer dtype.
+    """
+    arrays = {
+        "input_ids": batch.input_ids,
+        "attention_mask": batch.attention_mask,
+        "token_type_ids": batch.token_type_ids,
+        "position_ids": batch.position_ids,
+    }
+    feeds = {}
+    for spec in inputs:
+        if spec.role not in arrays:
+            raise ModelLoadError(f"graph input {spec.name!r} has role {spec.role!r}, which padlens cannot fill")
+        dtype = NUMPY_INT.get(spec.dtype)
+        if dtype is None:
+            raise ModelLoadError(f"graph input {spec.name!r} has type {spec.dtype}; padlens feeds int64 or int32")
+        feeds[spec.name] = np.ascontiguousarray(arrays[spec.role], dtype=dtype)
+    return feeds
+
+
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| in float64; NaN where only one side is NaN counts as infinite."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    if a.size == 0:
+        return 0.0
+    if np.any(np.isnan(a) != np.isnan(b)):
+        return float("inf")
+    both = ~np.isnan(a)
+    same_inf = np.isinf(a) & (a == b)
+    diff = np.abs(np.where(both & ~same_inf, a - b, 0.0))
+    return float(diff.max())
+
+
+@dataclass
+class Encoder:
+    """A located, instrumented encoder with its tokenizer and an ONNX Runtime session.
+
+    Attributes:
+        ref: the model file, label, precision and tokenizer path.
+        graph: the loaded graph (``padlens.inspector.graph.EncoderGraph``), unmodified.
+        tokenizer: the tokenizer ``ref`` names.
+        session: the session over the instrumented graph and the providers it uses.
+        hidden_outputs: output name to fetch for hidden layer 0..L.
+        attention_outputs: output name to fetch for each block's attention probabilities.
+        providers: provider names as asked (reused to run the unmodified model).
+        allow_fallback: whether a dropped provider was accepted as a warning.
+        threads: intra-op threads, or None for ORT's default.
+        exposure_delta: max |Δ| of the model's own outputs, instrumented vs unmodified,
+            once ``verify_exposure`` ran.
+    """
+
+    ref: ModelRef
+    graph: object
+    tokenizer: PadTokenizer
+    session: SessionInfo
+    hidden_outputs: list[str]
+    attention_outputs: list[str]
+    providers: tuple[str, ...] = ("cpu",)
+    allow_fallback: bool = False
+    threads: int | None = None
+    exposure_delta: float | None = None
+
+    @classmethod
+    def open(cls, ref: ModelRef, providers: Sequence[str] = ("cpu",), allow_fallback: bool = False,
+             threads: int | None = None, layers: list[str] | None = None) -> Encoder:
+        """Load ``ref``, check its tokenizer fits, expose every layer, and create the session."""
+        tokenizer = load_tokenizer(ref.tokenizer_path)
+        graph = graph_mod.load_encoder(ref.path, layers)
+        check_vocab(tokenizer, graph.vocab_size, ref.label)
+        if ref.precision == "unknown":
+            ref.precision = guess_precision(graph.model)
+        tensors = list(graph.layers.hidden) + list(graph.layers.attention)
+        model, names = graph_mod.expose_outputs(graph.model, tensors)
+        session = create_session(model, providers, allow_fallback, threads)
+        del model
+        hidden = [names[t] for t in graph.layers.hidden]
+        attention = [names[t] for t in graph.layers.attention]
+        log.info("%s: %d layers (%s) on %s", ref.label, len(hidden) - 1, graph.layers.style, session.used)
+        return cls(ref, graph, tokenizer, session, hidden, attention, tuple(providers),
+                   allow_fallback, threads)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.hidden_outputs) - 1
+
+    @property
+    def label(self) -> str:
+        return self.ref.label
+
+    def check_max_length(self, n: int) -> None:
+        """BadInput when ``n`` tokens need more positions than the model's position embeddings."""
+        limit = self.graph.max_positions
+        if limit is not None and int(n) > int(limit):
+            raise BadInput(f"--max-length {n} is beyond {self.label}'s {limit} position embeddings")
+
+    def encode(self, texts: Sequence[str], max_length: int = 128, padding: str = "max_length",
+               side: str = "right") -> Batch:
+        """Tokenize for this model after checking ``max_length`` fits its positions."""
+        self.check_max_length(max_length)
+        return self.tokenizer.encode(texts, max_length=max_length, padding=padding, side=side)
+
+    def feeds(self, batch: Batch) -> dict[str, np.ndarray]:
+        """The graph's inputs filled from ``batch`` by role and dtype."""
+        return make_feeds(self.graph.inputs, batch)
+
+    def run(self, batch: Batch) -> Forward:
+        """Run the instrumented graph on ``batch``: every hidden layer, attention, own outputs."""
+        own = list(self.graph.outputs)
+        fetch = list(dict.fromkeys(own + self.hidden_outputs + self.attention_outputs))
+        values = dict(zip(fetch, self._run(fetch, batch)))
+        hidden = [np.asarray(values[n], dtype=np.float32) for n in self.hidden_outputs]
+        self._check_hidden(hidden, batch)
+        attention = [np.asarray(values[n], dtype=np.float32) for n in self.attention_outputs]
+        return Forward(hidden, attention, {n: values[n] for n in own})
+
+    def _run(self, fetch: list[str], batch: Batch, session=None) -> list[np.ndarray]:
+        session = session or self.session.session
+        try:
+            return session.run(fetch, self.feeds(batch))
+        except ORT_ERRORS as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"onnxruntime failed running {self.label}: {first}") from exc
+
+    def _check_hidden(self, hidden: list[np.ndarray], batch: Batch) -> None:
+        for index, (name, h) in enumerate(zip(self.graph.layers.hidden, hidden)):
+            if h.ndim != 3 or h.shape[:2] != batch.shape:
+                raise ModelLoadError(f"{self.label}: layer {index} tensor {name!r} has shape {h.shape}, "
+                                     f"expected [batch, seq, hidden] = [{batch.shape[0]}, {batch.shape[1]}, H]")
+
+    def verify_exposure(self, batch: Batch, forward: Forward | None = None) -> float:
+        """max |Δ| between the model's own outputs, instrumented vs the unmodified file, on ``batch``."""
+        own = list(self.graph.outputs)
+        mine = forward.outputs if forward is not None else self.run(batch).outputs
+        # the same providers the instrumented session ended up on, so only exposure differs
+        plain_info = create_session(self.ref.path, self.session.used, self.allow_fallback, self.threads)
+        plain = dict(zip(own, self._run(own, batch, plain_info.session)))
+        del plain_info
+        delta = max((max_abs_diff(mine[n], plain[n]) for n in own), default=0.0)
+        self.exposure_delta = delta
+        log.info("%s: exposing layers moved the model's own outputs by at most %.3g", self.label, delta)
+        return delta
+
+    def describe(self) -> dict:
+        """What this encoder is and how it runs, as plain JSON-able values."""
+        layers = self.graph.layers
+        return {
+            "label": self.label, "path": str(self.ref.path), "precision": self.ref.precision,
+            "tokenizer": str(self.ref.tokenizer_path), "provider": self.session.provider,
+            "providers": list(self.session.used), "providers_asked": list(self.session.asked),
+            "warnings": list(self.session.warnings), "layer_style": layers.style,
+            "num_layers": self.num_layers, "hidden_size": layers.hidden_size,
+            "tensors": list(layers.hidden), "attention": list(layers.attention),
+            "inputs": [{"name": s.name, "role": s.role, "dtype": s.dtype} for s in self.graph.inputs],
+            "outputs": list(self.graph.outputs), "float_dtype": self.graph.float_dtype,
+            "max_positions": self.graph.max_positions, "vocab_size": self.graph.vocab_size,
+            "exposure_max_abs_diff": self.exposure_delta,
+        }
+
+
+def check_vocab(tokenizer: PadTokenizer, embedding_rows: int | None, label: str) -> None:
+    """BadInput when the tokenizer can emit ids past the model's embedding table."""
+    if embedding_rows is not None and tokenizer.vocab_size > int(embedding_rows):
+        raise BadInput(f"the tokenizer {tokenizer.path} has {tokenizer.vocab_size} tokens but {label}'s "
+                       f"embedding table has {embedding_rows} rows: pass the model's own tokenizer")

@@ -1,0 +1,153 @@
+"""Load an ONNX file safely (external data confined to its folder) and recognise its inputs."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import onnx
+from onnx import TensorProto
+from onnx.external_data_helper import (
+    ExternalDataInfo,
+    _get_all_tensors,
+    load_external_data_for_model,
+    uses_external_data,
+)
+
+from padlens.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+ROLE_NAMES = {
+    "input_ids": ("input_ids", "ids", "input", "inputs", "input_id", "token_ids", "tokens"),
+    "attention_mask": ("attention_mask", "mask", "input_mask", "attn_mask"),
+    "token_type_ids": ("token_type_ids", "segment_ids", "token_types", "type_ids",
+                       "token_type_id", "segment_id"),
+    "position_ids": ("position_ids", "positions", "position_id"),
+}
+INT_TYPES = {TensorProto.INT64: "int64", TensorProto.INT32: "int32"}
+MASK_TYPES = {**INT_TYPES, TensorProto.FLOAT: "float32", TensorProto.BOOL: "bool"}
+
+
+@dataclass
+class InputSpec:
+    """One graph input and what padlens feeds it.
+
+    Attributes:
+        name: the graph input's name.
+        role: "input_ids", "attention_mask", "token_type_ids" or "position_ids".
+        dtype: numpy dtype name to feed: "int64", "int32" (or "float32" for an odd mask).
+    """
+
+    name: str
+    role: str
+    dtype: str
+
+
+def read_model(path: str | os.PathLike) -> tuple[Path, onnx.ModelProto]:
+    """The model at ``path`` with its external data loaded, after checking where that lives."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a folder, not an .onnx file")
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is not a regular file")
+    model = _parse(path)
+    check_external_data(model, path.parent)
+    if any(uses_external_data(t) for t in _get_all_tensors(model)):
+        load_external_data_for_model(model, str(path.parent))
+    return path, model
+
+
+def _parse(path: Path) -> onnx.ModelProto:
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError, OSError, ...
+        raise ModelLoadError(f"{path} is not an ONNX model: {exc}") from exc
+    if not model.graph.node or not model.opset_import:
+        what = "no graph nodes" if not model.graph.node else "no opset import (truncated?)"
+        raise ModelLoadError(f"{path} is not an ONNX model: {what}")
+    _check_complete(path, model.graph)
+    return model
+
+
+def _check_complete(path: Path, graph: onnx.GraphProto) -> None:
+    """Every node input is produced somewhere; a cut-short file leaves dangling names."""
+    known = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    known.update(o for node in graph.node for o in node.output)
+    for node in graph.node:
+        missing = [n for n in node.input if n not in known]
+        if missing:
+            raise ModelLoadError(f"{path} is not an ONNX model: node {node.name or node.op_type!r}"
+                                 f" reads {missing[0]!r}, which nothing produces (truncated?)")
+
+
+def check_external_data(model: onnx.ModelProto, folder: Path) -> None:
+    """Refuse external-data locations that are absolute or resolve outside ``folder``."""
+    base = folder.resolve()
+    for tensor in _get_all_tensors(model):
+        if not uses_external_data(tensor):
+            continue
+        location = ExternalDataInfo(tensor).location
+        if _is_absolute(location):
+            raise ModelLoadError(f"tensor {tensor.name!r}: external data location {location!r} "
+                                 "is an absolute path; only files beside the model are read")
+        target = (base / location).resolve()
+        if target != base and base not in target.parents:
+            raise ModelLoadError(f"tensor {tensor.name!r}: external data location {location!r} "
+                                 f"resolves outside the model's folder {folder}")
+        if not target.is_file():
+            raise ModelLoadError(f"tensor {tensor.name!r}: external data file {location!r} "
+                                 f"is missing from {folder}")
+
+
+def _is_absolute(location: str) -> bool:
+    return (PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute()
+            or bool(PureWindowsPath(location).drive) or location.startswith(("\\", "~")))
+
+
+def recognise_inputs(path: Path, graph: onnx.GraphProto) -> list[InputSpec]:
+    """Give each graph input a role by name; the token input must be int32 or int64."""
+    init = {t.name for t in graph.initializer}
+    real = [i for i in graph.input if i.name not in init]
+    specs, unknown = [], []
+    for inp in real:
+        role = _role_by_name(inp.name)
+        elem = inp.type.tensor_type.elem_type
+        if role is None:
+            unknown.append(inp)
+            continue
+        allowed = MASK_TYPES if role == "attention_mask" else INT_TYPES
+        if elem not in allowed:
+            raise ModelLoadError(f"{path}: input {inp.name!r} ({role}) has element type "
+                                 f"{TensorProto.DataType.Name(elem)}, not an integer")
+        specs.append(InputSpec(inp.name, role, allowed[elem]))
+    _fallback_token_input(specs, unknown)
+    if not any(s.role == "input_ids" for s in specs):
+        raise ModelLoadError(f"{path} is not a token encoder: no integer input_ids input "
+                             f"(inputs: {', '.join(i.name for i in real) or 'none'})")
+    if unknown:
+        names = ", ".join(repr(i.name) for i in unknown)
+        raise ModelLoadError(f"{path}: padlens does not know what to feed input(s) {names}")
+    return specs
+
+
+def _role_by_name(name: str) -> str | None:
+    key = name.split(":")[0].strip().lower()
+    for role, names in ROLE_NAMES.items():
+        if key in names:
+            return role
+    return None
+
+
+def _fallback_token_input(specs: list[InputSpec], unknown: list) -> None:
+    """One unnamed integer input and no input_ids: that input is the token ids."""
+    ints = [i for i in unknown if i.type.tensor_type.elem_type in INT_TYPES]
+    if any(s.role == "input_ids" for s in specs) or len(ints) != 1:
+        return
+    unknown.remove(ints[0])
+    specs.insert(0, InputSpec(ints[0].name, "input_ids",
+                              INT_TYPES[ints[0].type.tensor_type.elem_type]))
+    log.info("taking input %r as input_ids", ints[0].name)

@@ -1,0 +1,509 @@
+"""Pad metrics: small pure numpy functions and mergeable accumulators (DESIGN.md definitions).
+
+Every accumulator holds sums of per-sequence values and counts, in float64, so batches,
+processes and machines combine exactly with ``merge``. Nothing is O(n²) over positions and no
+activation is stored, except the capped per-text vectors that the cross-text metrics
+(``pad_content_rsa``, pooling k-NN and Spearman) need: the first ``TEXT_CAP`` texts only.
+
+A sequence whose states at a layer hold NaN, Inf or an all-zero vector is never averaged in:
+it is counted in ``failed`` and left out of every mean of that layer.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SEQUENCE_METRICS = ("pad_pad_cos", "pad_real_cos", "pad_norm", "real_norm", "pad_anchor_cos", "pad_step")
+ATTENTION_METRICS = ("pad_to_cls", "pad_to_sep", "pad_to_content", "pad_to_pad", "real_to_pad")
+OFFSET_BUCKETS = 12  # offsets 1, 2, 3-4, 5-8, ..., 1025+ (the last bucket is open)
+TEXT_CAP = 2000  # per-text vectors kept for the cross-text metrics
+KNN_K = 5
+
+
+# ---------------------------------------------------------------- small pure functions
+
+def unit_rows(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(h / ‖h‖, ‖h‖)`` over the last axis, in float64 (0/0 gives NaN)."""
+    h = np.asarray(h, dtype=np.float64)
+    norms = np.linalg.norm(h, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return h / norms[..., None], norms
+
+
+def valid_sequences(h: np.ndarray) -> np.ndarray:
+    """``[B]`` bool: True where the states ``[B, T, H]`` are all finite and no row is zero."""
+    h = np.asarray(h)
+    finite = np.isfinite(h).all(axis=(1, 2))
+    nonzero = (np.abs(h) > 0).any(axis=2).all(axis=1)
+    return finite & nonzero
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with NaN where den is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def pad_sequence_metrics(h: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """DESIGN.md's four metrics per sequence, from sums of unit vectors.
+
+    ``h`` is ``[B, T, H]``, ``mask`` ``[B, T]`` (1 real incl. specials, 0 pad). Returns arrays
+    ``[B]``: ``pad_pad_cos`` = (‖Σu_p‖² − |P|)/(|P|(|P|−1)) (NaN when |P| < 2),
+    ``pad_real_cos`` = (Σu_p)·(Σu_r)/(|P||R|), ``pad_norm`` / ``real_norm`` = mean ‖h‖ over
+    P / R (NaN when the set is empty), plus ``n_pad``, ``n_real`` and ``valid``.
+    """
+    u, norms = unit_rows(h)
+    pad = (np.asarray(mask) == 0).astype(np.float64)
+    real = 1.0 - pad
+    n_p, n_r = pad.sum(1), real.sum(1)
+    s_p = np.einsum("bt,bth->bh", pad, u)
+    s_r = np.einsum("bt,bth->bh", real, u)
+    return {
+        "pad_pad_cos": _safe_div(np.einsum("bh,bh->b", s_p, s_p) - n_p, n_p * (n_p - 1)),
+        "pad_real_cos": _safe_div(np.einsum("bh,bh->b", s_p, s_r), n_p * n_r),
+        "pad_norm": _safe_div((norms * pad).sum(1), n_p),
+        "real_norm": _safe_div((norms * real).sum(1), n_r),
+        "n_pad": n_p, "n_real": n_r, "valid": valid_sequences(h),
+    }
+
+
+def pad_anchor(mask: np.ndarray) -> np.ndarray:
+    """``[B]`` index of the pad next to the content: the first pad when padding is on the
+    right, the last pad when it is on the left (the index is meaningless without pads)."""
+    pad = np.asarray(mask) == 0
+    t = pad.shape[1]
+    first_pad = pad.argmax(1)
+    last_pad = t - 1 - pad[:, ::-1].argmax(1)
+    real = ~pad
+    last_real = np.where(real.any(1), t - 1 - real[:, ::-1].argmax(1), -1)
+    return np.where(last_pad > last_real, first_pad, last_pad)
+
+
+def offset_bucket(offset: np.ndarray) -> np.ndarray:
+    """Bucket of a pad offset ≥ 1: 1→0, 2→1, 3-4→2, 5-8→3, … (ceil log2), capped."""
+    offset = np.maximum(np.asarray(offset, dtype=np.int64), 1)
+    bucket = np.ceil(np.log2(offset)).astype(np.int64)
+    return np.minimum(bucket, OFFSET_BUCKETS - 1)
+
+
+def offset_bucket_labels() -> list[str]:
+    """Labels of the offset buckets: "1", "2", "3-4", "5-8", …, "1025+"."""
+    labels = ["1", "2"]
+    for b in range(2, OFFSET_BUCKETS):
+        lo, hi = 2 ** (b - 1) + 1, 2 ** b
+        labels.append(f"{lo}+" if b == OFFSET_BUCKETS - 1 else f"{lo}-{hi}")
+    return labels
+
+
+def pad_position_metrics(h: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """How pad states change along positions, per sequence.
+
+    The anchor a is the pad next to the content (``pad_anchor``); the offset of pad p is
+    |p − a|. Returns ``pad_anchor_cos`` ``[B]`` = mean over p ∈ P, p ≠ a of cos(h_p, h_a)
+    (NaN when |P| < 2); ``pad_step`` ``[B]`` = mean ‖h_p − h_{p+1}‖ over neighbouring pads
+    (both in P; NaN when there is no such pair); and ``cos_to_anchor`` / ``offset`` ``[B, T]``
+    with ``is_offset`` marking the pads p ≠ a (for the per-offset curve).
+    """
+    h64 = np.asarray(h, dtype=np.float64)
+    u, _ = unit_rows(h64)
+    pad = np.asarray(mask) == 0
+    b, t = pad.shape
+    anchor = pad_anchor(mask)
+    cos = np.einsum("bth,bh->bt", u, u[np.arange(b), anchor])
+    offset = np.abs(np.arange(t)[None, :] - anchor[:, None])
+    is_offset = pad & (offset > 0)
+    anchor_cos = _safe_div(np.where(is_offset, cos, 0.0).sum(1), is_offset.sum(1))
+    pairs = pad[:, 1:] & pad[:, :-1]
+    steps = np.linalg.norm(h64[:, 1:] - h64[:, :-1], axis=-1) if t > 1 else np.zeros((b, 0))
+    step = _safe_div(np.where(pairs, steps, 0.0).sum(1), pairs.sum(1))
+    return {"pad_anchor_cos": anchor_cos, "pad_step": step, "cos_to_anchor": cos,
+            "offset": offset, "is_offset": is_offset}
+
+
+def attention_sequence_masses(probs: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Attention mass per sequence, averaged over heads and queries.
+
+    ``probs`` ``[B, heads, T(query), T(key)]``. [CLS] is the first real position, [SEP] the
+    last real one (the same key when a sequence has one real token), content the other real
+    positions. ``pad_to_*`` average over pad queries (NaN without pads); ``real_to_pad`` is the
+    mass real queries put on pad keys (≈ 0 when the mask works). Also ``valid`` ``[B]``.
+    """
+    p = np.asarray(probs, dtype=np.float64).mean(axis=1)
+    real = np.asarray(mask) != 0
+    pad = ~real
+    b, t = real.shape
+    rows = np.arange(b)
+    cls = np.zeros((b, t), bool)
+    sep = np.zeros((b, t), bool)
+    cls[rows, real.argmax(1)] = real.any(1)
+    sep[rows, t - 1 - real[:, ::-1].argmax(1)] = real.any(1)
+    content = real & ~cls & ~sep
+    mass = {k: np.einsum("bqk,bk->bq", p, keys.astype(np.float64))
+            for k, keys in (("cls", cls), ("sep", sep), ("content", content), ("pad", pad))}
+    padf, realf = pad.astype(np.float64), real.astype(np.float64)
+    out = {f"pad_to_{k}": _safe_div((m * padf).sum(1), padf.sum(1)) for k, m in mass.items()}
+    out["real_to_pad"] = _safe_div((mass["pad"] * realf).sum(1), realf.sum(1))
+    out["valid"] = np.isfinite(np.asarray(probs)).all(axis=(1, 2, 3))
+    return out
+
+
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties get the mean of their ranks (as scipy.stats.rankdata 'average')."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    order = np.argsort(x, kind="mergesort")
+    ordered = x[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1], True])
+    counts = np.diff(starts)
+    average = starts[:-1] + (counts - 1) / 2.0 + 1.0
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.repeat(average, counts)
+    return ranks
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation in float64; NaN when either side is constant or has < 2 values."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if len(a) < 2:
+        return float("nan")
+    a, b = a - a.mean(), b - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (ties averaged) over the pairs where both are finite."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    keep = np.isfinite(a) & np.isfinite(b)
+    return pearson(rankdata(a[keep]), rankdata(b[keep]))
+
+
+def cosine_matrix(x: np.ndarray) -> np.ndarray:
+    """``[n, n]`` cosine similarities between the rows of ``x`` (float64)."""
+    u, _ = unit_rows(x)
+    return u @ u.T
+
+
+def upper_triangle(m: np.ndarray) -> np.ndarray:
+    """The values above the diagonal: one per unordered pair (i, j), i < j."""
+    i, j = np.triu_indices(m.shape[0], k=1)
+    return m[i, j]
+
+
+def knn_overlap(sim_a: np.ndarray, sim_b: np.ndarray, k: int = KNN_K) -> tuple[float, int]:
+    """Mean fraction of each item's k nearest neighbours (self excluded) shared by two
+    similarity matrices; k is capped at n − 1. Returns ``(overlap, k)``; NaN when n < 2."""
+    n = sim_a.shape[0]
+    k = min(k, n - 1)
+    if k < 1:
+        return float("nan"), 0
+    sets = []
+    for sim in (sim_a, sim_b):
+        s = np.array(sim, dtype=np.float64)
+        np.fill_diagonal(s, -np.inf)
+        nearest = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        member = np.zeros((n, n), bool)
+        member[np.arange(n)[:, None], nearest] = True
+        sets.append(member)
+    return float(((sets[0] & sets[1]).sum(1) / k).mean()), k
+
+
+def rsa(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman, over pairs of rows (i < j), between cos(x_i, x_j) and cos(y_i, y_j).
+
+    Rows where either side is not finite are dropped; NaN with fewer than 3 rows left.
+    """
+    keep = np.isfinite(x).all(1) & np.isfinite(y).all(1)
+    if keep.sum() < 3:
+        return float("nan")
+    return spearman(upper_triangle(cosine_matrix(x[keep])), upper_triangle(cosine_matrix(y[keep])))
+
+
+def pad_content_rsa(pad_means: np.ndarray, real_means: np.ndarray) -> float:
+    """Spearman over text pairs between cos(mean pad_i, mean pad_j) and
+    cos(mean real_i, mean real_j): high means pads mirror sentence content. Texts without
+    pads (NaN pad mean) are left out."""
+    return rsa(np.asarray(pad_means, np.float64), np.asarray(real_means, np.float64))
+
+
+def _mean(total: float, count: int) -> float:
+    return float(total / count) if count else float("nan")
+
+
+# ---------------------------------------------------------------- mergeable accumulators
+
+@dataclass
+class MeanSums:
+    """Sums and counts of named per-sequence values; NaN values are skipped, not averaged.
+
+    Attributes:
+        sums: name -> float64 sum of the defined per-sequence values.
+        counts: name -> number of sequences that contributed to ``sums[name]``.
+    """
+
+    names: tuple[str, ...]
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in self.names:
+            self.sums.setdefault(name, 0.0)
+            self.counts.setdefault(name, 0)
+
+    def add(self, values: dict[str, np.ndarray], keep: np.ndarray) -> None:
+        for name in self.names:
+            v = np.asarray(values[name], dtype=np.float64)[keep]
+            v = v[np.isfinite(v)]
+            self.sums[name] += float(v.sum())
+            self.counts[name] += int(v.size)
+
+    def merge(self, other: MeanSums) -> None:
+        for name in self.names:
+            self.sums[name] += other.sums[name]
+            self.counts[name] += other.counts[name]
+
+    def means(self) -> dict[str, float]:
+        return {name: _mean(self.sums[name], self.counts[name]) for name in self.names}
+
+
+@dataclass
+class PadStats:
+    """Mergeable pad statistics of one layer: ``add`` batches, ``merge`` parts, read ``result``.
+
+    Attributes:
+        max_positions: positions kept for the per-position mean pad vector (max_length).
+        sequences: sequences seen; failed: those with NaN/Inf/zero states (left out).
+        without_pads: valid sequences with no pad; single_pad: valid ones with exactly one.
+        values: sums/counts of the per-sequence metrics in ``SEQUENCE_METRICS``.
+        offset_sum, offset_count: Σ cos(h_p, h_anchor) and counts per offset bucket
+            (pooled over all pads at that offset, every sequence's pads together).
+        position_sum, position_count: Σ h over pads at each absolute position, and counts.
+    """
+
+    max_positions: int = 512
+    sequences: int = 0
+    failed: int = 0
+    without_pads: int = 0
+    single_pad: int = 0
+    values: MeanSums = field(default_factory=lambda: MeanSums(SEQUENCE_METRICS))
+    offset_sum: np.ndarray = field(default_factory=lambda: np.zeros(OFFSET_BUCKETS))
+    offset_count: np.ndarray = field(default_factory=lambda: np.zeros(OFFSET_BUCKETS, np.int64))
+    position_sum: np.ndarray | None = None
+    position_count: np.ndarray | None = None
+
+    def add(self, h: np.ndarray, mask: np.ndarray) -> None:
+        """Accumulate one batch of one layer: ``h`` ``[B, T, H]``, ``mask`` ``[B, T]``."""
+        mask = np.asarray(mask)
+        per = pad_sequence_metrics(h, mask)
+        pos = pad_position_metrics(h, mask)
+        ok = per["valid"]
+        self.sequences += len(ok)
+        self.failed += int((~ok).sum())
+        self.without_pads += int((ok & (per["n_pad"] == 0)).sum())
+        self.single_pad += int((ok & (per["n_pad"] == 1)).sum())
+        self.values.add({**per, **pos}, ok)
+        self._add_offsets(pos, ok)
+        self._add_positions(h, mask, ok)
+
+    def _add_offsets(self, pos: dict[str, np.ndarray], ok: np.ndarray) -> None:
+        pick = pos["is_offset"] & ok[:, None]
+        buckets = offset_bucket(pos["offset"][pick])
+        self.offset_sum += np.bincount(buckets, pos["cos_to_anchor"][pick], OFFSET_BUCKETS)
+        self.offset_count += np.bincount(buckets, minlength=OFFSET_BUCKETS)
+
+    def _add_positions(self, h: np.ndarray, mask: np.ndarray, ok: np.ndarray) -> None:
+        t = min(h.shape[1], self.max_positions)
+        if self.position_sum is None:
+            self.position_sum = np.zeros((self.max_positions, h.shape[2]))
+            self.position_count = np.zeros(self.max_positions, np.int64)
+        pad = ((mask[:, :t] == 0) & ok[:, None]).astype(np.float64)
+        hv = np.where(ok[:, None, None], np.asarray(h[:, :t], dtype=np.float64), 0.0)
+        self.position_sum[:t] += np.einsum("bt,bth->th", pad, hv)
+        self.position_count[:t] += pad.sum(0).astype(np.int64)
+
+    def merge(self, other: PadStats) -> PadStats:
+        """Add ``other``'s sums into this one (exact: parts merged equal the whole)."""
+        for name in ("sequences", "failed", "without_pads", "single_pad"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.values.merge(other.values)
+        self.offset_sum = self.offset_sum + other.offset_sum
+        self.offset_count = self.offset_count + other.offset_count
+        if other.position_sum is not None:
+            if self.position_sum is None:
+                self.position_sum = np.zeros_like(other.position_sum)
+                self.position_count = np.zeros_like(other.position_count)
+            self.position_sum = self.position_sum + other.position_sum
+            self.position_count = self.position_count + other.position_count
+        return self
+
+    def means(self) -> dict[str, float]:
+        """Mean over sequences of each metric in ``SEQUENCE_METRICS`` (NaN when none)."""
+        return self.values.means()
+
+    def offset_curve(self) -> dict[str, float]:
+        """Mean cos(h_p, h_anchor) per offset bucket label, for the buckets that saw pads."""
+        labels = offset_bucket_labels()
+        return {labels[b]: float(self.offset_sum[b] / self.offset_count[b])
+                for b in range(OFFSET_BUCKETS) if self.offset_count[b]}
+
+    def position_means(self) -> np.ndarray | None:
+        """``[max_positions, H]`` mean pad vector per absolute position (NaN rows: no pad)."""
+        if self.position_sum is None:
+            return None
+        return self.position_sum / np.where(self.position_count > 0, self.position_count, np.nan)[:, None]
+
+
+@dataclass
+class AttentionStats:
+    """Mergeable attention masses of one layer (see ``attention_sequence_masses``).
+
+    Attributes:
+        sequences: sequences seen; failed: those with NaN/Inf probabilities (left out).
+        values: sums/counts of the per-sequence masses in ``ATTENTION_METRICS``.
+    """
+
+    sequences: int = 0
+    failed: int = 0
+    values: MeanSums = field(default_factory=lambda: MeanSums(ATTENTION_METRICS))
+
+    def add(self, probs: np.ndarray, mask: np.ndarray) -> None:
+        per = attention_sequence_masses(probs, mask)
+        self.sequences += len(per["valid"])
+        self.failed += int((~per["valid"]).sum())
+        self.values.add(per, per["valid"])
+
+    def merge(self, other: AttentionStats) -> AttentionStats:
+        self.sequences += other.sequences
+        self.failed += other.failed
+        self.values.merge(other.values)
+        return self
+
+    def means(self) -> dict[str, float]:
+        return self.values.means()
+
+
+def text_vectors(h: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-text vectors of one layer ``[B, T, H]``: ``masked`` (mean over real positions),
+    ``unmasked`` (mean over all T positions), ``pad`` (mean over pads; NaN without pads) and
+    ``cls`` (the first real position's state), each ``[B, H]`` float64; and ``valid`` ``[B]``."""
+    h64 = np.asarray(h, dtype=np.float64)
+    real = (np.asarray(mask) != 0).astype(np.float64)
+    pad = 1.0 - real
+    with np.errstate(divide="ignore", invalid="ignore"):
+        masked = np.einsum("bt,bth->bh", real, h64) / real.sum(1)[:, None]
+        padded = np.einsum("bt,bth->bh", pad, h64) / pad.sum(1)[:, None]
+    first_real = (np.asarray(mask) != 0).argmax(1)
+    return {"masked": masked, "unmasked": h64.mean(axis=1), "pad": padded,
+            "cls": h64[np.arange(h64.shape[0]), first_real], "valid": valid_sequences(h)}
+
+
+def row_cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine between matching rows of ``a`` and ``b`` ``[B, H]`` -> ``[B]``."""
+    ua, _ = unit_rows(a)
+    ub, _ = unit_rows(b)
+    return np.einsum("bh,bh->b", ua, ub)
+
+
+@dataclass
+class TextStats:
+    """Mergeable pooling statistics of the last layer, plus the capped per-text vectors.
+
+    Per-text cosines (cos(masked mean, unmasked mean), cos(CLS, masked mean)) are summed over
+    every text; the vectors the cross-text metrics need (masked mean, unmasked mean, pad mean)
+    are kept for the first ``cap`` texts only, so memory stays bounded. ``merge`` appends the
+    other part's vectors after this one's (parts must be merged in text order).
+
+    Attributes:
+        cap: most texts whose vectors are kept; texts: texts seen; failed: texts left out
+            (NaN/Inf/zero states); kept: texts whose vectors are kept.
+        values: sums/counts of ``masked_unmasked_cos`` and ``cls_masked_cos``.
+        min_cos, max_cos: extremes of cos(masked mean, unmasked mean).
+        masked, unmasked, pad: lists of ``[b, H]`` chunks of kept vectors.
+    """
+
+    cap: int = TEXT_CAP
+    texts: int = 0
+    failed: int = 0
+    kept: int = 0
+    values: MeanSums = field(default_factory=lambda: MeanSums(("masked_unmasked_cos", "cls_masked_cos")))
+    min_cos: float = float("inf")
+    max_cos: float = float("-inf")
+    masked: list = field(default_factory=list)
+    unmasked: list = field(default_factory=list)
+    pad: list = field(default_factory=list)
+
+    def add(self, h: np.ndarray, mask: np.ndarray) -> None:
+        """Accumulate one batch of the last layer's states ``[B, T, H]``."""
+        v = text_vectors(h, mask)
+        ok = v["valid"]
+        self.texts += len(ok)
+        self.failed += int((~ok).sum())
+        cos = row_cos(v["masked"], v["unmasked"])
+        self.values.add({"masked_unmasked_cos": cos,
+                         "cls_masked_cos": row_cos(v["cls"], v["masked"])}, ok)
+        if ok.any():
+            self.min_cos = min(self.min_cos, float(cos[ok].min()))
+            self.max_cos = max(self.max_cos, float(cos[ok].max()))
+        self._keep({k: v[k][ok] for k in ("masked", "unmasked", "pad")})
+
+    def _keep(self, chunk: dict[str, np.ndarray]) -> None:
+        room = self.cap - self.kept
+        n = min(room, len(chunk["masked"]))
+        if n <= 0:
+            return
+        for key in ("masked", "unmasked", "pad"):
+            getattr(self, key).append(chunk[key][:n])
+        self.kept += n
+
+    def merge(self, other: TextStats) -> TextStats:
+        self.texts += other.texts
+        self.failed += other.failed
+        self.values.merge(other.values)
+        self.min_cos = min(self.min_cos, other.min_cos)
+        self.max_cos = max(self.max_cos, other.max_cos)
+        if other.kept:
+            self._keep({k: np.concatenate(getattr(other, k)) for k in ("masked", "unmasked", "pad")})
+        return self
+
+    def stacked(self, key: str) -> np.ndarray:
+        """The kept vectors ``[kept, H]`` of ``key`` (masked, unmasked or pad)."""
+        chunks = getattr(self, key)
+        return np.concatenate(chunks) if chunks else np.zeros((0, 0))
+
+    def pooling(self, k: int = KNN_K) -> dict[str, float | int]:
+        """Pooling damage: per-text cosines, and across the kept texts the k-NN overlap and
+        the Spearman correlation between the masked and unmasked similarity matrices."""
+        means = self.values.means()
+        out: dict[str, float | int] = {
+            "masked_unmasked_cos": means["masked_unmasked_cos"],
+            "masked_unmasked_cos_min": self.min_cos if self.values.counts["masked_unmasked_cos"] else float("nan"),
+            "masked_unmasked_cos_max": self.max_cos if self.values.counts["masked_unmasked_cos"] else float("nan"),
+            "cls_masked_cos": means["cls_masked_cos"],
+        }
+        return {**out, **self._cross_text(k)}
+
+    def _cross_text(self, k: int) -> dict[str, float | int]:
+        nan = float("nan")
+        out = {"texts_compared": self.kept, "knn_k": 0, "knn_overlap": nan, "similarity_spearman": nan,
+               "similarity_mean_masked": nan, "similarity_mean_unmasked": nan}
+        if self.kept < 2:
+            return out
+        sim_m = cosine_matrix(self.stacked("masked"))
+        sim_u = cosine_matrix(self.stacked("unmasked"))
+        out["knn_overlap"], out["knn_k"] = knn_overlap(sim_m, sim_u, k)
+        tri_m, tri_u = upper_triangle(sim_m), upper_triangle(sim_u)
+        out["similarity_spearman"] = spearman(tri_m, tri_u) if len(tri_m) >= 2 else nan
+        out["similarity_mean_masked"] = float(tri_m.mean())
+        out["similarity_mean_unmasked"] = float(tri_u.mean())
+        return out
+
+    def pad_content_rsa(self) -> float:
+        """``pad_content_rsa`` over the kept texts that have pads (NaN with fewer than 3)."""
+        if self.kept < 3:
+            return float("nan")
+        return pad_content_rsa(self.stacked("pad"), self.stacked("masked"))

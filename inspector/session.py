@@ -1,0 +1,175 @@
+"""The one module that creates ONNX Runtime sessions, and checks the providers they really use."""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import onnx
+import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
+
+from padlens.errors import ModelLoadError, ProviderError
+
+log = logging.getLogger(__name__)
+
+CPU = "CPUExecutionProvider"
+
+PROVIDER_ALIASES: dict[str, str] = {
+    "cpu": CPU,
+    "cuda": "CUDAExecutionProvider",
+    "gpu": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "migraphx": "MIGraphXExecutionProvider",
+    "dnnl": "DnnlExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+    "qnn": "QNNExecutionProvider",
+    "webgpu": "WebGpuExecutionProvider",
+}
+
+# Exceptions ONNX Runtime raises for a model or provider it cannot load or run.
+ORT_ERRORS: tuple[type[BaseException], ...] = tuple(
+    obj for obj in vars(_ort_state).values()
+    if isinstance(obj, type) and issubclass(obj, Exception)
+)
+
+
+@dataclass
+class SessionInfo:
+    """An InferenceSession and what it was asked to run on.
+
+    Attributes:
+        session: the onnxruntime.InferenceSession.
+        asked: ORT provider names asked for, in priority order (CPU last, as fallback).
+        used: ``session.get_providers()``: the providers the session actually registered.
+        warnings: providers that were dropped while ``allow_fallback`` was set, in words.
+    """
+
+    session: ort.InferenceSession
+    asked: list[str]
+    used: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def provider(self) -> str:
+        """The provider that runs first: the one a run is labelled with."""
+        return self.used[0] if self.used else "none"
+
+
+def known_providers() -> list[str]:
+    """Every provider name padlens accepts: the aliases and ORT's full names."""
+    return sorted(set(PROVIDER_ALIASES) | set(ort.get_all_providers()))
+
+
+def canonical_provider(name: str) -> str:
+    """``cuda`` -> ``CUDAExecutionProvider``; a full ORT name is returned as ORT spells it."""
+    key = name.strip()
+    if key.lower() in PROVIDER_ALIASES:
+        return PROVIDER_ALIASES[key.lower()]
+    full = {p.lower(): p for p in ort.get_all_providers()}
+    full.update({v.lower(): v for v in PROVIDER_ALIASES.values()})
+    for candidate in (key.lower(), key.lower() + "executionprovider"):
+        if candidate in full:
+            return full[candidate]
+    raise ProviderError(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDER_ALIASES))}, "
+                        "or any ONNX Runtime provider name such as CUDAExecutionProvider")
+
+
+def resolve_providers(names: Iterable[str] | str | None) -> list[str]:
+    """Map provider names to ORT names, check they are available, append CPU as fallback."""
+    if isinstance(names, str):
+        names = [names]
+    asked = list(dict.fromkeys(canonical_provider(n) for n in (names or ["cpu"])))
+    available = ort.get_available_providers()
+    for provider in asked:
+        if provider not in available:
+            raise ProviderError(_unavailable_message(provider, available))
+    if CPU not in asked:
+        asked.append(CPU)
+    return asked
+
+
+def _unavailable_message(provider: str, available: Sequence[str]) -> str:
+    alias = next((a for a, p in PROVIDER_ALIASES.items() if p == provider), provider)
+    hint = ("install padlens[gpu] (onnxruntime-gpu) in place of onnxruntime, with matching "
+            "CUDA and cuDNN libraries" if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+            else "install an onnxruntime build that includes it")
+    return (f"provider {alias} ({provider}) is not available in this onnxruntime build "
+            f"(available: {', '.join(available)}); {hint}")
+
+
+def check_providers(asked: Sequence[str], used: Sequence[str], allow_fallback: bool) -> list[str]:
+    """Compare the providers asked for with those a session uses.
+
+    A provider ONNX Runtime silently dropped raises ProviderError, unless ``allow_fallback``:
+    then the drop is returned as a warning. Providers used but not asked for are fine.
+    """
+    dropped = [p for p in asked if p not in used]
+    if not dropped:
+        return []
+    message = (f"onnxruntime dropped {', '.join(dropped)}: the session runs on "
+               f"{', '.join(used) or 'nothing'} (asked for {', '.join(asked)})")
+    if not allow_fallback:
+        raise ProviderError(message + "; pass --allow-fallback to accept this")
+    log.warning("%s", message)
+    return [message]
+
+
+def create_session(model: str | Path | onnx.ModelProto, providers: Iterable[str] | str | None = ("cpu",),
+                   allow_fallback: bool = False, threads: int | None = None) -> SessionInfo:
+    """Create an InferenceSession on ``providers`` and verify ORT really uses them.
+
+    A ModelProto is written (with external data if large) to a temporary folder that is
+    removed once the session exists; nothing is written beside the user's model.
+    """
+    asked = resolve_providers(providers)
+    options = _session_options(threads)
+    if isinstance(model, onnx.ModelProto):
+        session = _session_from_proto(model, options, asked)
+    else:
+        session = _new_session(str(model), options, asked, str(model))
+    used = list(session.get_providers())
+    notes = check_providers(asked, used, allow_fallback)
+    log.debug("session on %s (asked %s)", used, asked)
+    return SessionInfo(session, asked, used, notes)
+
+
+def _session_options(threads: int | None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+    # ORT's own warnings go to stderr; padlens checks providers itself and logs what matters.
+    options.log_severity_level = 2 if log.isEnabledFor(logging.DEBUG) else 3
+    return options
+
+
+def _session_from_proto(model: onnx.ModelProto, options, asked: list[str]) -> ort.InferenceSession:
+    from padlens.inspector import graph
+
+    tmp = Path(tempfile.mkdtemp(prefix="padlens-session-"))
+    try:
+        path = graph.save_model(model, tmp / "model.onnx")
+        return _new_session(str(path), options, asked, "the instrumented model")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _new_session(path: str, options, asked: list[str], label: str) -> ort.InferenceSession:
+    try:
+        with warnings.catch_warnings():  # a dropped provider is checked (and worded) by check_providers
+            warnings.filterwarnings("ignore", message="Specified provider", category=UserWarning)
+            return ort.InferenceSession(path, sess_options=options, providers=asked)
+    except ORT_ERRORS as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"onnxruntime cannot load {label}: {first}") from exc

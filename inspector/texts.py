@@ -1,0 +1,244 @@
+"""Reading text input: the built-in corpus, --text values and .txt/.jsonl/.csv files, streamed."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from importlib.resources import files
+from pathlib import Path
+from typing import IO, Iterator, Sequence
+
+from padlens.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 1_000_000
+"""Longest line (and so longest text) accepted from a file, in characters."""
+
+# A UTF-8 character is at most 4 bytes, so a line of MAX_TEXT_CHARS characters fits in
+# this many bytes; reading a line never buffers more than this.
+_MAX_LINE_BYTES = 4 * MAX_TEXT_CHARS + 2
+
+_TEXT_FIELD = "text"
+
+
+def default_corpus() -> list[str]:
+    """Return the non-blank lines of the bundled sample corpus (``data/corpus.txt``)."""
+    resource = files("padlens.inspector") / "data" / "corpus.txt"
+    content = resource.read_text(encoding="utf-8-sig")
+    return [line for line in content.splitlines() if line.strip()]
+
+
+def iter_texts(path: str | os.PathLike) -> Iterator[str]:
+    """Stream the texts of ``path`` one at a time, never holding the whole file.
+
+    ``.jsonl``: one JSON object per line with a string ``text`` field. ``.csv``: a
+    ``text`` column (other columns are ignored). Anything else is plain text, one text
+    per line. Blank lines and blank texts are skipped; plain-text lines are stripped.
+    A missing file or a folder is refused at once; problems inside the file raise
+    :class:`BadInput` naming the file and line when the stream reaches them.
+    """
+    p = _check_file(path)
+    suffix = p.suffix.lower()
+    if suffix == ".jsonl":
+        return _iter_jsonl(p)
+    if suffix == ".csv":
+        return _iter_csv(p)
+    if suffix != ".txt":
+        log.debug("treating %s as plain text, one text per line", p)
+    return _iter_txt(p)
+
+
+def count_texts(path: str | os.PathLike) -> int:
+    """Count the texts :func:`iter_texts` would yield for ``path`` without storing them."""
+    return sum(1 for _ in iter_texts(path))
+
+
+def read_texts(
+    texts: Sequence[str] | None,
+    path: str | os.PathLike | None,
+    limit: int | None = None,
+) -> list[str]:
+    """Combine ``--text`` values and a ``--texts`` file; fall back to the built-in corpus.
+
+    The ``texts`` come first, then the file's. With neither, the built-in corpus is used.
+    ``limit`` keeps at most that many texts and stops reading the file once reached.
+    Blank texts are dropped; an empty result is a :class:`BadInput`.
+    """
+    if limit is not None and limit < 1:
+        raise BadInput(f"limit must be at least 1, got {limit}")
+    given = [t for t in (texts or ()) if t is not None]
+    for i, text in enumerate(given, 1):
+        if not isinstance(text, str):
+            raise BadInput(f"--text value {i} is {type(text).__name__}, not a string")
+        if len(text) > MAX_TEXT_CHARS:
+            raise BadInput(f"--text value {i} is longer than {MAX_TEXT_CHARS:,} characters")
+    out = [t for t in given if t.strip()]
+
+    if not given and path is None:
+        out = default_corpus()
+        if not out:  # pragma: no cover - the package ships a non-empty corpus
+            raise BadInput("no texts: the built-in corpus is empty")
+        return out[:limit] if limit is not None else out
+
+    if path is not None and (limit is None or len(out) < limit):
+        for text in iter_texts(path):
+            out.append(text)
+            if limit is not None and len(out) >= limit:
+                break
+    if limit is not None:
+        out = out[:limit]
+    if not out:
+        if given and path is not None:
+            raise BadInput(f"no texts: every --text value is blank and {path} is empty")
+        if given:
+            raise BadInput("no texts: every --text value is blank")
+        raise BadInput(f"no texts: {path} is empty")
+    return out
+
+
+# -- internals ------------------------------------------------------------------------
+
+
+def _check_file(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        raise BadInput(f"{p} is a folder, expected a text file")
+    if not p.exists():
+        raise BadInput(f"text file not found: {p}")
+    return p
+
+
+def _open(p: Path) -> IO[bytes]:
+    try:
+        return open(p, "rb")
+    except OSError as exc:
+        raise BadInput(f"cannot read {p}: {exc.strerror or exc}") from None
+
+
+def _lines(p: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line number, decoded line with its line ending)`` from ``p``.
+
+    Decodes each line on its own so a bad byte is reported on the right line; a UTF-8
+    byte-order mark on the first line is dropped; a line is never read past
+    ``_MAX_LINE_BYTES`` bytes.
+    """
+    with _open(p) as fh:
+        lineno = 0
+        while True:
+            try:
+                raw = fh.readline(_MAX_LINE_BYTES)
+            except OSError as exc:
+                raise BadInput(f"cannot read {p}: {exc.strerror or exc}") from None
+            if not raw:
+                return
+            lineno += 1
+            if len(raw) >= _MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                raise _too_long(p, lineno)
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                bad = raw[exc.start : exc.start + 1].hex()
+                raise BadInput(
+                    f"{p} line {lineno} is not valid UTF-8 "
+                    f"(byte 0x{bad} at byte offset {exc.start})"
+                ) from None
+            if len(line.rstrip("\r\n")) > MAX_TEXT_CHARS:
+                raise _too_long(p, lineno)
+            yield lineno, line
+
+
+def _too_long(p: Path, lineno: int) -> BadInput:
+    return BadInput(f"line too long: {p} line {lineno} has over {MAX_TEXT_CHARS:,} characters")
+
+
+def _iter_txt(p: Path) -> Iterator[str]:
+    for _, line in _lines(p):
+        text = line.strip()
+        if text:
+            yield text
+
+
+def _iter_jsonl(p: Path) -> Iterator[str]:
+    skipped = 0
+    for lineno, line in _lines(p):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadInput(
+                f"malformed JSON in {p} line {lineno}: {exc.msg} (column {exc.colno})"
+            ) from None
+        if not isinstance(obj, dict):
+            raise BadInput(
+                f"expected a JSON object in {p} line {lineno}, got {_json_type(obj)}"
+            )
+        if _TEXT_FIELD not in obj:
+            keys = ", ".join(map(str, obj)) or "none"
+            raise BadInput(
+                f'missing "{_TEXT_FIELD}" field in {p} line {lineno} (keys found: {keys})'
+            )
+        text = obj[_TEXT_FIELD]
+        if not isinstance(text, str):
+            raise BadInput(
+                f'"{_TEXT_FIELD}" is {_json_type(text)}, not a string, in {p} line {lineno}'
+            )
+        if not text.strip():
+            skipped += 1
+            continue
+        yield text
+    if skipped:
+        log.warning("skipped %d blank text(s) in %s", skipped, p)
+
+
+def _iter_csv(p: Path) -> Iterator[str]:
+    if csv.field_size_limit() < MAX_TEXT_CHARS:
+        # The default (131,072) would refuse long texts that are within our own limit.
+        csv.field_size_limit(MAX_TEXT_CHARS)
+    reader = csv.DictReader((line for _, line in _lines(p)))
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise BadInput(f"malformed CSV in {p} line {reader.line_num}: {exc}") from None
+    if fieldnames is None:
+        return  # an empty file holds no texts
+    column = next((name for name in fieldnames if name.strip() == _TEXT_FIELD), None)
+    if column is None:
+        found = ", ".join(repr(name) for name in fieldnames) or "none"
+        raise BadInput(f'no "{_TEXT_FIELD}" column in {p} (columns found: {found})')
+    skipped = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise BadInput(f"malformed CSV in {p} line {reader.line_num}: {exc}") from None
+        text = row.get(column)
+        if text is None:
+            raise BadInput(
+                f'missing "{_TEXT_FIELD}" value in {p} line {reader.line_num}: '
+                f"the row has fewer fields than the header"
+            )
+        if not text.strip():
+            skipped += 1
+            continue
+        yield text
+    if skipped:
+        log.warning("skipped %d blank text(s) in %s", skipped, p)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

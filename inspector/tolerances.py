@@ -1,0 +1,121 @@
+"""Audit tolerances: per-precision defaults, and parsing of `--tolerance NAME=VALUE`."""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+
+from padlens.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+#: Numerical classes a model's precision falls into; each has its own rounding noise.
+CLASSES = ("fp32", "fp16", "int8")
+
+#: Minimum cosine (real tokens at every layer, and the pooled embedding) for the
+#: invariance checks, where the model is compared with itself: a correct graph is exact
+#: up to rounding, so these only absorb rounding noise (fp32 ~1e-6, fp16 ~1e-3, one int8
+#: step). ORT's dynamically quantized MiniLM reaches ~0.985 and must fail.
+INVARIANCE_COS = {"fp32": 0.99999, "fp16": 0.9999, "int8": 0.999}
+#: Maximum |Δ| of a real token, relative to the mean norm of that text's states at that layer.
+INVARIANCE_DELTA = {"fp32": 1e-3, "fp16": 1e-2, "int8": 5e-2}
+#: Minimum pooled cosine against the fp32 CPU reference (a different graph: here the
+#: precision's own error counts, not only rounding). DESIGN.md: int8 static MatMul-only
+#: QDQ reaches 0.94 on MiniLM; padded all-op calibration 0.38.
+DRIFT_COS = {"fp32": 0.99999, "fp16": 0.999, "int8": 0.9}
+#: `mask_honoured` (b): an all-ones mask must move real tokens by at least this (relative).
+MASK_EFFECT = 1e-6
+
+INVARIANCE_CHECKS = ("padding_invariance", "batch_neighbour_invariance", "mask_honoured",
+                     "fully_masked_row", "left_padding")
+GRAPH_CHECKS = ("dynamic_activation_quantization", "mask_path_quantized")
+CHECKS = INVARIANCE_CHECKS + GRAPH_CHECKS + ("reference_drift",)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Thresholds one check applies to one model.
+
+    Attributes:
+        cos: minimum cosine (tokens at every layer and pooled); None where unused.
+        delta: maximum |Δ| relative to the state norm; None where unused.
+    """
+
+    cos: float | None = None
+    delta: float | None = None
+
+
+def precision_class(precision: str | None) -> str:
+    """``fp32``, ``fp16`` or ``int8`` for a precision label (``int8-dynamic`` -> ``int8``)."""
+    p = (precision or "fp32").lower()
+    if p.startswith(("int", "uint", "q", "u8", "s8")) or "int8" in p:
+        return "int8"
+    if p.startswith(("fp16", "float16", "bf16", "half")) or "fp16" in p:
+        return "fp16"
+    return "fp32"
+
+
+def default_tolerance(check: str, klass: str) -> Tolerance:
+    """The built-in thresholds of ``check`` for precision class ``klass``."""
+    if check == "reference_drift":
+        return Tolerance(cos=DRIFT_COS[klass])
+    if check in INVARIANCE_CHECKS:
+        return Tolerance(cos=INVARIANCE_COS[klass], delta=INVARIANCE_DELTA[klass])
+    return Tolerance()
+
+
+def tolerance_for(check: str, precision: str | None,
+                  overrides: dict[str, float] | None = None) -> Tolerance:
+    """Thresholds for ``check`` on a model of ``precision``, after user overrides.
+
+    ``overrides`` maps ``CHECK`` (the cosine) and ``CHECK.delta`` to a value; an override
+    applies to every precision.
+    """
+    tol = default_tolerance(check, precision_class(precision))
+    overrides = overrides or {}
+    if check in overrides:
+        tol = replace(tol, cos=overrides[check])
+    if f"{check}.delta" in overrides:
+        tol = replace(tol, delta=overrides[f"{check}.delta"])
+    return tol
+
+
+def known_names() -> list[str]:
+    """Every name ``--tolerance`` accepts."""
+    names = []
+    for check in INVARIANCE_CHECKS:
+        names += [check, f"{check}.delta"]
+    return names + ["reference_drift"]
+
+
+def validate(overrides: dict[str, float] | None) -> dict[str, float]:
+    """Check names and values of a tolerance mapping; raise BadInput naming the bad one."""
+    out = {}
+    for name, value in (overrides or {}).items():
+        if name not in known_names():
+            raise BadInput(f"unknown tolerance {name!r}; known: {', '.join(known_names())}")
+        out[name] = _check_value(name, value)
+    return out
+
+
+def _check_value(name: str, value: object) -> float:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise BadInput(f"tolerance {name}={value!r} is not a number") from None
+    if not math.isfinite(v) or v < 0:
+        raise BadInput(f"tolerance {name}={value!r} must be a finite number >= 0")
+    if not name.endswith(".delta") and v > 1:
+        raise BadInput(f"tolerance {name}={value!r} is a minimum cosine: between 0 and 1")
+    return v
+
+
+def parse_tolerances(items: list[str] | tuple[str, ...]) -> dict[str, float]:
+    """Parse ``["padding_invariance=0.9999", ...]`` (the CLI's repeated option)."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise BadInput(f"--tolerance {item!r} is not NAME=VALUE (e.g. padding_invariance=0.9999)")
+        out.update(validate({name.strip(): value.strip()}))
+    return out

@@ -1,0 +1,341 @@
+"""Pad metrics: known answers, closed forms against brute force, exact merges, NaN handling."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from padlens.inspector import metrics as M
+
+E = np.eye(6)
+
+
+def seq(rows, mask):
+    """One sequence as a batch of one: h [1, T, H], mask [1, T]."""
+    return np.asarray(rows, dtype=np.float64)[None], np.asarray(mask)[None]
+
+
+def brute(h: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """DESIGN.md's definitions written as plain loops over positions and pairs."""
+    u = [v / np.linalg.norm(v) for v in h]
+    P = [t for t, m in enumerate(mask) if m == 0]
+    R = [t for t, m in enumerate(mask) if m != 0]
+    pp = [u[p] @ u[q] for p, q in itertools.permutations(P, 2)]
+    pr = [u[p] @ u[r] for p in P for r in R]
+    nan = float("nan")
+    return {
+        "pad_pad_cos": float(np.mean(pp)) if pp else nan,
+        "pad_real_cos": float(np.mean(pr)) if pr else nan,
+        "pad_norm": float(np.mean([np.linalg.norm(h[p]) for p in P])) if P else nan,
+        "real_norm": float(np.mean([np.linalg.norm(h[r]) for r in R])) if R else nan,
+    }
+
+
+def random_batch(rng, b=7, t=11, h=6, side="right"):
+    states = rng.normal(size=(b, t, h))
+    lengths = rng.integers(1, t + 1, size=b)
+    mask = (np.arange(t)[None, :] < lengths[:, None]).astype(np.int64)
+    return states, (mask[:, ::-1].copy() if side == "left" else mask)
+
+
+KNOWN = [
+    # name, rows, mask, metric, expected
+    ("identical pads", [E[0], E[1], E[2], E[2], E[2]], [1, 1, 0, 0, 0], "pad_pad_cos", 1.0),
+    ("orthogonal pads", [E[0], E[1], E[2], E[3]], [1, 0, 0, 0], "pad_pad_cos", 0.0),
+    ("opposite pad pair", [E[0], E[1], -E[1]], [1, 0, 0], "pad_pad_cos", -1.0),
+    ("pads = -reals", [E[0], E[0], -E[0], -E[0]], [1, 1, 0, 0], "pad_real_cos", -1.0),
+    ("pads = reals", [E[1], E[1], 5 * E[1]], [1, 1, 0], "pad_real_cos", 1.0),
+    ("pads orthogonal to reals", [E[0], E[1], E[2], E[3]], [1, 1, 0, 0], "pad_real_cos", 0.0),
+    ("scale does not matter", [E[0], 3 * E[2], 0.1 * E[2]], [1, 0, 0], "pad_pad_cos", 1.0),
+    ("pad norm", [E[0], 3 * E[1], 5 * E[2]], [1, 0, 0], "pad_norm", 4.0),
+    ("real norm", [2 * E[0], 4 * E[0], E[1]], [1, 1, 0], "real_norm", 3.0),
+    ("left padding", [E[2], E[2], E[0], E[1]], [0, 0, 1, 1], "pad_pad_cos", 1.0),
+    ("half-way pads", [E[0], E[0], E[0] + E[1]], [1, 0, 0], "pad_pad_cos", 1 / math.sqrt(2)),
+]
+
+
+@pytest.mark.parametrize("name,rows,mask,metric,expected", KNOWN, ids=[k[0] for k in KNOWN])
+def test_known_answers(name, rows, mask, metric, expected):
+    h, m = seq(rows, mask)
+    got = M.pad_sequence_metrics(h, m)[metric][0]
+    assert got == pytest.approx(expected, abs=1e-12)
+
+
+UNDEFINED = [
+    ("one pad has no pad pair", [E[0], E[1]], [1, 0], {"pad_pad_cos"}),
+    ("no pad", [E[0], E[1]], [1, 1], {"pad_pad_cos", "pad_real_cos", "pad_norm"}),
+]
+
+
+@pytest.mark.parametrize("name,rows,mask,undefined", UNDEFINED, ids=[u[0] for u in UNDEFINED])
+def test_undefined_metrics_are_nan_not_zero(name, rows, mask, undefined):
+    per = M.pad_sequence_metrics(*seq(rows, mask))
+    for metric in ("pad_pad_cos", "pad_real_cos", "pad_norm", "real_norm"):
+        assert np.isnan(per[metric][0]) == (metric in undefined), metric
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_closed_forms_equal_brute_force_pairs(side, seed):
+    h, mask = random_batch(np.random.default_rng(seed), side=side)
+    per = M.pad_sequence_metrics(h, mask)
+    for i in range(len(h)):
+        for metric, value in brute(h[i], mask[i]).items():
+            np.testing.assert_allclose(per[metric][i], value, rtol=1e-12, atol=1e-14, equal_nan=True)
+
+
+def test_run_mean_weighs_every_sequence_the_same():
+    """A sequence with 1 pad pair and one with 6 pairs count once each, not per pair."""
+    h1, m1 = seq([E[0], E[1], E[1]], [1, 0, 0])                     # pad_pad_cos 1
+    h2, m2 = seq([E[0], E[1], E[2], E[3]], [1, 0, 0, 0])            # pad_pad_cos 0
+    stats = M.PadStats(max_positions=4)
+    stats.add(h1, m1)
+    stats.add(h2, m2)
+    assert stats.means()["pad_pad_cos"] == pytest.approx(0.5)
+
+
+def test_sequences_without_pads_are_counted_and_left_out():
+    stats = M.PadStats()
+    stats.add(*seq([E[0], E[1], E[1]], [1, 0, 0]))
+    stats.add(*seq([E[0], E[1], E[2]], [1, 1, 0]))
+    stats.add(*seq([E[0], E[3], E[4]], [1, 1, 1]))
+    assert (stats.sequences, stats.without_pads, stats.single_pad, stats.failed) == (3, 1, 1, 0)
+    assert stats.values.counts["pad_pad_cos"] == 1
+    assert stats.values.counts["pad_norm"] == 2
+    assert stats.values.counts["real_norm"] == 3
+    assert stats.means()["pad_pad_cos"] == 1.0
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf, -np.inf, "zero"])
+def test_non_finite_or_zero_states_are_counted_as_failures_not_averaged(poison):
+    rng = np.random.default_rng(3)
+    h, mask = random_batch(rng, b=5)
+    clean = M.PadStats(max_positions=11)
+    clean.add(h[1:], mask[1:])
+    bad = h.copy()
+    if poison == "zero":
+        bad[0, 0] = 0.0
+    else:
+        bad[0, 0, 0] = poison
+    stats = M.PadStats(max_positions=11)
+    stats.add(bad, mask)
+    assert stats.failed == 1 and stats.sequences == 5
+    assert stats.means() == pytest.approx(clean.means(), nan_ok=True)
+    np.testing.assert_allclose(stats.position_means(), clean.position_means(), equal_nan=True)
+    assert np.isfinite(list(stats.means().values())).any()
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_merging_parts_equals_one_run_over_the_whole(side):
+    h, mask = random_batch(np.random.default_rng(4), b=12, side=side)
+    whole = M.PadStats(max_positions=11)
+    whole.add(h, mask)
+    parts = [M.PadStats(max_positions=11) for _ in range(3)]
+    for part, idx in zip(parts, np.array_split(np.arange(12), 3)):
+        part.add(h[idx], mask[idx])
+    merged = parts[0].merge(parts[1]).merge(parts[2])
+    for name in ("sequences", "failed", "without_pads", "single_pad"):
+        assert getattr(merged, name) == getattr(whole, name)
+    assert merged.values.counts == whole.values.counts
+    np.testing.assert_allclose(list(merged.means().values()), list(whole.means().values()), rtol=1e-12)
+    np.testing.assert_allclose(merged.offset_sum, whole.offset_sum, rtol=1e-12)
+    np.testing.assert_array_equal(merged.offset_count, whole.offset_count)
+    np.testing.assert_allclose(merged.position_means(), whole.position_means(), rtol=1e-12)
+
+
+def test_merge_into_an_empty_accumulator():
+    h, mask = random_batch(np.random.default_rng(5))
+    full = M.PadStats(max_positions=11)
+    full.add(h, mask)
+    merged = M.PadStats(max_positions=11).merge(full)
+    np.testing.assert_allclose(merged.position_means(), full.position_means(), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- position dependence
+
+@pytest.mark.parametrize("mask,anchor", [
+    ([1, 1, 0, 0, 0], 2),   # right padding: first pad
+    ([0, 0, 0, 1, 1], 2),   # left padding: last pad
+    ([1, 1, 1, 1, 0], 4),
+    ([0, 1, 1, 1, 1], 0),
+])
+def test_anchor_is_the_pad_next_to_the_content(mask, anchor):
+    assert M.pad_anchor(np.asarray([mask]))[0] == anchor
+
+
+@pytest.mark.parametrize("offset,bucket", [(1, 0), (2, 1), (3, 2), (4, 2), (5, 3), (8, 3), (9, 4), (10**6, 11)])
+def test_offset_buckets(offset, bucket):
+    assert M.offset_bucket(np.asarray([offset]))[0] == bucket
+    assert len(M.offset_bucket_labels()) == M.OFFSET_BUCKETS
+
+
+def test_pad_states_that_move_along_positions():
+    """Pads h_p = e0 + p·e1: each step moves by 1; cos to the anchor falls with the offset."""
+    rows = [E[2], E[3]] + [E[0] + p * E[1] for p in range(4)]
+    h, mask = seq(rows, [1, 1, 0, 0, 0, 0])
+    pos = M.pad_position_metrics(h, mask)
+    assert pos["pad_step"][0] == pytest.approx(1.0)
+    cos = [1 / math.sqrt(1 + p * p) for p in (1, 2, 3)]
+    assert pos["pad_anchor_cos"][0] == pytest.approx(np.mean(cos))
+    stats = M.PadStats(max_positions=6)
+    stats.add(h, mask)
+    assert stats.offset_curve() == pytest.approx({"1": cos[0], "2": cos[1], "3-4": cos[2]})
+    np.testing.assert_allclose(stats.position_means()[3], E[0] + E[1])
+    assert np.isnan(stats.position_means()[0]).all()
+
+
+def test_identical_pads_have_no_position_dependence():
+    h, mask = seq([E[0], E[1], E[1], E[1]], [1, 0, 0, 0])
+    pos = M.pad_position_metrics(h, mask)
+    assert (pos["pad_step"][0], pos["pad_anchor_cos"][0]) == pytest.approx((0.0, 1.0))
+
+
+def test_left_padding_offsets_count_away_from_the_content():
+    rows = [E[0] + p * E[1] for p in (3, 2, 1, 0)] + [E[2]]
+    h, mask = seq(rows, [0, 0, 0, 0, 1])
+    stats = M.PadStats(max_positions=5)
+    stats.add(h, mask)
+    assert stats.offset_curve() == pytest.approx({"1": 1 / math.sqrt(2), "2": 1 / math.sqrt(5),
+                                                  "3-4": 1 / math.sqrt(10)})
+
+
+# ---------------------------------------------------------------- attention
+
+def test_uniform_attention_masses():
+    probs = np.full((1, 2, 5, 5), 0.2)
+    out = M.attention_sequence_masses(probs, np.asarray([[1, 1, 1, 0, 0]]))
+    expected = {"pad_to_cls": 0.2, "pad_to_sep": 0.2, "pad_to_content": 0.2, "pad_to_pad": 0.4,
+                "real_to_pad": 0.4}
+    assert {k: out[k][0] for k in expected} == pytest.approx(expected)
+
+
+def test_masked_attention_puts_no_mass_on_pads_and_cls_is_the_first_real_token():
+    """Left padding: [CLS] at 2. Real queries see real keys only; pad queries all look at [CLS]."""
+    mask = np.asarray([[0, 0, 1, 1, 1, 1]])
+    probs = np.zeros((1, 3, 6, 6))
+    probs[0, :, 2:, 2:] = 0.25
+    probs[0, :, :2, 2] = 1.0
+    out = M.attention_sequence_masses(probs, mask)
+    assert out["real_to_pad"][0] == 0.0
+    assert (out["pad_to_cls"][0], out["pad_to_sep"][0], out["pad_to_content"][0]) == (1.0, 0.0, 0.0)
+
+
+def test_attention_masses_average_heads_then_queries_and_count_nan():
+    mask = np.asarray([[1, 1, 0], [1, 1, 0]])
+    probs = np.zeros((2, 2, 3, 3))
+    probs[:, 0, :, 2] = 1.0      # head 0: everything on the pad
+    probs[:, 1, :, 0] = 1.0      # head 1: everything on [CLS]
+    probs[1, 0, 0, 0] = np.nan
+    stats = M.AttentionStats()
+    stats.add(probs, mask)
+    assert (stats.sequences, stats.failed) == (2, 1)
+    assert stats.means()["pad_to_pad"] == pytest.approx(0.5)
+    assert stats.means()["real_to_pad"] == pytest.approx(0.5)
+    assert stats.means()["pad_to_cls"] == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------- ranks and correlations
+
+@pytest.mark.parametrize("x,ranks", [
+    ([10, 20, 30], [1, 2, 3]),
+    ([30, 10, 20], [3, 1, 2]),
+    ([10, 20, 20, 30], [1, 2.5, 2.5, 4]),
+    ([5, 5, 5], [2, 2, 2]),
+    ([2, 1, 2, 1, 3], [3.5, 1.5, 3.5, 1.5, 5]),
+])
+def test_rankdata_averages_ties(x, ranks):
+    np.testing.assert_array_equal(M.rankdata(np.asarray(x)), ranks)
+
+
+@pytest.mark.parametrize("a,b,rho", [
+    ([1, 2, 3, 4, 5], [1, 4, 9, 16, 25], 1.0),
+    ([1, 2, 3, 4, 5], [5, 4, 3, 2, 1], -1.0),
+    ([1, 2, 3, 4, 5], [5, 6, 7, 8, 7], 8 / math.sqrt(95)),       # ranks 1,2,3.5,5,3.5
+    ([1, 2, 3, 4], [1, 3, 2, 4], 0.8),                            # 1 − 6·2/(4·15)
+    ([1, 2, 3], [7, 7, 7], float("nan")),
+    ([1, 2, np.nan, 4], [1, 2, 99, 3], 1.0),                       # non-finite pairs dropped
+])
+def test_spearman_hand_computed(a, b, rho):
+    got = M.spearman(np.asarray(a, float), np.asarray(b, float))
+    assert got == pytest.approx(rho, nan_ok=True)
+
+
+def test_knn_overlap_identical_similarities_is_one():
+    x = np.random.default_rng(6).normal(size=(9, 4))
+    sim = M.cosine_matrix(x)
+    assert M.knn_overlap(sim, sim) == (1.0, 5)
+
+
+def test_knn_overlap_caps_k_at_n_minus_one():
+    sim_a = M.cosine_matrix(np.random.default_rng(7).normal(size=(3, 4)))
+    sim_b = M.cosine_matrix(np.random.default_rng(8).normal(size=(3, 4)))
+    assert M.knn_overlap(sim_a, sim_b) == (1.0, 2)
+    assert np.isnan(M.knn_overlap(sim_a[:1, :1], sim_b[:1, :1])[0])
+
+
+def test_knn_overlap_hand_computed():
+    """k=1: the nearest neighbours of items 0..3 are 1,0,3,2 in a and 2,0,3,0 in b."""
+    a = np.array([[1, .9, .1, .1], [.9, 1, .2, .1], [.1, .2, 1, .8], [.1, .1, .8, 1]])
+    b = np.array([[1, .1, .9, .2], [.8, 1, .1, .1], [.1, .2, 1, .7], [.9, .1, .7, 1]])
+    assert M.knn_overlap(a, b, k=1) == (0.5, 1)
+
+
+def test_pad_content_rsa_is_one_when_pads_mirror_content_and_skips_texts_without_pads():
+    real = np.random.default_rng(9).normal(size=(6, 5))
+    pad = 2 * real
+    pad[2] = np.nan
+    assert M.pad_content_rsa(pad, real) == pytest.approx(1.0)
+    assert np.isnan(M.pad_content_rsa(pad[:3], real[:3]))
+
+
+# ---------------------------------------------------------------- pooling
+
+def test_pooling_without_pads_is_undamaged():
+    h, mask = random_batch(np.random.default_rng(10), b=6)
+    mask[:] = 1
+    stats = M.TextStats()
+    stats.add(h, mask)
+    pooling = stats.pooling()
+    assert pooling["masked_unmasked_cos"] == pytest.approx(1.0)
+    assert (pooling["knn_overlap"], pooling["similarity_spearman"]) == pytest.approx((1.0, 1.0))
+    assert pooling["knn_k"] == 5 and pooling["texts_compared"] == 6
+    assert np.isnan(stats.pad_content_rsa())
+
+
+def test_pooling_per_text_cosine_matches_numpy():
+    h, mask = random_batch(np.random.default_rng(11), b=5)
+    stats = M.TextStats()
+    stats.add(h, mask)
+    cos = []
+    for i in range(5):
+        masked, unmasked = h[i][mask[i] == 1].mean(0), h[i].mean(0)
+        cos.append(masked @ unmasked / np.linalg.norm(masked) / np.linalg.norm(unmasked))
+    pooling = stats.pooling()
+    assert pooling["masked_unmasked_cos"] == pytest.approx(np.mean(cos), rel=1e-12)
+    assert pooling["masked_unmasked_cos_min"] == pytest.approx(min(cos), rel=1e-12)
+
+
+def test_text_vectors_are_capped_and_merges_keep_text_order():
+    h, mask = random_batch(np.random.default_rng(12), b=10)
+    whole = M.TextStats(cap=7)
+    whole.add(h, mask)
+    a, b = M.TextStats(cap=7), M.TextStats(cap=7)
+    a.add(h[:4], mask[:4])
+    b.add(h[4:], mask[4:])
+    merged = a.merge(b)
+    assert (merged.kept, merged.texts) == (7, 10)
+    np.testing.assert_array_equal(merged.stacked("masked"), whole.stacked("masked"))
+    np.testing.assert_allclose(list(merged.pooling().values()), list(whole.pooling().values()),
+                               rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(merged.pad_content_rsa(), whole.pad_content_rsa(), rtol=1e-12)
+
+
+def test_text_with_nan_states_is_counted_not_pooled():
+    h, mask = random_batch(np.random.default_rng(13), b=4)
+    h[1, 0, 0] = np.nan
+    stats = M.TextStats()
+    stats.add(h, mask)
+    assert (stats.texts, stats.failed, stats.kept) == (4, 1, 3)
+    assert np.isfinite(stats.pooling()["masked_unmasked_cos"])

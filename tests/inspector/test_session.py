@@ -1,0 +1,164 @@
+"""Session creation: provider names, availability, and providers ONNX Runtime silently drops."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from padlens.errors import ModelLoadError, ProviderError
+from padlens.inspector import session as sess
+from padlens.inspector.session import (
+    CPU, PROVIDER_ALIASES, check_providers, create_session, resolve_providers,
+)
+
+CUDA = "CUDAExecutionProvider"
+TRT = "TensorrtExecutionProvider"
+
+
+def tiny_model() -> onnx.ModelProto:
+    """y = x + 1 over int64 [batch, seq]."""
+    one = helper.make_tensor("one", TensorProto.INT64, [], [1])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["input_ids", "one"], ["y"])], "tiny",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "t"])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, ["b", "t"])], [one])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.fixture
+def cuda_build(monkeypatch):
+    """Pretend this onnxruntime build lists CUDA (the real session will still drop it)."""
+    monkeypatch.setattr(sess.ort, "get_available_providers", lambda: [TRT, CUDA, CPU])
+
+
+class FakeSession:
+    """Stands in for InferenceSession: records what it was asked, uses what it is told to."""
+
+    uses: list[str] | None = None
+
+    def __init__(self, path, sess_options=None, providers=None):
+        self.path, self.options, self.providers = path, sess_options, list(providers)
+
+    def get_providers(self):
+        return list(self.uses if self.uses is not None else self.providers)
+
+
+@pytest.mark.parametrize("asked, used, allow, dropped", [
+    ([CPU], [CPU], False, []),
+    ([CUDA, CPU], [CUDA, CPU], False, []),
+    ([TRT, CUDA, CPU], [TRT, CUDA, CPU], False, []),
+    ([CUDA, CPU], [CPU], True, [CUDA]),
+    ([TRT, CUDA, CPU], [CUDA, CPU], True, [TRT]),
+    ([CUDA, CPU], [CUDA, CPU, "AzureExecutionProvider"], False, []),
+])
+def test_check_providers_returns_one_warning_per_accepted_drop(asked, used, allow, dropped):
+    warnings = check_providers(asked, used, allow)
+    assert len(warnings) == (1 if dropped else 0)
+    for provider in dropped:
+        assert provider in warnings[0]
+
+
+@pytest.mark.parametrize("asked, used", [
+    ([CUDA, CPU], [CPU]),
+    ([TRT, CUDA, CPU], [CUDA, CPU]),
+    ([CUDA, CPU], []),
+])
+def test_check_providers_raises_when_a_provider_was_dropped_without_fallback(asked, used):
+    with pytest.raises(ProviderError, match="--allow-fallback"):
+        check_providers(asked, used, allow_fallback=False)
+
+
+@pytest.mark.parametrize("name, full", [
+    ("cpu", CPU), ("CPU", CPU), ("cuda", CUDA), ("tensorrt", TRT), ("trt", TRT),
+    ("rocm", "ROCMExecutionProvider"), ("dml", "DmlExecutionProvider"),
+    ("coreml", "CoreMLExecutionProvider"), ("openvino", "OpenVINOExecutionProvider"),
+    ("migraphx", "MIGraphXExecutionProvider"), (CUDA, CUDA), ("cudaexecutionprovider", CUDA),
+    ("Dnnl", "DnnlExecutionProvider"),
+])
+def test_provider_aliases_and_full_names_map_to_ort_names(name, full):
+    assert sess.canonical_provider(name) == full
+
+
+def test_cpu_is_appended_last_as_the_fallback(cuda_build):
+    assert resolve_providers(["cuda"]) == [CUDA, CPU]
+    assert resolve_providers(["trt", "cuda", "trt"]) == [TRT, CUDA, CPU]
+    assert resolve_providers(["cpu"]) == [CPU]
+    assert resolve_providers(None) == [CPU]
+
+
+def test_an_unknown_provider_names_the_known_ones():
+    with pytest.raises(ProviderError, match="unknown provider 'tpu'.*cuda.*tensorrt"):
+        resolve_providers(["tpu"])
+
+
+def test_an_unavailable_provider_says_what_is_available_and_what_to_install(monkeypatch):
+    monkeypatch.setattr(sess.ort, "get_available_providers", lambda: [CPU])
+    with pytest.raises(ProviderError) as err:
+        resolve_providers(["cuda"])
+    message = str(err.value)
+    assert "provider cuda (CUDAExecutionProvider) is not available" in message
+    assert f"available: {CPU}" in message and "padlens[gpu]" in message
+    assert set(PROVIDER_ALIASES) >= {"cpu", "cuda", "tensorrt", "trt", "rocm", "dml", "coreml",
+                                     "openvino", "migraphx"}
+
+
+def test_a_cpu_session_from_a_model_proto_runs(tmp_path):
+    info = create_session(tiny_model(), ["cpu"], threads=1)
+    assert info.asked == [CPU] and info.used == [CPU] and info.warnings == []
+    out = info.session.run(["y"], {"input_ids": np.array([[1, 2]], dtype=np.int64)})[0]
+    assert out.tolist() == [[2, 3]]
+
+
+def test_a_model_proto_is_written_to_a_temporary_folder_that_is_removed(tmp_path, monkeypatch):
+    made = []
+    real_mkdtemp = sess.tempfile.mkdtemp
+
+    def spy(*args, **kwargs):
+        made.append(real_mkdtemp(*args, dir=tmp_path, **{k: v for k, v in kwargs.items() if k != "dir"}))
+        return made[-1]
+
+    monkeypatch.setattr(sess.tempfile, "mkdtemp", spy)
+    create_session(tiny_model(), ["cpu"])
+    assert len(made) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_a_session_from_a_path_writes_nothing_beside_the_model(tmp_path):
+    onnx.save(tiny_model(), str(tmp_path / "m.onnx"))
+    create_session(tmp_path / "m.onnx", ["cpu"])
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+def test_cuda_silently_dropped_by_onnxruntime_is_an_error(tmp_path, cuda_build):
+    onnx.save(tiny_model(), str(tmp_path / "m.onnx"))
+    with pytest.raises(ProviderError, match="dropped CUDAExecutionProvider"):
+        create_session(tmp_path / "m.onnx", ["cuda"])
+
+
+def test_cuda_dropped_with_allow_fallback_is_a_recorded_warning(tmp_path, cuda_build):
+    onnx.save(tiny_model(), str(tmp_path / "m.onnx"))
+    info = create_session(tmp_path / "m.onnx", ["cuda"], allow_fallback=True)
+    assert info.asked == [CUDA, CPU] and info.used == [CPU]
+    assert len(info.warnings) == 1 and CUDA in info.warnings[0]
+    assert info.provider == CPU
+
+
+def test_a_session_that_uses_cuda_passes_the_check(tmp_path, cuda_build, monkeypatch):
+    monkeypatch.setattr(sess.ort, "InferenceSession", FakeSession)
+    info = create_session(tmp_path / "m.onnx", ["cuda"], threads=3)
+    assert info.used == [CUDA, CPU] and info.warnings == [] and info.provider == CUDA
+    assert info.session.providers == [CUDA, CPU]
+    assert info.session.options.intra_op_num_threads == 3
+
+
+def test_a_fake_session_that_drops_tensorrt_raises(tmp_path, cuda_build, monkeypatch):
+    monkeypatch.setattr(FakeSession, "uses", [CUDA, CPU])
+    monkeypatch.setattr(sess.ort, "InferenceSession", FakeSession)
+    with pytest.raises(ProviderError, match="dropped TensorrtExecutionProvider"):
+        create_session(tmp_path / "m.onnx", ["tensorrt", "cuda"])
+
+
+def test_a_file_onnxruntime_cannot_load_is_a_model_load_error(tmp_path):
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelLoadError, match="onnxruntime cannot load"):
+        create_session(tmp_path / "bad.onnx", ["cpu"])

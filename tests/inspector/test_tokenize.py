@@ -1,0 +1,162 @@
+"""Tokenization without PyTorch: padding side, pad id, lengths, truncation, vocab.txt folders."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+from padlens.errors import BadInput
+from padlens.inspector.tokenize import load_tokenizer
+
+SPECIALS = ["[UNK]", "[CLS]", "[SEP]", "[MASK]", "[PAD]"]  # pad deliberately not id 0
+WORDS = ["this", "is", "a", "sample", "sentence", "cat", "sat", "on", "the", "mat", "play", "##ing"]
+ID = {t: i for i, t in enumerate(SPECIALS + WORDS)}
+CLS, SEP, PAD, CAT = ID["[CLS]"], ID["[SEP]"], ID["[PAD]"], ID["cat"]
+
+
+def write_tokenizer(folder, config: dict | None = None, specials=SPECIALS):
+    """A BERT-like WordPiece tokenizer saved as tokenizer.json (+ optional tokenizer_config.json)."""
+    vocab = {t: i for i, t in enumerate(specials + WORDS)}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    if config is not None:
+        (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return vocab
+
+
+@pytest.fixture
+def tok_dir(tmp_path):
+    folder = tmp_path / "tok"
+    write_tokenizer(folder, {"pad_token": "[PAD]", "model_max_length": 512})
+    return folder
+
+
+def test_right_padding_puts_pads_after_the_real_tokens_with_the_pad_id(tok_dir):
+    tok = load_tokenizer(tok_dir)
+    batch = tok.encode(["this is a sample sentence", "cat"], max_length=10)
+    assert tok.pad_id == 4
+    assert batch.input_ids.shape == (2, 10) and batch.input_ids.dtype == np.int64
+    assert batch.lengths.tolist() == [7, 3]
+    assert batch.input_ids[1].tolist() == [CLS, CAT, SEP] + [PAD] * 7
+    assert batch.attention_mask[1].tolist() == [1, 1, 1] + [0] * 7
+    assert batch.attention_mask.sum(axis=1).tolist() == batch.lengths.tolist()
+
+
+def test_left_padding_puts_pads_before_the_real_tokens(tok_dir):
+    batch = load_tokenizer(tok_dir).encode(["cat", "the cat sat"], max_length=8, side="left")
+    assert batch.input_ids[0].tolist() == [PAD] * 5 + [CLS, CAT, SEP]
+    assert batch.attention_mask[0].tolist() == [0] * 5 + [1] * 3
+    assert batch.input_ids[1, -1] == SEP and batch.input_ids[1, 3] == CLS
+    assert batch.side == "left"
+
+
+def test_longest_padding_pads_to_the_longest_text_only(tok_dir):
+    batch = load_tokenizer(tok_dir).encode(["cat", "the cat sat on the mat"], max_length=64, padding="longest")
+    assert batch.input_ids.shape == (2, 8)
+    assert batch.lengths.tolist() == [3, 8]
+
+
+def test_truncation_keeps_cls_and_sep(tok_dir):
+    batch = load_tokenizer(tok_dir).encode(["the cat sat on the mat this is a sample"], max_length=5)
+    assert batch.input_ids[0].tolist() == [CLS, ID["the"], CAT, ID["sat"], SEP]
+    assert batch.lengths.tolist() == [5]
+
+
+def test_truncation_does_not_leak_into_the_next_call(tok_dir):
+    tok = load_tokenizer(tok_dir)
+    tok.encode(["the cat sat on the mat"], max_length=4)
+    batch = tok.encode(["the cat sat on the mat"], max_length=16)
+    assert batch.lengths.tolist() == [8]
+    assert tok.tokenizer.padding is None
+
+
+def test_token_types_of_real_tokens_and_pad_type_on_pads(tmp_path):
+    folder = tmp_path / "tok"
+    write_tokenizer(folder, {"pad_token": "[PAD]", "pad_token_type_id": 1})
+    tok = load_tokenizer(folder)
+    batch = tok.encode(["cat"], max_length=5)
+    assert tok.pad_type_id == 1
+    assert batch.token_type_ids[0].tolist() == [0, 0, 0, 1, 1]
+    assert batch.position_ids[0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_special_tokens_mask_marks_cls_and_sep_but_not_pads(tok_dir):
+    batch = load_tokenizer(tok_dir).encode(["cat"], max_length=5)
+    assert batch.special_tokens_mask[0].tolist() == [1, 0, 1, 0, 0]
+
+
+def test_pad_token_comes_from_special_tokens_map_as_a_dict(tmp_path):
+    folder = tmp_path / "tok"
+    write_tokenizer(folder, specials=["[UNK]", "[CLS]", "[SEP]", "<blank>"])
+    (folder / "special_tokens_map.json").write_text(json.dumps({"pad_token": {"content": "<blank>"}}))
+    tok = load_tokenizer(folder)
+    assert (tok.pad_id, tok.pad_token) == (3, "<blank>")
+
+
+def test_pad_token_falls_back_to_a_pad_in_the_vocabulary(tmp_path):
+    folder = tmp_path / "tok"
+    write_tokenizer(folder)
+    assert load_tokenizer(folder).pad_id == 4
+
+
+def test_a_tokenizer_without_any_pad_token_is_bad_input(tmp_path):
+    folder = tmp_path / "tok"
+    write_tokenizer(folder, specials=["[UNK]", "[CLS]", "[SEP]"])
+    with pytest.raises(BadInput, match="no pad token"):
+        load_tokenizer(folder)
+
+
+def test_a_tokenizer_json_file_path_is_accepted(tok_dir):
+    tok = load_tokenizer(tok_dir / "tokenizer.json")
+    assert tok.encode(["cat"], max_length=4).input_ids[0].tolist() == [CLS, CAT, SEP, PAD]
+    assert tok.model_max_length == 512
+
+
+def test_a_folder_with_only_vocab_txt_builds_a_wordpiece_tokenizer(tmp_path):
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "cat", "play", "##ing"]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = load_tokenizer(folder)
+    batch = tok.encode(["Playing CAT"], max_length=8)
+    assert batch.input_ids[0].tolist() == [2, 6, 7, 5, 3, 0, 0, 0]
+    assert tok.pad_id == 0 and tok.vocab_size == 8
+
+
+def test_vocab_size_counts_added_tokens(tok_dir):
+    tok = Tokenizer.from_file(str(tok_dir / "tokenizer.json"))
+    tok.add_tokens(["newword", "another"])
+    tok.save(str(tok_dir / "tokenizer.json"))
+    assert load_tokenizer(tok_dir).vocab_size == len(SPECIALS) + len(WORDS) + 2
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"texts": []}, "no texts"),
+    ({"texts": ["cat"], "side": "middle"}, "padding side"),
+    ({"texts": ["cat"], "padding": "none"}, "padding must be"),
+    ({"texts": ["cat"], "max_length": 1}, "at least 2"),
+])
+def test_bad_encode_arguments_are_bad_input(tok_dir, kwargs, match):
+    with pytest.raises(BadInput, match=match):
+        load_tokenizer(tok_dir).encode(**kwargs)
+
+
+def test_a_missing_or_empty_tokenizer_path_is_bad_input(tmp_path):
+    with pytest.raises(BadInput, match="does not exist"):
+        load_tokenizer(tmp_path / "nowhere")
+    with pytest.raises(BadInput, match="no tokenizer.json"):
+        load_tokenizer(tmp_path)
+
+
+def test_a_corrupt_tokenizer_json_is_bad_input(tmp_path):
+    (tmp_path / "tokenizer.json").write_text("{not json")
+    with pytest.raises(BadInput, match="cannot be read"):
+        load_tokenizer(tmp_path)
