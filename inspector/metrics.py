@@ -10,12 +10,23 @@ it is counted in ``failed`` and left out of every mean of that layer.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+
+
+def _quiet(func):
+    """NaN/Inf states are expected input (counted as failures), not warnings."""
+    @functools.wraps(func)
+    def inner(*args, **kwargs):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return func(*args, **kwargs)
+    return inner
 
 SEQUENCE_METRICS = ("pad_pad_cos", "pad_real_cos", "pad_norm", "real_norm", "pad_anchor_cos", "pad_step")
 ATTENTION_METRICS = ("pad_to_cls", "pad_to_sep", "pad_to_content", "pad_to_pad", "real_to_pad")
@@ -26,6 +37,7 @@ KNN_K = 5
 
 # ---------------------------------------------------------------- small pure functions
 
+@_quiet
 def unit_rows(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(h / ‖h‖, ‖h‖)`` over the last axis, in float64 (0/0 gives NaN)."""
     h = np.asarray(h, dtype=np.float64)
@@ -48,6 +60,7 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
+@_quiet
 def pad_sequence_metrics(h: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
     """DESIGN.md's four metrics per sequence, from sums of unit vectors.
 
@@ -99,6 +112,7 @@ def offset_bucket_labels() -> list[str]:
     return labels
 
 
+@_quiet
 def pad_position_metrics(h: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
     """How pad states change along positions, per sequence.
 
@@ -124,6 +138,7 @@ def pad_position_metrics(h: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarra
             "offset": offset, "is_offset": is_offset}
 
 
+@_quiet
 def attention_sequence_masses(probs: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
     """Attention mass per sequence, averaged over heads and queries.
 
@@ -183,6 +198,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return pearson(rankdata(a[keep]), rankdata(b[keep]))
 
 
+@_quiet
 def cosine_matrix(x: np.ndarray) -> np.ndarray:
     """``[n, n]`` cosine similarities between the rows of ``x`` (float64)."""
     u, _ = unit_rows(x)
@@ -387,6 +403,7 @@ class AttentionStats:
         return self.values.means()
 
 
+@_quiet
 def text_vectors(h: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
     """Per-text vectors of one layer ``[B, T, H]``: ``masked`` (mean over real positions),
     ``unmasked`` (mean over all T positions), ``pad`` (mean over pads; NaN without pads) and
@@ -402,6 +419,7 @@ def text_vectors(h: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
             "cls": h64[np.arange(h64.shape[0]), first_real], "valid": valid_sequences(h)}
 
 
+@_quiet
 def row_cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine between matching rows of ``a`` and ``b`` ``[B, H]`` -> ``[B]``."""
     ua, _ = unit_rows(a)

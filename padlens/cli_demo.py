@@ -1,4 +1,38 @@
-"""CLI commands for demo (filled in by its issue)."""
+"""The `padlens demo` command."""
 from __future__ import annotations
 
-COMMANDS: list = []
+import logging
+
+import click
+
+log = logging.getLogger(__name__)
+
+
+@click.command("demo")
+@click.option("-o", "--output", "out_dir", default="padlens-demo", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for the export, JSON and report.")
+@click.option("--force", is_flag=True, help="Export again even if an earlier demo export is there.")
+@click.pass_context
+def demo(ctx: click.Context, out_dir: str, force: bool) -> None:
+    """The whole job on the embedded default model (all-MiniLM-L6-v2, offline).
+
+    \b
+    Exports minilm-l6 in fp32, fp16, int8-dynamic and int8-static with every layer
+    exposed, inspects the pad states of "this is a sample sentence" padded to 128,
+    audits the four precisions for padding leaks, and writes a report.
+
+    \b
+    Example:
+      padlens demo -o padlens-demo
+    """
+    from padlens.demo import run_demo
+
+    quiet = bool(ctx.obj and ctx.obj.get("quiet"))
+    say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
+    result = run_demo(out_dir, force=force, say=say, progress=not quiet)
+    click.echo(f"padlens demo wrote {result.out_dir}/")
+    for path in result.files:
+        click.echo(f"  {path}")
+
+
+COMMANDS = [demo]

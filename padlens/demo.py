@@ -1,0 +1,83 @@
+"""The demo: export all-MiniLM-L6-v2 in four precisions, inspect and audit it, write a report."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from padlens.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+DEMO_RECIPE = "minilm-l6"
+QUESTION_TEXT = "this is a sample sentence"
+
+
+@dataclass
+class DemoResult:
+    """What the demo wrote and found.
+
+    Attributes:
+        out_dir: the demo's folder.
+        export_dir: the export of minilm-l6 (four precisions).
+        reused_export: True when an earlier demo's export was reused.
+        files: every file the demo wrote, in the order written.
+        inspect: the inspection of the question's sentence (InspectResult) or None.
+        audit: the audit of the four precisions (AuditResult) or None.
+        timings: seconds per stage.
+    """
+
+    out_dir: Path
+    export_dir: Path
+    reused_export: bool = False
+    files: list[Path] = field(default_factory=list)
+    inspect: object | None = None
+    audit: object | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _check_demo_dir(out: Path, force: bool) -> bool:
+    """True when ``out`` holds an earlier demo export that can be reused."""
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"{out} exists and is not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return False
+    mine = {"minilm-l6", "inspect.json", "audit.json", "report.html", "audit.xml"}
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in mine and not p.name.startswith("."))
+    if foreign and not force:
+        raise BadInput(f"{out} holds files the demo did not write ({', '.join(foreign[:3])}); "
+                       "choose another -o DIR or pass --force")
+    return (out / DEMO_RECIPE / "padlens.json").is_file() and not force
+
+
+def _stage(result: DemoResult, name: str, say: Callable[[str], None], fn: Callable[[], object]):
+    say(f"[{name}] …")
+    start = time.perf_counter()
+    value = fn()
+    result.timings[name] = time.perf_counter() - start
+    say(f"[{name}] done in {result.timings[name]:.1f} s")
+    return value
+
+
+def run_demo(out_dir: str | Path = "padlens-demo", force: bool = False,
+             say: Callable[[str], None] = log.info, progress: bool = True) -> DemoResult:
+    """Export minilm-l6 (reusing an earlier demo export), inspect and audit it."""
+    out = Path(out_dir)
+    reuse = _check_demo_dir(out, force)
+    out.mkdir(parents=True, exist_ok=True)
+    result = DemoResult(out_dir=out, export_dir=out / DEMO_RECIPE, reused_export=reuse)
+    if reuse:
+        say(f"[export] reusing {result.export_dir} (pass --force to export again)")
+    else:
+        from padlens.exporter import export
+
+        _stage(result, "export", say, lambda: export(DEMO_RECIPE, result.export_dir, force=True))
+        result.files.extend(sorted(p for p in result.export_dir.iterdir() if p.is_file()))
+    for extra in _EXTRA_STAGES:
+        extra(result, say, progress)
+    return result
+
+
+_EXTRA_STAGES: list[Callable[[DemoResult, Callable[[str], None], bool], None]] = []

@@ -1,0 +1,150 @@
+"""The Encoder: every layer exposed and run on padded batches, inputs filled by role and dtype."""
+from __future__ import annotations
+
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+from tokenizers import Tokenizer
+
+from padlens.errors import BadInput
+from padlens.inspector.encoder import Encoder, make_feeds, max_abs_diff
+from padlens.inspector.resolve import ModelRef, resolve_models
+from padlens.inspector.tokenize import load_tokenizer
+
+LAYERS, HIDDEN, MAX_POS = 2, 32, 64  # tests/fixtures/build.py
+TEXTS = ["this is a sample sentence", "the cat sat on the mat", "dog"]
+
+
+@pytest.fixture(scope="module")
+def export(zoo):
+    return zoo("padlens")
+
+
+@pytest.fixture(scope="module")
+def encoder(export):
+    (ref,) = resolve_models([export])
+    return Encoder.open(ref, threads=1)
+
+
+def test_run_returns_every_layer_as_float32_batch_seq_hidden(encoder):
+    batch = encoder.encode(TEXTS, max_length=16)
+    forward = encoder.run(batch)
+    assert forward.num_layers == LAYERS and len(forward.hidden) == LAYERS + 1
+    for h in forward.hidden:
+        assert h.shape == (3, 16, HIDDEN) and h.dtype == np.float32
+    assert forward.attention == [] or len(forward.attention) == LAYERS
+
+
+def test_the_last_layer_is_the_models_own_last_hidden_state(encoder):
+    forward = encoder.run(encoder.encode(TEXTS, max_length=16))
+    np.testing.assert_array_equal(forward.hidden[LAYERS], forward.outputs["last_hidden_state"])
+    assert not np.allclose(forward.hidden[0], forward.hidden[LAYERS])
+
+
+def test_exposing_layers_leaves_the_models_own_outputs_unchanged(encoder):
+    batch = encoder.encode(TEXTS, max_length=16)
+    delta = encoder.verify_exposure(batch)
+    assert 0.0 <= delta < 1e-5
+    assert encoder.describe()["exposure_max_abs_diff"] == delta
+
+
+def test_describe_names_the_run(encoder, export):
+    info = encoder.describe()
+    assert info["label"] == f"{export.name}/fp32" and info["precision"] == "fp32"
+    assert info["provider"] == "CPUExecutionProvider" and info["num_layers"] == LAYERS
+    assert len(info["tensors"]) == LAYERS + 1 and info["warnings"] == []
+
+
+def test_real_tokens_do_not_move_when_padding_grows(encoder):
+    short = encoder.run(encoder.encode(["the cat sat"], max_length=8))
+    long = encoder.run(encoder.encode(["the cat sat"], max_length=40))
+    np.testing.assert_allclose(short.hidden[LAYERS][0, :5], long.hidden[LAYERS][0, :5], atol=1e-5)
+
+
+def test_max_length_beyond_the_position_embeddings_is_bad_input(encoder):
+    encoder.check_max_length(MAX_POS)
+    with pytest.raises(BadInput, match=f"--max-length {MAX_POS + 1} is beyond .*{MAX_POS} position"):
+        encoder.check_max_length(MAX_POS + 1)
+    with pytest.raises(BadInput):
+        encoder.encode(TEXTS, max_length=128)
+
+
+def test_a_tokenizer_larger_than_the_embedding_table_is_bad_input(export, tmp_path):
+    tok = Tokenizer.from_file(str(export / "tokenizer.json"))
+    tok.add_tokens([f"extra{i}" for i in range(50)])
+    tok.save(str(tmp_path / "tokenizer.json"))
+    ref = ModelRef(export / "model.onnx", "big-vocab", "fp32", tmp_path)
+    with pytest.raises(BadInput, match="embedding table has .* rows"):
+        Encoder.open(ref)
+
+
+def int32_copy(export, dest):
+    """The export's model with int32 graph inputs (cast to int64 inside), and its tokenizer."""
+    model = onnx.load(str(export / "model.onnx"))
+    casts = []
+    for inp in model.graph.input:
+        casts.append(helper.make_node("Cast", [inp.name + "_i32"], [inp.name], to=TensorProto.INT64))
+        inp.name += "_i32"
+        inp.type.tensor_type.elem_type = TensorProto.INT32
+    for node in reversed(casts):
+        model.graph.node.insert(0, node)
+    dest.mkdir()
+    onnx.save(model, str(dest / "model.onnx"))
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(export / name, dest / name)
+    return dest
+
+
+def test_int32_inputs_are_fed_as_int32_and_give_the_same_states(export, encoder, tmp_path):
+    (ref,) = resolve_models([int32_copy(export, tmp_path / "int32")])
+    narrow = Encoder.open(ref, threads=1)
+    batch = narrow.encode(TEXTS, max_length=12)
+    feeds = narrow.feeds(batch)
+    assert {a.dtype for a in feeds.values()} == {np.dtype(np.int32)}
+    assert set(feeds) == {"input_ids_i32", "attention_mask_i32", "token_type_ids_i32"}
+    forward = narrow.run(batch)
+    np.testing.assert_allclose(forward.hidden[LAYERS], encoder.run(batch).hidden[LAYERS], atol=1e-6)
+    assert narrow.ref.precision == "fp32"  # guessed from the graph: the file name says nothing
+
+
+def spec(name, role, dtype="int64"):
+    return SimpleNamespace(name=name, role=role, dtype=dtype)
+
+
+def test_feeds_fill_each_input_by_role_and_dtype(tmp_path):
+    from test_tokenize import write_tokenizer  # noqa: PLC0415 (sibling test helper)
+
+    write_tokenizer(tmp_path, {"pad_token": "[PAD]", "pad_token_type_id": 1})
+    batch = load_tokenizer(tmp_path).encode(["cat", "the cat sat"], max_length=6, side="left")
+    inputs = [spec("ids", "input_ids", "int32"), spec("mask", "attention_mask"),
+              spec("types", "token_type_ids"), spec("pos", "position_ids", "int32")]
+    feeds = make_feeds(inputs, batch)
+    assert feeds["ids"].dtype == np.int32 and feeds["mask"].dtype == np.int64
+    np.testing.assert_array_equal(feeds["ids"], batch.input_ids)
+    assert feeds["types"][0].tolist() == [1, 1, 1, 0, 0, 0]
+    assert feeds["pos"].tolist() == [list(range(6))] * 2
+
+
+def test_feeds_skip_inputs_the_graph_does_not_have(tmp_path):
+    from test_tokenize import write_tokenizer  # noqa: PLC0415
+
+    write_tokenizer(tmp_path, {"pad_token": "[PAD]"})
+    batch = load_tokenizer(tmp_path).encode(["cat"], max_length=4)
+    feeds = make_feeds([spec("input_ids", "input_ids"), spec("attention_mask", "attention_mask")], batch)
+    assert set(feeds) == {"input_ids", "attention_mask"}
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ([1.0, 2.0], [1.0, 2.5], 0.5),
+    ([1.0, np.nan], [1.0, np.nan], 0.0),
+    ([1.0, np.nan], [1.0, 2.0], float("inf")),
+    ([np.inf, 1.0], [np.inf, 1.0], 0.0),
+    ([1.0], [1.0, 1.0], float("inf")),
+    ([], [], 0.0),
+])
+def test_max_abs_diff_table(a, b, expected):
+    assert max_abs_diff(np.array(a), np.array(b)) == expected
