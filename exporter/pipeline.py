@@ -1,6 +1,7 @@
 """The export pipeline: Optimum fp32, other precisions, validation, manifest, atomic move."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -67,16 +68,23 @@ def export(source: str, out_dir: str | Path, precisions: Iterable[str] | None = 
     """
     wanted = normalize_precisions(precisions)
     calibration = _check_calibration(calibration_texts)
-    check_output_dir(out_dir, force)
+    out_dir = Path(out_dir)
+    _check_destination(out_dir, force)
     check_source(source)
     deps.require_export_extra()
     src = resolve_source(source)
     started = time.perf_counter()
-    with atomic_dir(out_dir, force) as tmp:
-        job = _Job(src, tmp, wanted, calibration, progress or (lambda message: None))
-        result = job.run()
-    result.out_dir = Path(out_dir)
-    result.files = {p: Path(out_dir) / f.name for p, f in result.files.items()}
+    created = _make_parents(out_dir)
+    try:
+        with atomic_dir(out_dir, force) as tmp:
+            result = _Job(src, tmp, wanted, calibration, progress or (lambda message: None)).run()
+    except BaseException:
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    result.out_dir = out_dir
+    result.files = {p: out_dir / f.name for p, f in result.files.items()}
     result.seconds["total"] = time.perf_counter() - started
     return result
 
@@ -90,6 +98,28 @@ def normalize_precisions(precisions: Iterable[str] | None) -> list[str]:
     if unknown:
         raise BadInput(f"unknown precision {unknown[0]!r}; choose from {', '.join(precision.PRECISIONS)}")
     return [p for p in precision.PRECISIONS if p in asked] or list(precision.PRECISIONS)
+
+
+def _check_destination(out_dir: Path, force: bool) -> None:
+    """The fsio checks; a missing parent is fine when it can be created (nearest ancestor a folder)."""
+    parent = out_dir.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BadInput(f"cannot create {out_dir}: {parent} is not a folder")
+    if out_dir.parent.is_dir():
+        check_output_dir(out_dir, force)
+
+
+def _make_parents(out_dir: Path) -> list[Path]:
+    """Create the missing parents of ``out_dir``; return them deepest first (to undo)."""
+    missing = []
+    parent = out_dir.parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    return missing
 
 
 def _check_calibration(calibration_texts: Sequence[str] | None) -> list[str] | None:

@@ -15,7 +15,9 @@ from padlens.inspector.tokenize import Batch, PadTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
 
-NUMPY_INT = {"int64": np.int64, "int32": np.int32}
+# what a graph input may be fed as; float and bool only occur for odd attention masks
+FEED_DTYPES = {"int64": np.int64, "int32": np.int32, "float32": np.float32,
+               "float16": np.float16, "bool": np.bool_}
 
 
 @dataclass
@@ -44,7 +46,8 @@ def make_feeds(inputs: Sequence, batch: Batch) -> dict[str, np.ndarray]:
     """Fill each graph input (anything with ``name``, ``role``, ``dtype``) from ``batch``.
 
     token_type_ids carry the tokenizer's types and its pad token type on pads; position_ids
-    are ``arange(T)``; every array is cast to the input's integer dtype.
+    are ``arange(T)``; every array is cast to the input's dtype (int64, int32, or float/bool
+    for an attention mask given as such).
     """
     arrays = {
         "input_ids": batch.input_ids,
@@ -56,9 +59,10 @@ def make_feeds(inputs: Sequence, batch: Batch) -> dict[str, np.ndarray]:
     for spec in inputs:
         if spec.role not in arrays:
             raise ModelLoadError(f"graph input {spec.name!r} has role {spec.role!r}, which padlens cannot fill")
-        dtype = NUMPY_INT.get(spec.dtype)
+        dtype = FEED_DTYPES.get(spec.dtype)
         if dtype is None:
-            raise ModelLoadError(f"graph input {spec.name!r} has type {spec.dtype}; padlens feeds int64 or int32")
+            raise ModelLoadError(f"graph input {spec.name!r} has type {spec.dtype}; padlens feeds "
+                                 f"{', '.join(FEED_DTYPES)}")
         feeds[spec.name] = np.ascontiguousarray(arrays[spec.role], dtype=dtype)
     return feeds
 
@@ -75,7 +79,8 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
         return float("inf")
     both = ~np.isnan(a)
     same_inf = np.isinf(a) & (a == b)
-    diff = np.abs(np.where(both & ~same_inf, a - b, 0.0))
+    with np.errstate(invalid="ignore"):  # inf - inf where both sides agree; masked out below
+        diff = np.abs(np.where(both & ~same_inf, a - b, 0.0))
     return float(diff.max())
 
 
@@ -98,7 +103,7 @@ class Encoder:
     """
 
     ref: ModelRef
-    graph: object
+    graph: graph_mod.EncoderGraph
     tokenizer: PadTokenizer
     session: SessionInfo
     hidden_outputs: list[str]

@@ -143,3 +143,120 @@ def deepest(g: Graph, candidates: list[str]) -> str | None:
         return None
     best = max(candidates, key=lambda c: len(g.ancestors(c) & set(candidates)))
     return best if set(candidates) <= g.ancestors(best) else None
+
+
+def locate_layers(model: onnx.ModelProto) -> LayerMap:
+    """The embedding output and each block's output, found from the graph's structure.
+
+    Outputs named ``hidden_states.0..L`` (padlens exports) are used as they are.
+    Otherwise the residual stream is traced back from the token-state output through
+    its normalisation nodes, one block per attention op. Raises LayersNotFound.
+    """
+    g = Graph(model)
+    named = named_layers(model)
+    if named:
+        attn = [n for n in find_attention(g) if n.output[0] in g.ancestors(named[-1])]
+        probs = attention_probs(attn, len(named) - 1)
+        return LayerMap(named, probs, "named", hidden_size(g, model, named[0]))
+    out = token_output(model)
+    if out is None:
+        raise LayersNotFound("no [batch, sequence, hidden] float output to trace the layers "
+                             f"back from; searched for {SEARCHED}. Name the tensors with "
+                             "--layers NAME,...")
+    return trace_layers(g, model, out)
+
+
+def named_layers(model: onnx.ModelProto) -> list[str]:
+    """Outputs hidden_states.0 … hidden_states.L when all are there, else []."""
+    found = {}
+    for out in model.graph.output:
+        match = NAMED.match(out.name)
+        if match:
+            found[int(match.group(1))] = out.name
+    if len(found) < 2 or sorted(found) != list(range(len(found))):
+        return []
+    return [found[i] for i in range(len(found))]
+
+
+def token_output(model: onnx.ModelProto) -> str | None:
+    """The first float output of rank 3 (or of unknown rank): the token states."""
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+    for out in model.graph.output:
+        ttype = out.type.tensor_type
+        rank = len(ttype.shape.dim) if ttype.HasField("shape") else None
+        if ttype.elem_type in floats and rank in (3, None):
+            return out.name
+    return None
+
+
+def trace_layers(g: Graph, model: onnx.ModelProto, out: str) -> LayerMap:
+    """Walk back from ``out``: per attention op, the deepest norm before it; then the last."""
+    above = g.ancestors(out)
+    norms = {n: kind for n, kind in find_norms(g).items() if n in above}
+    attn = [n for n in find_attention(g) if n.output[0] in above]
+    if not norms or not attn:
+        what = "normalisation nodes" if not norms else "attention ops"
+        raise LayersNotFound(f"found no {what} behind output {out!r}; searched for {SEARCHED}. "
+                             "Name the tensors with --layers NAME,...")
+    hidden = [deepest(g, [n for n in norms if n in g.ancestors(a.output[0])]) for a in attn]
+    hidden.append(deepest(g, list(norms)))
+    verify_chain(g, hidden, attn, out)
+    kinds = {norms[h] for h in hidden}
+    style = ("ort-fused" if "ort-fused" in kinds else
+             "decomposed-layernorm" if "decomposed" in kinds else "layernorm")
+    log.info("located %d layers (%s) behind %s", len(hidden), style, out)
+    return LayerMap(hidden, attention_probs(attn, len(attn)), style,
+                    hidden_size(g, model, hidden[0]))
+
+
+def verify_chain(g: Graph, hidden: list[str | None], attn: list, out: str) -> None:
+    """Each state feeds the next, one attention op between them, and a residual sum."""
+    def fail(why: str):
+        raise LayersNotFound(f"the normalisation nodes behind {out!r} do not form one residual "
+                             f"chain with {len(attn)} attention ops ({why}); searched for "
+                             f"{SEARCHED}. Name the tensors with --layers NAME,...")
+
+    if None in hidden or len(set(hidden)) != len(hidden):
+        fail("no single latest norm before some attention op")
+    for i, node in enumerate(attn):
+        before, after = g.ancestors(hidden[i]), g.ancestors(hidden[i + 1])
+        if hidden[i] not in after or node.output[0] not in after or node.output[0] in before:
+            fail(f"block {i + 1} is not delimited by its attention op")
+        if not feeds_residual(g, hidden[i]):
+            fail(f"{hidden[i]!r} feeds no residual sum: a pre-LN encoder?")
+
+
+def feeds_residual(g: Graph, name: str) -> bool:
+    """``name`` (through casts/Q-DQ) is summed into a residual: Add or SkipLayerNorm."""
+    stack, seen = [name], set()
+    while stack:
+        for user in g.consumers.get(stack.pop(), []):
+            if user.op_type in ("Add", "Sum") or user.op_type.startswith("Skip"):
+                return True
+            if user.op_type in PASS_THROUGH and user.output[0] not in seen:
+                seen.add(user.output[0])
+                stack.append(user.output[0])
+    return False
+
+
+def attention_probs(attn: list[onnx.NodeProto], blocks: int) -> list[str]:
+    """Softmax outputs, one per block, when every attention op is an explicit Softmax."""
+    if len(attn) != blocks or any(n.op_type != "Softmax" for n in attn):
+        return []
+    return [n.output[0] for n in attn]
+
+
+def hidden_size(g: Graph, model: onnx.ModelProto, name: str) -> int | None:
+    """Width of the states: declared shape, else the norm's 1-D scale, else None."""
+    for info in [*model.graph.output, *model.graph.value_info]:
+        dims = info.type.tensor_type.shape.dim
+        if info.name == name and dims and dims[-1].HasField("dim_value"):
+            return dims[-1].dim_value
+    node = g.producer.get(name)
+    while node is not None:
+        for inp in node.input[1:]:
+            dims = g.const_dims(inp) if inp else None
+            if dims is not None and len(dims) == 1 and dims[0] > 1:
+                return dims[0]
+        node = g.producer.get(node.input[0]) if node.op_type in PASS_THROUGH else None
+    return None

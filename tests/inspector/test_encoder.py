@@ -14,6 +14,7 @@ from padlens.errors import BadInput
 from padlens.inspector.encoder import Encoder, make_feeds, max_abs_diff
 from padlens.inspector.resolve import ModelRef, resolve_models
 from padlens.inspector.tokenize import load_tokenizer
+from tests.inspector.test_tokenize import write_tokenizer
 
 LAYERS, HIDDEN, MAX_POS = 2, 32, 64  # tests/fixtures/build.py
 TEXTS = ["this is a sample sentence", "the cat sat on the mat", "dog"]
@@ -85,13 +86,13 @@ def test_a_tokenizer_larger_than_the_embedding_table_is_bad_input(export, tmp_pa
 def int32_copy(export, dest):
     """The export's model with int32 graph inputs (cast to int64 inside), and its tokenizer."""
     model = onnx.load(str(export / "model.onnx"))
-    casts = []
+    names = {inp.name: inp.name + "_i64" for inp in model.graph.input}
+    for node in model.graph.node:
+        node.input[:] = [names.get(n, n) for n in node.input]
     for inp in model.graph.input:
-        casts.append(helper.make_node("Cast", [inp.name + "_i32"], [inp.name], to=TensorProto.INT64))
-        inp.name += "_i32"
         inp.type.tensor_type.elem_type = TensorProto.INT32
-    for node in reversed(casts):
-        model.graph.node.insert(0, node)
+    for name, wide in names.items():
+        model.graph.node.insert(0, helper.make_node("Cast", [name], [wide], to=TensorProto.INT64))
     dest.mkdir()
     onnx.save(model, str(dest / "model.onnx"))
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
@@ -105,7 +106,7 @@ def test_int32_inputs_are_fed_as_int32_and_give_the_same_states(export, encoder,
     batch = narrow.encode(TEXTS, max_length=12)
     feeds = narrow.feeds(batch)
     assert {a.dtype for a in feeds.values()} == {np.dtype(np.int32)}
-    assert set(feeds) == {"input_ids_i32", "attention_mask_i32", "token_type_ids_i32"}
+    assert set(feeds) == {"input_ids", "attention_mask", "token_type_ids"}
     forward = narrow.run(batch)
     np.testing.assert_allclose(forward.hidden[LAYERS], encoder.run(batch).hidden[LAYERS], atol=1e-6)
     assert narrow.ref.precision == "fp32"  # guessed from the graph: the file name says nothing
@@ -116,8 +117,6 @@ def spec(name, role, dtype="int64"):
 
 
 def test_feeds_fill_each_input_by_role_and_dtype(tmp_path):
-    from test_tokenize import write_tokenizer  # noqa: PLC0415 (sibling test helper)
-
     write_tokenizer(tmp_path, {"pad_token": "[PAD]", "pad_token_type_id": 1})
     batch = load_tokenizer(tmp_path).encode(["cat", "the cat sat"], max_length=6, side="left")
     inputs = [spec("ids", "input_ids", "int32"), spec("mask", "attention_mask"),
@@ -129,9 +128,15 @@ def test_feeds_fill_each_input_by_role_and_dtype(tmp_path):
     assert feeds["pos"].tolist() == [list(range(6))] * 2
 
 
-def test_feeds_skip_inputs_the_graph_does_not_have(tmp_path):
-    from test_tokenize import write_tokenizer  # noqa: PLC0415
+def test_a_float_or_bool_attention_mask_is_fed_in_its_own_dtype(tmp_path):
+    write_tokenizer(tmp_path, {"pad_token": "[PAD]"})
+    batch = load_tokenizer(tmp_path).encode(["cat"], max_length=4)
+    feeds = make_feeds([spec("m", "attention_mask", "float32"), spec("b", "attention_mask", "bool")], batch)
+    assert feeds["m"].dtype == np.float32 and feeds["m"][0].tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert feeds["b"].dtype == np.bool_ and feeds["b"][0].tolist() == [True, True, True, False]
 
+
+def test_feeds_skip_inputs_the_graph_does_not_have(tmp_path):
     write_tokenizer(tmp_path, {"pad_token": "[PAD]"})
     batch = load_tokenizer(tmp_path).encode(["cat"], max_length=4)
     feeds = make_feeds([spec("input_ids", "input_ids"), spec("attention_mask", "attention_mask")], batch)
@@ -148,3 +153,16 @@ def test_feeds_skip_inputs_the_graph_does_not_have(tmp_path):
 ])
 def test_max_abs_diff_table(a, b, expected):
     assert max_abs_diff(np.array(a), np.array(b)) == expected
+
+
+def test_a_third_party_file_with_only_last_hidden_state_is_located_and_exposed(zoo):
+    (ref,) = resolve_models([zoo("torchscript") / "model.onnx"])
+    bare = Encoder.open(ref, threads=1)
+    batch = bare.encode(TEXTS, max_length=16, side="left")
+    forward = bare.run(batch)
+    assert len(forward.hidden) == LAYERS + 1 and list(forward.outputs) == ["last_hidden_state"]
+    np.testing.assert_array_equal(forward.hidden[LAYERS], forward.outputs["last_hidden_state"])
+    assert len(forward.attention) == LAYERS
+    assert forward.attention[0].shape == (3, 2, 16, 16)
+    np.testing.assert_allclose(forward.attention[0].sum(axis=-1), 1.0, atol=1e-5)
+    assert bare.verify_exposure(batch, forward) < 1e-5

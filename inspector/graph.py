@@ -1,0 +1,133 @@
+"""Load any ONNX token encoder and say where its layers are: the inspector's graph API."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto
+
+from padlens.errors import LayersNotFound, ModelLoadError
+from padlens.inspector.expose import expose_outputs, save_model, tensor_types
+from padlens.inspector.loader import InputSpec, read_model, recognise_inputs
+from padlens.inspector.locate import Graph, LayerMap, hidden_size, locate_layers, token_output
+
+__all__ = ["EncoderGraph", "InputSpec", "LayerMap", "expose_outputs", "load_encoder",
+           "locate_layers", "save_model"]
+
+log = logging.getLogger(__name__)
+
+FLOAT_NAMES = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16",
+               TensorProto.BFLOAT16: "bfloat16", TensorProto.DOUBLE: "float64"}
+
+
+@dataclass
+class EncoderGraph:
+    """A loaded encoder and what padlens knows about it.
+
+    Attributes:
+        path: the .onnx file.
+        model: the model, loaded with its external data.
+        inputs: the graph inputs padlens feeds, with their roles and dtypes.
+        outputs: the model's own output names, in order.
+        layers: where the embedding output, block outputs and attention probabilities are.
+        vocab_size: rows of the word-embedding table (Gather on input_ids), None if unknown.
+        max_positions: rows of the position-embedding table, None if unknown
+            (relative or rotary positions).
+        float_dtype: dtype of the hidden states, "float32" or "float16".
+    """
+
+    path: Path
+    model: onnx.ModelProto
+    inputs: list[InputSpec]
+    outputs: list[str]
+    layers: LayerMap
+    vocab_size: int | None
+    max_positions: int | None
+    float_dtype: str
+
+
+def load_encoder(path: str | os.PathLike, layers: list[str] | None = None) -> EncoderGraph:
+    """Load ``path`` safely, recognise its inputs and locate (or check ``layers``).
+
+    Raises ModelLoadError for a file that is missing, not ONNX or not a token encoder,
+    and LayersNotFound when no layers can be located or a named tensor does not exist.
+    """
+    path, model = read_model(path)
+    inputs = recognise_inputs(path, model.graph)
+    if layers:
+        layer_map = user_layers(model, layers)
+    else:
+        if token_output(model) is None:
+            raise ModelLoadError(f"{path} is not a token encoder: no [batch, sequence, hidden] "
+                                 f"float output (outputs: {_output_names(model)})")
+        layer_map = locate_layers(model)
+    g = Graph(model)
+    vocab, positions = embedding_rows(g, inputs, layer_map.hidden[0])
+    return EncoderGraph(path, model, inputs, [o.name for o in model.graph.output], layer_map,
+                        vocab, positions, _float_dtype(model, layer_map.hidden[0]))
+
+
+def _output_names(model: onnx.ModelProto) -> str:
+    return ", ".join(o.name for o in model.graph.output) or "none"
+
+
+def user_layers(model: onnx.ModelProto, names: list[str]) -> LayerMap:
+    """A LayerMap from tensors the user named (``--layers``), after checking they exist."""
+    g = Graph(model)
+    known = set(g.producer) | {i.name for i in model.graph.input}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise LayersNotFound(f"--layers names tensor(s) not in the graph: "
+                             f"{', '.join(map(repr, missing))}")
+    return LayerMap(list(names), [], "user", hidden_size(g, model, names[0]))
+
+
+def embedding_rows(g: Graph, inputs: list[InputSpec], hidden0: str) -> tuple[int | None, int | None]:
+    """Rows of the word and position embedding tables behind the embedding output."""
+    roles = {s.name: s.role for s in inputs}
+    vocab, positions = None, []
+    for name in g.ancestors(hidden0):
+        node = g.producer.get(name)
+        if node is None or name != node.output[0]:
+            continue
+        if node.op_type == "EmbedLayerNormalization":
+            return _rows(g, node.input[2]), _rows(g, _at(node, 3))
+        if node.op_type != "Gather" or len(g.const_dims(node.input[0]) or []) != 2:
+            continue
+        role = roles.get(_source_input(g, node.input[1]))
+        if role == "input_ids":
+            vocab = _rows(g, node.input[0])
+        elif role == "position_ids" or role is None:
+            positions.append(_rows(g, node.input[0]) or 0)
+    return vocab, (max(positions) if positions and max(positions) > 2 else None)
+
+
+def _at(node: onnx.NodeProto, i: int) -> str:
+    return node.input[i] if len(node.input) > i else ""
+
+
+def _rows(g: Graph, table: str) -> int | None:
+    dims = g.const_dims(table) if table else None
+    return dims[0] if dims else None
+
+
+def _source_input(g: Graph, name: str) -> str | None:
+    """The graph input ``name`` is a plain copy of (through Cast/Identity), if any."""
+    while True:
+        node = g.producer.get(name)
+        if node is None:
+            return name
+        if node.op_type not in ("Cast", "Identity"):
+            return None
+        name = node.input[0]
+
+
+def _float_dtype(model: onnx.ModelProto, name: str) -> str:
+    elem = tensor_types(model).get(name, TensorProto.FLOAT)
+    if elem not in FLOAT_NAMES:
+        raise ModelLoadError(f"layer tensor {name!r} is not a float tensor "
+                             f"({TensorProto.DataType.Name(elem)})")
+    return FLOAT_NAMES[elem]

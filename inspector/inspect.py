@@ -1,0 +1,392 @@
+"""inspect(): run encoders side by side on the same padded batches and measure their pads."""
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from padlens.errors import BadInput
+from padlens.inspector import metrics as M
+from padlens.inspector.encoder import Encoder, Forward
+from padlens.inspector.resolve import ModelRef, resolve_models
+from padlens.inspector.session import canonical_provider
+from padlens.inspector.texts import default_corpus, iter_texts, read_texts
+from padlens.inspector.tokenize import PADDINGS, SIDES, Batch
+
+log = logging.getLogger(__name__)
+
+ATTENTION_FIELDS = tuple(f"attn_{name}" for name in M.ATTENTION_METRICS)
+
+
+# ---------------------------------------------------------------- results
+
+@dataclass
+class LayerMetrics:
+    """Pad metrics of one layer of one run (means over sequences, DESIGN.md definitions).
+
+    Attributes:
+        index: 0 is the embedding output, 1..L the encoder blocks' outputs.
+        tensor: the graph tensor the states were read from.
+        pad_pad_cos: mean over pairs of distinct pads of cos(h_p, h_q).
+        pad_real_cos: mean over (pad, real) pairs of cos(h_p, h_r).
+        pad_norm: mean ‖h‖ over pads.
+        real_norm: mean ‖h‖ over real positions (special tokens included).
+        pad_anchor_cos: mean cos between each pad and the pad next to the content (the
+            anchor); 1 means pad states do not depend on position.
+        pad_step: mean ‖h_p − h_{p+1}‖ over neighbouring pads; 0 means no change along positions.
+        pad_anchor_cos_by_offset: cos(h_p, h_anchor) by offset |p − anchor| bucket ("1", "2",
+            "3-4", "5-8", …), pooled over every pad at that offset.
+        attn_pad_to_cls, attn_pad_to_sep, attn_pad_to_content, attn_pad_to_pad: attention mass
+            pad queries put on [CLS] (first real), [SEP] (last real), the other real tokens and
+            pads, averaged over heads; None where no attention probabilities were located
+            (layer 0 never has them).
+        attn_real_to_pad: mass real queries put on pad keys (≈ 0 when the mask works).
+        sequences: sequences measured; failed: those with NaN/Inf/zero states, left out.
+        without_pads: sequences with no pad (left out of pad metrics); single_pad: sequences
+            with one pad (left out of pad_pad_cos).
+        pad_position_mean: [max_length, H] mean pad state per absolute position (NaN rows
+            where no pad was seen), for heatmaps; not written to JSON (``pad_position_norm`` is).
+    """
+
+    index: int
+    tensor: str
+    pad_pad_cos: float
+    pad_real_cos: float
+    pad_norm: float
+    real_norm: float
+    pad_anchor_cos: float
+    pad_step: float
+    pad_anchor_cos_by_offset: dict[str, float]
+    attn_pad_to_cls: float | None = None
+    attn_pad_to_sep: float | None = None
+    attn_pad_to_content: float | None = None
+    attn_pad_to_pad: float | None = None
+    attn_real_to_pad: float | None = None
+    sequences: int = 0
+    failed: int = 0
+    without_pads: int = 0
+    single_pad: int = 0
+    pad_position_mean: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def pad_position_norm(self) -> list[float]:
+        """‖mean pad state‖ per absolute position (NaN where no pad was seen)."""
+        if self.pad_position_mean is None:
+            return []
+        return [float(v) for v in np.linalg.norm(self.pad_position_mean, axis=1)]
+
+    def to_dict(self) -> dict:
+        out = {k: v for k, v in vars(self).items() if k != "pad_position_mean"}
+        out["pad_position_norm"] = self.pad_position_norm
+        return to_jsonable(out)
+
+
+@dataclass
+class RunResult:
+    """One model file on one execution provider, measured on every batch.
+
+    Attributes:
+        model: the .onnx file.
+        precision: fp32, fp16, int8-dynamic, int8-static, int8-weight or unknown.
+        provider: the provider as asked (e.g. "cpu", "cuda").
+        label: how reports name the model (``ModelRef.label``).
+        layers: one LayerMetrics per hidden layer, index 0 = embedding output.
+        pooling: last-layer pooling damage: ``masked_unmasked_cos`` (mean, ``_min``, ``_max``
+            over texts), ``cls_masked_cos``, and over the first ``texts_compared`` texts
+            ``knn_overlap`` (k = ``knn_k``), ``similarity_spearman``, ``similarity_mean_masked``,
+            ``similarity_mean_unmasked``.
+        pad_content_rsa: Spearman over text pairs between pad-mean and real-mean similarities
+            (last layer, first ``texts_compared`` texts that have pads).
+        exposure_max_abs_diff: max |Δ| of the model's own outputs, instrumented vs unmodified,
+            on the first batch.
+        n_texts: texts measured; n_tokens: real tokens; n_pad_tokens: pad positions.
+        warnings: things the reader must know (provider fallback, failures, caps).
+        timings: seconds: load, verify, forward, metrics.
+        encoder: ``Encoder.describe()``: inputs, outputs, tensors, providers used.
+    """
+
+    model: str
+    precision: str
+    provider: str
+    label: str
+    layers: list[LayerMetrics]
+    pooling: dict
+    pad_content_rsa: float
+    exposure_max_abs_diff: float | None
+    n_texts: int
+    n_tokens: int
+    n_pad_tokens: int
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    encoder: dict = field(default_factory=dict)
+
+    @property
+    def has_attention(self) -> bool:
+        return any(layer.attn_pad_to_pad is not None for layer in self.layers)
+
+    def to_dict(self) -> dict:
+        return to_jsonable({k: [layer.to_dict() for layer in v] if k == "layers" else v
+                            for k, v in vars(self).items()})
+
+
+@dataclass
+class InspectResult:
+    """Every run of one ``inspect`` call, measured on the same batches.
+
+    Attributes:
+        runs: one RunResult per (model file × provider), in the order asked.
+        texts_count: texts read from the source.
+        max_length: the length texts were truncated (and, with "max_length" padding, padded) to.
+        padding_side: "right" or "left".
+        settings: the other options (padding, batch size, providers, layers, caps, timings).
+    """
+
+    runs: list[RunResult]
+    texts_count: int
+    max_length: int
+    padding_side: str
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """DESIGN.md's JSON: ``{"runs": [{"model", "precision", "provider", "layers": [...]}]}``."""
+        return to_jsonable({"runs": [run.to_dict() for run in self.runs], "texts_count": self.texts_count,
+                            "max_length": self.max_length, "padding_side": self.padding_side,
+                            "settings": self.settings})
+
+
+def to_jsonable(value):
+    """Plain JSON values: NaN/Inf -> None, numpy scalars and arrays -> Python, paths -> str."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# ---------------------------------------------------------------- texts
+
+def text_source(texts: Iterable[str] | None, texts_file: str | None) -> Iterator[str]:
+    """The texts to measure, streamed: ``texts`` first, then the file's; by default the corpus.
+
+    A file (or an iterator passed as ``texts``) is read lazily, never held whole; blank
+    texts are skipped. An empty list of texts is a BadInput, not the corpus.
+    """
+    if isinstance(texts, (list, tuple)):
+        if not texts and texts_file is None:
+            raise BadInput("no texts given")
+        texts = read_texts(list(texts), None) if texts else []
+    if texts_file is not None:
+        return itertools.chain(texts or [], iter_texts(texts_file))  # checks the file exists now
+    if texts is None:
+        return iter(default_corpus())
+    return (t for t in texts if t.strip())
+
+
+def batches_of(stream: Iterator[str], size: int) -> Iterator[list[str]]:
+    """Chunks of ``size`` texts pulled lazily from ``stream``."""
+    while True:
+        chunk = list(itertools.islice(stream, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _first_chunk(chunks: Iterator[list[str]], texts_file: str | None) -> list[str]:
+    first = next(chunks, None)
+    if first is None:
+        raise BadInput(f"no texts: {texts_file} is empty" if texts_file else "no texts given")
+    return first
+
+
+# ---------------------------------------------------------------- runs
+
+@dataclass
+class _Run:
+    """Accumulators of one run while batches stream through."""
+
+    ref: ModelRef
+    provider: str
+    encoder: Encoder
+    pads: list[M.PadStats]
+    attention: list[M.AttentionStats | None]
+    texts: M.TextStats
+    timings: dict[str, float]
+    warnings: list[str]
+    exposure: float | None = None
+    n_texts: int = 0
+    n_tokens: int = 0
+    n_pad_tokens: int = 0
+
+
+def _check_options(max_length: int, padding: str, padding_side: str, batch_size: int,
+                   providers: Sequence[str], threads: int | None) -> list[str]:
+    if int(max_length) < 2:
+        raise BadInput(f"--max-length must be at least 2 (room for [CLS] and [SEP]), got {max_length}")
+    if padding not in PADDINGS:
+        raise BadInput(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
+    if padding_side not in SIDES:
+        raise BadInput(f"padding side must be one of {', '.join(SIDES)}, got {padding_side!r}")
+    if int(batch_size) < 1:
+        raise BadInput(f"--batch-size must be at least 1, got {batch_size}")
+    if threads is not None and int(threads) < 1:
+        raise BadInput(f"--threads must be at least 1, got {threads}")
+    providers = [providers] if isinstance(providers, str) else list(providers or ["cpu"])
+    for name in providers:
+        canonical_provider(name)  # unknown names fail before any model is loaded
+    return list(dict.fromkeys(providers))
+
+
+def _open_runs(refs: list[ModelRef], providers: list[str], max_length: int, options: dict) -> list[_Run]:
+    runs = []
+    for ref, provider in itertools.product(refs, providers):
+        start = time.perf_counter()
+        enc = Encoder.open(ref, providers=(provider,), **options)
+        enc.check_max_length(max_length)
+        n = enc.num_layers + 1
+        runs.append(_Run(ref, provider, enc, [M.PadStats(max_positions=max_length) for _ in range(n)],
+                         [None] + [M.AttentionStats() for _ in range(n - 1)], M.TextStats(),
+                         {"load": time.perf_counter() - start, "verify": 0.0, "forward": 0.0, "metrics": 0.0},
+                         list(enc.session.warnings)))
+    return runs
+
+
+def _measure(run: _Run, batch: Batch, first: bool) -> None:
+    start = time.perf_counter()
+    forward = run.encoder.run(batch)
+    run.timings["forward"] += time.perf_counter() - start
+    if first:
+        start = time.perf_counter()
+        run.exposure = run.encoder.verify_exposure(batch, forward)
+        run.timings["verify"] += time.perf_counter() - start
+    start = time.perf_counter()
+    _accumulate(run, forward, batch.attention_mask)
+    run.n_texts += batch.shape[0]
+    run.n_tokens += int(batch.attention_mask.sum())
+    run.n_pad_tokens += int((batch.attention_mask == 0).sum())
+    run.timings["metrics"] += time.perf_counter() - start
+
+
+def _accumulate(run: _Run, forward: Forward, mask: np.ndarray) -> None:
+    for stats, h in zip(run.pads, forward.hidden):
+        stats.add(h, mask)
+    if forward.attention and len(forward.attention) == len(forward.hidden) - 1:
+        for stats, probs in zip(run.attention[1:], forward.attention):
+            stats.add(probs, mask)
+    elif forward.attention:
+        note = (f"{len(forward.attention)} attention tensors for {len(forward.hidden) - 1} blocks: "
+                "attention masses left out")
+        if note not in run.warnings:
+            run.warnings.append(note)
+    run.texts.add(forward.hidden[-1], mask)
+
+
+def _layer_metrics(index: int, tensor: str, pads: M.PadStats, attn: M.AttentionStats | None) -> LayerMetrics:
+    layer = LayerMetrics(index=index, tensor=tensor, **pads.means(),
+                         pad_anchor_cos_by_offset=pads.offset_curve(), sequences=pads.sequences,
+                         failed=pads.failed, without_pads=pads.without_pads, single_pad=pads.single_pad,
+                         pad_position_mean=pads.position_means())
+    if attn is not None and attn.sequences:
+        for name, value in attn.means().items():
+            setattr(layer, f"attn_{name}", value)
+    return layer
+
+
+def _run_warnings(run: _Run, layers: list[LayerMetrics]) -> list[str]:
+    notes = list(run.warnings)
+    for layer in layers:
+        if layer.failed:
+            notes.append(f"layer {layer.index}: {layer.failed} of {layer.sequences} sequences had "
+                         "NaN, Inf or zero states and were left out")
+    if layers and layers[0].sequences and layers[0].without_pads == layers[0].sequences - layers[0].failed:
+        notes.append("no text has pads (each filled max length, or padding to the longest of one): "
+                     "pad metrics are undefined")
+    if run.texts.texts > run.texts.kept + run.texts.failed:
+        notes.append(f"pad_content_rsa, k-NN overlap and similarity Spearman use the first "
+                     f"{run.texts.kept} of {run.texts.texts} texts")
+    return notes
+
+
+def _finish(run: _Run) -> RunResult:
+    tensors = list(run.encoder.graph.layers.hidden)
+    layers = [_layer_metrics(i, str(tensors[i]), pads, attn)
+              for i, (pads, attn) in enumerate(zip(run.pads, run.attention))]
+    describe = run.encoder.describe()
+    return RunResult(
+        model=str(run.ref.path), precision=run.ref.precision, provider=run.provider, label=run.ref.label,
+        layers=layers, pooling=run.texts.pooling(), pad_content_rsa=run.texts.pad_content_rsa(),
+        exposure_max_abs_diff=run.exposure, n_texts=run.n_texts, n_tokens=run.n_tokens,
+        n_pad_tokens=run.n_pad_tokens, warnings=_run_warnings(run, layers),
+        timings={k: round(v, 4) for k, v in run.timings.items()}, encoder=describe)
+
+
+def _tokenizer_groups(runs: list[_Run]) -> dict[str, list[_Run]]:
+    """Runs that share a tokenizer share its batches: tokenize once per tokenizer."""
+    groups: dict[str, list[_Run]] = {}
+    for run in runs:
+        groups.setdefault(str(run.ref.tokenizer_path), []).append(run)
+    return groups
+
+
+def inspect(
+    models: list[str],
+    texts: list[str] | Iterable[str] | None = None,
+    texts_file: str | None = None,
+    tokenizer: str | None = None,
+    max_length: int = 128,
+    padding: str = "max_length",
+    padding_side: str = "right",
+    providers: Sequence[str] = ("cpu",),
+    allow_fallback: bool = False,
+    batch_size: int = 32,
+    layers: list[str] | None = None,
+    threads: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> InspectResult:
+    """Measure what the pad positions of each model hold, every model on the same batches.
+
+    Every (model file × provider) is a run. Texts stream from ``texts`` then ``texts_file``
+    (or the bundled corpus) in batches of ``batch_size``; each batch is tokenized once per
+    tokenizer and fed to every run, so memory does not grow with the number of texts.
+    ``progress`` is called with the number of texts done after each batch.
+    """
+    started = time.perf_counter()
+    providers = _check_options(max_length, padding, padding_side, batch_size, providers, threads)
+    chunks = batches_of(text_source(texts, texts_file), int(batch_size))
+    first = _first_chunk(chunks, texts_file)
+    refs = resolve_models(models, tokenizer)
+    runs = _open_runs(refs, providers, int(max_length),
+                      {"allow_fallback": allow_fallback, "threads": threads, "layers": layers})
+    groups = _tokenizer_groups(runs)
+    count, tokenize_s = 0, 0.0
+    for index, chunk in enumerate(itertools.chain([first], chunks)):
+        for group in groups.values():
+            start = time.perf_counter()
+            batch = group[0].encoder.tokenizer.encode(chunk, max_length=int(max_length), padding=padding,
+                                                      side=padding_side)
+            tokenize_s += time.perf_counter() - start
+            for run in group:
+                _measure(run, batch, first=index == 0)
+        count += len(chunk)
+        if progress is not None:
+            progress(count)
+    settings = {"padding": padding, "batch_size": int(batch_size), "providers": providers,
+                "allow_fallback": allow_fallback, "layers": layers, "threads": threads,
+                "tokenizer": tokenizer, "texts_file": texts_file, "text_cap": M.TEXT_CAP, "knn_k": M.KNN_K,
+                "timings": {"tokenize": round(tokenize_s, 4), "total": round(time.perf_counter() - started, 4)}}
+    return InspectResult([_finish(run) for run in runs], count, int(max_length), padding_side, settings)
