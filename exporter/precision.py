@@ -60,9 +60,10 @@ def quantize_int8_dynamic(src: Path, dst: Path) -> None:
 def quantize_int8_static(src: Path, dst: Path, feeds: Sequence[Feed]) -> None:
     """QDQ static quantization of the MatMuls only, calibrated (MinMax) on ``feeds``.
 
-    Only MatMul inputs get QuantizeLinear/DequantizeLinear pairs: the attention-mask path
-    (values near float32 min) stays in float, which is what keeps the model usable
-    (see DESIGN.md). Weights are quantized per output channel.
+    Only MatMul inputs get QuantizeLinear/DequantizeLinear pairs, one pair per MatMul
+    (``DedicatedQDQPair``), so the residual stream, LayerNorm and the attention-mask path
+    (values near float32 min) stay in float, which is what keeps the model usable (see
+    DESIGN.md). Weights are quantized per output channel.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -77,6 +78,7 @@ def quantize_int8_static(src: Path, dst: Path, feeds: Sequence[Feed]) -> None:
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"DedicatedQDQPair": True},
         )
 
 

@@ -156,7 +156,8 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike, *,
                external_over: int = EXTERNAL_OVER) -> Path:
     """Write ``model`` for an InferenceSession; tensors go to ``<name>.data`` past ~1.8 GB.
 
-    The proto is left as it was given (external data is read back into it).
+    The proto is left as it was given: a large one is copied before its tensors are
+    moved out (peak memory is twice the model for that moment).
     """
     path = Path(path)
     if proto_size(model) <= external_over:
@@ -164,7 +165,8 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike, *,
         return path
     location = path.name + ".data"
     (path.parent / location).unlink(missing_ok=True)
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    onnx.save_model(copy, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=location, size_threshold=1024)
-    onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
     return path

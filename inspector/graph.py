@@ -85,7 +85,8 @@ def user_layers(model: onnx.ModelProto, names: list[str]) -> LayerMap:
     return LayerMap(list(names), [], "user", hidden_size(g, model, names[0]))
 
 
-def embedding_rows(g: Graph, inputs: list[InputSpec], hidden0: str) -> tuple[int | None, int | None]:
+def embedding_rows(g: Graph, inputs: list[InputSpec],
+                   hidden0: str) -> tuple[int | None, int | None]:
     """Rows of the word and position embedding tables behind the embedding output."""
     roles = {s.name: s.role for s in inputs}
     vocab, positions = None, []

@@ -21,6 +21,7 @@ from padlens.inspector.tokenize import PADDINGS, SIDES, Batch
 
 log = logging.getLogger(__name__)
 
+DEFAULT_MAX_LENGTH = 128
 ATTENTION_FIELDS = tuple(f"attn_{name}" for name in M.ATTENTION_METRICS)
 
 
@@ -234,9 +235,9 @@ class _Run:
     n_pad_tokens: int = 0
 
 
-def _check_options(max_length: int, padding: str, padding_side: str, batch_size: int,
+def _check_options(max_length: int | None, padding: str, padding_side: str, batch_size: int,
                    providers: Sequence[str], threads: int | None) -> list[str]:
-    if int(max_length) < 2:
+    if max_length is not None and int(max_length) < 2:
         raise BadInput(f"--max-length must be at least 2 (room for [CLS] and [SEP]), got {max_length}")
     if padding not in PADDINGS:
         raise BadInput(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
@@ -252,18 +253,35 @@ def _check_options(max_length: int, padding: str, padding_side: str, batch_size:
     return list(dict.fromkeys(providers))
 
 
-def _open_runs(refs: list[ModelRef], providers: list[str], max_length: int, options: dict) -> list[_Run]:
-    runs = []
+def choose_max_length(asked: int | None, encoders: Sequence[Encoder]) -> int:
+    """``asked`` when every encoder has that many positions (else BadInput); without a
+    value, DEFAULT_MAX_LENGTH or the fewest position embeddings among the encoders."""
+    if asked is not None:
+        for enc in encoders:
+            enc.check_max_length(int(asked))
+        return int(asked)
+    limits = [int(enc.graph.max_positions) for enc in encoders if enc.graph.max_positions]
+    length = min([DEFAULT_MAX_LENGTH, *limits])
+    if length < DEFAULT_MAX_LENGTH:
+        log.info("max length %d: the model has %d position embeddings", length, length)
+    return length
+
+
+def _open_encoders(refs: list[ModelRef], providers: list[str], options: dict) -> list[tuple]:
+    """(ref, provider, encoder, seconds to open) for every run, in the order asked."""
+    opened = []
     for ref, provider in itertools.product(refs, providers):
         start = time.perf_counter()
         enc = Encoder.open(ref, providers=(provider,), **options)
-        enc.check_max_length(max_length)
-        n = enc.num_layers + 1
-        runs.append(_Run(ref, provider, enc, [M.PadStats(max_positions=max_length) for _ in range(n)],
-                         [None] + [M.AttentionStats() for _ in range(n - 1)], M.TextStats(),
-                         {"load": time.perf_counter() - start, "verify": 0.0, "forward": 0.0, "metrics": 0.0},
-                         list(enc.session.warnings)))
-    return runs
+        opened.append((ref, provider, enc, time.perf_counter() - start))
+    return opened
+
+
+def _new_run(ref: ModelRef, provider: str, enc: Encoder, load_s: float, max_length: int) -> _Run:
+    n = enc.num_layers + 1
+    return _Run(ref, provider, enc, [M.PadStats(max_positions=max_length) for _ in range(n)],
+                [None] + [M.AttentionStats() for _ in range(n - 1)], M.TextStats(),
+                {"load": load_s, "verify": 0.0, "forward": 0.0, "metrics": 0.0}, list(enc.session.warnings))
 
 
 def _measure(run: _Run, batch: Batch, first: bool) -> None:
@@ -348,7 +366,7 @@ def inspect(
     texts: list[str] | Iterable[str] | None = None,
     texts_file: str | None = None,
     tokenizer: str | None = None,
-    max_length: int = 128,
+    max_length: int | None = None,
     padding: str = "max_length",
     padding_side: str = "right",
     providers: Sequence[str] = ("cpu",),
@@ -363,21 +381,22 @@ def inspect(
     Every (model file × provider) is a run. Texts stream from ``texts`` then ``texts_file``
     (or the bundled corpus) in batches of ``batch_size``; each batch is tokenized once per
     tokenizer and fed to every run, so memory does not grow with the number of texts.
+    ``max_length`` None means 128, or fewer when a model has fewer position embeddings.
     ``progress`` is called with the number of texts done after each batch.
     """
     started = time.perf_counter()
     providers = _check_options(max_length, padding, padding_side, batch_size, providers, threads)
     chunks = batches_of(text_source(texts, texts_file), int(batch_size))
     first = _first_chunk(chunks, texts_file)
-    refs = resolve_models(models, tokenizer)
-    runs = _open_runs(refs, providers, int(max_length),
-                      {"allow_fallback": allow_fallback, "threads": threads, "layers": layers})
-    groups = _tokenizer_groups(runs)
+    opened = _open_encoders(resolve_models(models, tokenizer), providers,
+                            {"allow_fallback": allow_fallback, "threads": threads, "layers": layers})
+    length = choose_max_length(max_length, [enc for _, _, enc, _ in opened])
+    runs = [_new_run(*item, length) for item in opened]
     count, tokenize_s = 0, 0.0
     for index, chunk in enumerate(itertools.chain([first], chunks)):
-        for group in groups.values():
+        for group in _tokenizer_groups(runs).values():
             start = time.perf_counter()
-            batch = group[0].encoder.tokenizer.encode(chunk, max_length=int(max_length), padding=padding,
+            batch = group[0].encoder.tokenizer.encode(chunk, max_length=length, padding=padding,
                                                       side=padding_side)
             tokenize_s += time.perf_counter() - start
             for run in group:
@@ -387,6 +406,7 @@ def inspect(
             progress(count)
     settings = {"padding": padding, "batch_size": int(batch_size), "providers": providers,
                 "allow_fallback": allow_fallback, "layers": layers, "threads": threads,
-                "tokenizer": tokenizer, "texts_file": texts_file, "text_cap": M.TEXT_CAP, "knn_k": M.KNN_K,
+                "tokenizer": tokenizer, "texts_file": texts_file, "max_length_asked": max_length,
+                "text_cap": M.TEXT_CAP, "knn_k": M.KNN_K,
                 "timings": {"tokenize": round(tokenize_s, 4), "total": round(time.perf_counter() - started, 4)}}
-    return InspectResult([_finish(run) for run in runs], count, int(max_length), padding_side, settings)
+    return InspectResult([_finish(run) for run in runs], count, length, padding_side, settings)

@@ -64,9 +64,10 @@ ATTENTION_COLUMNS = (
 
 def _block(column: Column, runs: list[RunResult], ids: list[int], rows: range) -> list[str]:
     """One metric for ``runs``: title line, run ids (when several), one line per layer."""
-    width = max(len(column.title), COL_W * len(runs))
-    if len(runs) > 1:
-        lines = [f" {column.title} ".center(width - 1, "-").rjust(width)]
+    multi = len(runs) > 1
+    width = max(len(column.title) + (4 if multi else 0), COL_W * len(runs))
+    if multi:
+        lines = [f" {column.title} ".center(width - 2, "-").rjust(width)]
         lines.append("".join(f"[{i}]".rjust(COL_W) for i in ids).rjust(width))
     else:
         lines = [column.title.rjust(width)]
@@ -163,6 +164,8 @@ def _header(result: InspectResult) -> list[str]:
     padding = result.settings.get("padding", "max_length")
     pad_to = f"padded to {result.max_length}" if padding == "max_length" else \
         f"padded to the longest (at most {result.max_length})"
+    if result.settings.get("max_length_asked", result.max_length) is None and result.max_length < 128:
+        pad_to += " (the model's position limit)"
     n = result.texts_count
     return [f"padlens inspect: {n} text{'s' if n != 1 else ''}, {pad_to}, {result.padding_side} padding"]
 

@@ -1,4 +1,193 @@
-"""CLI commands for audit (filled in by its issue)."""
+"""CLI commands `audit` (padding leaks, as a CI gate) and `embed` (sentence embeddings, no PyTorch)."""
 from __future__ import annotations
 
-COMMANDS: list = []
+import json
+import logging
+from pathlib import Path
+
+import click
+
+from padlens.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+
+def _input_options(fn):
+    """MODEL... and the input options `inspect` takes (same names, same meaning)."""
+    options = [
+        click.argument("models", nargs=-1, required=True, metavar="MODEL..."),
+        click.option("--tokenizer", type=click.Path(exists=True), help="Tokenizer folder or tokenizer.json for bare .onnx files."),
+        click.option("--text", "text", multiple=True, help="A text to use (repeatable)."),
+        click.option("--texts", type=click.Path(dir_okay=False), help="File of texts: .txt (one per line), .jsonl or .csv with a text field."),
+        click.option("--max-length", type=click.IntRange(min=2), default=128, show_default=True, help="Pad (and truncate) to this many tokens."),
+        click.option("--padding-side", type=click.Choice(["right", "left"]), default="right", show_default=True),
+        click.option("--provider", "provider", multiple=True, help="Execution provider (cpu, cuda, ...); repeat to audit on several."),
+        click.option("--allow-fallback", is_flag=True, help="Accept a provider silently dropped by ONNX Runtime (with a warning)."),
+        click.option("--layers", help="Comma-separated tensor names to use as layers 0..L."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+        click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime intra-op threads."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+# One line to switch to the shared decorator once padlens.cli_inspect exports it:
+input_options = _input_options
+
+
+def _opt(opts: dict, *names, default=None):
+    """The first of ``names`` present in ``opts`` (tolerates the shared decorator's spelling)."""
+    for name in names:
+        if opts.get(name) not in (None, ()):
+            return opts[name]
+    return default
+
+
+def _input_kwargs(opts: dict) -> dict:
+    layers = _opt(opts, "layers")
+    if isinstance(layers, str):
+        layers = [s.strip() for s in layers.split(",") if s.strip()]
+    return {
+        "texts": list(_opt(opts, "text", "texts_given", default=())) or None,
+        "texts_file": _opt(opts, "texts", "texts_file"),
+        "tokenizer": _opt(opts, "tokenizer"),
+        "max_length": _opt(opts, "max_length", default=128),
+        "providers": tuple(_opt(opts, "provider", "providers", default=("cpu",))),
+        "allow_fallback": bool(_opt(opts, "allow_fallback", default=False)),
+        "threads": _opt(opts, "threads"),
+        "layers": layers or None,
+        "padding_side": _opt(opts, "padding_side", default="right"),
+    }
+
+
+def _check_out(path: str | None, option: str) -> None:
+    """Refuse an output path that cannot be written before the work starts."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise BadInput(f"{option} {p} is a folder, expected a file path")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInput(f"{option} {p}: folder {parent} does not exist")
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def _mark(check) -> str:
+    if check.passed:
+        return "PASS"
+    return "FAIL" if check.severity == "error" else "WARN"
+
+
+def _value(check) -> str:
+    from padlens.inspector.audit import fmt_cos
+
+    if check.value is None:
+        return "not measured"
+    if check.name in ("dynamic_activation_quantization", "mask_path_quantized"):
+        return f"{int(check.value)} found"
+    return f"{fmt_cos(check.value)} (min {check.threshold:g})"
+
+
+def render(result) -> None:
+    """Terminal verdict: per model, one line per check; failed and warned checks say why."""
+    for model in result.models:
+        checks = [c for c in result.checks if c.model == model]
+        failed = [c for c in checks if not c.passed and c.severity == "error"]
+        click.echo(f"{model}: {'FAIL' if failed else 'PASS'}")
+        for c in checks:
+            click.echo(f"  {_mark(c)}  {c.name:<32} {_value(c)}")
+            if not c.passed:
+                click.echo(f"        {c.detail}")
+    failures = result.failures
+    if failures:
+        names = ", ".join(f"{c.model} {c.name}" for c in failures[:4])
+        more = f" and {len(failures) - 4} more" if len(failures) > 4 else ""
+        click.echo(f"audit failed: {len(failures)} error-level check(s) failed: {names}{more}")
+    else:
+        click.echo("audit passed: every error-level check passed")
+
+
+@click.command("audit")
+@input_options
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the results as JSON.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Write JUnit XML (one testcase per check).")
+@click.option("--tolerance", "tolerances", multiple=True, metavar="NAME=VALUE",
+              help="Override a threshold, e.g. padding_invariance=0.9999 or padding_invariance.delta=0.01.")
+def audit_command(json_path, junit_path, tolerances, **opts):
+    """Does padding leak into real tokens? Checks per model, precision and provider.
+
+    Exit 0 when every error-level check passes, 1 when one fails, 2 on bad input.
+    Checks: padding_invariance, batch_neighbour_invariance, mask_honoured,
+    fully_masked_row, left_padding (warning), dynamic_activation_quantization (warning),
+    mask_path_quantized, reference_drift (against the fp32 CPU run).
+
+    \b
+    Examples:
+      padlens audit out/minilm                           # every precision of an export
+      padlens audit model.onnx --tokenizer tok/ --junit audit.xml
+      padlens audit out/minilm --provider cpu --provider cuda --json audit.json
+      padlens audit model.int8.onnx --tolerance padding_invariance=0.999
+    """
+    from padlens.fsio import atomic_write
+    from padlens.inspector.audit import audit
+    from padlens.inspector.tolerances import parse_tolerances
+
+    overrides = parse_tolerances(tolerances)
+    _check_out(json_path, "--json")
+    _check_out(junit_path, "--junit")
+    result = audit(list(opts["models"]), tolerances=overrides, **_input_kwargs(opts))
+    render(result)
+    if json_path:
+        atomic_write(json_path, json.dumps(result.to_dict(), indent=2) + "\n")
+    if junit_path:
+        atomic_write(junit_path, result.to_junit())
+    return 0 if result.passed else 1
+
+
+# --------------------------------------------------------------------------- embed
+
+
+@click.command("embed")
+@click.argument("model", metavar="MODEL")
+@click.option("--texts", "texts_file", required=True, type=click.Path(dir_okay=False),
+              help="File of texts: .txt (one per line), .jsonl or .csv with a text field.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+              help="The .npy to write (float32, one row per text); written atomically.")
+@click.option("--tokenizer", type=click.Path(exists=True), help="Tokenizer for a bare .onnx file.")
+@click.option("--pooling", type=click.Choice(["auto", "mean", "cls", "max"]), default="auto", show_default=True,
+              help="auto: a sentence-transformers folder's Pooling module, else the export's manifest, else mean.")
+@click.option("--normalize/--no-normalize", default=None,
+              help="L2-normalise rows (default: what the model's folder or manifest says).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=2), help="Tokens kept per text (default: the model's).")
+@click.option("--provider", "providers", multiple=True, help="Execution provider (default cpu).")
+@click.option("--allow-fallback", is_flag=True, help="Accept a provider silently dropped by ONNX Runtime.")
+@click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime intra-op threads.")
+def embed_command(model, texts_file, out, tokenizer, pooling, normalize, batch_size, max_length,
+                  providers, allow_fallback, threads):
+    """Sentence embeddings from an ONNX encoder, streamed to a .npy, without PyTorch.
+
+    MODEL is an export dir (its fp32 model is used) or a .onnx file. Memory holds one
+    batch whatever the size of the texts file.
+
+    \b
+    Examples:
+      padlens embed out/minilm --texts corpus.txt -o emb.npy
+      padlens embed model.onnx --tokenizer tok/ --texts docs.jsonl -o emb.npy --pooling cls --normalize
+    """
+    from padlens.inspector.embed import embed
+
+    result = embed(model, texts_file, out, tokenizer=tokenizer, pooling=pooling, normalize=normalize,
+                   batch_size=batch_size, max_length=max_length, providers=tuple(providers) or ("cpu",),
+                   allow_fallback=allow_fallback, threads=threads)
+    norm = "normalized" if result.normalize else "not normalized"
+    click.echo(f"wrote {result.path}: {result.rows} x {result.dim} float32 ({result.model}, "
+               f"{result.pooling} pooling from {result.pooling_source}, {norm}, max length {result.max_length})")
+    return 0
+
+
+COMMANDS = [audit_command, embed_command]

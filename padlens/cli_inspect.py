@@ -1,4 +1,129 @@
-"""CLI commands for inspect (filled in by its issue)."""
+"""`padlens inspect`, and the input options audit and embed reuse (`input_options`)."""
 from __future__ import annotations
 
-COMMANDS: list = []
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from padlens.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+PAD_TO = {"max-length": "max_length", "longest": "longest"}
+
+
+def input_options(func: Callable) -> Callable:
+    """MODEL... and the options that say what to feed it: shared by inspect, audit and embed.
+
+    Pair with ``input_kwargs(**options)`` to get the library's keyword arguments.
+    """
+    options = [
+        click.argument("models", metavar="MODEL...", nargs=-1, required=True),
+        click.option("--tokenizer", metavar="PATH",
+                     help="Tokenizer folder or tokenizer.json (needed for a bare .onnx; an export dir brings its own)."),
+        click.option("--text", "texts", metavar="T", multiple=True, help="A text to feed (repeatable)."),
+        click.option("--texts", "texts_file", metavar="FILE",
+                     help="Texts file: .txt one per line, .jsonl with a 'text' field, .csv with a 'text' "
+                          "column. Default: the sample corpus shipped with padlens."),
+        click.option("--max-length", type=int, metavar="N",
+                     help="Truncate to N tokens and, with --pad-to max-length, pad to N. "
+                          "[default: 128, or the model's position embeddings if fewer]"),
+        click.option("--padding-side", type=click.Choice(["right", "left"]), default="right", show_default=True),
+        click.option("--pad-to", type=click.Choice(list(PAD_TO)), default="max-length", show_default=True,
+                     help="Pad every batch to --max-length, or to its longest text."),
+        click.option("--provider", "providers", metavar="NAME", multiple=True, default=("cpu",), show_default=True,
+                     help="ONNX Runtime execution provider: cpu, cuda, tensorrt or a full ORT name (repeatable)."),
+        click.option("--allow-fallback", is_flag=True,
+                     help="Warn, instead of failing, when ONNX Runtime drops a provider asked for."),
+        click.option("--layers", metavar="NAME,NAME",
+                     help="Name the hidden-state tensors yourself (embedding output first) when they cannot be located."),
+        click.option("--batch-size", type=int, default=32, show_default=True, metavar="N"),
+        click.option("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads (default: ORT's)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def input_kwargs(models, tokenizer, texts, texts_file, max_length, padding_side, pad_to, providers,
+                 allow_fallback, layers, batch_size, threads) -> dict:
+    """Turn ``input_options`` values into the keyword arguments of ``inspect()`` and friends."""
+    if max_length is not None and max_length < 2:
+        raise BadInput(f"--max-length must be at least 2 (room for [CLS] and [SEP]), got {max_length}")
+    if batch_size < 1:
+        raise BadInput(f"--batch-size must be at least 1, got {batch_size}")
+    if threads is not None and threads < 1:
+        raise BadInput(f"--threads must be at least 1, got {threads}")
+    names = None
+    if layers is not None:
+        names = [n.strip() for n in layers.split(",")]
+        if not all(names):
+            raise BadInput(f"--layers needs comma-separated tensor names, got {layers!r}")
+    return {"models": list(models), "texts": list(texts) or None, "texts_file": texts_file,
+            "tokenizer": tokenizer, "max_length": max_length, "padding": PAD_TO[pad_to],
+            "padding_side": padding_side, "providers": tuple(providers) or ("cpu",),
+            "allow_fallback": allow_fallback, "batch_size": batch_size, "layers": names, "threads": threads}
+
+
+def check_output_file(path: str | None) -> None:
+    """Refuse an output path that cannot be written before any work is done."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise BadInput(f"{target} is a folder, expected a file path")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInput(f"folder {parent} does not exist")
+
+
+def progress_printer(quiet: bool) -> Callable[[int], None] | None:
+    """A progress callback writing 'N texts' to stderr, only for a terminal and without -q."""
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(done: int) -> None:
+        click.echo(f"\r{done} texts", err=True, nl=False)
+
+    return show
+
+
+@click.command("inspect")
+@input_options
+@click.option("--json", "json_file", metavar="FILE", help="Also write every metric as JSON to FILE.")
+@click.pass_context
+def inspect_cmd(ctx: click.Context, json_file: str | None, **options) -> None:
+    """Show what the [PAD] positions of each MODEL hold, layer by layer.
+
+    MODEL is a padlens export dir (every precision in it) or any .onnx encoder. Several
+    MODELs, precisions and --provider values run on the same batches and show side by side.
+
+    \b
+    Examples:
+      padlens inspect out/minilm --text "this is a sample sentence"
+      padlens inspect model.onnx --tokenizer tok/ --texts corpus.jsonl --json pads.json
+      padlens inspect out/minilm --provider cpu --provider cuda --padding-side left
+    """
+    from padlens.inspector.inspect import inspect
+    from padlens.inspector.table import render
+
+    kwargs = input_kwargs(**options)
+    check_output_file(json_file)
+    quiet = bool((ctx.obj or {}).get("quiet"))
+    progress = progress_printer(quiet)
+    result = inspect(**kwargs, progress=progress)
+    if progress is not None:
+        click.echo("\r", err=True, nl=False)
+    if json_file:
+        from padlens.fsio import atomic_write
+
+        atomic_write(json_file, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
+        log.info("wrote %s", json_file)
+    click.echo(render(result), nl=False)
+
+
+COMMANDS = [inspect_cmd]

@@ -1,0 +1,130 @@
+"""Graph-read findings, state comparisons, pooling maths and tolerance parsing: known answers."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import pytest
+
+from padlens.errors import BadInput
+from padlens.inspector import checks as ck
+from padlens.inspector import tolerances as tl
+from padlens.inspector.embed import l2_normalize, pool
+
+
+def test_dynamic_quantization_is_found_and_its_nodes_named(toy):
+    found = ck.find_dynamic_quantization(onnx.load(toy("dynamic") / "model.onnx"))
+    assert any("DynamicQuantizeLinear" in f for f in found)
+    assert any("MatMulInteger" in f for f in found)
+
+
+def test_a_float_graph_has_no_dynamic_quantization(toy):
+    assert ck.find_dynamic_quantization(onnx.load(toy("honest") / "model.onnx")) == []
+
+
+def test_a_quantize_linear_on_the_additive_mask_is_found_with_its_tensor(toy):
+    found = ck.find_quantized_mask_path(onnx.load(toy("qdq-mask") / "model.onnx"), ["attention_mask"])
+    assert len(found) == 1 and "QuantizeLinear" in found[0] and "unsqueeze" in found[0]
+
+
+def test_a_quantize_linear_on_an_activation_is_not_on_the_mask_path(toy):
+    model = onnx.load(toy("qdq-activation") / "model.onnx")
+    assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    assert ck.find_quantized_mask_path(model) == []
+
+
+def test_static_matmul_only_qdq_keeps_the_mask_path_in_float(zoo):
+    model = onnx.load(zoo("int8-qdq") / "model.onnx")
+    assert ck.find_quantized_mask_path(model) == []
+
+
+def test_masking_a_signal_with_the_mask_stops_the_mask_path(toy):
+    # honest: states * mask would be a pooling; attention scores + bias stay mask-derived
+    model = onnx.load(toy("honest") / "model.onnx")
+    derived = ck.mask_derived_tensors(model)
+    softmax_in = [n.input[0] for n in model.graph.node if n.op_type == "Softmax"][0]
+    softmax_out = [n.output[0] for n in model.graph.node if n.op_type == "Softmax"][0]
+    assert softmax_in in derived and softmax_out not in derived
+
+
+@pytest.mark.parametrize("got, cos, delta", [
+    (lambda r: r.copy(), 1.0, 0.0),
+    (lambda r: 2 * r, 1.0, None),        # same direction, twice the norm: cos 1, |Δ| = ‖r‖
+    (lambda r: -r, -1.0, None),
+])
+def test_compare_states_known_answers(got, cos, delta):
+    ref = [np.array([[3.0, 4.0], [0.0, 5.0]], np.float32)]
+    d = ck.compare_states(ref, [got(ref[0])])
+    assert d.min_cos == pytest.approx(cos, abs=1e-12)
+    assert d.pooled_cos == pytest.approx(cos, abs=1e-12)
+    if delta is not None:
+        assert d.max_delta == delta
+    assert d.nonfinite_layer is None
+
+
+def test_compare_states_names_the_first_layer_with_nan():
+    ref = [np.ones((2, 3), np.float32)] * 3
+    got = [ref[0], np.full((2, 3), np.nan, np.float32), np.full((2, 3), np.inf, np.float32)]
+    d = ck.compare_states(ref, got)
+    assert d.nonfinite_layer == 1 and d.worst_cos == -1.0
+
+
+def test_compare_states_reports_the_worst_layer():
+    ref = [np.eye(2, dtype=np.float32)] * 2
+    got = [ref[0], np.array([[1, 1], [0, 1]], np.float32)]
+    d = ck.compare_states(ref, got)
+    assert d.cos_layer == 1 and d.min_cos == pytest.approx(math.sqrt(0.5))
+
+
+@pytest.mark.parametrize("mode, side, expected", [
+    ("mean", "right", [2.0, 3.0]),
+    ("cls", "right", [1.0, 2.0]),
+    ("max", "right", [3.0, 4.0]),
+    ("cls", "left", [1.0, 2.0]),
+])
+def test_pooling_known_answers(mode, side, expected):
+    h = np.array([[[1, 2], [3, 4], [100, 100]]], np.float32)
+    mask = np.array([[1, 1, 0]])
+    if side == "left":
+        h, mask = h[:, [2, 0, 1]], mask[:, [2, 0, 1]]
+    assert pool(h, mask, mode)[0].tolist() == expected
+
+
+def test_l2_normalize_leaves_zero_rows_zero():
+    out = l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    assert out.tolist() == [[0.6, 0.8], [0.0, 0.0]]
+
+
+@pytest.mark.parametrize("precision, klass", [
+    ("fp32", "fp32"), ("unknown", "fp32"), (None, "fp32"), ("fp16", "fp16"),
+    ("int8-dynamic", "int8"), ("int8-static", "int8"), ("int8-weight", "int8"),
+])
+def test_precision_classes(precision, klass):
+    assert tl.precision_class(precision) == klass
+
+
+def test_float32_tolerances_absorb_rounding_and_int8_dynamic_leaks_fail_them():
+    fp32 = tl.tolerance_for("padding_invariance", "fp32")
+    int8 = tl.tolerance_for("padding_invariance", "int8-dynamic")
+    assert 1 - fp32.cos >= 1e-6            # fp32 rounding noise passes
+    assert int8.cos > 0.985                # ORT dynamic int8 MiniLM (pooled cos ~0.985) fails
+
+
+def test_tolerance_overrides_apply_to_every_precision():
+    over = tl.parse_tolerances(["padding_invariance=0.9", "padding_invariance.delta=0.5"])
+    assert tl.tolerance_for("padding_invariance", "fp16", over) == tl.Tolerance(0.9, 0.5)
+
+
+@pytest.mark.parametrize("item, message", [
+    ("nonsense=0.9", "unknown tolerance"),
+    ("padding_invariance", "NAME=VALUE"),
+    ("padding_invariance=", "NAME=VALUE"),
+    ("padding_invariance=abc", "not a number"),
+    ("padding_invariance=nan", "finite"),
+    ("padding_invariance=1.5", "between 0 and 1"),
+    ("reference_drift=-1", ">= 0"),
+])
+def test_bad_tolerances_are_bad_input(item, message):
+    with pytest.raises(BadInput, match=message):
+        tl.parse_tolerances([item])
