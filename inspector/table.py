@@ -165,7 +165,7 @@ def _header(result: InspectResult) -> list[str]:
     pad_to = f"padded to {result.max_length}" if padding == "max_length" else \
         f"padded to the longest (at most {result.max_length})"
     if result.settings.get("max_length_asked", result.max_length) is None and result.max_length < 128:
-        pad_to += " (the model's position limit)"
+        pad_to += " (the model's limit)"
     n = result.texts_count
     return [f"padlens inspect: {n} text{'s' if n != 1 else ''}, {pad_to}, {result.padding_side} padding"]
 

@@ -56,6 +56,11 @@ def _register() -> None:
             cli.add_command(command)
 
 
+# click 8.2-8.4 call it NoArgsIsHelp, 8.5 NoArgsIsHelpError; older releases have neither.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError",
+                           getattr(click.exceptions, "NoArgsIsHelp", ()))
+
+
 def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     except PadlensError as exc:
         click.echo(f"Error: {_one_line(str(exc))}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.NoArgsIsHelp as exc:  # pragma: no cover - click >= 8.2
+    except _NO_ARGS_IS_HELP as exc:  # `padlens inspect` with no arguments: show its help
         click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
         sys.exit(2)
     except click.UsageError as exc:

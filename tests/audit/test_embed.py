@@ -1,0 +1,111 @@
+"""embed: pooling read from a sentence-transformers folder or the manifest; rows streamed to a .npy."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from padlens.errors import BadInput
+from padlens.inspector.embed import embed, pool, pooling_config, resolve_pooling
+from tests.audit import toys
+
+TEXTS = ["this is a sample sentence", "the cat sat on the mat", "a dog", "padding text is short",
+         "what was the model", "it is long and it is short and it is a word"]
+
+
+def _st_folder(folder, **modes):
+    (folder / "1_Pooling").mkdir(parents=True)
+    config = {"word_embedding_dimension": 8, "pooling_mode_cls_token": False,
+              "pooling_mode_mean_tokens": False, "pooling_mode_max_tokens": False, **modes}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(config))
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+               {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    return folder
+
+
+def test_auto_reads_a_sentence_transformers_folder(tmp_path):
+    folder = _st_folder(tmp_path, pooling_mode_cls_token=True)
+    (folder / "onnx").mkdir()
+    config = pooling_config(folder / "onnx" / "model.onnx", {"pooling": "mean", "normalize": False})
+    assert (config.mode, config.normalize) == ("cls", True)
+    assert config.source.endswith("modules.json")
+
+
+def test_auto_falls_back_to_the_manifest_then_to_mean(tmp_path):
+    assert pooling_config(tmp_path / "m.onnx", {"pooling": "max", "normalize": True}).mode == "max"
+    default = pooling_config(tmp_path / "m.onnx", None)
+    assert (default.mode, default.normalize, default.source) == ("mean", False, "default")
+
+
+def test_unsupported_sentence_transformers_pooling_is_bad_input(tmp_path):
+    _st_folder(tmp_path, pooling_mode_mean_tokens=True, pooling_mode_max_tokens=True)
+    with pytest.raises(BadInput, match="mean\\+max"):
+        pooling_config(tmp_path / "model.onnx", None)
+
+
+def test_options_override_what_auto_reads(tmp_path):
+    _st_folder(tmp_path, pooling_mode_mean_tokens=True)
+    config = resolve_pooling(tmp_path / "model.onnx", None, "max", False)
+    assert (config.mode, config.normalize) == ("max", False)
+
+
+def _texts(tmp_path, texts=TEXTS):
+    f = tmp_path / "texts.txt"
+    f.write_text("\n".join(texts) + "\n")
+    return f
+
+
+def _expected(folder, texts, mode="mean"):
+    from padlens.inspector.encoder import Encoder
+    from padlens.inspector.resolve import resolve_models
+
+    enc = Encoder.open(resolve_models([folder])[0])
+    rows = []
+    for t in texts:  # each text alone, unpadded
+        batch = enc.encode([t], padding="longest")
+        rows.append(pool(enc.run(batch).hidden[-1], batch.attention_mask, mode)[0])
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("mode", ["mean", "cls", "max"])
+def test_rows_match_each_text_pooled_alone(toy, tmp_path, mode):
+    out = tmp_path / "e.npy"
+    result = embed(toy("honest"), _texts(tmp_path), out, pooling=mode, normalize=False, batch_size=4)
+    got = np.load(out)
+    assert got.shape == (len(TEXTS), toys.H) and got.dtype == np.float32
+    assert result.rows == len(TEXTS) and result.pooling == mode
+    np.testing.assert_allclose(got, _expected(toy("honest"), TEXTS, mode), rtol=1e-5, atol=1e-6)
+
+
+def test_the_manifest_asks_for_normalized_rows(tmp_path, tokenizer_dir):
+    folder = toys.export_dir(tmp_path / "exp", tokenizer_dir,
+                             {"fp32": toys.build("honest", toys.vocab_size(tokenizer_dir))})
+    result = embed(folder, _texts(tmp_path), tmp_path / "e.npy")
+    assert result.normalize and result.pooling_source == "manifest"
+    np.testing.assert_allclose(np.linalg.norm(np.load(tmp_path / "e.npy"), axis=1), 1.0, rtol=1e-6)
+
+
+def test_batch_size_does_not_change_the_rows(toy, tmp_path):
+    f = _texts(tmp_path, TEXTS * 20)
+    embed(toy("honest"), f, tmp_path / "a.npy", batch_size=1)
+    embed(toy("honest"), f, tmp_path / "b.npy", batch_size=32)
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def test_an_empty_texts_file_is_bad_input_and_writes_nothing(toy, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    out = tmp_path / "e.npy"
+    out.write_bytes(b"keep")
+    with pytest.raises(BadInput, match="no texts"):
+        embed(toy("honest"), empty, out)
+    assert out.read_bytes() == b"keep"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_missing_output_folder_is_bad_input(toy, tmp_path):
+    with pytest.raises(BadInput, match="does not exist"):
+        embed(toy("honest"), _texts(tmp_path), tmp_path / "nope" / "e.npy")

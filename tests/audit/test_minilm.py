@@ -1,0 +1,61 @@
+"""The real all-MiniLM-L6-v2 export: which precisions pass the audit, and embed vs sentence-transformers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def minilm(tmp_path_factory):
+    from padlens.exporter import export
+
+    out = tmp_path_factory.mktemp("minilm") / "minilm"
+    export("minilm-l6", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def minilm_audit(minilm):
+    from padlens.inspector.audit import audit
+
+    return audit([str(minilm)], limit=8)
+
+
+def _checks(result, model):
+    return {c.name: c for c in result.checks if c.model == model}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8-static"])
+def test_fp32_fp16_and_int8_static_pass_every_error_level_check(minilm_audit, precision):
+    failed = [c for c in _checks(minilm_audit, f"minilm/{precision}").values()
+              if c.severity == "error" and not c.passed]
+    assert not failed, [c.detail for c in failed]
+
+
+def test_int8_dynamic_fails_padding_invariance_naming_dynamic_quantize_linear(minilm_audit):
+    checks = _checks(minilm_audit, "minilm/int8-dynamic")
+    c = checks["padding_invariance"]
+    assert not c.passed and c.value < 0.999
+    assert "DynamicQuantizeLinear" in c.detail
+    assert not checks["dynamic_activation_quantization"].passed
+    assert not minilm_audit.passed
+
+
+def test_embed_matches_sentence_transformers_encode(minilm, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from padlens.inspector.embed import embed
+    from padlens.inspector.texts import default_corpus
+    from padlens.models import get_recipe, package_folder
+
+    texts = default_corpus()[:64]
+    f = tmp_path / "texts.txt"
+    f.write_text("\n".join(texts) + "\n")
+    embed(minilm, f, tmp_path / "e.npy", batch_size=16)
+    ours = np.load(tmp_path / "e.npy")
+    st = SentenceTransformer(str(package_folder(get_recipe("minilm-l6").source)), device="cpu")
+    theirs = st.encode(texts, normalize_embeddings=True, batch_size=16)
+    cos = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
+    assert cos.min() > 1 - 1e-5

@@ -1,0 +1,76 @@
+"""`padlens audit`: exit 0 when error-level checks pass, 1 when one fails, 2 on bad input."""
+from __future__ import annotations
+
+import json
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from padlens.cli import main
+
+
+def run(capsys, *args):
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+@pytest.fixture(scope="module")
+def toy_dirs(zoo, tmp_path_factory):
+    from tests.audit import toys
+
+    base = tmp_path_factory.mktemp("cli-toys")
+    return {k: toys.make(k, base / k, zoo("padlens")) for k in ("honest", "leaky", "positional")}
+
+
+def test_a_clean_model_exits_0_and_prints_a_verdict_per_check(capsys, toy_dirs):
+    code, out, err = run(capsys, "audit", str(toy_dirs["honest"]), "--text", "the cat sat")
+    assert code == 0, err
+    assert "PASS  padding_invariance" in out and "audit passed" in out
+
+
+def test_a_leaking_model_exits_1_naming_the_worst_case(capsys, toy_dirs):
+    code, out, _ = run(capsys, "audit", str(toy_dirs["leaky"]), "--text", "the cat sat")
+    assert code == 1
+    assert "FAIL  padding_invariance" in out and "padded to" in out and "audit failed" in out
+
+
+def test_a_failed_warning_still_exits_0(capsys, toy_dirs):
+    code, out, _ = run(capsys, "audit", str(toy_dirs["positional"]), "--text", "the cat sat")
+    assert code == 0 and "WARN  left_padding" in out
+
+
+def test_json_and_junit_are_written(capsys, toy_dirs, tmp_path):
+    code, _, _ = run(capsys, "audit", str(toy_dirs["leaky"]), "--text", "a dog",
+                     "--json", str(tmp_path / "a.json"), "--junit", str(tmp_path / "a.xml"))
+    assert code == 1
+    data = json.loads((tmp_path / "a.json").read_text())
+    assert data["passed"] is False and {c["name"] for c in data["checks"]} >= {"padding_invariance"}
+    root = ET.parse(tmp_path / "a.xml").getroot()
+    assert root.tag == "testsuites" and int(root.get("failures")) >= 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tolerance", "bogus=1"], "unknown tolerance"),
+    (["--tolerance", "padding_invariance"], "NAME=VALUE"),
+    (["--tolerance", "padding_invariance=x"], "not a number"),
+])
+def test_bad_tolerances_exit_2(capsys, toy_dirs, args, message):
+    code, _, err = run(capsys, "audit", str(toy_dirs["honest"]), *args)
+    assert code == 2 and err.startswith("Error:") and message in err and "Traceback" not in err
+
+
+def test_a_missing_model_exits_2(capsys, tmp_path):
+    code, _, err = run(capsys, "audit", str(tmp_path / "nope.onnx"))
+    assert code == 2 and err.startswith("Error:")
+
+
+def test_an_unwritable_json_path_exits_2_before_auditing(capsys, toy_dirs, tmp_path):
+    code, out, err = run(capsys, "audit", str(toy_dirs["honest"]), "--json", str(tmp_path / "no" / "a.json"))
+    assert code == 2 and "does not exist" in err and out == ""
+
+
+def test_help_has_examples(capsys):
+    code, out, _ = run(capsys, "audit", "--help")
+    assert code == 0 and "Examples:" in out and "--tolerance" in out and "--junit" in out
