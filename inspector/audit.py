@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 #: Texts audited when none are given: the first lines of the built-in corpus.
 DEFAULT_TEXTS = 16
+DEFAULT_MAX_LENGTH = 128
 ERROR, WARNING = "error", "warning"
 SEVERITY = {"padding_invariance": ERROR, "batch_neighbour_invariance": ERROR,
             "mask_honoured": ERROR, "fully_masked_row": ERROR, "left_padding": WARNING,
@@ -636,13 +637,15 @@ def _mask_names(encoder) -> list[str]:
     return [s.name for s in encoder.graph.inputs if s.role == "attention_mask"]
 
 
-def _max_len(encoder, max_length: int) -> int:
+def _max_len(encoder, max_length: int | None) -> int:
+    """``max_length`` (default 128), or the model's position count when fewer."""
     limit = encoder.graph.max_positions
-    if limit is not None and int(max_length) > int(limit):
-        log.warning("%s: max length %d is beyond its %d positions; auditing at %d",
-                    encoder.label, max_length, limit, limit)
+    wanted = DEFAULT_MAX_LENGTH if max_length is None else int(max_length)
+    if limit is not None and wanted > int(limit):
+        if max_length is not None:
+            raise BadInput(f"--max-length {wanted} is beyond {encoder.label}'s {limit} position embeddings")
         return int(limit)
-    return int(max_length)
+    return wanted
 
 
 def _effective_precision(ref, findings: Findings, model) -> str:
@@ -656,7 +659,7 @@ def _effective_precision(ref, findings: Findings, model) -> str:
     return ref.precision
 
 
-def audit_run(encoder, texts: list[str], max_length: int, provider: str, label: str,
+def audit_run(encoder, texts: list[str], max_length: int | None, provider: str, label: str,
               overrides: dict[str, float], findings: Findings, side: str = "right",
               seed: int = 0) -> tuple[list[CheckResult], RunRecord]:
     """The runtime checks of one model on one provider, and the record drift needs."""
@@ -670,14 +673,14 @@ def audit_run(encoder, texts: list[str], max_length: int, provider: str, label: 
 
 
 def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None, tokenizer=None,
-          max_length: int = 128, providers: Sequence[str] = ("cpu",),
+          max_length: int | None = None, providers: Sequence[str] = ("cpu",),
           tolerances: dict[str, float] | None = None, allow_fallback: bool = False,
           threads: int | None = None, layers: list[str] | None = None, padding_side: str = "right",
           limit: int | None = None, seed: int = 0) -> AuditResult:
     """Audit ``models`` (paths or ModelRefs): every check, per model and provider.
 
     Texts: ``texts`` and ``texts_file``, else the first ``DEFAULT_TEXTS`` lines of the
-    built-in corpus. Each text's unpadded reference is computed once per run and shared
+    built-in corpus. ``max_length`` defaults to 128, or the model's positions when fewer. Each text's unpadded reference is computed once per run and shared
     by every check; reference_drift compares runs against the fp32 CPU one.
     """
     from padlens.inspector.encoder import Encoder

@@ -22,6 +22,7 @@ from padlens.inspector.tokenize import PADDINGS, SIDES, Batch
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_LENGTH = 128
+SIMILARITY_TEXTS = 12  # texts in the report's masked vs unmasked similarity matrices
 ATTENTION_FIELDS = tuple(f"attn_{name}" for name in M.ATTENTION_METRICS)
 
 
@@ -110,6 +111,9 @@ class RunResult:
         warnings: things the reader must know (provider fallback, failures, caps).
         timings: seconds: load, verify, forward, metrics.
         encoder: ``Encoder.describe()``: inputs, outputs, tensors, providers used.
+        similarity: ``{"masked", "unmasked"}`` cosine matrices ``[n, n]`` between the first
+            ``SIMILARITY_TEXTS`` texts' pooled last layers, for the report's heatmaps; not
+            written to JSON (the pooling dict summarises them).
     """
 
     model: str
@@ -126,6 +130,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     encoder: dict = field(default_factory=dict)
+    similarity: dict | None = field(default=None, repr=False)
 
     @property
     def has_attention(self) -> bool:
@@ -133,7 +138,7 @@ class RunResult:
 
     def to_dict(self) -> dict:
         return to_jsonable({k: [layer.to_dict() for layer in v] if k == "layers" else v
-                            for k, v in vars(self).items()})
+                            for k, v in vars(self).items() if k != "similarity"})
 
 
 @dataclass
@@ -350,7 +355,15 @@ def _finish(run: _Run) -> RunResult:
         layers=layers, pooling=run.texts.pooling(), pad_content_rsa=run.texts.pad_content_rsa(),
         exposure_max_abs_diff=run.exposure, n_texts=run.n_texts, n_tokens=run.n_tokens,
         n_pad_tokens=run.n_pad_tokens, warnings=_run_warnings(run, layers),
-        timings={k: round(v, 4) for k, v in run.timings.items()}, encoder=describe)
+        timings={k: round(v, 4) for k, v in run.timings.items()}, encoder=describe,
+        similarity=_similarity(run.texts))
+
+
+def _similarity(texts: M.TextStats, n: int = SIMILARITY_TEXTS) -> dict | None:
+    """Masked and unmasked pooled cosine matrices of the first ``n`` kept texts."""
+    if texts.kept < 1:
+        return None
+    return {key: M.cosine_matrix(texts.stacked(key)[:n]) for key in ("masked", "unmasked")}
 
 
 def _tokenizer_groups(runs: list[_Run]) -> dict[str, list[_Run]]:

@@ -3,74 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import click
 
-from padlens.errors import BadInput
+from padlens.cli_inspect import check_output_file, input_kwargs, input_options
 
 log = logging.getLogger(__name__)
-
-
-def _input_options(fn):
-    """MODEL... and the input options `inspect` takes (same names, same meaning)."""
-    options = [
-        click.argument("models", nargs=-1, required=True, metavar="MODEL..."),
-        click.option("--tokenizer", type=click.Path(exists=True), help="Tokenizer folder or tokenizer.json for bare .onnx files."),
-        click.option("--text", "text", multiple=True, help="A text to use (repeatable)."),
-        click.option("--texts", type=click.Path(dir_okay=False), help="File of texts: .txt (one per line), .jsonl or .csv with a text field."),
-        click.option("--max-length", type=click.IntRange(min=2), default=128, show_default=True, help="Pad (and truncate) to this many tokens."),
-        click.option("--padding-side", type=click.Choice(["right", "left"]), default="right", show_default=True),
-        click.option("--provider", "provider", multiple=True, help="Execution provider (cpu, cuda, ...); repeat to audit on several."),
-        click.option("--allow-fallback", is_flag=True, help="Accept a provider silently dropped by ONNX Runtime (with a warning)."),
-        click.option("--layers", help="Comma-separated tensor names to use as layers 0..L."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
-        click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime intra-op threads."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-# One line to switch to the shared decorator once padlens.cli_inspect exports it:
-input_options = _input_options
-
-
-def _opt(opts: dict, *names, default=None):
-    """The first of ``names`` present in ``opts`` (tolerates the shared decorator's spelling)."""
-    for name in names:
-        if opts.get(name) not in (None, ()):
-            return opts[name]
-    return default
-
-
-def _input_kwargs(opts: dict) -> dict:
-    layers = _opt(opts, "layers")
-    if isinstance(layers, str):
-        layers = [s.strip() for s in layers.split(",") if s.strip()]
-    return {
-        "texts": list(_opt(opts, "text", "texts_given", default=())) or None,
-        "texts_file": _opt(opts, "texts", "texts_file"),
-        "tokenizer": _opt(opts, "tokenizer"),
-        "max_length": _opt(opts, "max_length", default=128),
-        "providers": tuple(_opt(opts, "provider", "providers", default=("cpu",))),
-        "allow_fallback": bool(_opt(opts, "allow_fallback", default=False)),
-        "threads": _opt(opts, "threads"),
-        "layers": layers or None,
-        "padding_side": _opt(opts, "padding_side", default="right"),
-    }
-
-
-def _check_out(path: str | None, option: str) -> None:
-    """Refuse an output path that cannot be written before the work starts."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise BadInput(f"{option} {p} is a folder, expected a file path")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise BadInput(f"{option} {p}: folder {parent} does not exist")
 
 
 # --------------------------------------------------------------------------- audit
@@ -137,9 +75,12 @@ def audit_command(json_path, junit_path, tolerances, **opts):
     from padlens.inspector.tolerances import parse_tolerances
 
     overrides = parse_tolerances(tolerances)
-    _check_out(json_path, "--json")
-    _check_out(junit_path, "--junit")
-    result = audit(list(opts["models"]), tolerances=overrides, **_input_kwargs(opts))
+    check_output_file(json_path)
+    check_output_file(junit_path)
+    kwargs = input_kwargs(**opts)
+    for unused in ("padding", "batch_size"):  # the audit builds its own padded batches
+        kwargs.pop(unused, None)
+    result = audit(kwargs.pop("models"), tolerances=overrides, **kwargs)
     render(result)
     if json_path:
         atomic_write(json_path, json.dumps(result.to_dict(), indent=2) + "\n")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -81,22 +80,31 @@ def check_output_file(path: str | None) -> None:
         raise BadInput(f"folder {parent} does not exist")
 
 
-def progress_printer(quiet: bool) -> Callable[[int], None] | None:
-    """A progress callback writing 'N texts' to stderr, only for a terminal and without -q."""
-    if quiet or not sys.stderr.isatty():
-        return None
+def progress_printer(quiet: bool, texts_file: str | None = None):
+    """A progress bar on stderr (padlens.progress), only for a terminal and without -q.
 
-    def show(done: int) -> None:
-        click.echo(f"\r{done} texts", err=True, nl=False)
+    With a texts file the bar knows its total (one cheap counting pass over the file).
+    """
+    from padlens.progress import progress_for
 
-    return show
+    bar = progress_for(quiet)
+    if bar is not None and texts_file is not None:
+        from padlens.inspector.texts import count_texts
+
+        try:
+            bar.total = count_texts(texts_file)
+        except BadInput:
+            pass  # inspect() reports the bad file itself
+    return bar
 
 
 @click.command("inspect")
 @input_options
 @click.option("--json", "json_file", metavar="FILE", help="Also write every metric as JSON to FILE.")
+@click.option("--html", "html_file", metavar="FILE",
+              help="Also write a self-contained HTML report with plots to FILE (needs padlens[report]).")
 @click.pass_context
-def inspect_cmd(ctx: click.Context, json_file: str | None, **options) -> None:
+def inspect_cmd(ctx: click.Context, json_file: str | None, html_file: str | None, **options) -> None:
     """Show what the [PAD] positions of each MODEL hold, layer by layer.
 
     MODEL is a padlens export dir (every precision in it) or any .onnx encoder. Several
@@ -113,11 +121,25 @@ def inspect_cmd(ctx: click.Context, json_file: str | None, **options) -> None:
 
     kwargs = input_kwargs(**options)
     check_output_file(json_file)
+    check_output_file(html_file)
+    if html_file:
+        from padlens.inspector.report import check_available
+
+        check_available()
     quiet = bool((ctx.obj or {}).get("quiet"))
-    progress = progress_printer(quiet)
-    result = inspect(**kwargs, progress=progress)
-    if progress is not None:
-        click.echo("\r", err=True, nl=False)
+    progress = progress_printer(quiet, kwargs["texts_file"])
+    try:
+        result = inspect(**kwargs, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    from padlens.progress import log_timings
+
+    log_timings(result)
+    if html_file:
+        from padlens.inspector.report import write_html
+
+        write_html(html_file, inspect_result=result, title="padlens inspect")
     if json_file:
         from padlens.fsio import atomic_write
 

@@ -1,0 +1,96 @@
+"""The HTML report's content: verdicts, every run, every plot, nothing from the network."""
+from __future__ import annotations
+
+import base64
+import re
+import sys
+
+import pytest
+
+from padlens.errors import BadInput, MissingExtra
+from padlens.inspector import report
+from padlens.inspector.report import PLOT_NAMES, build_html, write_html
+
+
+@pytest.fixture(scope="module")
+def page(inspected, audited) -> str:
+    return build_html(inspected, audited, title="tiny report")
+
+
+def test_every_plot_has_a_section_with_a_stable_id(page):
+    for name in PLOT_NAMES:
+        assert f"id='plot-{name}'" in page
+
+
+def test_every_plot_is_an_embedded_png_that_decodes(page):
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(images) == len(PLOT_NAMES)
+    for data in images:
+        assert base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_every_run_label_appears(page, inspected):
+    for run in inspected.runs:
+        assert run.label in page
+
+
+def test_every_audit_check_appears_with_its_verdict(page, audited):
+    rows = re.findall(r"<tr class='check (pass|fail|warn)'>", page)
+    assert len(rows) == len(audited.checks)
+    for check in audited.checks:
+        assert check.name in page
+
+
+def test_nothing_is_loaded_from_the_network(page):
+    assert not re.search(r"""(src|href)\s*=\s*['"]?\s*(https?:)?//""", page, re.I)
+    assert "<script" not in page.lower()
+    assert "@import" not in page and "url(" not in page
+
+
+def test_text_from_models_and_texts_is_escaped(inspected, audited):
+    check = audited.checks[0]
+    saved = check.detail
+    check.detail = "<img src=x onerror=alert(1)>"
+    try:
+        page = build_html(inspected, audited)
+    finally:
+        check.detail = saved
+    assert "<img src=x" not in page and "&lt;img src=x" in page
+
+
+def test_an_inspect_alone_notes_the_missing_audit_and_drift(inspected):
+    page = build_html(inspected, None)
+    assert "No audit in this report" in page
+    assert "id='plot-pad-drift'" in page and "plot-missing" in page
+
+
+def test_an_audit_alone_still_shows_its_verdicts_and_drift(audited):
+    page = build_html(None, audited)
+    assert "id='verdicts'" in page and "No inspect run" in page
+
+
+def test_a_report_needs_something_to_show():
+    with pytest.raises(BadInput):
+        build_html(None, None)
+
+
+def test_the_report_file_is_written_atomically(tmp_path, inspected, audited, monkeypatch):
+    target = tmp_path / "report.html"
+    target.write_text("old")
+    monkeypatch.setattr(report.P, "png_bytes", lambda fig: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError):
+        write_html(target, inspected, audited)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_missing_matplotlib_names_the_extra(monkeypatch, inspected):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(MissingExtra, match=r"padlens\[report\]"):
+        build_html(inspected, None)
+
+
+def test_drift_points_come_from_the_audit(audited):
+    points = report.drift_points(audited)
+    assert points, "the audit records drift per pad length"
+    assert {"model", "precision", "added_pads", "max_delta", "pooled_cos"} <= set(points[0])
