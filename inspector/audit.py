@@ -64,10 +64,14 @@ class AuditResult:
     Attributes:
         passed: True when every error-level check passed (warnings do not fail an audit).
         checks: the results, grouped by model in the order the models were given.
+        pad_drift: padding_invariance's measurements, one dict per (run, text, pad length):
+            ``model``, ``precision``, ``text``, ``tokens``, ``added_pads``, ``min_cos``,
+            ``pooled_cos`` and ``max_delta`` (relative to the state norm); the report plots them.
     """
 
     passed: bool
     checks: list[CheckResult] = field(default_factory=list)
+    pad_drift: list[dict] = field(default_factory=list)
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -79,7 +83,8 @@ class AuditResult:
         return list(dict.fromkeys(c.model for c in self.checks))
 
     def to_dict(self) -> dict:
-        return {"passed": self.passed, "checks": [c.to_dict() for c in self.checks]}
+        return {"passed": self.passed, "checks": [c.to_dict() for c in self.checks],
+                "pad_drift": [_finite_values(p) for p in self.pad_drift]}
 
     def to_junit(self) -> str:
         """JUnit XML: one testsuite per model, one testcase per check; failed errors are failures."""
@@ -104,6 +109,11 @@ def _junit_suite(root: ET.Element, model: str, results: list[CheckResult]) -> No
         out = ET.SubElement(case, "system-out")
         prefix = "WARNING: " if not c.passed and c.severity == WARNING else ""
         out.text = f"{prefix}{summary}\n{c.detail}"
+
+
+def _finite_values(point: dict) -> dict:
+    """JSON-safe: non-finite floats become None."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in point.items()}
 
 
 def _fmt(v: float | None) -> str:
@@ -342,6 +352,7 @@ class Auditor:
                  findings: Findings, seed: int = 0):
         self.probe, self.label, self.precision = probe, label, precision
         self.overrides, self.findings, self.seed = overrides, findings, seed
+        self.drift: list[dict] = []
 
     @property
     def seqs(self) -> Sequences:
@@ -391,10 +402,17 @@ class Auditor:
             for width in self.pad_targets(n):
                 states = self.probe.padded(i, width, keep=width == self.probe.max_len)
                 cases.append(Case(i, f"padded to {width} (+{width - n})", self.diff(ref, states, i)))
+                self.drift.append(self._drift_point(i, n, width, cases[-1].diff))
         scope = f"{len(self.seqs.ids)} texts × pad lengths +1, +8 and {self.probe.max_len} " \
                 f"({self.probe.side} padding) against each text alone"
         return self.verdict("padding_invariance", cases, scope, note="" if cases else
                             "every text fills max length")
+
+    def _drift_point(self, i: int, n: int, width: int, d: ck.StateDiff) -> dict:
+        """One point of the report's drift-against-pad-length plot."""
+        return {"model": self.label, "precision": self.precision, "text": i, "tokens": n,
+                "added_pads": width - n, "min_cos": float(d.min_cos), "pooled_cos": float(d.pooled_cos),
+                "max_delta": math.inf if d.nonfinite_layer is not None else float(d.max_delta)}
 
     def neighbours(self) -> tuple[Row, Row]:
         """A short neighbour (the shortest text) and a long one filling ``max_len``."""
@@ -550,6 +568,7 @@ class RunRecord:
         refs: per text, per-layer [n, H] states of the text alone.
         padded: per text, per-layer [max_len, H] states padded alone (None when no pads).
         max_len: the padded width.
+        pad_drift: padding_invariance points of this run (see ``AuditResult.pad_drift``).
     """
 
     label: str
@@ -559,6 +578,7 @@ class RunRecord:
     refs: list[list[np.ndarray]]
     padded: list[list[np.ndarray] | None]
     max_len: int
+    pad_drift: list[dict] = field(default_factory=list)
 
 
 def _record(probe: Probe, label: str, precision: str, provider: str) -> RunRecord:
@@ -668,16 +688,22 @@ def audit_run(encoder, texts: list[str], max_length: int | None, provider: str, 
     probe = Probe(encoder, seqs, max_len, side)
     precision = _effective_precision(encoder.ref, findings, encoder.graph.model)
     findings.has_positions_input = any(s.role == "position_ids" for s in encoder.graph.inputs)
-    results = Auditor(probe, label, precision, overrides, findings, seed).run_all()
-    return results, _record(probe, label, precision, provider)
+    auditor = Auditor(probe, label, precision, overrides, findings, seed)
+    results = auditor.run_all()
+    record = _record(probe, label, precision, provider)
+    record.pad_drift = auditor.drift
+    return results, record
 
 
 def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None, tokenizer=None,
           max_length: int | None = None, providers: Sequence[str] = ("cpu",),
           tolerances: dict[str, float] | None = None, allow_fallback: bool = False,
           threads: int | None = None, layers: list[str] | None = None, padding_side: str = "right",
-          limit: int | None = None, seed: int = 0) -> AuditResult:
+          limit: int | None = None, seed: int = 0, progress=None) -> AuditResult:
     """Audit ``models`` (paths or ModelRefs): every check, per model and provider.
+
+    ``progress`` (e.g. ``padlens.progress.ProgressBar``) is called with the number of
+    (model, provider) runs audited so far.
 
     Texts: ``texts`` and ``texts_file``, else the first ``DEFAULT_TEXTS`` lines of the
     built-in corpus. ``max_length`` defaults to 128, or the model's positions when fewer. Each text's unpadded reference is computed once per run and shared
@@ -708,9 +734,13 @@ def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None,
                                             findings, padding_side, seed)
             results += run_results + graph_results
             records.append(record)
+            if progress is not None:
+                progress(len(records))
             del encoder
     results += drift_checks(records, overrides)
-    return _assemble(results)
+    out = _assemble(results)
+    out.pad_drift = [point for record in records for point in record.pad_drift]
+    return out
 
 
 def _assemble(results: list[CheckResult]) -> AuditResult:

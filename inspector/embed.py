@@ -226,7 +226,7 @@ def batches(texts: Iterator[str], size: int) -> Iterator[list[str]]:
 
 
 def _write_rows(runner: LastLayer, texts_file, tmp: Path, total: int, config: PoolingConfig,
-                max_length: int, batch_size: int) -> int:
+                max_length: int, batch_size: int, progress=None) -> int:
     """Embed the texts of ``texts_file`` batch by batch into a memory-mapped .npy at ``tmp``."""
     from numpy.lib.format import open_memmap
 
@@ -244,6 +244,8 @@ def _write_rows(runner: LastLayer, texts_file, tmp: Path, total: int, config: Po
             raise BadInput(f"{texts_file} changed while it was read (more than {total} texts)")
         out[done:done + len(emb)] = emb
         done += len(emb)
+        if progress is not None:
+            progress(done)
     if out is None or done != total:
         raise BadInput(f"{texts_file} changed while it was read ({done} of {total} texts)")
     dim = int(out.shape[1])
@@ -254,12 +256,13 @@ def _write_rows(runner: LastLayer, texts_file, tmp: Path, total: int, config: Po
 
 def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normalize: bool | None = None,
           batch_size: int = 32, max_length: int | None = None, providers: Sequence[str] = ("cpu",),
-          allow_fallback: bool = False, threads: int | None = None) -> EmbedResult:
+          allow_fallback: bool = False, threads: int | None = None, progress=None) -> EmbedResult:
     """Embed every text of ``texts_file`` with ``model`` into ``out`` (float32 .npy, one row per text).
 
     Streams: a counting pass sizes a memory-mapped .npy beside ``out``, then batches of
     ``batch_size`` are written into it; it is renamed onto ``out`` only when complete.
-    Memory holds one batch, whatever the file's size.
+    Memory holds one batch, whatever the file's size. ``progress`` is called with the
+    number of texts written after each batch.
     """
     from padlens.inspector.resolve import resolve_models
     from padlens.inspector.texts import count_texts
@@ -276,6 +279,6 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
     log.info("%s: %d texts, %s pooling (%s), normalize %s, max length %d", ref.label, total,
              config.mode, config.source, config.normalize, limit)
     with atomic_path(out) as tmp:
-        dim = _write_rows(runner, texts_file, tmp, total, config, limit, int(batch_size))
+        dim = _write_rows(runner, texts_file, tmp, total, config, limit, int(batch_size), progress)
     return EmbedResult(Path(out), total, dim, ref.label, config.mode, config.normalize,
                        config.source, limit)

@@ -55,7 +55,10 @@ def render(result) -> None:
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Write JUnit XML (one testcase per check).")
 @click.option("--tolerance", "tolerances", multiple=True, metavar="NAME=VALUE",
               help="Override a threshold, e.g. padding_invariance=0.9999 or padding_invariance.delta=0.01.")
-def audit_command(json_path, junit_path, tolerances, **opts):
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Write a self-contained HTML report with the verdicts and plots (needs padlens[report]).")
+@click.pass_context
+def audit_command(ctx, json_path, junit_path, html_path, tolerances, **opts):
     """Does padding leak into real tokens? Checks per model, precision and provider.
 
     Exit 0 when every error-level check passes, 1 when one fails, 2 on bad input.
@@ -77,11 +80,22 @@ def audit_command(json_path, junit_path, tolerances, **opts):
     overrides = parse_tolerances(tolerances)
     check_output_file(json_path)
     check_output_file(junit_path)
+    check_output_file(html_path)
+    if html_path:
+        from padlens.inspector.report import check_available
+
+        check_available()
     kwargs = input_kwargs(**opts)
     for unused in ("padding", "batch_size"):  # the audit builds its own padded batches
         kwargs.pop(unused, None)
-    result = audit(kwargs.pop("models"), tolerances=overrides, **kwargs)
+    models = kwargs.pop("models")
+    with _bar(ctx, len(models) * len(kwargs["providers"]), "runs") as progress:
+        result = audit(models, tolerances=overrides, progress=progress, **kwargs)
     render(result)
+    if html_path:
+        from padlens.inspector.report import write_html
+
+        write_html(html_path, audit_result=result, title="padlens audit")
     if json_path:
         atomic_write(json_path, json.dumps(result.to_dict(), indent=2) + "\n")
     if junit_path:
@@ -90,6 +104,19 @@ def audit_command(json_path, junit_path, tolerances, **opts):
 
 
 # --------------------------------------------------------------------------- embed
+
+
+def _bar(ctx, total: int | None, unit: str):
+    """The progress bar for this command (a no-op context when -q or not a terminal)."""
+    import contextlib
+
+    from padlens.progress import progress_for
+
+    bar = progress_for(bool((ctx.obj or {}).get("quiet")), total, unit)
+    if bar is None:
+        return contextlib.nullcontext(None)
+    bar.quiet_batches = 0 if unit == "runs" else bar.quiet_batches  # each audit run is long
+    return bar
 
 
 @click.command("embed")
@@ -108,7 +135,8 @@ def audit_command(json_path, junit_path, tolerances, **opts):
 @click.option("--provider", "providers", multiple=True, help="Execution provider (default cpu).")
 @click.option("--allow-fallback", is_flag=True, help="Accept a provider silently dropped by ONNX Runtime.")
 @click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime intra-op threads.")
-def embed_command(model, texts_file, out, tokenizer, pooling, normalize, batch_size, max_length,
+@click.pass_context
+def embed_command(ctx, model, texts_file, out, tokenizer, pooling, normalize, batch_size, max_length,
                   providers, allow_fallback, threads):
     """Sentence embeddings from an ONNX encoder, streamed to a .npy, without PyTorch.
 
@@ -122,9 +150,10 @@ def embed_command(model, texts_file, out, tokenizer, pooling, normalize, batch_s
     """
     from padlens.inspector.embed import embed
 
-    result = embed(model, texts_file, out, tokenizer=tokenizer, pooling=pooling, normalize=normalize,
-                   batch_size=batch_size, max_length=max_length, providers=tuple(providers) or ("cpu",),
-                   allow_fallback=allow_fallback, threads=threads)
+    with _bar(ctx, None, "texts") as progress:
+        result = embed(model, texts_file, out, tokenizer=tokenizer, pooling=pooling, normalize=normalize,
+                       batch_size=batch_size, max_length=max_length, providers=tuple(providers) or ("cpu",),
+                       allow_fallback=allow_fallback, threads=threads, progress=progress)
     norm = "normalized" if result.normalize else "not normalized"
     click.echo(f"wrote {result.path}: {result.rows} x {result.dim} float32 ({result.model}, "
                f"{result.pooling} pooling from {result.pooling_source}, {norm}, max length {result.max_length})")

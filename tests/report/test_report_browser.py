@@ -1,0 +1,126 @@
+"""The report opened in a real headless chromium: every plot is visible in a screenshot.
+
+Two passes over the same page at the same window size: ``--dump-dom`` of a probe copy (the
+report plus a script that writes each plot image's bounding box into the DOM) gives where
+the plots are; ``--screenshot`` of the report itself (no script) gives the pixels there.
+In CI (``CI=true``) a missing browser fails the test; elsewhere it skips with the reason.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from padlens.inspector.report import PLOT_NAMES, write_html
+
+pytestmark = pytest.mark.browser
+
+WIDTH = 1280
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", "--force-device-scale-factor=1", "--mute-audio"]
+PROBE = """<script>
+window.addEventListener('load', function () {
+  var boxes = {};
+  document.querySelectorAll('section.plot img.plot-img').forEach(function (img) {
+    var r = img.getBoundingClientRect(), name = img.closest('section').dataset.plot;
+    boxes[name] = {x: r.left + scrollX, y: r.top + scrollY, w: r.width, h: r.height,
+                   loaded: img.complete && img.naturalWidth > 0};
+  });
+  var pre = document.createElement('pre');
+  pre.id = 'padlens-boxes';
+  pre.textContent = JSON.stringify({boxes: boxes, height: document.documentElement.scrollHeight});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def chromium() -> str:
+    """The browser's path; fails in CI, skips elsewhere, when there is none."""
+    for candidate in (os.environ.get("PADLENS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser"), shutil.which("google-chrome")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    reason = "no chromium found (apt-get install chromium; .ci/run installs it)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI must run the browser test: {reason}")
+    pytest.skip(reason)
+
+
+def run_browser(browser: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"  # a fresh user-data dir per launch
+    cmd = [browser, *FLAGS, f"--user-data-dir={profile}", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}"
+    return proc
+
+
+def plot_boxes(browser: str, report: Path, tmp: Path) -> dict:
+    probe = tmp / "probe.html"
+    probe.write_text(report.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    proc = run_browser(browser, tmp, f"--window-size={WIDTH},4000", "--virtual-time-budget=5000",
+                       "--dump-dom", probe.as_uri())
+    found = re.search(r"<pre id=\"padlens-boxes\">(.*?)</pre>", proc.stdout, re.S)
+    assert found, "the probe script did not run: " + proc.stdout[-500:]
+    return json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+
+
+def screenshot(browser: str, report: Path, tmp: Path, height: int) -> np.ndarray:
+    png = tmp / "shot.png"
+    run_browser(browser, tmp, f"--window-size={WIDTH},{height}", f"--screenshot={png}", report.as_uri())
+    from PIL import Image
+
+    return np.asarray(Image.open(png).convert("RGB"), dtype=np.int16)
+
+
+def ink(pixels: np.ndarray) -> float:
+    """Fraction of pixels that are not (near) white."""
+    return float((np.abs(255 - pixels).max(axis=-1) > 24).mean())
+
+
+def colours(pixels: np.ndarray) -> int:
+    """Distinct colours (quantised to 32 levels): a plot has many, an icon or a box few."""
+    return len(np.unique(pixels.reshape(-1, 3) // 8, axis=0))
+
+
+@pytest.fixture(scope="module")
+def shot(tmp_path_factory, inspected, audited):
+    browser = chromium()
+    tmp = tmp_path_factory.mktemp("browser")
+    report = write_html(tmp / "report.html", inspected, audited)
+    layout = plot_boxes(browser, report, tmp)
+    height = int(min(max(layout["height"], 1000), 12000))
+    return screenshot(browser, report, tmp, height), layout
+
+
+def test_the_browser_loads_every_plot_image(shot):
+    _, layout = shot
+    assert sorted(layout["boxes"]) == sorted(PLOT_NAMES)
+    for name, box in layout["boxes"].items():
+        assert box["loaded"], f"{name}: the browser could not decode the image"
+        assert box["w"] >= 300 and box["h"] >= 200, f"{name}: {box}"
+
+
+@pytest.mark.parametrize("name", PLOT_NAMES)
+def test_each_plot_is_visible_in_the_screenshot(shot, name):
+    pixels, layout = shot
+    box = layout["boxes"][name]
+    x0, y0 = int(box["x"]) + 2, int(box["y"]) + 2
+    x1, y1 = int(box["x"] + box["w"]) - 2, int(box["y"] + box["h"]) - 2
+    assert y1 <= pixels.shape[0] and x1 <= pixels.shape[1], f"{name} lies outside the screenshot"
+    region = pixels[y0:y1, x0:x1]
+    assert ink(region) > 0.01, f"{name}: the plot region is blank ({ink(region):.3%} ink)"
+    assert colours(region) > 20, f"{name}: the plot region is flat ({colours(region)} colours)"
+
+
+def test_the_page_outside_the_plots_is_not_what_makes_them_pass(shot):
+    pixels, layout = shot
+    bottom = max(int(b["y"] + b["h"]) for b in layout["boxes"].values())
+    below = pixels[bottom + 40:]
+    assert below.size == 0 or ink(below) < 0.01  # white page: ink in a plot box is the plot's
