@@ -78,12 +78,10 @@ class PrecisionCheck:
 
 
 def session(path: Path):
-    """A CPU InferenceSession for an exported variant (the exporter's own, torch-side checks)."""
-    import onnxruntime as ort
+    """A CPU InferenceSession for an exported variant, from the one module that makes them."""
+    from padlens.inspector.session import create_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return create_session(path, ("cpu",)).session
 
 
 def run_all(path: Path, feed: Feed) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from padlens.errors import BadInput
+from padlens.errors import BadInput, ModelLoadError
 from padlens.fsio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -187,8 +187,15 @@ class LastLayer:
         self.session = create_session(model, providers, allow_fallback, threads)
 
     def run(self, batch) -> np.ndarray:
+        from padlens.inspector.session import ORT_ERRORS
+
         feeds = self._feeds(self.graph.inputs, batch)
-        return np.asarray(self.session.session.run([self.output], feeds)[0], dtype=np.float32)
+        try:
+            out = self.session.session.run([self.output], feeds)[0]
+        except ORT_ERRORS as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"onnxruntime failed running {self.ref.label}: {first}") from exc
+        return np.asarray(out, dtype=np.float32)
 
 
 def pick_ref(refs: list):
@@ -209,7 +216,7 @@ def _max_length(limit: int | None, config: PoolingConfig, runner: LastLayer) -> 
     positions = runner.graph.max_positions
     if positions is not None and value > int(positions):
         if limit is not None:
-            raise BadInput(f"--max-length {value} is beyond {runner.ref.label}'s {positions} positions")
+            raise BadInput(f"--max-length {value} is beyond {runner.ref.label}'s {positions} position embeddings")
         value = int(positions)
     return value
 

@@ -26,6 +26,9 @@ ROLE_NAMES = {
                        "token_type_id", "segment_id"),
     "position_ids": ("position_ids", "positions", "position_id"),
 }
+# op domains ONNX Runtime implements itself; anything else needs a custom-op library
+BUILTIN_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", "com.microsoft",
+                   "com.microsoft.nchwc", "com.microsoft.experimental", "com.ms.internal.nhwc")
 INT_TYPES = {TensorProto.INT64: "int64", TensorProto.INT32: "int32"}
 MASK_TYPES = {**INT_TYPES, TensorProto.FLOAT: "float32", TensorProto.BOOL: "bool"}
 
@@ -55,6 +58,7 @@ def read_model(path: str | os.PathLike) -> tuple[Path, onnx.ModelProto]:
     if not path.is_file():
         raise ModelLoadError(f"{path} is not a regular file")
     model = _parse(path)
+    check_op_domains(path, model)
     check_external_data(model, path.parent)
     if any(uses_external_data(t) for t in _get_all_tensors(model)):
         load_external_data_for_model(model, str(path.parent))
@@ -64,8 +68,11 @@ def read_model(path: str | os.PathLike) -> tuple[Path, onnx.ModelProto]:
 def _parse(path: Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError, OSError, ...
-        raise ModelLoadError(f"{path} is not an ONNX model: {exc}") from exc
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except Exception as exc:  # protobuf DecodeError (its wording differs between protobuf builds)
+        raise ModelLoadError(f"{path} is not an ONNX model: its bytes do not parse as an ONNX "
+                             "protobuf (truncated, or another format)") from exc
     if not model.graph.node or not model.opset_import:
         what = "no graph nodes" if not model.graph.node else "no opset import (truncated?)"
         raise ModelLoadError(f"{path} is not an ONNX model: {what}")
@@ -82,6 +89,24 @@ def _check_complete(path: Path, graph: onnx.GraphProto) -> None:
         if missing:
             raise ModelLoadError(f"{path} is not an ONNX model: node {node.name or node.op_type!r}"
                                  f" reads {missing[0]!r}, which nothing produces (truncated?)")
+
+
+def check_op_domains(path: Path, model: onnx.ModelProto) -> None:
+    """Refuse ops from domains only a custom-op library provides: padlens never loads one."""
+    known = set(BUILTIN_DOMAINS) | {f.domain for f in model.functions}
+    for node in _all_nodes(model.graph):
+        if node.domain not in known:
+            raise ModelLoadError(f"{path} uses op {node.op_type!r} from domain {node.domain!r}, which "
+                                 "needs a custom-op library; padlens never loads custom-op libraries")
+
+
+def _all_nodes(graph: onnx.GraphProto):
+    """Every node of ``graph`` and of its subgraphs (If/Loop/Scan bodies)."""
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _all_nodes(sub)
 
 
 def check_external_data(model: onnx.ModelProto, folder: Path) -> None:

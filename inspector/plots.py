@@ -266,17 +266,26 @@ def pad_drift(points: list[dict]) -> Plot:
     fig = new_figure(420)
     left, right = fig.subplots(1, 2)
     for model, rows in _by_model(points).items():
-        rows = sorted(rows, key=lambda r: r["added_pads"])
-        x = [r["added_pads"] for r in rows]
-        left.plot(x, [_nz(r["max_delta"]) for r in rows], marker="o", ms=4, label=model)
-        right.plot(x, [_nz(1.0 - r["pooled_cos"]) for r in rows], marker="o", ms=4, label=model)
+        _drift_series(left, rows, lambda r: r["max_delta"], model)
+        _drift_series(right, rows, lambda r: 1.0 - r["pooled_cos"], model)
     for ax, label in ((left, "max |Δ| of a real token / state norm"), (right, "1 − cos(pooled, unpadded pooled)")):
         ax.set_yscale("symlog", linthresh=1e-7)
+        top = max([1e-3] + [2 * v for line in ax.get_lines() for v in line.get_ydata() if math.isfinite(v)])
+        ax.set_ylim(0, top)
         ax.set_xlabel("pads added")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    left.legend(fontsize=8)
+    left.legend(fontsize=8, title="worst text per pad count", title_fontsize=8)
     return _finish(plot, fig)
+
+
+def _drift_series(ax, rows: list[dict], value, model: str) -> None:
+    """Every text as a faint dot; the line joins the worst text at each pad count."""
+    xs = np.array([r["added_pads"] for r in rows], dtype=np.float64)
+    ys = np.array([_nz(value(r)) for r in rows], dtype=np.float64)
+    worst = {x: np.nanmax(ys[xs == x]) if np.isfinite(ys[xs == x]).any() else np.nan for x in np.unique(xs)}
+    line, = ax.plot(list(worst), list(worst.values()), marker="o", ms=4, label=model)
+    ax.scatter(xs, ys, s=8, alpha=0.35, color=line.get_color())
 
 
 def _by_model(points: list[dict]) -> dict[str, list[dict]]:

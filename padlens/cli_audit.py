@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from padlens.cli_inspect import check_output_file, input_kwargs, input_options
+from padlens.cli_inspect import check_counts, check_output_file, input_kwargs, input_options
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,11 @@ def render(result) -> None:
 
 @click.command("audit")
 @input_options
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the results as JSON.")
-@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Write JUnit XML (one testcase per check).")
+@click.option("--json", "json_path", metavar="FILE", help="Write the results as JSON.")
+@click.option("--junit", "junit_path", metavar="FILE", help="Write JUnit XML (one testcase per check).")
 @click.option("--tolerance", "tolerances", multiple=True, metavar="NAME=VALUE",
               help="Override a threshold, e.g. padding_invariance=0.9999 or padding_invariance.delta=0.01.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+@click.option("--html", "html_path", metavar="FILE",
               help="Write a self-contained HTML report with the verdicts and plots (needs padlens[report]).")
 @click.pass_context
 def audit_command(ctx, json_path, junit_path, html_path, tolerances, **opts):
@@ -78,9 +78,9 @@ def audit_command(ctx, json_path, junit_path, html_path, tolerances, **opts):
     from padlens.inspector.tolerances import parse_tolerances
 
     overrides = parse_tolerances(tolerances)
-    check_output_file(json_path)
-    check_output_file(junit_path)
-    check_output_file(html_path)
+    check_output_file(json_path, "--json")
+    check_output_file(junit_path, "--junit")
+    check_output_file(html_path, "--html")
     if html_path:
         from padlens.inspector.report import check_available
 
@@ -121,20 +121,20 @@ def _bar(ctx, total: int | None, unit: str):
 
 @click.command("embed")
 @click.argument("model", metavar="MODEL")
-@click.option("--texts", "texts_file", required=True, type=click.Path(dir_okay=False),
+@click.option("--texts", "texts_file", required=True, metavar="FILE",
               help="File of texts: .txt (one per line), .jsonl or .csv with a text field.")
-@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", "out", required=True, metavar="OUT.npy",
               help="The .npy to write (float32, one row per text); written atomically.")
-@click.option("--tokenizer", type=click.Path(exists=True), help="Tokenizer for a bare .onnx file.")
+@click.option("--tokenizer", metavar="PATH", help="Tokenizer for a bare .onnx file.")
 @click.option("--pooling", type=click.Choice(["auto", "mean", "cls", "max"]), default="auto", show_default=True,
               help="auto: a sentence-transformers folder's Pooling module, else the export's manifest, else mean.")
 @click.option("--normalize/--no-normalize", default=None,
               help="L2-normalise rows (default: what the model's folder or manifest says).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--max-length", type=click.IntRange(min=2), help="Tokens kept per text (default: the model's).")
+@click.option("--batch-size", type=int, default=32, show_default=True, metavar="N")
+@click.option("--max-length", type=int, metavar="N", help="Tokens kept per text (default: the model's).")
 @click.option("--provider", "providers", multiple=True, help="Execution provider (default cpu).")
 @click.option("--allow-fallback", is_flag=True, help="Accept a provider silently dropped by ONNX Runtime.")
-@click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime intra-op threads.")
+@click.option("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads.")
 @click.pass_context
 def embed_command(ctx, model, texts_file, out, tokenizer, pooling, normalize, batch_size, max_length,
                   providers, allow_fallback, threads):
@@ -150,6 +150,8 @@ def embed_command(ctx, model, texts_file, out, tokenizer, pooling, normalize, ba
     """
     from padlens.inspector.embed import embed
 
+    check_counts(batch_size=batch_size, max_length=max_length, threads=threads)
+    check_output_file(out, "-o")
     with _bar(ctx, None, "texts") as progress:
         result = embed(model, texts_file, out, tokenizer=tokenizer, pooling=pooling, normalize=normalize,
                        batch_size=batch_size, max_length=max_length, providers=tuple(providers) or ("cpu",),

@@ -25,11 +25,21 @@ def demo(ctx: click.Context, out_dir: str, force: bool) -> None:
     Example:
       padlens demo -o padlens-demo
     """
-    from padlens.demo import run_demo
+    from padlens.demo import QUESTION_TEXT, run_demo
 
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
     say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     result = run_demo(out_dir, force=force, say=say, progress=not quiet)
+    if result.question is not None:
+        from padlens.inspector.table import render as render_table
+
+        click.echo(f'What the pads of "{QUESTION_TEXT}" hold, padded to 128:')
+        click.echo(render_table(result.question))
+    if result.audit is not None:
+        from padlens.cli_audit import render as render_audit
+
+        click.echo("Does padding leak into real tokens? (padlens audit)")
+        render_audit(result.audit)
     click.echo(f"padlens demo wrote {result.out_dir}/")
     for path in result.files:
         click.echo(f"  {path}")

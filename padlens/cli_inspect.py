@@ -51,12 +51,7 @@ def input_options(func: Callable) -> Callable:
 def input_kwargs(models, tokenizer, texts, texts_file, max_length, padding_side, pad_to, providers,
                  allow_fallback, layers, batch_size, threads) -> dict:
     """Turn ``input_options`` values into the keyword arguments of ``inspect()`` and friends."""
-    if max_length is not None and max_length < 2:
-        raise BadInput(f"--max-length must be at least 2 (room for [CLS] and [SEP]), got {max_length}")
-    if batch_size < 1:
-        raise BadInput(f"--batch-size must be at least 1, got {batch_size}")
-    if threads is not None and threads < 1:
-        raise BadInput(f"--threads must be at least 1, got {threads}")
+    check_counts(max_length=max_length, batch_size=batch_size, threads=threads)
     names = None
     if layers is not None:
         names = [n.strip() for n in layers.split(",")]
@@ -68,16 +63,28 @@ def input_kwargs(models, tokenizer, texts, texts_file, max_length, padding_side,
             "allow_fallback": allow_fallback, "batch_size": batch_size, "layers": names, "threads": threads}
 
 
-def check_output_file(path: str | None) -> None:
-    """Refuse an output path that cannot be written before any work is done."""
+def check_output_file(path: str | None, option: str = "--json") -> None:
+    """Refuse an output path that cannot be written before any work is done.
+
+    The message names the ``option`` the path came from, e.g. ``--json x: folder … does not exist``.
+    """
     if path is None:
         return
     target = Path(path)
     if target.is_dir():
-        raise BadInput(f"{target} is a folder, expected a file path")
+        raise BadInput(f"{option} {target} is a folder, expected a file path")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
-        raise BadInput(f"folder {parent} does not exist")
+        raise BadInput(f"{option} {target}: folder {parent} does not exist")
+
+
+def check_counts(**values: int | None) -> None:
+    """``--batch-size``, ``--max-length``, ``--threads``: one wording for every command."""
+    least = {"batch_size": 1, "max_length": 2, "threads": 1}
+    for name, value in values.items():
+        if value is not None and value < least[name]:
+            room = " (room for [CLS] and [SEP])" if name == "max_length" else ""
+            raise BadInput(f"--{name.replace('_', '-')} must be at least {least[name]}{room}, got {value}")
 
 
 def progress_printer(quiet: bool, texts_file: str | None = None):
@@ -120,8 +127,8 @@ def inspect_cmd(ctx: click.Context, json_file: str | None, html_file: str | None
     from padlens.inspector.table import render
 
     kwargs = input_kwargs(**options)
-    check_output_file(json_file)
-    check_output_file(html_file)
+    check_output_file(json_file, "--json")
+    check_output_file(html_file, "--html")
     if html_file:
         from padlens.inspector.report import check_available
 

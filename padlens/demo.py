@@ -24,7 +24,8 @@ class DemoResult:
         export_dir: the export of minilm-l6 (four precisions).
         reused_export: True when an earlier demo's export was reused.
         files: every file the demo wrote, in the order written.
-        inspect: the inspection of the question's sentence (InspectResult) or None.
+        question: the inspection of the question's sentence alone, padded to 128.
+        inspect: the inspection behind the report (several texts) or None.
         audit: the audit of the four precisions (AuditResult) or None.
         timings: seconds per stage.
     """
@@ -33,6 +34,7 @@ class DemoResult:
     export_dir: Path
     reused_export: bool = False
     files: list[Path] = field(default_factory=list)
+    question: object | None = None
     inspect: object | None = None
     audit: object | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -80,4 +82,33 @@ def run_demo(out_dir: str | Path = "padlens-demo", force: bool = False,
     return result
 
 
-_EXTRA_STAGES: list[Callable[[DemoResult, Callable[[str], None], bool], None]] = []
+def _write_json(result: DemoResult, name: str, data: dict) -> None:
+    import json
+
+    from padlens.fsio import atomic_write
+
+    path = atomic_write(result.out_dir / name, json.dumps(data, indent=2) + "\n")
+    result.files.append(path)
+
+
+def question_stage(result: DemoResult, say: Callable[[str], None], progress: bool) -> None:
+    """Inspect "this is a sample sentence" padded to 128 in the four precisions."""
+    from padlens.inspector.inspect import inspect
+
+    result.question = _stage(result, "inspect", say, lambda: inspect(
+        [str(result.export_dir)], texts=[QUESTION_TEXT], max_length=128))
+    _write_json(result, "inspect.json", result.question.to_dict())
+
+
+def audit_stage(result: DemoResult, say: Callable[[str], None], progress: bool) -> None:
+    """Audit the four precisions for padding leaks (the int8-dynamic one is expected to fail)."""
+    from padlens.inspector.audit import audit
+
+    result.audit = _stage(result, "audit", say, lambda: audit([str(result.export_dir)]))
+    _write_json(result, "audit.json", result.audit.to_dict())
+
+
+_EXTRA_STAGES: list[Callable[[DemoResult, Callable[[str], None], bool], None]] = [
+    question_stage, audit_stage]
+
+from padlens import demo_report  # noqa: E402,F401  (registers the report stage; keep it the last stage)

@@ -33,3 +33,9 @@ class ModelZoo:
 def zoo(tmp_path_factory) -> ModelZoo:
     """``zoo("torchscript")`` -> folder with model.onnx and a tokenizer."""
     return ModelZoo(tmp_path_factory.mktemp("zoo"))
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run tests/inspector first: it blocks torch, which later tests may import in-process."""
+    inspector = ROOT / "tests" / "inspector"
+    items.sort(key=lambda item: 0 if inspector in Path(str(item.path)).parents else 1)
