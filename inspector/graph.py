@@ -57,13 +57,16 @@ def load_encoder(path: str | os.PathLike, layers: list[str] | None = None) -> En
     """
     path, model = read_model(path)
     inputs = recognise_inputs(path, model.graph)
-    if layers:
-        layer_map = user_layers(model, layers)
-    else:
-        if token_output(model) is None:
-            raise ModelLoadError(f"{path} is not a token encoder: no [batch, sequence, hidden] "
-                                 f"float output (outputs: {_output_names(model)})")
-        layer_map = locate_layers(model)
+    try:
+        if layers:
+            layer_map = user_layers(model, layers)
+        else:
+            if token_output(model) is None:
+                raise ModelLoadError(f"{path} is not a token encoder: no [batch, sequence, hidden] "
+                                     f"float output (outputs: {_output_names(model)})")
+            layer_map = locate_layers(model)
+    except LayersNotFound as exc:  # with several models, say which one
+        raise LayersNotFound(f"{path}: {exc}") from exc
     g = Graph(model)
     vocab, positions = embedding_rows(g, inputs, layer_map.hidden[0])
     return EncoderGraph(path, model, inputs, [o.name for o in model.graph.output], layer_map,
