@@ -63,8 +63,8 @@ def _node_output_types(node: onnx.NodeProto, types: dict[str, int]) -> list[int]
     ins = [types.get(i, 0) for i in node.input]
     attrs = {a.name: a for a in node.attribute}
     op, n = node.op_type, len(node.output)
-    if op == "Cast":
-        return [attrs["to"].i]
+    if op == "Cast":  # a Cast without "to" is malformed; ORT refuses it when the session is made
+        return [attrs["to"].i if "to" in attrs else 0]
     if op in ("Constant",):
         return [attrs["value"].t.data_type] if "value" in attrs else [0]
     if op == "ConstantOfShape":

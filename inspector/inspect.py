@@ -1,6 +1,7 @@
 """inspect(): run encoders side by side on the same padded batches and measure their pads."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -13,7 +14,7 @@ import numpy as np
 
 from padlens.errors import BadInput
 from padlens.inspector import metrics as M
-from padlens.inspector.encoder import Encoder, Forward
+from padlens.inspector.encoder import Encoder, Forward, check_memory
 from padlens.inspector.resolve import ModelRef, resolve_models
 from padlens.inspector.session import canonical_provider
 from padlens.inspector.texts import default_corpus, iter_texts, read_texts
@@ -22,6 +23,8 @@ from padlens.inspector.tokenize import PADDINGS, SIDES, Batch
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_LENGTH = 128
+VERIFY_ROWS = 4  # rows of the first batch re-run on the unmodified model to check exposure
+MAX_FAULTS = 10  # NaN/Inf failures named per run (all are counted in LayerMetrics.failed)
 SIMILARITY_TEXTS = 12  # texts in the report's masked vs unmasked similarity matrices
 ATTENTION_FIELDS = tuple(f"attn_{name}" for name in M.ATTENTION_METRICS)
 
@@ -106,11 +109,13 @@ class RunResult:
         pad_content_rsa: Spearman over text pairs between pad-mean and real-mean similarities
             (last layer, first ``texts_compared`` texts that have pads).
         exposure_max_abs_diff: max |Δ| of the model's own outputs, instrumented vs unmodified,
-            on the first batch.
+            on the first rows (``VERIFY_ROWS``) of the first batch.
         n_texts: texts measured; n_tokens: real tokens; n_pad_tokens: pad positions.
         warnings: things the reader must know (provider fallback, failures, caps).
         timings: seconds: load, verify, forward, metrics.
         encoder: ``Encoder.describe()``: inputs, outputs, tensors, providers used.
+        faults: the first ``MAX_FAULTS`` NaN/Inf failures, each ``{"layer", "tensor",
+            "text_index", "text"}``; those states are left out of every metric.
         similarity: ``{"masked", "unmasked"}`` cosine matrices ``[n, n]`` between the first
             ``SIMILARITY_TEXTS`` texts' pooled last layers, for the report's heatmaps; not
             written to JSON (the pooling dict summarises them).
@@ -130,6 +135,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     encoder: dict = field(default_factory=dict)
+    faults: list[dict] = field(default_factory=list)
     similarity: dict | None = field(default=None, repr=False)
 
     @property
@@ -235,6 +241,7 @@ class _Run:
     timings: dict[str, float]
     warnings: list[str]
     exposure: float | None = None
+    faults: list[dict] = field(default_factory=list)
     n_texts: int = 0
     n_tokens: int = 0
     n_pad_tokens: int = 0
@@ -289,20 +296,40 @@ def _new_run(ref: ModelRef, provider: str, enc: Encoder, load_s: float, max_leng
                 {"load": load_s, "verify": 0.0, "forward": 0.0, "metrics": 0.0}, list(enc.session.warnings))
 
 
-def _measure(run: _Run, batch: Batch, first: bool) -> None:
+def _measure(run: _Run, batch: Batch, first: bool, texts: Sequence[str] = ()) -> None:
     start = time.perf_counter()
     forward = run.encoder.run(batch)
     run.timings["forward"] += time.perf_counter() - start
     if first:
         start = time.perf_counter()
-        run.exposure = run.encoder.verify_exposure(batch, forward)
+        run.exposure = run.encoder.verify_exposure(_head(batch, VERIFY_ROWS))
         run.timings["verify"] += time.perf_counter() - start
     start = time.perf_counter()
     _accumulate(run, forward, batch.attention_mask)
+    _record_faults(run, forward, texts)
     run.n_texts += batch.shape[0]
     run.n_tokens += int(batch.attention_mask.sum())
     run.n_pad_tokens += int((batch.attention_mask == 0).sum())
     run.timings["metrics"] += time.perf_counter() - start
+
+
+def _head(batch: Batch, n: int) -> Batch:
+    """The first ``n`` rows of ``batch`` (exposure is checked on a few rows, not a whole batch)."""
+    if batch.shape[0] <= n:
+        return batch
+    rows = {name: getattr(batch, name)[:n] for name in ("input_ids", "attention_mask", "token_type_ids",
+                                                        "position_ids", "special_tokens_mask", "lengths")}
+    return dataclasses.replace(batch, **rows)
+
+
+def _record_faults(run: _Run, forward: Forward, texts: Sequence[str]) -> None:
+    """Name the first MAX_FAULTS (layer, text) pairs whose states hold NaN or Inf."""
+    for layer, h in enumerate(forward.hidden):
+        bad = np.flatnonzero(~np.isfinite(h).all(axis=(1, 2)))
+        for row in bad[: max(0, MAX_FAULTS - len(run.faults))]:
+            text = texts[row] if row < len(texts) else ""
+            run.faults.append({"layer": layer, "tensor": str(run.encoder.graph.layers.hidden[layer]),
+                               "text_index": run.n_texts + int(row), "text": text})
 
 
 def _accumulate(run: _Run, forward: Forward, mask: np.ndarray) -> None:
@@ -336,6 +363,9 @@ def _run_warnings(run: _Run, layers: list[LayerMetrics]) -> list[str]:
         if layer.failed:
             notes.append(f"layer {layer.index}: {layer.failed} of {layer.sequences} sequences had "
                          "NaN, Inf or zero states and were left out")
+    for fault in run.faults:
+        notes.append(f"layer {fault['layer']} ({fault['tensor']}): NaN/Inf in the states of text "
+                     f"{fault['text_index'] + 1} {_quote(fault['text'])}")
     if layers and layers[0].sequences and layers[0].without_pads == layers[0].sequences - layers[0].failed:
         notes.append("no text has pads (each filled max length, or padding to the longest of one): "
                      "pad metrics are undefined")
@@ -343,6 +373,10 @@ def _run_warnings(run: _Run, layers: list[LayerMetrics]) -> list[str]:
         notes.append(f"pad_content_rsa, k-NN overlap and similarity Spearman use the first "
                      f"{run.texts.kept} of {run.texts.texts} texts")
     return notes
+
+
+def _quote(text: str, width: int = 60) -> str:
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def _finish(run: _Run) -> RunResult:
@@ -354,7 +388,7 @@ def _finish(run: _Run) -> RunResult:
         model=str(run.ref.path), precision=run.ref.precision, provider=run.provider, label=run.ref.label,
         layers=layers, pooling=run.texts.pooling(), pad_content_rsa=run.texts.pad_content_rsa(),
         exposure_max_abs_diff=run.exposure, n_texts=run.n_texts, n_tokens=run.n_tokens,
-        n_pad_tokens=run.n_pad_tokens, warnings=_run_warnings(run, layers),
+        n_pad_tokens=run.n_pad_tokens, warnings=_run_warnings(run, layers), faults=list(run.faults),
         timings={k: round(v, 4) for k, v in run.timings.items()}, encoder=describe,
         similarity=_similarity(run.texts))
 
@@ -404,6 +438,7 @@ def inspect(
     opened = _open_encoders(resolve_models(models, tokenizer), providers,
                             {"allow_fallback": allow_fallback, "threads": threads, "layers": layers})
     length = choose_max_length(max_length, [enc for _, _, enc, _ in opened])
+    check_memory([enc for _, _, enc, _ in opened], int(batch_size), length)
     runs = [_new_run(*item, length) for item in opened]
     count, tokenize_s = 0, 0.0
     for index, chunk in enumerate(itertools.chain([first], chunks)):
@@ -413,7 +448,7 @@ def inspect(
                                                       side=padding_side)
             tokenize_s += time.perf_counter() - start
             for run in group:
-                _measure(run, batch, first=index == 0)
+                _measure(run, batch, first=index == 0, texts=chunk)
         count += len(chunk)
         if progress is not None:
             progress(count)

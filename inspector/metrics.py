@@ -41,7 +41,7 @@ KNN_K = 5
 def unit_rows(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(h / ‖h‖, ‖h‖)`` over the last axis, in float64 (0/0 gives NaN)."""
     h = np.asarray(h, dtype=np.float64)
-    norms = np.linalg.norm(h, axis=-1)
+    norms = np.sqrt(np.einsum("...h,...h->...", h, h))
     with np.errstate(divide="ignore", invalid="ignore"):
         return h / norms[..., None], norms
 
@@ -61,20 +61,22 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 @_quiet
-def pad_sequence_metrics(h: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+def pad_sequence_metrics(h: np.ndarray, mask: np.ndarray,
+                         unit: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """DESIGN.md's four metrics per sequence, from sums of unit vectors.
 
     ``h`` is ``[B, T, H]``, ``mask`` ``[B, T]`` (1 real incl. specials, 0 pad). Returns arrays
     ``[B]``: ``pad_pad_cos`` = (‖Σu_p‖² − |P|)/(|P|(|P|−1)) (NaN when |P| < 2),
     ``pad_real_cos`` = (Σu_p)·(Σu_r)/(|P||R|), ``pad_norm`` / ``real_norm`` = mean ‖h‖ over
     P / R (NaN when the set is empty), plus ``n_pad``, ``n_real`` and ``valid``.
+    ``unit`` is ``unit_rows(h)`` when the caller already has it (computed once per layer).
     """
-    u, norms = unit_rows(h)
+    u, norms = unit if unit is not None else unit_rows(h)
     pad = (np.asarray(mask) == 0).astype(np.float64)
     real = 1.0 - pad
     n_p, n_r = pad.sum(1), real.sum(1)
-    s_p = np.einsum("bt,bth->bh", pad, u)
-    s_r = np.einsum("bt,bth->bh", real, u)
+    s_p = np.matmul(pad[:, None, :], u)[:, 0]  # Σ over pads of u: [B, H] (matmul beats einsum here)
+    s_r = np.matmul(real[:, None, :], u)[:, 0]
     return {
         "pad_pad_cos": _safe_div(np.einsum("bh,bh->b", s_p, s_p) - n_p, n_p * (n_p - 1)),
         "pad_real_cos": _safe_div(np.einsum("bh,bh->b", s_p, s_r), n_p * n_r),
@@ -113,17 +115,19 @@ def offset_bucket_labels() -> list[str]:
 
 
 @_quiet
-def pad_position_metrics(h: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+def pad_position_metrics(h: np.ndarray, mask: np.ndarray,
+                         unit: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """How pad states change along positions, per sequence.
 
     The anchor a is the pad next to the content (``pad_anchor``); the offset of pad p is
     |p − a|. Returns ``pad_anchor_cos`` ``[B]`` = mean over p ∈ P, p ≠ a of cos(h_p, h_a)
     (NaN when |P| < 2); ``pad_step`` ``[B]`` = mean ‖h_p − h_{p+1}‖ over neighbouring pads
     (both in P; NaN when there is no such pair); and ``cos_to_anchor`` / ``offset`` ``[B, T]``
-    with ``is_offset`` marking the pads p ≠ a (for the per-offset curve).
+    with ``is_offset`` marking the pads p ≠ a (for the per-offset curve). ``unit`` as in
+    ``pad_sequence_metrics``.
     """
     h64 = np.asarray(h, dtype=np.float64)
-    u, _ = unit_rows(h64)
+    u, _ = unit if unit is not None else unit_rows(h64)
     pad = np.asarray(mask) == 0
     b, t = pad.shape
     anchor = pad_anchor(mask)
@@ -147,7 +151,7 @@ def attention_sequence_masses(probs: np.ndarray, mask: np.ndarray) -> dict[str, 
     positions. ``pad_to_*`` average over pad queries (NaN without pads); ``real_to_pad`` is the
     mass real queries put on pad keys (≈ 0 when the mask works). Also ``valid`` ``[B]``.
     """
-    p = np.asarray(probs, dtype=np.float64).mean(axis=1)
+    p = np.asarray(probs).mean(axis=1, dtype=np.float64)  # no float64 copy of [B, heads, T, T]
     real = np.asarray(mask) != 0
     pad = ~real
     b, t = real.shape
@@ -315,8 +319,10 @@ class PadStats:
     def add(self, h: np.ndarray, mask: np.ndarray) -> None:
         """Accumulate one batch of one layer: ``h`` ``[B, T, H]``, ``mask`` ``[B, T]``."""
         mask = np.asarray(mask)
-        per = pad_sequence_metrics(h, mask)
-        pos = pad_position_metrics(h, mask)
+        h64 = np.asarray(h, dtype=np.float64)  # once per layer and batch, shared below
+        unit = unit_rows(h64)
+        per = pad_sequence_metrics(h, mask, unit)  # h as given: validity is checked on it
+        pos = pad_position_metrics(h64, mask, unit)
         ok = per["valid"]
         self.sequences += len(ok)
         self.failed += int((~ok).sum())
@@ -324,7 +330,7 @@ class PadStats:
         self.single_pad += int((ok & (per["n_pad"] == 1)).sum())
         self.values.add({**per, **pos}, ok)
         self._add_offsets(pos, ok)
-        self._add_positions(h, mask, ok)
+        self._add_positions(h64, mask, ok)
 
     def _add_offsets(self, pos: dict[str, np.ndarray], ok: np.ndarray) -> None:
         pick = pos["is_offset"] & ok[:, None]
@@ -338,7 +344,9 @@ class PadStats:
             self.position_sum = np.zeros((self.max_positions, h.shape[2]))
             self.position_count = np.zeros(self.max_positions, np.int64)
         pad = ((mask[:, :t] == 0) & ok[:, None]).astype(np.float64)
-        hv = np.where(ok[:, None, None], np.asarray(h[:, :t], dtype=np.float64), 0.0)
+        hv = np.asarray(h[:, :t], dtype=np.float64)
+        if not ok.all():  # 0 × NaN is NaN: failed rows are zeroed, not just weighted 0
+            hv = np.where(ok[:, None, None], hv, 0.0)
         self.position_sum[:t] += np.einsum("bt,bth->th", pad, hv)
         self.position_count[:t] += pad.sum(0).astype(np.int64)
 

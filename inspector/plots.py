@@ -130,7 +130,7 @@ def _layer_axis(ax) -> None:
     ax.grid(alpha=0.3)
 
 
-def pad_pad_cos_only(runs) -> Plot:
+def pad_pad_cos_only(runs, title: str | None = None) -> Plot:
     """One panel: pad_pad_cos and pad_real_cos per layer (the README's image)."""
     plot = Plot("pad-pad-cos", "pad–pad and pad–real cosine by layer", "")
     fig = new_figure(420)
@@ -146,7 +146,7 @@ def pad_pad_cos_only(runs) -> Plot:
     ax.set_ylabel("mean cosine")
     ax.set_ylim(-0.1, 1.05)
     ax.legend(fontsize=8)
-    ax.set_title("What the [PAD] positions hold: pads are near copies of each other, unlike the words")
+    ax.set_title(title or "What the [PAD] positions hold: pads are near copies of each other, unlike the words")
     return _finish(plot, fig)
 
 

@@ -56,7 +56,7 @@ def report_stage(result: DemoResult, say: Callable[[str], None], progress: bool)
 
     check_available()
     if result.inspect is None:
-        result.inspect = _stage(result, "inspect", say, lambda: _inspect(result, progress))
+        result.inspect = _stage(result, "report inspect", say, lambda: _inspect(result, progress))
     if result.audit is None:
         result.audit = _stage(result, "audit", say, lambda: _audit(result, progress))
     path = result.out_dir / REPORT_NAME

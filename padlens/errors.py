@@ -39,9 +39,3 @@ class ExportFailed(PadlensError):
     """An export ran but failed its validation (exit code 1)."""
 
     exit_code = 1
-
-
-class Interrupted(PadlensError):
-    """The user pressed Ctrl-C; temporary files were removed."""
-
-    exit_code = 130

@@ -111,4 +111,4 @@ def test_an_unavailable_provider_is_refused(export, tmp_path):
 
 def test_json_into_a_missing_folder_fails_before_any_work(export, tmp_path):
     proc = padlens("inspect", export, "--text", SENTENCE, "--json", tmp_path / "no" / "x.json", cwd=tmp_path)
-    assert proc.returncode == 2 and proc.stderr.startswith("Error: folder")
+    assert proc.returncode == 2 and proc.stderr.startswith("Error: --json ") and "does not exist" in proc.stderr

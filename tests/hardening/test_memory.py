@@ -1,0 +1,61 @@
+"""Outputs that would not fit in memory are refused up front, with a batch size that fits."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from padlens.errors import BadInput
+from padlens.inspector import encoder as encoder_mod
+from padlens.inspector.encoder import Encoder, output_bytes_per_text
+from padlens.inspector.inspect import inspect
+from padlens.inspector.resolve import resolve_models
+
+log = logging.getLogger(__name__)
+
+TEXTS = ["a short text", "this is a sample sentence", "the cat sat on the mat"] * 4
+
+
+@pytest.fixture(scope="module")
+def export(zoo):
+    return zoo("padlens")
+
+
+@pytest.fixture(scope="module")
+def per_text(export) -> int:
+    enc = Encoder.open(resolve_models([export])[0])
+    return output_bytes_per_text(enc, 16)
+
+
+def test_one_texts_outputs_are_estimated_from_layers_hidden_size_and_attention(export, per_text):
+    enc = Encoder.open(resolve_models([export])[0])
+    layers, hidden = enc.num_layers, enc.graph.layers.hidden_size
+    states = (layers + 2) * 16 * hidden * 4
+    attention = len(enc.attention_outputs) * max(1, hidden // 64) * 16 * 16 * 4
+    assert per_text == states + attention
+    assert output_bytes_per_text(enc, 32) > 2 * per_text  # attention grows with T²
+
+
+def test_a_batch_that_would_not_fit_is_refused_with_a_batch_size_that_fits(export, per_text, monkeypatch):
+    available = per_text * 2 * 5 + 100  # room for 5 texts after the safety factor of 2
+    monkeypatch.setattr(encoder_mod, "available_memory", lambda: available)
+    with pytest.raises(BadInput, match=r"for a batch of 8 at max length 16, .*: pass --batch-size 5 or less$"):
+        inspect([str(export)], texts=TEXTS, max_length=16, batch_size=8)
+    result = inspect([str(export)], texts=TEXTS, max_length=16, batch_size=5)
+    assert result.texts_count == len(TEXTS)
+
+
+def test_when_not_even_one_text_fits_the_error_asks_for_a_smaller_max_length(export, per_text, monkeypatch):
+    monkeypatch.setattr(encoder_mod, "available_memory", lambda: per_text)
+    with pytest.raises(BadInput, match="too little even for one text: pass a smaller --max-length"):
+        inspect([str(export)], texts=TEXTS, max_length=16, batch_size=1)
+
+
+def test_unknown_available_memory_skips_the_check(export, monkeypatch):
+    monkeypatch.setattr(encoder_mod, "available_memory", lambda: None)
+    assert inspect([str(export)], texts=TEXTS[:2], max_length=16).texts_count == 2
+
+
+def test_available_memory_reads_a_positive_number_on_this_machine():
+    value = encoder_mod.available_memory()
+    assert value is None or value > 0
