@@ -1,0 +1,72 @@
+"""The package's promises: a light base install, one console script, help that never loads torch."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import metadata
+
+import pytest
+
+from padlens import __version__
+
+HEAVY = ("torch", "optimum", "optimum-onnx", "transformers")
+
+
+def _requirements(extra: str | None) -> list[str]:
+    reqs = metadata.requires("padlens") or []
+    out = []
+    for req in reqs:
+        name, _, marker = req.partition(";")
+        if extra is None and "extra ==" not in marker:
+            out.append(name.strip())
+        elif extra is not None and f'extra == "{extra}"' in marker:
+            out.append(name.strip())
+    return out
+
+
+def _names(reqs: list[str]) -> set[str]:
+    import re
+
+    return {re.split(r"[<>=!~\[ ]", r, maxsplit=1)[0].lower() for r in reqs}
+
+
+def test_the_base_install_brings_no_torch_optimum_or_transformers():
+    base = _names(_requirements(None))
+    assert {"onnx", "onnxruntime", "numpy", "click", "tokenizers"} <= base
+    assert not base & set(HEAVY)
+
+
+def test_the_export_extra_brings_the_exporter_stack():
+    assert {"torch", "optimum", "optimum-onnx", "transformers"} <= _names(_requirements("export"))
+
+
+def test_the_gpu_extra_is_onnxruntime_gpu_alone():
+    assert _names(_requirements("gpu")) == {"onnxruntime-gpu"}
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    code = ("import sys, runpy; sys.argv = ['padlens', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('padlens', run_name='__main__')\n"
+            "except SystemExit as e:\n"
+            "    heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'optimum'))\n"
+            "    print('HEAVY:', heavy); raise\n")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+
+
+def test_version_prints_the_package_version():
+    proc = _run("--version")
+    assert proc.returncode == 0
+    assert f"padlens, version {__version__}" in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["", "export", "models", "inspect", "audit", "embed", "demo"])
+def test_every_help_has_an_example_and_loads_no_torch(command):
+    proc = _run(*([command] if command else []), "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Example" in proc.stdout or "example" in proc.stdout
+    assert "HEAVY: []" in proc.stdout
+
+
+def test_the_console_script_is_installed():
+    (ep,) = [e for e in metadata.entry_points(group="console_scripts") if e.name == "padlens"]
+    assert ep.value == "padlens.cli:main"
