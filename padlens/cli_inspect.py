@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Callable
 
 import click
 
 from padlens.errors import BadInput
+from padlens.fsio import check_file_target
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +68,8 @@ def check_output_file(path: str | None, option: str = "--json") -> None:
 
     The message names the ``option`` the path came from, e.g. ``--json x: folder … does not exist``.
     """
-    if path is None:
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise BadInput(f"{option} {target} is a folder, expected a file path")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise BadInput(f"{option} {target}: folder {parent} does not exist")
+    if path is not None:
+        check_file_target(path, option)
 
 
 def check_counts(**values: int | None) -> None:

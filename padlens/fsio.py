@@ -14,14 +14,26 @@ from padlens.errors import BadInput
 log = logging.getLogger(__name__)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
+def check_file_target(path: str | os.PathLike, option: str | None = None) -> Path:
+    """Refuse a file path that cannot be written: a folder, or one in a missing folder.
+
+    With ``option`` (e.g. ``--json``) the message names the option the path came from.
+    """
     target = Path(path)
+    prefix = f"{option} " if option else ""
     if target.is_dir():
-        raise BadInput(f"{target} is a folder, expected a file path")
+        raise BadInput(f"{prefix}{target} is a folder, expected a file path")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
-        raise BadInput(f"folder {parent} does not exist")
+        where = f"{prefix}{target}: " if option else ""
+        raise BadInput(f"{where}folder {parent} does not exist")
+    return target
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
+    target = check_file_target(path)
+    parent = target.parent
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     try:
@@ -41,12 +53,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     For writers that want a filename (numpy.save, matplotlib, onnx.save).
     """
-    target = Path(path)
-    if target.is_dir():
-        raise BadInput(f"{target} is a folder, expected a file path")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise BadInput(f"folder {parent} does not exist")
+    target = check_file_target(path)
+    parent = target.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix or ".tmp", dir=parent)
     os.close(fd)
     try:

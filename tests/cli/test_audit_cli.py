@@ -6,14 +6,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from padlens.cli import main
 
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -24,25 +17,25 @@ def toy_dirs(zoo, tmp_path_factory):
     return {k: toys.make(k, base / k, zoo("padlens")) for k in ("honest", "leaky", "positional")}
 
 
-def test_a_clean_model_exits_0_and_prints_a_verdict_per_check(capsys, toy_dirs):
-    code, out, err = run(capsys, "audit", str(toy_dirs["honest"]), "--text", "the cat sat")
+def test_a_clean_model_exits_0_and_prints_a_verdict_per_check(cli_run, toy_dirs):
+    code, out, err = cli_run("audit", str(toy_dirs["honest"]), "--text", "the cat sat")
     assert code == 0, err
     assert "PASS  padding_invariance" in out and "audit passed" in out
 
 
-def test_a_leaking_model_exits_1_naming_the_worst_case(capsys, toy_dirs):
-    code, out, _ = run(capsys, "audit", str(toy_dirs["leaky"]), "--text", "the cat sat")
+def test_a_leaking_model_exits_1_naming_the_worst_case(cli_run, toy_dirs):
+    code, out, _ = cli_run("audit", str(toy_dirs["leaky"]), "--text", "the cat sat")
     assert code == 1
     assert "FAIL  padding_invariance" in out and "padded to" in out and "audit failed" in out
 
 
-def test_a_failed_warning_still_exits_0(capsys, toy_dirs):
-    code, out, _ = run(capsys, "audit", str(toy_dirs["positional"]), "--text", "the cat sat")
+def test_a_failed_warning_still_exits_0(cli_run, toy_dirs):
+    code, out, _ = cli_run("audit", str(toy_dirs["positional"]), "--text", "the cat sat")
     assert code == 0 and "WARN  left_padding" in out
 
 
-def test_json_and_junit_are_written(capsys, toy_dirs, tmp_path):
-    code, _, _ = run(capsys, "audit", str(toy_dirs["leaky"]), "--text", "a dog",
+def test_json_and_junit_are_written(cli_run, toy_dirs, tmp_path):
+    code, _, _ = cli_run("audit", str(toy_dirs["leaky"]), "--text", "a dog",
                      "--json", str(tmp_path / "a.json"), "--junit", str(tmp_path / "a.xml"))
     assert code == 1
     data = json.loads((tmp_path / "a.json").read_text())
@@ -56,21 +49,21 @@ def test_json_and_junit_are_written(capsys, toy_dirs, tmp_path):
     (["--tolerance", "padding_invariance"], "NAME=VALUE"),
     (["--tolerance", "padding_invariance=x"], "not a number"),
 ])
-def test_bad_tolerances_exit_2(capsys, toy_dirs, args, message):
-    code, _, err = run(capsys, "audit", str(toy_dirs["honest"]), *args)
+def test_bad_tolerances_exit_2(cli_run, toy_dirs, args, message):
+    code, _, err = cli_run("audit", str(toy_dirs["honest"]), *args)
     assert code == 2 and err.startswith("Error:") and message in err and "Traceback" not in err
 
 
-def test_a_missing_model_exits_2(capsys, tmp_path):
-    code, _, err = run(capsys, "audit", str(tmp_path / "nope.onnx"))
+def test_a_missing_model_exits_2(cli_run, tmp_path):
+    code, _, err = cli_run("audit", str(tmp_path / "nope.onnx"))
     assert code == 2 and err.startswith("Error:")
 
 
-def test_an_unwritable_json_path_exits_2_before_auditing(capsys, toy_dirs, tmp_path):
-    code, out, err = run(capsys, "audit", str(toy_dirs["honest"]), "--json", str(tmp_path / "no" / "a.json"))
+def test_an_unwritable_json_path_exits_2_before_auditing(cli_run, toy_dirs, tmp_path):
+    code, out, err = cli_run("audit", str(toy_dirs["honest"]), "--json", str(tmp_path / "no" / "a.json"))
     assert code == 2 and "does not exist" in err and out == ""
 
 
-def test_help_has_examples(capsys):
-    code, out, _ = run(capsys, "audit", "--help")
+def test_help_has_examples(cli_run):
+    code, out, _ = cli_run("audit", "--help")
     assert code == 0 and "Examples:" in out and "--tolerance" in out and "--junit" in out
