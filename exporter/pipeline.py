@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -142,7 +141,6 @@ class _Job:
         self.pooling, self.normalize = pooling_of(src)
 
     def run(self) -> ExportResult:
-        _usual_mode(self.tmp)
         fp32 = self._timed("export", self._export_fp32)
         tokenizer_files = self._timed("tokenizer", self._save_tokenizer)
         self.inputs, self.outputs = precision.graph_io(fp32)
@@ -311,13 +309,6 @@ class _Job:
         return {"texts": len(calibration), "heldout_texts": len(heldout),
                 "source": "user" if self.calibration else "sample corpus",
                 "method": "MinMax, one unpadded text per batch, MatMul inputs only (QDQ), per-channel weights"}
-
-
-def _usual_mode(folder: Path) -> None:
-    """mkdtemp makes 0700 folders; give the export folder the mode mkdir would (umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
 
 
 def _config_layers(config: dict) -> int:

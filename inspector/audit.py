@@ -66,7 +66,8 @@ class AuditResult:
         checks: the results, grouped by model in the order the models were given.
         pad_drift: padding_invariance's measurements, one dict per (run, text, pad length):
             ``model``, ``precision``, ``text``, ``tokens``, ``added_pads``, ``min_cos``,
-            ``pooled_cos`` and ``max_delta`` (relative to the state norm); the report plots them.
+            ``pooled_cos`` and ``max_delta`` (relative to the state norm); the report plots them
+            (not in ``to_dict``: the JSON keys are the contract's).
     """
 
     passed: bool
@@ -83,8 +84,7 @@ class AuditResult:
         return list(dict.fromkeys(c.model for c in self.checks))
 
     def to_dict(self) -> dict:
-        return {"passed": self.passed, "checks": [c.to_dict() for c in self.checks],
-                "pad_drift": [_finite_values(p) for p in self.pad_drift]}
+        return {"passed": self.passed, "checks": [c.to_dict() for c in self.checks]}
 
     def to_junit(self) -> str:
         """JUnit XML: one testsuite per model, one testcase per check; failed errors are failures."""
@@ -109,11 +109,6 @@ def _junit_suite(root: ET.Element, model: str, results: list[CheckResult]) -> No
         out = ET.SubElement(case, "system-out")
         prefix = "WARNING: " if not c.passed and c.severity == WARNING else ""
         out.text = f"{prefix}{summary}\n{c.detail}"
-
-
-def _finite_values(point: dict) -> dict:
-    """JSON-safe: non-finite floats become None."""
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in point.items()}
 
 
 def _fmt(v: float | None) -> str:

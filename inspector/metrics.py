@@ -46,6 +46,15 @@ def unit_rows(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return h / norms[..., None], norms
 
 
+@_quiet
+def prepare(h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(h, ‖h‖, 1/‖h‖)`` in float64: computed once per layer and batch and shared by the
+    metrics, which weight rows by 1/‖h‖ instead of materialising unit vectors."""
+    h = np.asarray(h, dtype=np.float64)
+    norms = np.sqrt(np.einsum("bth,bth->bt", h, h))
+    return h, norms, 1.0 / norms
+
+
 def valid_sequences(h: np.ndarray) -> np.ndarray:
     """``[B]`` bool: True where the states ``[B, T, H]`` are all finite and no row is zero."""
     h = np.asarray(h)
@@ -62,21 +71,21 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 @_quiet
 def pad_sequence_metrics(h: np.ndarray, mask: np.ndarray,
-                         unit: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                         prepared: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """DESIGN.md's four metrics per sequence, from sums of unit vectors.
 
     ``h`` is ``[B, T, H]``, ``mask`` ``[B, T]`` (1 real incl. specials, 0 pad). Returns arrays
     ``[B]``: ``pad_pad_cos`` = (‖Σu_p‖² − |P|)/(|P|(|P|−1)) (NaN when |P| < 2),
     ``pad_real_cos`` = (Σu_p)·(Σu_r)/(|P||R|), ``pad_norm`` / ``real_norm`` = mean ‖h‖ over
     P / R (NaN when the set is empty), plus ``n_pad``, ``n_real`` and ``valid``.
-    ``unit`` is ``unit_rows(h)`` when the caller already has it (computed once per layer).
+    ``prepared`` is ``prepare(h)`` when the caller already has it (computed once per layer).
     """
-    u, norms = unit if unit is not None else unit_rows(h)
+    h64, norms, inv = prepared if prepared is not None else prepare(h)
     pad = (np.asarray(mask) == 0).astype(np.float64)
     real = 1.0 - pad
     n_p, n_r = pad.sum(1), real.sum(1)
-    s_p = np.matmul(pad[:, None, :], u)[:, 0]  # Σ over pads of u: [B, H] (matmul beats einsum here)
-    s_r = np.matmul(real[:, None, :], u)[:, 0]
+    weights = np.stack([pad * inv, real * inv], axis=1)  # Σ u = Σ h/‖h‖: [B, 2, T] @ [B, T, H]
+    s_p, s_r = np.moveaxis(np.matmul(weights, h64), 1, 0)
     return {
         "pad_pad_cos": _safe_div(np.einsum("bh,bh->b", s_p, s_p) - n_p, n_p * (n_p - 1)),
         "pad_real_cos": _safe_div(np.einsum("bh,bh->b", s_p, s_r), n_p * n_r),
@@ -116,22 +125,23 @@ def offset_bucket_labels() -> list[str]:
 
 @_quiet
 def pad_position_metrics(h: np.ndarray, mask: np.ndarray,
-                         unit: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                         prepared: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """How pad states change along positions, per sequence.
 
     The anchor a is the pad next to the content (``pad_anchor``); the offset of pad p is
     |p − a|. Returns ``pad_anchor_cos`` ``[B]`` = mean over p ∈ P, p ≠ a of cos(h_p, h_a)
     (NaN when |P| < 2); ``pad_step`` ``[B]`` = mean ‖h_p − h_{p+1}‖ over neighbouring pads
     (both in P; NaN when there is no such pair); and ``cos_to_anchor`` / ``offset`` ``[B, T]``
-    with ``is_offset`` marking the pads p ≠ a (for the per-offset curve). ``unit`` as in
+    with ``is_offset`` marking the pads p ≠ a (for the per-offset curve). ``prepared`` as in
     ``pad_sequence_metrics``.
     """
-    h64 = np.asarray(h, dtype=np.float64)
-    u, _ = unit if unit is not None else unit_rows(h64)
+    h64, _, inv = prepared if prepared is not None else prepare(h)
     pad = np.asarray(mask) == 0
     b, t = pad.shape
     anchor = pad_anchor(mask)
-    cos = np.einsum("bth,bh->bt", u, u[np.arange(b), anchor])
+    rows = np.arange(b)
+    dots = np.matmul(h64, h64[rows, anchor][:, :, None])[..., 0]  # h_p · h_a: [B, T]
+    cos = dots * inv * inv[rows, anchor][:, None]
     offset = np.abs(np.arange(t)[None, :] - anchor[:, None])
     is_offset = pad & (offset > 0)
     anchor_cos = _safe_div(np.where(is_offset, cos, 0.0).sum(1), is_offset.sum(1))
@@ -161,12 +171,14 @@ def attention_sequence_masses(probs: np.ndarray, mask: np.ndarray) -> dict[str, 
     cls[rows, real.argmax(1)] = real.any(1)
     sep[rows, t - 1 - real[:, ::-1].argmax(1)] = real.any(1)
     content = real & ~cls & ~sep
-    mass = {k: np.einsum("bqk,bk->bq", p, keys.astype(np.float64))
-            for k, keys in (("cls", cls), ("sep", sep), ("content", content), ("pad", pad))}
+    names = ("cls", "sep", "content", "pad")
+    keys = np.stack([cls, sep, content, pad], axis=2).astype(np.float64)  # [B, T(key), 4]
+    masses = np.matmul(p, keys)  # one pass over p for the four key groups: [B, T(query), 4]
+    mass = {k: masses[..., i] for i, k in enumerate(names)}
     padf, realf = pad.astype(np.float64), real.astype(np.float64)
     out = {f"pad_to_{k}": _safe_div((m * padf).sum(1), padf.sum(1)) for k, m in mass.items()}
     out["real_to_pad"] = _safe_div((mass["pad"] * realf).sum(1), realf.sum(1))
-    out["valid"] = np.isfinite(np.asarray(probs)).all(axis=(1, 2, 3))
+    out["valid"] = np.isfinite(p).all(axis=(1, 2))  # NaN/Inf in any head survives the head mean
     return out
 
 
@@ -319,10 +331,10 @@ class PadStats:
     def add(self, h: np.ndarray, mask: np.ndarray) -> None:
         """Accumulate one batch of one layer: ``h`` ``[B, T, H]``, ``mask`` ``[B, T]``."""
         mask = np.asarray(mask)
-        h64 = np.asarray(h, dtype=np.float64)  # once per layer and batch, shared below
-        unit = unit_rows(h64)
-        per = pad_sequence_metrics(h, mask, unit)  # h as given: validity is checked on it
-        pos = pad_position_metrics(h64, mask, unit)
+        prepared = prepare(h)  # float64 states and norms, once per layer and batch
+        h64 = prepared[0]
+        per = pad_sequence_metrics(h, mask, prepared)  # h as given: validity is checked on it
+        pos = pad_position_metrics(h64, mask, prepared)
         ok = per["valid"]
         self.sequences += len(ok)
         self.failed += int((~ok).sum())

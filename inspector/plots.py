@@ -303,11 +303,12 @@ def _nz(v) -> float:
 
 
 def save_png(plot: Plot, path: str | Path) -> Path:
-    """Write a rendered plot's PNG atomically."""
-    from padlens.fsio import atomic_write
+    """Write a rendered plot's PNG atomically (readable as the umask allows)."""
+    from padlens.errors import BadInput
+    from padlens.fsio import atomic_path
 
     if plot.png is None:
-        from padlens.errors import BadInput
-
         raise BadInput(f"plot {plot.name} has no data: {plot.note}")
-    return atomic_write(path, plot.png)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(plot.png)
+    return Path(path)

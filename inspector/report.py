@@ -5,7 +5,6 @@ import datetime as _dt
 import html
 import logging
 import math
-import os
 from pathlib import Path
 
 from padlens import __version__
@@ -157,13 +156,6 @@ def build_html(inspect_result=None, audit_result=None, title: str = DEFAULT_TITL
     return "\n".join(parts) + "\n"
 
 
-def _readable(path: Path) -> None:
-    """mkstemp makes 0600 files; a report is meant to be shared: the umask's usual mode."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 def write_html(path: str | Path, inspect_result=None, audit_result=None, title: str = DEFAULT_TITLE) -> Path:
     """Write the report to ``path`` atomically (nothing is left half-written); returns the path."""
     from padlens.fsio import atomic_path
@@ -171,6 +163,5 @@ def write_html(path: str | Path, inspect_result=None, audit_result=None, title: 
     text = build_html(inspect_result, audit_result, title)
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        _readable(tmp)
     log.info("wrote %s (%d kB)", path, len(text) // 1024)
     return Path(path)

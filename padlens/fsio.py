@@ -14,6 +14,13 @@ from padlens.errors import BadInput
 log = logging.getLogger(__name__)
 
 
+def _default_mode(folder: bool = False) -> int:
+    """The mode a plain open()/mkdir() would give: mkstemp/mkdtemp make private files."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if folder else 0o666) & ~mask
+
+
 def check_file_target(path: str | os.PathLike, option: str | None = None) -> Path:
     """Refuse a file path that cannot be written: a folder, or one in a missing folder.
 
@@ -39,6 +46,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -59,6 +67,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -94,6 +103,7 @@ def atomic_dir(dest: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    os.chmod(tmp, _default_mode(folder=True))
     old = None
     if dest.exists():
         old = parent / f".{dest.name}.old-{os.getpid()}"

@@ -41,10 +41,14 @@ window.addEventListener('load', function () {
 </script>"""
 
 
-def chromium() -> str:
+def candidates() -> list[str | None]:
+    return [os.environ.get("PADLENS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+            shutil.which("chromium-browser"), shutil.which("google-chrome")]
+
+
+def chromium(found: list[str | None] | None = None) -> str:
     """The browser's path; fails in CI, skips elsewhere, when there is none."""
-    for candidate in (os.environ.get("PADLENS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser"), shutil.which("google-chrome")):
+    for candidate in candidates() if found is None else found:
         if candidate and Path(candidate).is_file():
             return candidate
     reason = "no chromium found (apt-get install chromium; .ci/run installs it)"
@@ -124,3 +128,10 @@ def test_the_page_outside_the_plots_is_not_what_makes_them_pass(shot):
     bottom = max(int(b["y"] + b["h"]) for b in layout["boxes"].values())
     below = pixels[bottom + 40:]
     assert below.size == 0 or ink(below) < 0.01  # white page: ink in a plot box is the plot's
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_a_missing_browser_fails_in_ci_and_skips_elsewhere(monkeypatch, ci, outcome):
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="no chromium found"):
+        chromium(found=[None, "/nonexistent/chromium"])
