@@ -21,6 +21,7 @@ DEFAULT_MAX_LENGTH = 128
 ERROR, WARNING = "error", "warning"
 SEVERITY = {"padding_invariance": ERROR, "batch_neighbour_invariance": ERROR,
             "mask_honoured": ERROR, "fully_masked_row": ERROR, "left_padding": WARNING,
+            "mask_honoured_other_side": WARNING,
             "dynamic_activation_quantization": WARNING, "mask_path_quantized": ERROR,
             "reference_drift": ERROR}
 ORDER = list(SEVERITY)
@@ -305,12 +306,15 @@ class Findings:
         mask_quantized: quantized mask-derived tensors.
         mask_ignored: an all-ones mask changed nothing.
         has_positions_input: the graph takes position_ids.
+        mask_as_lengths: fused nodes (EmbedLayerNormalization) that turn the mask into
+            sequence lengths, which assumes right padding.
     """
 
     dynamic: list[str] = field(default_factory=list)
     mask_quantized: list[str] = field(default_factory=list)
     mask_ignored: bool = False
     has_positions_input: bool = False
+    mask_as_lengths: list[str] = field(default_factory=list)
 
 
 def _names(items: list[str], k: int = 3) -> str:
@@ -448,20 +452,21 @@ class Auditor:
             effects.append((d.max_delta if d.nonfinite_layer is None else math.inf, i))
         return min(effects) if effects else (math.nan, None)
 
-    def random_pad_cases(self) -> list[Case]:
-        """Pads replaced by random vocabulary ids under the same mask, per text."""
+    def random_pad_cases(self, side: str | None = None) -> list[Case]:
+        """Pads (on ``side``) replaced by random vocabulary ids under the same mask, per text."""
+        side = side or self.probe.side
         rng, m, cases = np.random.default_rng(self.seed), self.probe.max_len, []
         for i in range(len(self.seqs.ids)):
             if not self.probe.has_pads(i):
                 continue
-            row = self.probe.row(i, m)
+            row = self.probe.row(i, m, side)
             pads = row.mask == 0
             ids = row.ids.copy()
             ids[pads] = rng.integers(0, self.seqs.vocab, int(pads.sum()))
-            states = [h[0] for h in self.probe.forward([Row(ids, row.mask, row.types)], self.probe.side)]
-            base = self.probe.real(self.probe.padded(i, m), i)
-            cases.append(Case(i, f"padded to {m} with random ids under the mask",
-                              self.diff(base, states, i)))
+            states = [h[0] for h in self.probe.forward([Row(ids, row.mask, row.types)], side)]
+            base = self.probe.real(self.probe.padded(i, m, side), i, side)
+            cases.append(Case(i, f"{side}-padded to {m} with random ids under the mask",
+                              self.diff(base, states, i, side)))
         return cases
 
     def mask_honoured(self) -> CheckResult:
@@ -504,12 +509,26 @@ class Auditor:
             if not self.probe.has_pads(i):
                 continue
             base = self.probe.real(self.probe.padded(i, m), i)
-            states = self.probe.padded(i, m, other, keep=False)
+            states = self.probe.padded(i, m, other)  # kept: mask_honoured_other_side reuses it
             cases.append(Case(i, f"{other}-padded to {m} vs {self.probe.side}-padded",
                               self.diff(base, states, i, other)))
         passed, _ = worst(cases, self.tol("left_padding"))
         note = "" if passed else self._left_note()
         return self.verdict("left_padding", cases, f"{len(cases)} texts", across=None, note=note)
+
+    def mask_honoured_other_side(self) -> CheckResult:
+        """Random pad ids on the other padding side must not move real tokens either."""
+        other = "left" if self.probe.side == "right" else "right"
+        cases = self.random_pad_cases(other)
+        note = ""
+        if self.findings.mask_as_lengths:
+            note = (f"Likely cause: {_names(self.findings.mask_as_lengths, 2)} turn(s) the mask into "
+                    "sequence lengths (ONNX Runtime's fused EmbedLayerNormalization mask index), which "
+                    f"assumes right padding: {other}-padded inputs are masked wrongly.")
+        scope = f"{len(cases)} texts, {other}-padded, pads replaced by random ids under the mask"
+        passed, _ = worst(cases, self.tol("mask_honoured_other_side"))
+        return self.verdict("mask_honoured_other_side", cases, scope, across=None,
+                            note="" if passed else note)
 
     def _left_note(self) -> str:
         if self.findings.has_positions_input:
@@ -520,7 +539,7 @@ class Auditor:
 
     def run_all(self) -> list[CheckResult]:
         out = [self.mask_honoured(), self.padding_invariance(), self.batch_neighbour_invariance(),
-               self.fully_masked_row(), self.left_padding()]
+               self.fully_masked_row(), self.left_padding(), self.mask_honoured_other_side()]
         log.info("%s: %d forward runs", self.label, self.probe.runs)
         return out
 
@@ -528,11 +547,19 @@ class Auditor:
 # --------------------------------------------------------------------------- graph checks
 
 
+def mask_index_nodes(model) -> list[str]:
+    """Fused nodes whose mask output is a sequence length (EmbedLayerNormalization's mask_index)."""
+    consumed = {name for node in model.graph.node for name in node.input}
+    return [node.name or node.output[0] for node in model.graph.node
+            if node.op_type == "EmbedLayerNormalization" and len(node.output) > 1
+            and node.output[1] and node.output[1] in consumed]
+
+
 def graph_checks(label: str, model, masks: list[str] | None = None) -> tuple[list[CheckResult], Findings]:
     """The two checks read from the graph alone (onnx, no session)."""
     dynamic = ck.find_dynamic_quantization(model)
     quantized = ck.find_quantized_mask_path(model, masks)
-    found = Findings(dynamic=dynamic, mask_quantized=quantized)
+    found = Findings(dynamic=dynamic, mask_quantized=quantized, mask_as_lengths=mask_index_nodes(model))
     dyn_detail = (f"{len(dynamic)} nodes compute activation scales at run time over a whole tensor, so "
                   f"pads and batch neighbours set the scale: {_names(dynamic, 4)}."
                   if dynamic else "no dynamic activation quantization (DynamicQuantizeLinear, "

@@ -28,7 +28,7 @@ DRIFT_COS = {"fp32": 0.99999, "fp16": 0.999, "int8": 0.8}
 MASK_EFFECT = 1e-6
 
 INVARIANCE_CHECKS = ("padding_invariance", "batch_neighbour_invariance", "mask_honoured",
-                     "fully_masked_row", "left_padding")
+                     "fully_masked_row", "left_padding", "mask_honoured_other_side")
 GRAPH_CHECKS = ("dynamic_activation_quantization", "mask_path_quantized")
 CHECKS = INVARIANCE_CHECKS + GRAPH_CHECKS + ("reference_drift",)
 

@@ -130,3 +130,12 @@ def test_a_tolerance_override_changes_the_verdict(toy):
                                                  "padding_invariance.delta": 10})
     assert _check(relaxed, "padding_invariance").passed
     assert _check(relaxed, "padding_invariance").threshold == 0.5
+
+
+def test_a_fused_graph_that_turns_the_mask_into_lengths_fails_the_other_padding_side(zoo):
+    """ORT's EmbedLayerNormalization mask index assumes right padding: left padding leaks."""
+    fused = _check(_audit(zoo("ort-fused")), "mask_honoured_other_side")
+    assert not fused.passed and fused.severity == "warning"
+    assert "left-padded" in fused.detail and "EmbedLayerNormalization" in fused.detail
+    plain = _check(_audit(zoo("padlens")), "mask_honoured_other_side")
+    assert plain.passed and plain.value > 0.99999
