@@ -5,30 +5,13 @@ attempt to import them raises, so an accidental dependency fails every test.
 """
 from __future__ import annotations
 
-import importlib.abc
 import sys
+from pathlib import Path
 
 import pytest
 
-BLOCKED_PREFIXES = ("torch", "optimum", "transformers.modeling_", "transformers.models.")
-
-
-def is_blocked(fullname: str) -> bool:
-    if fullname in ("torch", "optimum") or fullname.startswith(("torch.", "optimum.")):
-        return True
-    if fullname.startswith("transformers."):
-        leaf = fullname.rsplit(".", 1)[-1]
-        return fullname.startswith("transformers.modeling_") or leaf.startswith("modeling_")
-    return False
-
-
-class BlockHeavyImports(importlib.abc.MetaPathFinder):
-    """Raise ImportError for torch, optimum and transformers' modelling modules."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        if is_blocked(fullname):
-            raise ImportError(f"{fullname} is blocked: the inspector must not need it")
-        return None
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fixtures"))
+from noheavy import BlockHeavyImports, is_blocked  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="package")

@@ -4,30 +4,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
-SITECUSTOMIZE = textwrap.dedent('''
-    import atexit, importlib.abc, os, sys
-
-    def _blocked(name):
-        if name in ("torch", "optimum") or name.startswith(("torch.", "optimum.")):
-            return True
-        if name.startswith("transformers."):
-            leaf = name.rsplit(".", 1)[-1]
-            return name.startswith("transformers.modeling_") or leaf.startswith("modeling_")
-        return False
-
-    class _Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, fullname, path=None, target=None):
-            if _blocked(fullname):
-                with open(os.environ["PADLENS_BLOCK_LOG"], "a") as fh:
-                    fh.write(fullname + "\\n")
-                raise ImportError(f"{fullname} is blocked for this test")
-            return None
-
-    sys.meta_path.insert(0, _Block())
-    open(os.environ["PADLENS_BLOCK_LOG"], "a").write("installed\\n")
-''')
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+SITECUSTOMIZE = f"import sys\nsys.path.insert(0, {str(FIXTURES)!r})\nimport noheavy\nnoheavy.install_from_env()\n"
 
 
 def test_inspect_runs_with_torch_optimum_and_transformers_modelling_blocked(zoo, tmp_path):
@@ -45,3 +25,12 @@ def test_inspect_runs_with_torch_optimum_and_transformers_modelling_blocked(zoo,
     lines = log.read_text().splitlines()
     assert lines[0] == "installed"                 # the blocker really ran in that process
     assert not any(line.startswith(("torch", "optimum")) for line in lines[1:]), lines
+
+
+def test_this_test_process_cannot_import_torch_or_optimum():
+    """The conftest's blocker is live here, so every inspector test runs without torch."""
+    import pytest
+
+    for name in ("torch", "optimum", "transformers.modeling_utils"):
+        with pytest.raises(ImportError, match="blocked"):
+            __import__(name)
