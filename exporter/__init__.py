@@ -13,7 +13,7 @@ import logging
 
 from .deps import MISSING as MISSING_EXTRA_MESSAGE
 from .deps import require_export_extra
-from .manifest import MANIFEST, read as read_manifest
+from .manifest import MANIFEST
 from .pipeline import ExportResult, export, normalize_precisions
 from .precision import FILES as PRECISION_FILES
 from .precision import PRECISIONS
@@ -26,5 +26,5 @@ log = logging.getLogger(__name__)
 __all__ = [
     "ExportResult", "FP32_TOLERANCE", "LayerDelta", "MANIFEST", "MISSING_EXTRA_MESSAGE",
     "PRECISIONS", "PRECISION_FILES", "PrecisionCheck", "SUPPORTED_ARCHITECTURES", "export",
-    "normalize_precisions", "read_manifest", "read_texts", "require_export_extra",
+    "normalize_precisions", "read_texts", "require_export_extra",
 ]

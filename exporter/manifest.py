@@ -73,11 +73,6 @@ def write(folder: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
-def read(folder: Path) -> dict[str, Any]:
-    """The padlens.json of an export folder."""
-    return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
-
-
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None

@@ -109,31 +109,16 @@ SENTENCE_TRANSFORMERS_FILES = ("modules.json", "sentence_bert_config.json",
 
 
 def pooling_of(src: ModelSource) -> tuple[str, bool]:
-    """(pooling, normalize): from 1_Pooling/config.json and modules.json, else the recipe, else CLS."""
-    pooling_file = src.folder / "1_Pooling" / "config.json"
-    if pooling_file.is_file():
-        return _read_pooling(pooling_file), _has_normalize(src.folder / "modules.json")
+    """(pooling, normalize): the sentence-transformers modules, read as `padlens embed` reads
+    them, else the recipe, else CLS."""
+    if (src.folder / "modules.json").is_file():
+        from padlens.inspector.embed import read_st_pooling
+
+        try:
+            config = read_st_pooling(src.folder)
+            return config.mode, config.normalize
+        except BadInput as exc:
+            log.warning("%s; using the recipe's pooling", exc)
     if src.recipe is not None:
         return src.recipe.pooling, src.recipe.normalize
     return "cls", False
-
-
-def _read_pooling(path: Path) -> str:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        log.warning("cannot read %s; assuming mean pooling", path)
-        return "mean"
-    for key, name in (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"),
-                      ("pooling_mode_mean_tokens", "mean")):
-        if data.get(key):
-            return name
-    return "mean"
-
-
-def _has_normalize(modules: Path) -> bool:
-    try:
-        entries = json.loads(modules.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return any("Normalize" in str(entry.get("type", "")) for entry in entries if isinstance(entry, dict))

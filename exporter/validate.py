@@ -104,18 +104,11 @@ def reference_states(folder: Path, feed: Feed) -> list[np.ndarray]:
 
 
 def pool(hidden: np.ndarray, mask: np.ndarray, pooling: str, normalize: bool = True) -> np.ndarray:
-    """Sentence embeddings from token states (float64): masked mean, CLS or masked max."""
-    h = hidden.astype(np.float64)
-    m = mask.astype(bool)[..., None]
-    if pooling == "cls":
-        out = h[:, 0]
-    elif pooling == "max":
-        out = np.where(m, h, -np.inf).max(axis=1)
-    else:
-        out = (h * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1)
-    if normalize:
-        out = out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
-    return out
+    """Sentence embeddings from token states (float64), pooled as `padlens embed` pools them."""
+    from padlens.inspector.embed import l2_normalize, pool as pool_states
+
+    out = pool_states(hidden, mask, pooling)
+    return l2_normalize(out) if normalize else out
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -191,9 +191,3 @@ def first_nonfinite(layers: Sequence[np.ndarray]) -> int | None:
         if not np.isfinite(h).all():
             return i
     return None
-
-
-def mean_pool(h: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Masked mean over tokens: ``[B, T, H]``, ``[B, T]`` -> ``[B, H]`` (float64)."""
-    m = mask.astype(np.float64)[..., None]
-    return (h.astype(np.float64) * m).sum(1) / np.maximum(m.sum(1), 1e-9)

@@ -42,9 +42,9 @@ def iter_texts(path: str | os.PathLike) -> Iterator[str]:
     p = _check_file(path)
     suffix = p.suffix.lower()
     if suffix == ".jsonl":
-        return _iter_jsonl(p)
+        return _non_blank(_iter_jsonl(p), p)
     if suffix == ".csv":
-        return _iter_csv(p)
+        return _non_blank(_iter_csv(p), p)
     if suffix != ".txt":
         log.debug("treating %s as plain text, one text per line", p)
     return _iter_txt(p)
@@ -153,6 +153,18 @@ def _too_long(p: Path, lineno: int) -> BadInput:
     return BadInput(f"line too long: {p} line {lineno} has over {MAX_TEXT_CHARS:,} characters")
 
 
+def _non_blank(texts: Iterator[str], p: Path) -> Iterator[str]:
+    """``texts`` without the blank ones, warning once with how many were skipped."""
+    skipped = 0
+    for text in texts:
+        if text.strip():
+            yield text
+        else:
+            skipped += 1
+    if skipped:
+        log.warning("skipped %d blank text(s) in %s", skipped, p)
+
+
 def _iter_txt(p: Path) -> Iterator[str]:
     for _, line in _lines(p):
         text = line.strip()
@@ -161,7 +173,6 @@ def _iter_txt(p: Path) -> Iterator[str]:
 
 
 def _iter_jsonl(p: Path) -> Iterator[str]:
-    skipped = 0
     for lineno, line in _lines(p):
         if not line.strip():
             continue
@@ -185,12 +196,7 @@ def _iter_jsonl(p: Path) -> Iterator[str]:
             raise BadInput(
                 f'"{_TEXT_FIELD}" is {_json_type(text)}, not a string, in {p} line {lineno}'
             )
-        if not text.strip():
-            skipped += 1
-            continue
         yield text
-    if skipped:
-        log.warning("skipped %d blank text(s) in %s", skipped, p)
 
 
 def _iter_csv(p: Path) -> Iterator[str]:
@@ -208,7 +214,6 @@ def _iter_csv(p: Path) -> Iterator[str]:
     if column is None:
         found = ", ".join(repr(name) for name in fieldnames) or "none"
         raise BadInput(f'no "{_TEXT_FIELD}" column in {p} (columns found: {found})')
-    skipped = 0
     while True:
         try:
             row = next(reader)
@@ -222,12 +227,7 @@ def _iter_csv(p: Path) -> Iterator[str]:
                 f'missing "{_TEXT_FIELD}" value in {p} line {reader.line_num}: '
                 f"the row has fewer fields than the header"
             )
-        if not text.strip():
-            skipped += 1
-            continue
         yield text
-    if skipped:
-        log.warning("skipped %d blank text(s) in %s", skipped, p)
 
 
 def _json_type(value: object) -> str:

@@ -115,7 +115,6 @@ def _bar(ctx, total: int | None, unit: str):
     bar = progress_for(bool((ctx.obj or {}).get("quiet")), total, unit)
     if bar is None:
         return contextlib.nullcontext(None)
-    bar.quiet_batches = 0 if unit == "runs" else bar.quiet_batches  # each audit run is long
     return bar
 
 

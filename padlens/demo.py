@@ -13,6 +13,9 @@ log = logging.getLogger(__name__)
 
 DEMO_RECIPE = "minilm-l6"
 QUESTION_TEXT = "this is a sample sentence"
+REPORT_NAME = "report.html"
+#: Texts of the report's inspection: the question's sentence and corpus lines.
+REPORT_TEXTS = 12
 
 
 @dataclass
@@ -66,6 +69,9 @@ def _stage(result: DemoResult, name: str, say: Callable[[str], None], fn: Callab
 def run_demo(out_dir: str | Path = "padlens-demo", force: bool = False,
              say: Callable[[str], None] = log.info, progress: bool = True) -> DemoResult:
     """Export minilm-l6 (reusing an earlier demo export), inspect and audit it."""
+    from padlens.inspector.report import check_available
+
+    check_available()  # a missing matplotlib is said before a minute of export, not after
     out = Path(out_dir)
     reuse = _check_demo_dir(out, force)
     out.mkdir(parents=True, exist_ok=True)
@@ -77,8 +83,8 @@ def run_demo(out_dir: str | Path = "padlens-demo", force: bool = False,
 
         _stage(result, "export", say, lambda: export(DEMO_RECIPE, result.export_dir, force=True))
         result.files.extend(sorted(p for p in result.export_dir.iterdir() if p.is_file()))
-    for extra in _EXTRA_STAGES:
-        extra(result, say, progress)
+    for stage in STAGES:
+        stage(result, say, progress)
     return result
 
 
@@ -100,15 +106,42 @@ def question_stage(result: DemoResult, say: Callable[[str], None], progress: boo
     _write_json(result, "inspect.json", result.question.to_dict())
 
 
+def _with_bar(progress: bool, total: int | None, unit: str, fn: Callable):
+    """``fn(bar)`` with a progress bar (None without a terminal or with -q), closed after."""
+    from padlens.progress import progress_for
+
+    bar = progress_for(not progress, total, unit)
+    try:
+        return fn(bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def audit_stage(result: DemoResult, say: Callable[[str], None], progress: bool) -> None:
     """Audit the four precisions for padding leaks (the int8-dynamic one is expected to fail)."""
     from padlens.inspector.audit import audit
 
-    result.audit = _stage(result, "audit", say, lambda: audit([str(result.export_dir)]))
+    result.audit = _stage(result, "audit", say, lambda: _with_bar(
+        progress, None, "runs", lambda bar: audit([str(result.export_dir)], progress=bar)))
     _write_json(result, "audit.json", result.audit.to_dict())
 
 
-_EXTRA_STAGES: list[Callable[[DemoResult, Callable[[str], None], bool], None]] = [
-    question_stage, audit_stage]
+def report_stage(result: DemoResult, say: Callable[[str], None], progress: bool) -> None:
+    """report.html: the audit, and an inspection of REPORT_TEXTS texts (enough for the
+    pooling similarity matrices, which one sentence cannot fill)."""
+    from padlens.inspector.inspect import inspect
+    from padlens.inspector.report import write_html
+    from padlens.inspector.texts import default_corpus
 
-from padlens import demo_report  # noqa: E402,F401  (registers the report stage; keep it the last stage)
+    texts = [QUESTION_TEXT] + [t for t in default_corpus() if t != QUESTION_TEXT][:REPORT_TEXTS - 1]
+    result.inspect = _stage(result, "report inspect", say, lambda: _with_bar(
+        progress, len(texts), "texts", lambda bar: inspect(
+            [str(result.export_dir)], texts=texts, max_length=128, batch_size=len(texts), progress=bar)))
+    path = result.out_dir / REPORT_NAME
+    _stage(result, "report", say, lambda: write_html(path, result.inspect, result.audit,
+                                                      title="padlens demo: all-MiniLM-L6-v2"))
+    result.files.append(path)
+
+
+STAGES = (question_stage, audit_stage, report_stage)

@@ -5,7 +5,7 @@ import logging
 import os
 import sys
 import time
-from typing import Callable, TextIO
+from typing import TextIO
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,9 @@ def _columns() -> int:
 def progress_for(quiet: bool, total: int | None = None, unit: str = "texts",
                  stream: TextIO | None = None) -> ProgressBar | None:
     """The bar for a command, or None when it would never draw (``--quiet`` or not a TTY)."""
-    bar = ProgressBar(total, unit, stream, enabled=not quiet)
+    # An audit "run" is long: draw from the first one instead of after a few quiet batches.
+    bar = ProgressBar(total, unit, stream, enabled=not quiet,
+                      quiet_batches=0 if unit == "runs" else QUIET_BATCHES)
     return bar if bar.enabled else None
 
 
