@@ -324,6 +324,8 @@ def _head(batch: Batch, n: int) -> Batch:
 
 def _record_faults(run: _Run, forward: Forward, texts: Sequence[str]) -> None:
     """Name the first MAX_FAULTS (layer, text) pairs whose states hold NaN or Inf."""
+    if len(run.faults) >= MAX_FAULTS:
+        return  # the accumulators still count them; no more scans once the list is full
     for layer, h in enumerate(forward.hidden):
         bad = np.flatnonzero(~np.isfinite(h).all(axis=(1, 2)))
         for row in bad[: max(0, MAX_FAULTS - len(run.faults))]:
