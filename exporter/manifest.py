@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from padlens import __version__
+from padlens.inspector.contract import MANIFEST, MANIFEST_FORMAT
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "padlens.json"
-FORMAT = 1
+FORMAT = MANIFEST_FORMAT
 
 
 @dataclass

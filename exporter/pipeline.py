@@ -13,6 +13,7 @@ import numpy as np
 
 from padlens.errors import BadInput, ExportFailed
 from padlens.fsio import atomic_dir, check_output_dir
+from padlens.inspector.contract import PRECISION_FILES, PRECISIONS
 
 from . import deps, manifest, precision, texts, validate
 from .source import SENTENCE_TRANSFORMERS_FILES, ModelSource, check_source, pooling_of, resolve_source
@@ -91,12 +92,12 @@ def export(source: str, out_dir: str | Path, precisions: Iterable[str] | None = 
 def normalize_precisions(precisions: Iterable[str] | None) -> list[str]:
     """Requested precisions in canonical order; all four when none; BadInput on unknown names."""
     if precisions is None:
-        return list(precision.PRECISIONS)
+        return list(PRECISIONS)
     asked = list(precisions)
-    unknown = [p for p in asked if p not in precision.PRECISIONS]
+    unknown = [p for p in asked if p not in PRECISIONS]
     if unknown:
-        raise BadInput(f"unknown precision {unknown[0]!r}; choose from {', '.join(precision.PRECISIONS)}")
-    return [p for p in precision.PRECISIONS if p in asked] or list(precision.PRECISIONS)
+        raise BadInput(f"unknown precision {unknown[0]!r}; choose from {', '.join(PRECISIONS)}")
+    return [p for p in PRECISIONS if p in asked] or list(PRECISIONS)
 
 
 def _check_destination(out_dir: Path, force: bool) -> None:
@@ -208,7 +209,7 @@ class _Job:
 
     def _variant(self, name: str, fp32: Path) -> tuple[Path, validate.PrecisionCheck]:
         self.progress(_STEP[name])
-        target = self.tmp / precision.FILES[name]
+        target = self.tmp / PRECISION_FILES[name]
         if name == "fp16":
             precision.to_fp16(fp32, target)
         elif name == "int8-dynamic":

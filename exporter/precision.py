@@ -9,17 +9,12 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from padlens.errors import ExportFailed
+from padlens.inspector.contract import PRECISION_FILES, PRECISIONS  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-#: precision name -> file name in the export folder
-FILES = {
-    "fp32": "model.onnx",
-    "fp16": "model.fp16.onnx",
-    "int8-dynamic": "model.int8-dynamic.onnx",
-    "int8-static": "model.int8-static.onnx",
-}
-PRECISIONS = tuple(FILES)
+#: precision name -> file name in the export folder (the contract lives in padlens.inspector.contract)
+FILES = PRECISION_FILES
 
 Feed = dict[str, np.ndarray]
 

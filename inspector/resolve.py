@@ -9,14 +9,12 @@ from typing import Iterable
 
 from padlens.errors import BadInput, ModelLoadError
 
+from .contract import DYNAMIC_QUANT_OPS, INTEGER_OPS, MANIFEST, PRECISION_FILES, PRECISIONS, STATIC_QUANT_OPS
+
 log = logging.getLogger(__name__)
 
-MANIFEST = "padlens.json"
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
-# ops that give a graph's precision away, most specific first
-_DYNAMIC_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
-                "MatMulIntegerToFloat", "QAttention", "DynamicQuantizeLSTM"}
-_STATIC_OPS = {"QuantizeLinear", "QLinearMatMul", "QLinearConv", "QLinearAdd", "QGemm", "QOrderedMatMul"}
+__all__ = ["MANIFEST", "PRECISIONS", "ModelRef", "guess_precision", "precision_from_name", "read_manifest",
+           "resolve_models"]
 
 
 @dataclass
@@ -80,8 +78,9 @@ def _resolve_one(path: Path, tokenizer: Path | None) -> list[ModelRef]:
 
 def _onnx_in_folder(folder: Path) -> Path:
     """model.onnx, or the folder's only .onnx file."""
-    if (folder / "model.onnx").is_file():
-        return folder / "model.onnx"
+    default = folder / PRECISION_FILES["fp32"]
+    if default.is_file():
+        return default
     found = sorted(folder.glob("*.onnx"))
     if len(found) == 1:
         return found[0]
@@ -138,7 +137,7 @@ def _file_label(file: Path) -> str:
 def precision_from_name(name: str) -> str:
     """The precision a file name states (``model.int8-dynamic.onnx``), or "unknown"."""
     lowered = name.lower()
-    for precision in ("int8-dynamic", "int8-static", "fp16", "fp32"):
+    for precision in sorted(PRECISIONS, key=len, reverse=True):  # "int8-dynamic" before "fp16"
         if precision in lowered:
             return precision
     return "unknown"
@@ -153,9 +152,9 @@ def guess_precision(model) -> str:
     from onnx import TensorProto
 
     ops = {node.op_type for node in model.graph.node}
-    if ops & _DYNAMIC_OPS:
+    if ops & (DYNAMIC_QUANT_OPS | INTEGER_OPS):
         return "int8-dynamic"
-    if ops & _STATIC_OPS:
+    if ops & STATIC_QUANT_OPS:
         return "int8-static"
     types = {init.data_type for init in model.graph.initializer}
     if "DequantizeLinear" in ops or types & {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT4,

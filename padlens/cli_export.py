@@ -5,9 +5,11 @@ import logging
 
 import click
 
+from padlens.inspector.contract import PRECISIONS
+
 log = logging.getLogger(__name__)
 
-PRECISION_CHOICES = ("fp32", "fp16", "int8-dynamic", "int8-static")
+PRECISION_CHOICES = PRECISIONS
 
 
 @click.command()

@@ -1,0 +1,70 @@
+"""The names exporter and inspector share: precisions, file names, manifest keys, op sets, outputs.
+
+Imports nothing heavy (no onnx, no onnxruntime): the exporter, the inspector, the audit and the
+CLI all read their constants from here, so a name changes in one place.
+"""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- export folder
+
+#: precision name -> file name in an export folder (the order is the export order)
+PRECISION_FILES: dict[str, str] = {
+    "fp32": "model.onnx",
+    "fp16": "model.fp16.onnx",
+    "int8-dynamic": "model.int8-dynamic.onnx",
+    "int8-static": "model.int8-static.onnx",
+}
+#: the precisions ``padlens export`` makes, in export order
+PRECISIONS: tuple[str, ...] = tuple(PRECISION_FILES)
+
+#: the manifest's file name in an export folder
+MANIFEST = "padlens.json"
+#: version of the manifest's layout
+MANIFEST_FORMAT = 1
+#: top-level keys of padlens.json, in the order they are written ("calibration" only for int8-static)
+MANIFEST_KEYS: tuple[str, ...] = (
+    "format", "padlens_version", "source", "recipe", "architecture", "num_layers", "hidden_size",
+    "max_position_embeddings", "vocab_size", "pad_token_id", "pad_token_type_id", "padding_side",
+    "pooling", "normalize", "tokenizer_files", "input_names", "output_names", "precisions",
+    "validation", "versions", "calibration",
+)
+#: keys of one entry of the manifest's "precisions" object
+PRECISION_ENTRY_KEYS: tuple[str, ...] = ("file", "bytes")
+
+# --------------------------------------------------------------------------- graph outputs
+
+#: the token-state output every export keeps
+LAST_HIDDEN_STATE = "last_hidden_state"
+#: hidden_states.0 is the embedding output, hidden_states.1 … L the encoder blocks' outputs
+HIDDEN_STATES_PREFIX = "hidden_states."
+
+
+def hidden_state_name(index: int) -> str:
+    """The graph output name of layer ``index`` (0 = embeddings)."""
+    return f"{HIDDEN_STATES_PREFIX}{index}"
+
+
+def output_names(num_layers: int) -> list[str]:
+    """``last_hidden_state`` then ``hidden_states.0`` (embeddings) … ``hidden_states.L``."""
+    return [LAST_HIDDEN_STATE] + [hidden_state_name(i) for i in range(num_layers + 1)]
+
+
+# --------------------------------------------------------------------------- quantization ops
+
+#: Ops that compute an activation's quantization scale at run time, over a whole tensor.
+DYNAMIC_QUANT_OPS: frozenset[str] = frozenset({
+    "DynamicQuantizeLinear", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM", "QAttention",
+    "QEmbedLayerNormalization",
+})
+#: Integer ops that are dynamic when one of their inputs comes from DynamicQuantizeLinear.
+INTEGER_OPS: frozenset[str] = frozenset({"MatMulInteger", "ConvInteger", "MatMulIntegerToFloat"})
+#: Ops of a statically quantized graph: fixed scales stored in the file (QDQ or QOperator form).
+STATIC_QUANT_OPS: frozenset[str] = frozenset({
+    "QuantizeLinear", "QLinearMatMul", "QLinearConv", "QLinearAdd", "QLinearMul", "QLinearConcat",
+    "QLinearSoftmax", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool",
+    "QLinearGlobalAveragePool", "QLinearReduceMean", "QLinearWhere", "QGemm", "QOrderedMatMul",
+})
