@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, replace
 
 from padlens.errors import BadInput
+from padlens.inspector.audit import registry
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,10 @@ DRIFT_COS = {"fp32": 0.99999, "fp16": 0.999, "int8": 0.8}
 #: `mask_honoured` (b): an all-ones mask must move real tokens by at least this (relative).
 MASK_EFFECT = 1e-6
 
-INVARIANCE_CHECKS = ("padding_invariance", "batch_neighbour_invariance", "mask_honoured",
-                     "fully_masked_row", "left_padding", "mask_honoured_other_side")
-GRAPH_CHECKS = ("dynamic_activation_quantization", "mask_path_quantized")
-CHECKS = INVARIANCE_CHECKS + GRAPH_CHECKS + ("reference_drift",)
+#: Check names come from the audit's registry (one description per check).
+INVARIANCE_CHECKS = registry.names(registry.INVARIANCE)
+GRAPH_CHECKS = registry.names(registry.GRAPH)
+CHECKS = registry.names()
 
 
 @dataclass(frozen=True)

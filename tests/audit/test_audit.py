@@ -100,7 +100,7 @@ def test_references_are_computed_once_per_text(toy):
 def test_to_dict_has_exactly_the_contract_keys(toy):
     d = _audit(toy("honest")).to_dict()
     assert set(d) == {"passed", "checks"}
-    assert all(set(c) == {"model", "name", "severity", "passed", "value", "threshold", "detail"}
+    assert all(set(c) == {"model", "name", "severity", "passed", "value", "threshold", "detail", "applicable"}
                for c in d["checks"])
     json.dumps(d, allow_nan=False)
 

@@ -1,4 +1,4 @@
-"""Graph-read findings, state comparisons, pooling maths and tolerance parsing: known answers."""
+"""Graph reads, state comparisons, pooling maths and tolerance parsing: known answers."""
 from __future__ import annotations
 
 import math
@@ -8,41 +8,42 @@ import onnx
 import pytest
 
 from padlens.errors import BadInput
-from padlens.inspector import checks as ck
+from padlens.inspector.audit import compare as ck
+from padlens.inspector.audit import graph as G
 from padlens.inspector import tolerances as tl
 from padlens.inspector.embed import l2_normalize, pool
 
 
 def test_dynamic_quantization_is_found_and_its_nodes_named(toy):
-    found = ck.find_dynamic_quantization(onnx.load(toy("dynamic") / "model.onnx"))
+    found = G.find_dynamic_quantization(onnx.load(toy("dynamic") / "model.onnx"))
     assert any("DynamicQuantizeLinear" in f for f in found)
     assert any("MatMulInteger" in f for f in found)
 
 
 def test_a_float_graph_has_no_dynamic_quantization(toy):
-    assert ck.find_dynamic_quantization(onnx.load(toy("honest") / "model.onnx")) == []
+    assert G.find_dynamic_quantization(onnx.load(toy("honest") / "model.onnx")) == []
 
 
 def test_a_quantize_linear_on_the_additive_mask_is_found_with_its_tensor(toy):
-    found = ck.find_quantized_mask_path(onnx.load(toy("qdq-mask") / "model.onnx"), ["attention_mask"])
+    found = G.find_quantized_mask_path(onnx.load(toy("qdq-mask") / "model.onnx"), ["attention_mask"])
     assert len(found) == 1 and "QuantizeLinear" in found[0] and "unsqueeze" in found[0]
 
 
 def test_a_quantize_linear_on_an_activation_is_not_on_the_mask_path(toy):
     model = onnx.load(toy("qdq-activation") / "model.onnx")
     assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
-    assert ck.find_quantized_mask_path(model) == []
+    assert G.find_quantized_mask_path(model) == []
 
 
 def test_static_matmul_only_qdq_keeps_the_mask_path_in_float(zoo):
     model = onnx.load(zoo("int8-qdq") / "model.onnx")
-    assert ck.find_quantized_mask_path(model) == []
+    assert G.find_quantized_mask_path(model) == []
 
 
 def test_masking_a_signal_with_the_mask_stops_the_mask_path(toy):
     # honest: states * mask would be a pooling; attention scores + bias stay mask-derived
     model = onnx.load(toy("honest") / "model.onnx")
-    derived = ck.mask_derived_tensors(model)
+    derived = G.mask_derived_tensors(model)
     softmax_in = [n.input[0] for n in model.graph.node if n.op_type == "Softmax"][0]
     softmax_out = [n.output[0] for n in model.graph.node if n.op_type == "Softmax"][0]
     assert softmax_in in derived and softmax_out not in derived

@@ -1,0 +1,29 @@
+"""`padlens audit`: does padding leak into real tokens? Checks per model, precision and provider.
+
+The package: ``results`` (CheckResult, AuditResult, JUnit), ``probes`` (the padded variants),
+``facts`` (what the checks read, gathered once), the check families ``invariance``, ``graph``
+and ``drift``, the ``registry`` describing each check once, ``render`` (terminal text) and
+``run`` (the ``audit()`` entry point). Names are imported lazily, so reading the registry
+(``padlens --help``) does not load onnx or ONNX Runtime.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+
+log = logging.getLogger(__name__)
+
+_EXPORTS = {
+    "audit": "run", "audit_run": "run", "DEFAULT_TEXTS": "run", "Settings": "run",
+    "AuditResult": "results", "CheckResult": "results", "DriftPoint": "results", "Verdict": "results",
+    "ERROR": "results", "WARNING": "results",
+    "Probe": "probes", "Sequences": "probes", "tokenize": "probes",
+    "Facts": "facts", "SPECS": "registry", "CheckSpec": "registry", "render_text": "render",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -1,0 +1,138 @@
+"""State comparisons shared by the checks: how far real tokens moved, and which case is worst."""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from padlens.inspector import tolerances as tl
+from padlens.inspector.fmt import fmt_cos
+from padlens.inspector.metrics import row_cos
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StateDiff:
+    """How far one text's real-token states moved against its reference.
+
+    Attributes:
+        min_cos: lowest cosine of one real token's state, over every layer (1.0 when equal).
+        cos_layer: the layer holding it (0 embeddings, 1..L blocks).
+        max_delta: largest |Δ| of one token's state, relative to the mean state norm of
+            the reference at that layer.
+        delta_layer: the layer holding it.
+        pooled_cos: cosine of the masked-mean pooled last layer.
+        nonfinite_layer: first layer with NaN/Inf anywhere in the compared states, else None.
+    """
+
+    min_cos: float = 1.0
+    cos_layer: int = 0
+    max_delta: float = 0.0
+    delta_layer: int = 0
+    pooled_cos: float = 1.0
+    nonfinite_layer: int | None = None
+
+    @property
+    def worst_cos(self) -> float:
+        """The lower of the token and pooled cosines (the value the checks report)."""
+        return min(self.min_cos, self.pooled_cos)
+
+    def mark_nonfinite(self, layer: int) -> None:
+        """Count NaN/Inf first seen at ``layer`` as the worst possible movement."""
+        self.nonfinite_layer, self.min_cos, self.pooled_cos, self.cos_layer = layer, -1.0, -1.0, layer
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``metrics.row_cos`` of matching rows, with 1.0 where both rows are zero and 0.0 where one is."""
+    a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
+    both_zero = ~a.any(axis=-1) & ~b.any(axis=-1)
+    return np.where(both_zero, 1.0, np.nan_to_num(row_cos(a, b), nan=0.0))
+
+
+def compare_states(ref: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> StateDiff:
+    """Compare per-layer real-token states ``[n, H]`` of a text with its reference.
+
+    NaN/Inf in ``got`` (at any position handed in) sets ``nonfinite_layer`` and counts as
+    the worst possible cosine.
+    """
+    diff = StateDiff()
+    for layer, (r, g) in enumerate(zip(ref, got)):
+        r64, g64 = np.asarray(r, np.float64), np.asarray(g, np.float64)
+        if not np.isfinite(g64).all():
+            if diff.nonfinite_layer is None:
+                diff.nonfinite_layer = layer
+            diff.min_cos, diff.cos_layer = -1.0, layer
+            continue
+        cos = float(cosines(r64, g64).min()) if len(r64) else 1.0
+        scale = float(np.linalg.norm(r64, axis=-1).mean()) or 1.0
+        delta = float(np.linalg.norm(g64 - r64, axis=-1).max() / scale) if len(r64) else 0.0
+        if cos < diff.min_cos:
+            diff.min_cos, diff.cos_layer = cos, layer
+        if delta > diff.max_delta:
+            diff.max_delta, diff.delta_layer = delta, layer
+    if diff.nonfinite_layer is not None:
+        diff.pooled_cos = -1.0
+    elif len(ref) and len(ref[-1]):
+        diff.pooled_cos = float(cosines(np.mean(np.asarray(ref[-1], np.float64), 0),
+                                        np.mean(np.asarray(got[-1], np.float64), 0))[0])
+    return diff
+
+
+def first_nonfinite(layers: Sequence[np.ndarray]) -> int | None:
+    """Index of the first layer holding NaN or Inf, else None."""
+    for i, h in enumerate(layers):
+        if not np.isfinite(h).all():
+            return i
+    return None
+
+
+@dataclass
+class Case:
+    """One measured comparison: which text, what was done to it, how far it moved.
+
+    Attributes:
+        index: the text's index.
+        what: what was done, in words ("padded to 17 (+8)").
+        diff: the measured movement.
+        added_pads: pads added to the text alone (padding cases), else 0.
+    """
+
+    index: int
+    what: str
+    diff: StateDiff
+    added_pads: int = 0
+
+
+def score(diff: StateDiff, tol: tl.Tolerance) -> float:
+    """How far past its tolerance a case is: <= 1 passes; NaN/Inf is infinitely bad."""
+    if diff.nonfinite_layer is not None:
+        return math.inf
+    cos_part = (1.0 - diff.worst_cos) / max(1.0 - (tol.cos if tol.cos is not None else 0.0), 1e-15)
+    delta_part = diff.max_delta / max(tol.delta, 1e-30) if tol.delta is not None else 0.0
+    return max(cos_part, delta_part)
+
+
+def worst(cases: list[Case], tol: tl.Tolerance) -> tuple[bool, Case | None]:
+    """(every case within ``tol``, the worst case)."""
+    if not cases:
+        return True, None
+    scored = [(score(c.diff, tol), c) for c in cases]
+    top = max(scored, key=lambda sc: sc[0])
+    return all(s <= 1.0 for s, _ in scored), top[1]
+
+
+def describe(text_name: str, case: Case) -> str:
+    """``text 3 'The kettle...' (9 tokens) padded to 17 (+8): min token cos ... at layer 4, ...``"""
+    d = case.diff
+    head = f"{text_name} {case.what}"
+    if d.nonfinite_layer is not None:
+        return f"{head}: NaN/Inf at layer {d.nonfinite_layer}"
+    if d.max_delta == 0.0:
+        return f"{head}: real tokens bit-identical at every layer"
+    return (f"{head}: min token cos {fmt_cos(d.min_cos, precise=True)} at layer {d.cos_layer}, pooled cos "
+            f"{fmt_cos(d.pooled_cos, precise=True)}, max |Δ| {d.max_delta:.3g} × state norm at layer "
+            f"{d.delta_layer}")

@@ -1,0 +1,110 @@
+"""reference_drift: each variant or provider against the fp32 CPU run, on the same texts."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from padlens.inspector import tolerances as tl
+from padlens.inspector.audit.compare import cosines
+from padlens.inspector.audit.probes import Probe, Sequences
+from padlens.inspector.audit.results import Verdict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunRecord:
+    """What reference_drift needs from one audited run.
+
+    Attributes:
+        label: the run's label.
+        precision: its precision.
+        provider: the provider asked for.
+        seqs: its tokenized texts (drift compares only identically tokenized runs).
+        refs: per text, per-layer [n, H] states of the text alone.
+        padded: per text, per-layer [width, H] states padded alone (None when no pads).
+        width: the padded width.
+    """
+
+    label: str
+    precision: str
+    provider: str
+    seqs: Sequences
+    refs: list[list[np.ndarray]]
+    padded: list[list[np.ndarray] | None]
+    width: int
+
+    @classmethod
+    def of(cls, probe: Probe, label: str, precision: str, provider: str) -> RunRecord:
+        refs = [probe.reference(i) for i in range(probe.count)]
+        padded = [probe.padded(i) if probe.has_pads(i) else None for i in range(probe.count)]
+        return cls(label, precision, provider, probe.seqs, refs, padded, probe.width)
+
+    def comparable(self, other: RunRecord) -> bool:
+        """Same tokens, width, layer count and hidden size."""
+        return (self.seqs.same_tokens(other.seqs) and self.width == other.width
+                and len(self.refs[0]) == len(other.refs[0])
+                and self.refs[0][0].shape[-1] == other.refs[0][0].shape[-1])
+
+
+def _layer_cos(a: list[np.ndarray], b: list[np.ndarray]) -> list[float]:
+    return [float(cosines(x, y).mean()) if len(x) else 1.0 for x, y in zip(a, b)]
+
+
+def _series(values) -> str:
+    return "/".join(f"{v:.4f}" for v in values)
+
+
+def reference_drift(ref: RunRecord, run: RunRecord, overrides: dict[str, float]) -> Verdict:
+    """``run`` against the fp32 CPU ``ref``: pooled cosine per text, per-layer detail."""
+    tol = tl.tolerance_for("reference_drift", run.precision, overrides)
+    pooled, real_cos, pad_cos = [], [], []
+    for i in range(len(run.refs)):
+        a, b = ref.refs[i], run.refs[i]
+        pooled.append(float(cosines(a[-1].astype(np.float64).mean(0), b[-1].astype(np.float64).mean(0))[0]))
+        real_cos.append(_layer_cos(a, b))
+        if ref.padded[i] is not None and run.padded[i] is not None:
+            n = len(run.seqs.ids[i])
+            pad_cos.append(_layer_cos([h[n:] for h in ref.padded[i]], [h[n:] for h in run.padded[i]]))
+    pooled_arr = np.nan_to_num(np.array(pooled), nan=-1.0)
+    at = int(pooled_arr.argmin())
+    value = float(pooled_arr[at])
+    passed = value >= tol.cos
+    real = np.mean(real_cos, 0) if real_cos else []
+    pads = np.mean(pad_cos, 0) if pad_cos else []
+    detail = (f"against {ref.label} [{ref.provider}]: worst pooled cos {value:.6f} on "
+              f"{run.seqs.name(at)} ({'within' if passed else 'beyond'} min {tol.cos:g} for "
+              f"{tl.precision_class(run.precision)}); mean token cos per layer 0..L: real "
+              f"{_series(real)}; pads {_series(pads) if len(pads) else 'n/a'}.")
+    if not passed:
+        detail += " Likely cause: the precision's own error; compare against DESIGN.md's measured values."
+    return Verdict(passed, value, tol.cos, detail)
+
+
+def reference_of(records: list[RunRecord]) -> RunRecord | None:
+    """The fp32 CPU run, else the first fp32 run; None when there is none."""
+    fp32 = [r for r in records if tl.precision_class(r.precision) == "fp32"]
+    cpu = [r for r in fp32 if r.provider.lower() in ("cpu", "cpuexecutionprovider")]
+    return (cpu or fp32 or [None])[0]
+
+
+def drift_verdicts(records: list[RunRecord], overrides: dict[str, float]) -> list[tuple[str, Verdict]]:
+    """(run label, verdict) of every run comparable with the reference run."""
+    if len(records) < 2:
+        return []
+    ref = reference_of(records)
+    if ref is None:
+        log.warning("reference_drift skipped: no fp32 model among those audited")
+        return []
+    out = []
+    for run in records:
+        if run is ref:
+            continue
+        if not run.comparable(ref):
+            log.warning("reference_drift: %s is not comparable with %s (tokens, layers or width differ)",
+                        run.label, ref.label)
+            continue
+        out.append((run.label, reference_drift(ref, run, overrides)))
+    return out

@@ -1,0 +1,121 @@
+"""What the checks of one run may read: facts about the graph and the run, gathered once, frozen.
+
+Facts are computed before any check runs (graph reads, and one measurement: does an all-ones
+mask move real tokens?); checks read them and the probe's measurements, and never set state
+that another check reads, so their order does not matter.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from dataclasses import dataclass
+
+from padlens.inspector import tolerances as tl
+from padlens.inspector.audit import graph as G
+from padlens.inspector.audit.compare import compare_states
+from padlens.inspector.audit.probes import Probe, with_full_mask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Facts about one model run, gathered before any check.
+
+    Attributes:
+        precision: the precision its tolerances are chosen for (a graph holding quantization
+            ops is held to int8 tolerances whatever its label says).
+        mask_inputs: the graph inputs fed the attention mask.
+        dynamic: dynamic-quantization nodes.
+        mask_quantized: quantized mask-derived tensors.
+        mask_as_lengths: fused nodes (EmbedLayerNormalization) that turn the mask into
+            sequence lengths, which assumes right padding.
+        has_positions_input: the graph takes position_ids.
+        mask_effect: smallest relative move of a text's real tokens when the mask is all ones
+            (NaN when no text has pads).
+        mask_effect_text: the text it was measured on, None when none has pads.
+        width: what texts are padded to (max length, or the longest text with pad-to longest).
+        texts_with_pads: how many texts are shorter than ``width``.
+        batch_size: rows of a neighbour batch (None: a short and a long neighbour).
+    """
+
+    precision: str
+    mask_inputs: tuple[str, ...]
+    dynamic: tuple[str, ...]
+    mask_quantized: tuple[str, ...]
+    mask_as_lengths: tuple[str, ...]
+    has_positions_input: bool
+    mask_effect: float
+    mask_effect_text: int | None
+    width: int
+    texts_with_pads: int
+    batch_size: int | None
+
+    @property
+    def mask_ignored(self) -> bool:
+        """An all-ones mask changed nothing: the graph ignores the mask (or has it baked in)."""
+        return self.mask_effect_text is not None and self.mask_effect < tl.MASK_EFFECT
+
+
+def effective_precision(precision: str, model) -> str:
+    """A graph holding quantization ops is held to int8 tolerances, whatever its label says."""
+    from padlens.inspector.resolve import guess_precision
+
+    if precision in ("fp32", "unknown"):
+        guessed = guess_precision(model)
+        if tl.precision_class(guessed) == "int8":
+            return guessed
+    return precision
+
+
+def measure_mask_effect(probe: Probe) -> tuple[float, int | None]:
+    """(smallest relative move of real tokens when the mask is all ones, text index)."""
+    effects = []
+    for i in range(probe.count):
+        if not probe.has_pads(i):
+            continue
+        ones = with_full_mask(probe.rows([i], probe.width))
+        states = [h[0] for h in probe.forward(ones)]
+        d = compare_states(probe.baseline(i), probe.real(states, i))
+        effects.append((d.max_delta if d.nonfinite_layer is None else math.inf, i))
+    return min(effects) if effects else (math.nan, None)
+
+
+def gather_facts(encoder, probe: Probe) -> Facts:
+    """Every fact the checks read about ``encoder``'s run, before any check."""
+    model = encoder.graph.model
+    masks = tuple(s.name for s in encoder.graph.inputs if s.role == "attention_mask")
+    effect, at = measure_mask_effect(probe)
+    return Facts(
+        precision=effective_precision(encoder.ref.precision, model), mask_inputs=masks,
+        dynamic=tuple(G.find_dynamic_quantization(model)),
+        mask_quantized=tuple(G.find_quantized_mask_path(model, masks)),
+        mask_as_lengths=tuple(G.mask_index_nodes(model)),
+        has_positions_input=any(s.role == "position_ids" for s in encoder.graph.inputs),
+        mask_effect=effect, mask_effect_text=at, width=probe.width,
+        texts_with_pads=sum(probe.has_pads(i) for i in range(probe.count)), batch_size=probe.batch_size)
+
+
+class RunContext:
+    """What a check of one run reads: the probe, the facts, the tolerances; measurements that
+    several checks share are computed on first use and cached (each is a pure function of the
+    probe, so the order checks run in does not matter)."""
+
+    def __init__(self, probe: Probe, facts: Facts, label: str, overrides: dict[str, float], seed: int = 0):
+        self.probe, self.facts, self.label = probe, facts, label
+        self.overrides, self.seed = overrides, seed
+
+    @property
+    def seqs(self):
+        return self.probe.seqs
+
+    def tol(self, name: str) -> tl.Tolerance:
+        return tl.tolerance_for(name, self.facts.precision, self.overrides)
+
+    @functools.cached_property
+    def padding_cases(self) -> list:
+        """padding_invariance's measurements (also the report's drift points)."""
+        from padlens.inspector.audit.invariance import measure_padding
+
+        return measure_padding(self.probe)

@@ -1,0 +1,203 @@
+"""Invariance checks: padding, batch neighbours and the mask must not move real tokens."""
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from padlens.inspector.audit.compare import Case, StateDiff, compare_states, describe, first_nonfinite, worst
+from padlens.inspector.audit.graph import names
+from padlens.inspector.audit.probes import Probe, with_blank_rows, with_random_pads
+from padlens.inspector.audit.results import DriftPoint, Verdict
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- shared wording
+
+
+def likely_cause(facts, diff: StateDiff | None, across: str = "padding") -> str:
+    """The most probable reason real tokens moved, in one sentence."""
+    if diff is not None and diff.nonfinite_layer is not None:
+        return ("Likely cause: a softmax over a row that is all -inf, or a 0/0 in masked pooling, "
+                f"produced NaN/Inf first at layer {diff.nonfinite_layer}.")
+    if facts.dynamic:
+        return (f"Likely cause: dynamic activation quantization ({len(facts.dynamic)} nodes, e.g. "
+                f"{names(facts.dynamic, 2)}) takes one scale over the whole tensor, so pads and batch "
+                "neighbours set the scale real tokens are rounded with.")
+    if facts.mask_quantized:
+        return f"Likely cause: the attention-mask path is quantized ({names(facts.mask_quantized, 2)})."
+    if facts.mask_ignored:
+        return "Likely cause: the graph ignores the attention mask, so real tokens attend to pads."
+    if across == "batch":
+        return "Likely cause: an op mixes rows of the batch (a reduction or a scale over the batch axis)."
+    return ("Likely cause: an op mixes positions without the mask (attention without the additive "
+            "mask, or a mean/max/norm over the sequence axis).")
+
+
+def state_diff(probe: Probe, ref: list[np.ndarray], states: list[np.ndarray], i: int,
+               side: str | None = None) -> StateDiff:
+    """Compare the real tokens of padded ``states`` with ``ref``; NaN anywhere counts."""
+    d = compare_states(ref, probe.real(states, i, side))
+    bad = first_nonfinite(states)
+    if bad is not None and d.nonfinite_layer is None:
+        d.mark_nonfinite(bad)
+    return d
+
+
+def fold(ctx, name: str, cases: list[Case], scope: str, across: str | None = "padding",
+         note: str = "") -> Verdict:
+    """Fold ``cases`` into one verdict that names the worst one and its likely cause."""
+    tol = ctx.tol(name)
+    passed, top = worst(cases, tol)
+    if top is None:
+        return Verdict(True, None, tol.cos, f"not measured: {note or 'no case applies'}")
+    detail = (f"worst of {scope}: {describe(ctx.seqs.name(top.index), top)} "
+              f"({'within' if passed else 'beyond'} min cos {tol.cos:g}, max |Δ| {tol.delta:g}).")
+    if not passed and across is not None:
+        detail += " " + likely_cause(ctx.facts, top.diff, across)
+    if note:
+        detail += " " + note
+    return Verdict(passed, top.diff.worst_cos, tol.cos, detail)
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def pad_targets(n: int, width: int) -> list[int]:
+    """The widths a text of ``n`` tokens is padded to: +1, +8 and the full width."""
+    return sorted({min(n + 1, width), min(n + 8, width), width} - {n})
+
+
+def measure_padding(probe: Probe) -> list[Case]:
+    """Each text padded alone to +1, +8 and the width, against the text alone unpadded."""
+    cases = []
+    for i in range(probe.count):
+        n, ref = probe.length(i), probe.reference(i)
+        for width in pad_targets(n, probe.width):
+            states = probe.padded(i, width, keep=width == probe.width)
+            cases.append(Case(i, f"padded to {width} (+{width - n})", state_diff(probe, ref, states, i),
+                              added_pads=width - n))
+    return cases
+
+
+def drift_points(ctx) -> list[DriftPoint]:
+    """The report's drift-against-pad-length points, from padding_invariance's measurements."""
+    return [DriftPoint(ctx.label, ctx.facts.precision, c.index, ctx.probe.length(c.index),
+                       c.added_pads, float(c.diff.min_cos),
+                       float(c.diff.pooled_cos),
+                       math.inf if c.diff.nonfinite_layer is not None else float(c.diff.max_delta))
+            for c in ctx.padding_cases]
+
+
+def random_pad_cases(ctx, side: str) -> list[Case]:
+    """Pads (on ``side``) replaced by random vocabulary ids under the same mask, per text."""
+    probe, rng, cases = ctx.probe, np.random.default_rng(ctx.seed), []
+    for i in range(probe.count):
+        if not probe.has_pads(i):
+            continue
+        batch = with_random_pads(probe.rows([i], probe.width, side), rng, ctx.seqs.vocab)
+        states = [h[0] for h in probe.forward(batch)]
+        base = probe.real(probe.padded(i, side=side), i, side)
+        cases.append(Case(i, f"{side}-padded to {probe.width} with random ids under the mask",
+                          state_diff(probe, base, states, i, side)))
+    return cases
+
+
+def other_side(probe: Probe) -> str:
+    return "left" if probe.side == "right" else "right"
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def padding_invariance(ctx) -> Verdict:
+    cases, probe = ctx.padding_cases, ctx.probe
+    scope = (f"{probe.count} texts × pad lengths +1, +8 and {probe.width} ({probe.side} padding) "
+             "against each text alone")
+    return fold(ctx, "padding_invariance", cases, scope)
+
+
+def batch_neighbour_invariance(ctx) -> Verdict:
+    probe, cases = ctx.probe, []
+    for i in range(probe.count):
+        batch, row = probe.neighbour_batch(i)
+        states = [h[row] for h in probe.forward(batch)]
+        others = [int(n) for k, n in enumerate(batch.lengths) if k != row]
+        what = (f"between a {min(others)}-token and a {max(others)}-token neighbour" if len(others) == 2
+                else f"in a batch of {len(batch.lengths)} (neighbours of {min(others)} to {max(others)} tokens)")
+        cases.append(Case(i, what, state_diff(probe, probe.baseline(i), states, i)))
+    scope = (f"{len(cases)} texts, each batched beside neighbours up to {probe.width} tokens, "
+             "against the same text padded alone to the same length")
+    return fold(ctx, "batch_neighbour_invariance", cases, scope, across="batch")
+
+
+def mask_honoured(ctx) -> Verdict:
+    facts, tol = ctx.facts, ctx.tol("mask_honoured")
+    cases = random_pad_cases(ctx, ctx.probe.side)
+    passed_a, top = worst(cases, tol)
+    at = facts.mask_effect_text
+    part_b = (f"(b) an all-ones mask moves {ctx.seqs.name(at)} by {facts.mask_effect:.3g} × state norm"
+              + (" — the mask is ignored (baked into the graph or unused)." if facts.mask_ignored
+                 else ": the mask is used."))
+    part_a = f"(a) random pad ids, worst: {describe(ctx.seqs.name(top.index), top)}"
+    passed = passed_a and not facts.mask_ignored
+    detail = f"{part_a} ({'within' if passed_a else 'beyond'} min cos {tol.cos:g}); {part_b}"
+    if not passed_a:
+        detail += " " + likely_cause(facts, top.diff)
+    return Verdict(passed, top.diff.worst_cos, tol.cos, detail)
+
+
+def fully_masked_row(ctx) -> Verdict:
+    probe, cases = ctx.probe, []
+    for i in range(probe.count):
+        batch = with_blank_rows(probe.rows([i, i], probe.width), [1], ctx.seqs.pad_type)
+        hidden = probe.forward(batch)
+        d = state_diff(probe, probe.baseline(i), [h[0] for h in hidden], i)
+        bad = first_nonfinite([h[1] for h in hidden])
+        if bad is not None:
+            d.mark_nonfinite(bad)
+        cases.append(Case(i, f"beside a {probe.width}-token row whose mask is all zeros", d))
+    scope = f"{len(cases)} texts, each batched beside a fully masked row (all pads, mask 0)"
+    return fold(ctx, "fully_masked_row", cases, scope, across="batch")
+
+
+def left_padding(ctx) -> Verdict:
+    probe, other, cases = ctx.probe, other_side(ctx.probe), []
+    for i in range(probe.count):
+        if not probe.has_pads(i):
+            continue
+        states = probe.padded(i, side=other)  # cached: mask_honoured_other_side's baseline
+        cases.append(Case(i, f"{other}-padded to {probe.width} vs {probe.side}-padded",
+                          state_diff(probe, probe.baseline(i), states, i, other)))
+    passed, _ = worst(cases, ctx.tol("left_padding"))
+    return fold(ctx, "left_padding", cases, f"{len(cases)} texts", across=None,
+                note="" if passed else _left_note(ctx.facts))
+
+
+def _left_note(facts) -> str:
+    if facts.has_positions_input:
+        return ("padlens feeds position_ids = arange(T) on both sides, so absolute positions shift "
+                "with left padding: pad on the right, or compute position ids from the mask.")
+    return ("Expected for absolute-position models (BERT, MiniLM): left padding shifts every real "
+            "token's position unless position ids are supplied; pad on the right.")
+
+
+def mask_honoured_other_side(ctx) -> Verdict:
+    """Random pad ids on the other padding side must not move real tokens either."""
+    other = other_side(ctx.probe)
+    cases = random_pad_cases(ctx, other)
+    passed, _ = worst(cases, ctx.tol("mask_honoured_other_side"))
+    note = ""
+    if not passed and ctx.facts.mask_as_lengths:
+        note = (f"Likely cause: {names(ctx.facts.mask_as_lengths, 2)} turn(s) the mask into sequence "
+                "lengths (ONNX Runtime's fused EmbedLayerNormalization mask index), which assumes right "
+                f"padding: {other}-padded inputs are masked wrongly.")
+    scope = f"{len(cases)} texts, {other}-padded, pads replaced by random ids under the mask"
+    return fold(ctx, "mask_honoured_other_side", cases, scope, across=None, note=note)
+
+
+CHECKS = {"padding_invariance": padding_invariance, "batch_neighbour_invariance": batch_neighbour_invariance,
+          "mask_honoured": mask_honoured, "fully_masked_row": fully_masked_row, "left_padding": left_padding,
+          "mask_honoured_other_side": mask_honoured_other_side}

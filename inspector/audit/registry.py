@@ -1,0 +1,128 @@
+"""Every audit check described once: name, severity, family, when it applies, what fails it.
+
+``padlens audit --help``, the README's check table and each result's ``severity`` come from
+here. ``python -m padlens.inspector.audit.registry --markdown`` prints the README table.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from padlens.inspector.audit.results import ERROR, WARNING
+
+if TYPE_CHECKING:
+    from padlens.inspector.audit.facts import Facts
+
+log = logging.getLogger(__name__)
+
+#: check families: runtime comparisons of one run, graph reads, comparisons between runs
+INVARIANCE, GRAPH, DRIFT = "invariance", "graph", "drift"
+
+
+def always(facts: Facts) -> str | None:
+    return None
+
+
+def needs_pads(facts: Facts) -> str | None:
+    if facts.texts_with_pads:
+        return None
+    return f"every text fills the padded width ({facts.width} tokens): there are no pads to test"
+
+
+def needs_neighbours(facts: Facts) -> str | None:
+    if facts.batch_size == 1:
+        return "batch size 1: every text runs alone, so it never has a batch neighbour"
+    return None
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One audit check.
+
+    Attributes:
+        name: the check's name in results, JSON, JUnit and ``--tolerance``.
+        severity: ``error`` fails the audit, ``warning`` is reported only.
+        family: ``invariance`` (a model against itself), ``graph`` (read from the ONNX graph)
+            or ``drift`` (a run against the fp32 CPU run).
+        doc: what fails it, in one line (the README table and ``--help``).
+        applies: facts -> None when the check can say something, else the reason it cannot.
+    """
+
+    name: str
+    severity: str
+    family: str
+    doc: str
+    applies: Callable[[Facts], str | None] = always
+
+    @property
+    def has_tolerance(self) -> bool:
+        """Invariance and drift checks compare cosines against a threshold; graph checks count."""
+        return self.family in (INVARIANCE, DRIFT)
+
+
+SPECS: tuple[CheckSpec, ...] = (
+    CheckSpec("padding_invariance", ERROR, INVARIANCE,
+              "real tokens (any layer) or the pooled embedding move when the text is padded +1, +8, "
+              "to max length", needs_pads),
+    CheckSpec("batch_neighbour_invariance", ERROR, INVARIANCE,
+              "they move when batched beside a short and a max-length neighbour (`--batch-size N`: "
+              "in a batch of N rows)", needs_neighbours),
+    CheckSpec("mask_honoured", ERROR, INVARIANCE,
+              "(a) random ids under the pads move real tokens; (b) an all-ones mask changes nothing "
+              "(mask ignored)", needs_pads),
+    CheckSpec("fully_masked_row", ERROR, INVARIANCE,
+              "a row with mask all zeros gives NaN/Inf, or changes the other rows", needs_neighbours),
+    CheckSpec("left_padding", WARNING, INVARIANCE,
+              "left- vs right-padded real tokens differ (expected for absolute positions)", needs_pads),
+    CheckSpec("mask_honoured_other_side", WARNING, INVARIANCE,
+              "random ids under the pads move real tokens when padding is on the *other* side (e.g. ONNX "
+              "Runtime's fused `EmbedLayerNormalization` turns the mask into lengths, which assumes right "
+              "padding: an ORT-optimized fp16 MiniLM fails it at cosine 0.14)", needs_pads),
+    CheckSpec("dynamic_activation_quantization", WARNING, GRAPH,
+              "DynamicQuantizeLinear / DynamicQuantizeMatMul / MatMulInteger fed by them (graph read)"),
+    CheckSpec("mask_path_quantized", ERROR, GRAPH,
+              "a QuantizeLinear on a tensor derived from the attention mask (graph read)"),
+    CheckSpec("reference_drift", ERROR, DRIFT,
+              "pooled cosine against the fp32 CPU run, when several variants or providers are audited"),
+)
+BY_NAME: dict[str, CheckSpec] = {s.name: s for s in SPECS}
+ORDER: list[str] = [s.name for s in SPECS]
+
+
+def spec(name: str) -> CheckSpec:
+    """The spec of check ``name`` (KeyError for an unknown name: a bug, not bad input)."""
+    return BY_NAME[name]
+
+
+def names(family: str | None = None) -> tuple[str, ...]:
+    """Every check's name, in report order (only ``family``'s when given)."""
+    return tuple(s.name for s in SPECS if family is None or s.family == family)
+
+
+def markdown() -> str:
+    """The README's table: check, severity, what fails it."""
+    rows = ["| check | severity | what fails it |", "|---|---|---|"]
+    rows += [f"| `{s.name}` | {s.severity} | {s.doc} |" for s in SPECS]
+    return "\n".join(rows) + "\n"
+
+
+def help_text() -> str:
+    """One line per check for ``padlens audit --help`` (click keeps ``\\b`` blocks as written)."""
+    width = max(len(s.name) for s in SPECS)
+    lines = [f"  {s.name:<{width}}  {s.severity}" for s in SPECS]
+    return "\b\nChecks (see the README for what fails each):\n" + "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["--markdown"]:
+        print("usage: python -m padlens.inspector.audit.registry --markdown", file=sys.stderr)
+        return 2
+    sys.stdout.write(markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The audit's entry point: per model and provider, gather facts, run every check, then drift."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+from padlens.errors import BadInput
+from padlens.inspector import tolerances as tl
+from padlens.inspector.audit import graph, invariance, registry
+from padlens.inspector.audit.drift import RunRecord, drift_verdicts
+from padlens.inspector.audit.facts import RunContext, gather_facts
+from padlens.inspector.audit.probes import Probe, tokenize
+from padlens.inspector.audit.results import AuditResult, CheckResult, DriftPoint, Verdict
+
+log = logging.getLogger(__name__)
+
+#: Texts audited when none are given: the first lines of the built-in corpus.
+DEFAULT_TEXTS = 16
+#: check name -> the function that measures it on one run (drift compares runs: see drift.py)
+RUN_CHECKS = {**invariance.CHECKS, **graph.CHECKS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How every run is probed.
+
+    Attributes:
+        max_length: ``--max-length`` as asked (None: 128, or the model's positions when fewer).
+        padding: ``max_length`` (pad to max length) or ``longest`` (to the longest audited text).
+        side: where the pads go, ``right`` or ``left``.
+        batch_size: rows of a neighbour batch (None: the text between a short and a long neighbour).
+        seed: seed of the random pad ids.
+    """
+
+    max_length: int | None = None
+    padding: str = "max_length"
+    side: str = "right"
+    batch_size: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from padlens.inspector.tokenize import PADDINGS, SIDES
+
+        if self.side not in SIDES:
+            raise BadInput(f"padding side must be right or left, got {self.side!r}")
+        if self.padding not in PADDINGS:
+            raise BadInput(f"padding must be one of {', '.join(PADDINGS)}, got {self.padding!r}")
+        if self.batch_size is not None and int(self.batch_size) < 1:
+            raise BadInput(f"--batch-size must be at least 1, got {self.batch_size}")
+
+
+def result_of(spec: registry.CheckSpec, label: str, verdict: Verdict) -> CheckResult:
+    return CheckResult(label, spec.name, spec.severity, bool(verdict.passed), verdict.value,
+                       verdict.threshold, verdict.detail)
+
+
+def run_check(spec: registry.CheckSpec, ctx: RunContext) -> CheckResult:
+    """One check on one run: not applicable with the reason, or its verdict."""
+    reason = spec.applies(ctx.facts)
+    if reason is not None:
+        return CheckResult.not_applicable(ctx.label, spec.name, spec.severity, reason)
+    return result_of(spec, ctx.label, RUN_CHECKS[spec.name](ctx))
+
+
+def open_probe(encoder, texts: list[str], settings: Settings) -> Probe:
+    """The run's probe: texts tokenized once, the padded width chosen."""
+    from padlens.inspector.inspect import choose_max_length
+
+    max_len = choose_max_length(settings.max_length, [encoder])
+    seqs = tokenize(encoder, texts, max_len)
+    width = max_len if settings.padding == "max_length" else max(len(ids) for ids in seqs.ids)
+    return Probe(encoder, seqs, width, settings.side, settings.batch_size, max_len)
+
+
+def audit_run(encoder, texts: list[str], settings: Settings, provider: str, label: str,
+              overrides: dict[str, float]) -> tuple[list[CheckResult], RunRecord, list[DriftPoint]]:
+    """Every single-run check of one model on one provider, the record drift needs, the drift points."""
+    probe = open_probe(encoder, texts, settings)
+    ctx = RunContext(probe, gather_facts(encoder, probe), label, overrides, settings.seed)
+    results = [run_check(spec, ctx) for spec in registry.SPECS if spec.family != registry.DRIFT]
+    log.info("%s: %d forward runs", label, probe.runs)
+    record = RunRecord.of(probe, label, ctx.facts.precision, provider)
+    return results, record, invariance.drift_points(ctx)
+
+
+def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None, tokenizer=None,
+          max_length: int | None = None, providers: Sequence[str] = ("cpu",),
+          tolerances: dict[str, float] | None = None, allow_fallback: bool = False,
+          threads: int | None = None, layers: list[str] | None = None, padding_side: str = "right",
+          padding: str = "max_length", batch_size: int | None = None, limit: int | None = None,
+          seed: int = 0, progress=None) -> AuditResult:
+    """Audit ``models`` (paths or ModelRefs): every check, per model and provider.
+
+    Texts: ``texts`` and ``texts_file``, else the first ``DEFAULT_TEXTS`` lines of the built-in
+    corpus. ``max_length`` defaults to 128, or the model's positions when fewer; ``padding``
+    pads the variants to it (``max_length``) or to the longest audited text (``longest``).
+    ``batch_size`` sets the rows of the neighbour batches (default: the text between a short and
+    a long neighbour). Each text's unpadded reference is computed once per run and shared by
+    every check; reference_drift compares runs against the fp32 CPU one. ``progress`` is called
+    with the number of (model, provider) runs audited so far.
+    """
+    from padlens.inspector.texts import read_texts
+
+    overrides = tl.validate(tolerances)
+    settings = Settings(max_length, padding, padding_side, batch_size, seed)
+    if not providers:
+        raise BadInput("no provider given")
+    given = texts or texts_file is not None
+    texts = read_texts(texts, texts_file, limit if given else (limit or DEFAULT_TEXTS))
+    results, records, points = [], [], []
+    for ref, provider, encoder in _encoders(models, tokenizer, providers, allow_fallback, threads, layers):
+        label = ref.label if len(providers) == 1 else f"{ref.label} [{provider}]"
+        run_results, record, run_points = audit_run(encoder, texts, settings, provider, label, overrides)
+        results += run_results
+        records.append(record)
+        points += run_points
+        if progress is not None:
+            progress(len(records))
+    drift = registry.spec("reference_drift")
+    results += [result_of(drift, label, v) for label, v in drift_verdicts(records, overrides)]
+    return assemble(results, points)
+
+
+def _encoders(models, tokenizer, providers, allow_fallback, threads, layers):
+    """(ref, provider, encoder) per run, opened one at a time (one model in memory)."""
+    from padlens.inspector.encoder import Encoder
+    from padlens.inspector.resolve import ModelRef, resolve_models
+
+    refs = [m for m in models if isinstance(m, ModelRef)]
+    paths = [m for m in models if not isinstance(m, ModelRef)]
+    refs += resolve_models(paths, tokenizer) if paths else []
+    for ref in refs:
+        for provider in providers:
+            yield ref, provider, Encoder.open(ref, providers=(provider,), allow_fallback=allow_fallback,
+                                              threads=threads, layers=layers)
+
+
+def assemble(results: list[CheckResult], points: list[DriftPoint] | None = None) -> AuditResult:
+    """Sort ``results`` by model (as given), then by the registry's order; the verdict."""
+    models = list(dict.fromkeys(r.model for r in results))
+    results.sort(key=lambda r: (models.index(r.model), registry.ORDER.index(r.name)))
+    return AuditResult(all(r.passed for r in results if r.severity == registry.ERROR), results,
+                       list(points or []))
