@@ -9,6 +9,7 @@ import numpy as np
 
 from padlens.errors import BadInput, ModelLoadError
 from padlens.inspector import graph as graph_mod
+from padlens.inspector.loader import InputSpec
 from padlens.inspector.resolve import ModelRef, guess_precision
 from padlens.inspector.session import ORT_ERRORS, SessionInfo, create_session
 from padlens.inspector.tokenize import Batch, PadTokenizer, load_tokenizer
@@ -82,6 +83,44 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     with np.errstate(invalid="ignore"):  # inf - inf where both sides agree; masked out below
         diff = np.abs(np.where(both & ~same_inf, a - b, 0.0))
     return float(diff.max())
+
+
+@dataclass
+class EncoderInfo:
+    """What an encoder is and how it runs (``Encoder.describe()``; a run's ``encoder``).
+
+    Attributes:
+        label, path, precision, tokenizer: the model file as resolved (``ModelRef``).
+        provider: the provider that runs first; providers: every one the session uses;
+            providers_asked: ORT names asked for; warnings: dropped providers accepted.
+        layer_style: how the layers were found ("named", "traced", "user" ...).
+        num_layers: L; hidden_size: width of the states (None if unknown).
+        tensors: the hidden-state tensors, layer 0 first; attention: attention-probability tensors.
+        inputs: the graph inputs fed, with roles and dtypes; outputs: the model's own outputs.
+        float_dtype: dtype of the hidden states.
+        max_positions, vocab_size: embedding table rows (None if unknown).
+        exposure_max_abs_diff: max |Δ| of the own outputs, instrumented vs unmodified.
+    """
+
+    label: str
+    path: str
+    precision: str
+    tokenizer: str
+    provider: str
+    providers: list[str]
+    providers_asked: list[str]
+    warnings: list[str]
+    layer_style: str
+    num_layers: int
+    hidden_size: int | None
+    tensors: list[str]
+    attention: list[str]
+    inputs: list[InputSpec]
+    outputs: list[str]
+    float_dtype: str
+    max_positions: int | None
+    vocab_size: int | None
+    exposure_max_abs_diff: float | None
 
 
 @dataclass
@@ -193,21 +232,20 @@ class Encoder:
         log.info("%s: exposing layers moved the model's own outputs by at most %.3g", self.label, delta)
         return delta
 
-    def describe(self) -> dict:
-        """What this encoder is and how it runs, as plain JSON-able values."""
+    def describe(self) -> EncoderInfo:
+        """What this encoder is and how it runs."""
         layers = self.graph.layers
-        return {
-            "label": self.label, "path": str(self.ref.path), "precision": self.ref.precision,
-            "tokenizer": str(self.ref.tokenizer_path), "provider": self.session.provider,
-            "providers": list(self.session.used), "providers_asked": list(self.session.asked),
-            "warnings": list(self.session.warnings), "layer_style": layers.style,
-            "num_layers": self.num_layers, "hidden_size": layers.hidden_size,
-            "tensors": list(layers.hidden), "attention": list(layers.attention),
-            "inputs": [{"name": s.name, "role": s.role, "dtype": s.dtype} for s in self.graph.inputs],
-            "outputs": list(self.graph.outputs), "float_dtype": self.graph.float_dtype,
-            "max_positions": self.graph.max_positions, "vocab_size": self.graph.vocab_size,
-            "exposure_max_abs_diff": self.exposure_delta,
-        }
+        return EncoderInfo(
+            label=self.label, path=str(self.ref.path), precision=self.ref.precision,
+            tokenizer=str(self.ref.tokenizer_path), provider=self.session.provider,
+            providers=list(self.session.used), providers_asked=list(self.session.asked),
+            warnings=list(self.session.warnings), layer_style=layers.style, num_layers=self.num_layers,
+            hidden_size=layers.hidden_size, tensors=[str(t) for t in layers.hidden],
+            attention=[str(t) for t in layers.attention], inputs=list(self.graph.inputs),
+            outputs=list(self.graph.outputs), float_dtype=self.graph.float_dtype,
+            max_positions=self.graph.max_positions, vocab_size=self.graph.vocab_size,
+            exposure_max_abs_diff=self.exposure_delta,
+        )
 
 
 def check_vocab(tokenizer: PadTokenizer, embedding_rows: int | None, label: str) -> None:

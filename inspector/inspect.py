@@ -4,21 +4,20 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from padlens.errors import BadInput
 from padlens.inspector import metrics as M
-from padlens.inspector.encoder import Encoder, Forward, check_memory
+from padlens.inspector.encoder import Encoder, EncoderInfo, Forward, check_memory
+from padlens.inspector.jsonable import NOT_IN_JSON, to_jsonable
 from padlens.inspector.resolve import ModelRef, resolve_models
-from padlens.inspector.session import canonical_provider
+from padlens.inspector.options import check_options
 from padlens.inspector.texts import default_corpus, iter_texts, read_texts
-from padlens.inspector.tokenize import PADDINGS, SIDES, Batch
+from padlens.inspector.tokenize import Batch
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ class LayerMetrics:
     failed: int = 0
     without_pads: int = 0
     single_pad: int = 0
-    pad_position_mean: np.ndarray | None = field(default=None, repr=False)
+    pad_position_mean: np.ndarray | None = field(default=None, repr=False, metadata=NOT_IN_JSON)
 
     @property
     def pad_position_norm(self) -> list[float]:
@@ -87,9 +86,85 @@ class LayerMetrics:
         return [float(v) for v in np.linalg.norm(self.pad_position_mean, axis=1)]
 
     def to_dict(self) -> dict:
-        out = {k: v for k, v in vars(self).items() if k != "pad_position_mean"}
-        out["pad_position_norm"] = self.pad_position_norm
-        return to_jsonable(out)
+        """The JSON fields, then ``pad_position_norm``."""
+        return to_jsonable({**to_jsonable(self), "pad_position_norm": self.pad_position_norm})
+
+
+@dataclass
+class PoolingDamage:
+    """What mean pooling over pads does to the last layer's sentence embeddings.
+
+    Attributes:
+        masked_unmasked_cos: mean over texts of cos(masked mean, unmasked mean);
+            ``_min`` and ``_max`` over texts.
+        cls_masked_cos: mean over texts of cos(first state, masked mean).
+        texts_compared: texts in the cross-text comparisons below.
+        knn_k: neighbours compared (0 with fewer than two texts).
+        knn_overlap: mean overlap of each text's k nearest neighbours, masked vs unmasked.
+        similarity_spearman: Spearman between the masked and unmasked similarity matrices.
+        similarity_mean_masked, similarity_mean_unmasked: mean off-diagonal similarity.
+    """
+
+    masked_unmasked_cos: float
+    masked_unmasked_cos_min: float
+    masked_unmasked_cos_max: float
+    cls_masked_cos: float
+    texts_compared: int
+    knn_k: int
+    knn_overlap: float
+    similarity_spearman: float
+    similarity_mean_masked: float
+    similarity_mean_unmasked: float
+
+
+@dataclass
+class Fault:
+    """A (layer, text) whose states held NaN or Inf; those states are left out of every metric.
+
+    Attributes:
+        layer: the layer index (0 = embedding output).
+        tensor: the graph tensor of that layer.
+        text_index: the text's position in the input, from 0.
+        text: the text.
+    """
+
+    layer: int
+    tensor: str
+    text_index: int
+    text: str
+
+
+@dataclass
+class InspectSettings:
+    """The options an inspection ran with, and its overall timings.
+
+    Attributes:
+        padding: "max_length" or "longest".
+        batch_size: texts per batch.
+        providers: providers as asked, without duplicates.
+        allow_fallback: whether a dropped provider was accepted as a warning.
+        layers: tensors named with ``--layers``, or None (located).
+        threads: ONNX Runtime intra-op threads, or None.
+        tokenizer: the ``--tokenizer`` given, or None.
+        texts_file: the ``--texts`` file, or None.
+        max_length_asked: ``--max-length`` as given (None: chosen).
+        text_cap: texts kept for the cross-text metrics.
+        knn_k: neighbours in the k-NN overlap.
+        timings: seconds: tokenize, total.
+    """
+
+    padding: str = "max_length"
+    batch_size: int = 32
+    providers: list[str] = field(default_factory=lambda: ["cpu"])
+    allow_fallback: bool = False
+    layers: list[str] | None = None
+    threads: int | None = None
+    tokenizer: str | None = None
+    texts_file: str | None = None
+    max_length_asked: int | None = None
+    text_cap: int = M.TEXT_CAP
+    knn_k: int = M.KNN_K
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,10 +177,7 @@ class RunResult:
         provider: the provider as asked (e.g. "cpu", "cuda").
         label: how reports name the model (``ModelRef.label``).
         layers: one LayerMetrics per hidden layer, index 0 = embedding output.
-        pooling: last-layer pooling damage: ``masked_unmasked_cos`` (mean, ``_min``, ``_max``
-            over texts), ``cls_masked_cos``, and over the first ``texts_compared`` texts
-            ``knn_overlap`` (k = ``knn_k``), ``similarity_spearman``, ``similarity_mean_masked``,
-            ``similarity_mean_unmasked``.
+        pooling: last-layer pooling damage (``PoolingDamage``).
         pad_content_rsa: Spearman over text pairs between pad-mean and real-mean similarities
             (last layer, first ``texts_compared`` texts that have pads).
         exposure_max_abs_diff: max |Δ| of the model's own outputs, instrumented vs unmodified,
@@ -114,8 +186,8 @@ class RunResult:
         warnings: things the reader must know (provider fallback, failures, caps).
         timings: seconds: load, verify, forward, metrics.
         encoder: ``Encoder.describe()``: inputs, outputs, tensors, providers used.
-        faults: the first ``MAX_FAULTS`` NaN/Inf failures, each ``{"layer", "tensor",
-            "text_index", "text"}``; those states are left out of every metric.
+        faults: the first ``MAX_FAULTS`` NaN/Inf failures (``Fault``); those states are left
+            out of every metric.
         similarity: ``{"masked", "unmasked"}`` cosine matrices ``[n, n]`` between the first
             ``SIMILARITY_TEXTS`` texts' pooled last layers, for the report's heatmaps; not
             written to JSON (the pooling dict summarises them).
@@ -126,7 +198,7 @@ class RunResult:
     provider: str
     label: str
     layers: list[LayerMetrics]
-    pooling: dict
+    pooling: PoolingDamage
     pad_content_rsa: float
     exposure_max_abs_diff: float | None
     n_texts: int
@@ -134,17 +206,17 @@ class RunResult:
     n_pad_tokens: int
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    encoder: dict = field(default_factory=dict)
-    faults: list[dict] = field(default_factory=list)
-    similarity: dict | None = field(default=None, repr=False)
+    encoder: EncoderInfo | None = None
+    faults: list[Fault] = field(default_factory=list)
+    similarity: dict[str, np.ndarray] | None = field(default=None, repr=False, metadata=NOT_IN_JSON)
 
     @property
     def has_attention(self) -> bool:
         return any(layer.attn_pad_to_pad is not None for layer in self.layers)
 
     def to_dict(self) -> dict:
-        return to_jsonable({k: [layer.to_dict() for layer in v] if k == "layers" else v
-                            for k, v in vars(self).items() if k != "similarity"})
+        """The JSON of one run (layers with their ``pad_position_norm``)."""
+        return {**to_jsonable(self), "layers": [layer.to_dict() for layer in self.layers]}
 
 
 @dataclass
@@ -156,39 +228,18 @@ class InspectResult:
         texts_count: texts read from the source.
         max_length: the length texts were truncated (and, with "max_length" padding, padded) to.
         padding_side: "right" or "left".
-        settings: the other options (padding, batch size, providers, layers, caps, timings).
+        settings: the other options (``InspectSettings``).
     """
 
     runs: list[RunResult]
     texts_count: int
     max_length: int
     padding_side: str
-    settings: dict = field(default_factory=dict)
+    settings: InspectSettings = field(default_factory=InspectSettings)
 
     def to_dict(self) -> dict:
         """DESIGN.md's JSON: ``{"runs": [{"model", "precision", "provider", "layers": [...]}]}``."""
-        return to_jsonable({"runs": [run.to_dict() for run in self.runs], "texts_count": self.texts_count,
-                            "max_length": self.max_length, "padding_side": self.padding_side,
-                            "settings": self.settings})
-
-
-def to_jsonable(value):
-    """Plain JSON values: NaN/Inf -> None, numpy scalars and arrays -> Python, paths -> str."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    return value
+        return {**to_jsonable(self), "runs": [run.to_dict() for run in self.runs]}
 
 
 # ---------------------------------------------------------------- texts
@@ -241,28 +292,10 @@ class _Run:
     timings: dict[str, float]
     warnings: list[str]
     exposure: float | None = None
-    faults: list[dict] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
     n_texts: int = 0
     n_tokens: int = 0
     n_pad_tokens: int = 0
-
-
-def _check_options(max_length: int | None, padding: str, padding_side: str, batch_size: int,
-                   providers: Sequence[str], threads: int | None) -> list[str]:
-    if max_length is not None and int(max_length) < 2:
-        raise BadInput(f"--max-length must be at least 2 (room for [CLS] and [SEP]), got {max_length}")
-    if padding not in PADDINGS:
-        raise BadInput(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
-    if padding_side not in SIDES:
-        raise BadInput(f"padding side must be one of {', '.join(SIDES)}, got {padding_side!r}")
-    if int(batch_size) < 1:
-        raise BadInput(f"--batch-size must be at least 1, got {batch_size}")
-    if threads is not None and int(threads) < 1:
-        raise BadInput(f"--threads must be at least 1, got {threads}")
-    providers = [providers] if isinstance(providers, str) else list(providers or ["cpu"])
-    for name in providers:
-        canonical_provider(name)  # unknown names fail before any model is loaded
-    return list(dict.fromkeys(providers))
 
 
 def choose_max_length(asked: int | None, encoders: Sequence[Encoder]) -> int:
@@ -330,8 +363,8 @@ def _record_faults(run: _Run, forward: Forward, texts: Sequence[str]) -> None:
         bad = np.flatnonzero(~np.isfinite(h).all(axis=(1, 2)))
         for row in bad[: max(0, MAX_FAULTS - len(run.faults))]:
             text = texts[row] if row < len(texts) else ""
-            run.faults.append({"layer": layer, "tensor": str(run.encoder.graph.layers.hidden[layer]),
-                               "text_index": run.n_texts + int(row), "text": text})
+            run.faults.append(Fault(layer, str(run.encoder.graph.layers.hidden[layer]),
+                                    run.n_texts + int(row), text))
 
 
 def _accumulate(run: _Run, forward: Forward, mask: np.ndarray) -> None:
@@ -366,8 +399,8 @@ def _run_warnings(run: _Run, layers: list[LayerMetrics]) -> list[str]:
             notes.append(f"layer {layer.index}: {layer.failed} of {layer.sequences} sequences had "
                          "NaN, Inf or zero states and were left out")
     for fault in run.faults:
-        notes.append(f"layer {fault['layer']} ({fault['tensor']}): NaN/Inf in the states of text "
-                     f"{fault['text_index'] + 1} {_quote(fault['text'])}")
+        notes.append(f"layer {fault.layer} ({fault.tensor}): NaN/Inf in the states of text "
+                     f"{fault.text_index + 1} {_quote(fault.text)}")
     if layers and layers[0].sequences and layers[0].without_pads == layers[0].sequences - layers[0].failed:
         notes.append("no text has pads (each filled max length, or padding to the longest of one): "
                      "pad metrics are undefined")
@@ -388,7 +421,7 @@ def _finish(run: _Run) -> RunResult:
     describe = run.encoder.describe()
     return RunResult(
         model=str(run.ref.path), precision=run.ref.precision, provider=run.provider, label=run.ref.label,
-        layers=layers, pooling=run.texts.pooling(), pad_content_rsa=run.texts.pad_content_rsa(),
+        layers=layers, pooling=PoolingDamage(**run.texts.pooling()), pad_content_rsa=run.texts.pad_content_rsa(),
         exposure_max_abs_diff=run.exposure, n_texts=run.n_texts, n_tokens=run.n_tokens,
         n_pad_tokens=run.n_pad_tokens, warnings=_run_warnings(run, layers), faults=list(run.faults),
         timings={k: round(v, 4) for k, v in run.timings.items()}, encoder=describe,
@@ -434,7 +467,7 @@ def inspect(
     ``progress`` is called with the number of texts done after each batch.
     """
     started = time.perf_counter()
-    providers = _check_options(max_length, padding, padding_side, batch_size, providers, threads)
+    providers = check_options(max_length, padding, padding_side, batch_size, providers, threads)
     chunks = batches_of(text_source(texts, texts_file), int(batch_size))
     first = _first_chunk(chunks, texts_file)
     opened = _open_encoders(resolve_models(models, tokenizer), providers,
@@ -454,9 +487,8 @@ def inspect(
         count += len(chunk)
         if progress is not None:
             progress(count)
-    settings = {"padding": padding, "batch_size": int(batch_size), "providers": providers,
-                "allow_fallback": allow_fallback, "layers": layers, "threads": threads,
-                "tokenizer": tokenizer, "texts_file": texts_file, "max_length_asked": max_length,
-                "text_cap": M.TEXT_CAP, "knn_k": M.KNN_K,
-                "timings": {"tokenize": round(tokenize_s, 4), "total": round(time.perf_counter() - started, 4)}}
+    settings = InspectSettings(
+        padding=padding, batch_size=int(batch_size), providers=providers, allow_fallback=allow_fallback,
+        layers=layers, threads=threads, tokenizer=tokenizer, texts_file=texts_file, max_length_asked=max_length,
+        timings={"tokenize": round(tokenize_s, 4), "total": round(time.perf_counter() - started, 4)})
     return InspectResult([_finish(run) for run in runs], count, length, padding_side, settings)

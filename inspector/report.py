@@ -116,13 +116,13 @@ def runs_html(inspect_result) -> str:
                     f"<td>{esc(run.provider)}</td><td class='num'>{len(run.layers) - 1}</td>"
                     f"<td class='num'>{_num(first.pad_pad_cos)} → {_num(last.pad_pad_cos)}</td>"
                     f"<td class='num'>{_num(first.pad_real_cos)} → {_num(last.pad_real_cos)}</td>"
-                    f"<td class='num'>{_num(run.pooling.get('masked_unmasked_cos'))}</td>"
+                    f"<td class='num'>{_num(run.pooling.masked_unmasked_cos)}</td>"
                     f"<td class='num'>{_num(run.pad_content_rsa)}</td></tr>")
     notes = [f"<li>{esc(name)}: {esc(w)}</li>" for name, run in zip(P.run_names(inspect_result.runs),
                                                                    inspect_result.runs) for w in run.warnings]
     summary = (f"<p class='meta'>{inspect_result.texts_count} texts, max length {inspect_result.max_length}, "
                f"{esc(inspect_result.padding_side)} padding, padded to "
-               f"{esc(inspect_result.settings.get('padding', 'max_length'))}.</p>")
+               f"{esc(inspect_result.settings.padding)}.</p>")
     warn = f"<ul class='warnings'>{''.join(notes)}</ul>" if notes else ""
     return f"{summary}<table id='runs'>{head}{''.join(rows)}</table>{warn}"
 

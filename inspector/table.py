@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from padlens.inspector.inspect import InspectResult, RunResult
+from padlens.inspector.inspect import InspectResult, PoolingDamage, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -121,27 +121,27 @@ def _run_groups(runs: list[RunResult], width: int, per: int) -> list[list[int]]:
 # ---------------------------------------------------------------- pooling
 
 POOL_ROWS = (
-    ("cos(masked mean, unmasked mean)", lambda r: fmt_cos(r.pooling.get("masked_unmasked_cos"))),
+    ("cos(masked mean, unmasked mean)", lambda r: fmt_cos(r.pooling.masked_unmasked_cos)),
     ("  min .. max over texts", lambda r: _range(r.pooling)),
-    ("cos(CLS state, masked mean)", lambda r: fmt_cos(r.pooling.get("cls_masked_cos"))),
+    ("cos(CLS state, masked mean)", lambda r: fmt_cos(r.pooling.cls_masked_cos)),
     ("k-NN overlap, masked vs unmasked", lambda r: _knn(r.pooling)),
-    ("Spearman of similarity matrices", lambda r: fmt_cos(r.pooling.get("similarity_spearman"))),
-    ("mean similarity, masked", lambda r: fmt_cos(r.pooling.get("similarity_mean_masked"))),
-    ("mean similarity, unmasked", lambda r: fmt_cos(r.pooling.get("similarity_mean_unmasked"))),
+    ("Spearman of similarity matrices", lambda r: fmt_cos(r.pooling.similarity_spearman)),
+    ("mean similarity, masked", lambda r: fmt_cos(r.pooling.similarity_mean_masked)),
+    ("mean similarity, unmasked", lambda r: fmt_cos(r.pooling.similarity_mean_unmasked)),
     ("pad_content_rsa", lambda r: fmt_cos(r.pad_content_rsa)),
 )
 POOL_LABEL_W = 34
 POOL_COL_W = 13
 
 
-def _range(pooling: dict) -> str:
-    lo, hi = pooling.get("masked_unmasked_cos_min"), pooling.get("masked_unmasked_cos_max")
+def _range(pooling: PoolingDamage) -> str:
+    lo, hi = pooling.masked_unmasked_cos_min, pooling.masked_unmasked_cos_max
     return "-" if _missing(lo) else f"{fmt_cos(lo)}..{fmt_cos(hi)}"
 
 
-def _knn(pooling: dict) -> str:
-    value = pooling.get("knn_overlap")
-    return "-" if _missing(value) else f"{fmt_cos(value)} k={pooling.get('knn_k')}"
+def _knn(pooling: PoolingDamage) -> str:
+    value = pooling.knn_overlap
+    return "-" if _missing(value) else f"{fmt_cos(value)} k={pooling.knn_k}"
 
 
 def pooling_table(runs: list[RunResult], ids: list[int], width: int = WIDTH) -> list[str]:
@@ -161,10 +161,10 @@ def pooling_table(runs: list[RunResult], ids: list[int], width: int = WIDTH) -> 
 # ---------------------------------------------------------------- the whole report
 
 def _header(result: InspectResult) -> list[str]:
-    padding = result.settings.get("padding", "max_length")
+    padding = result.settings.padding
     pad_to = f"padded to {result.max_length}" if padding == "max_length" else \
         f"padded to the longest (at most {result.max_length})"
-    if result.settings.get("max_length_asked", result.max_length) is None and result.max_length < 128:
+    if result.settings.max_length_asked is None and result.max_length < 128:
         pad_to += " (the model's limit)"
     n = result.texts_count
     return [f"padlens inspect: {n} text{'s' if n != 1 else ''}, {pad_to}, {result.padding_side} padding"]

@@ -12,12 +12,11 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from padlens.errors import BadInput
+from padlens.inspector.options import PADDINGS, SIDES, check_counts, check_padding
 
 log = logging.getLogger(__name__)
 
 PAD_TOKEN_GUESSES = ("[PAD]", "<pad>", "<|pad|>", "[pad]")
-PADDINGS = ("max_length", "longest")
-SIDES = ("right", "left")
 
 
 @dataclass
@@ -132,12 +131,8 @@ def _check_encode_args(texts, max_length: int, padding: str, side: str) -> list[
         raise BadInput("no texts to tokenize")
     if not all(isinstance(t, str) for t in texts):
         raise BadInput("every text must be a string")
-    if int(max_length) < 2:
-        raise BadInput(f"max length must be at least 2 (room for [CLS] and [SEP]), got {max_length}")
-    if padding not in PADDINGS:
-        raise BadInput(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
-    if side not in SIDES:
-        raise BadInput(f"padding side must be one of {', '.join(SIDES)}, got {side!r}")
+    check_counts(max_length=max_length)
+    check_padding(padding, side)
     return texts
 
 

@@ -5,6 +5,8 @@ import logging
 
 import click
 
+from padlens.cli_options import is_quiet
+
 log = logging.getLogger(__name__)
 
 
@@ -27,7 +29,7 @@ def demo(ctx: click.Context, out_dir: str, force: bool) -> None:
     """
     from padlens.demo import QUESTION_TEXT, run_demo
 
-    quiet = bool(ctx.obj and ctx.obj.get("quiet"))
+    quiet = is_quiet(ctx)
     say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     result = run_demo(out_dir, force=force, say=say, progress=not quiet)
     if result.question is not None:

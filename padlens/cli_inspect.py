@@ -1,14 +1,15 @@
 """`padlens inspect`, and the input options audit and embed reuse (`input_options`)."""
 from __future__ import annotations
 
-import json
 import logging
 from typing import Callable
 
 import click
 
+from padlens.cli_options import OutputTargets, count_texts_or_none, output_options, progress_bar
 from padlens.errors import BadInput
 from padlens.fsio import check_file_target
+from padlens.inspector.options import check_counts  # noqa: F401  (the audit command imports it from here)
 
 log = logging.getLogger(__name__)
 
@@ -72,40 +73,11 @@ def check_output_file(path: str | None, option: str = "--json") -> None:
         check_file_target(path, option)
 
 
-def check_counts(**values: int | None) -> None:
-    """``--batch-size``, ``--max-length``, ``--threads``: one wording for every command."""
-    least = {"batch_size": 1, "max_length": 2, "threads": 1}
-    for name, value in values.items():
-        if value is not None and value < least[name]:
-            room = " (room for [CLS] and [SEP])" if name == "max_length" else ""
-            raise BadInput(f"--{name.replace('_', '-')} must be at least {least[name]}{room}, got {value}")
-
-
-def progress_printer(quiet: bool, texts_file: str | None = None):
-    """A progress bar on stderr (padlens.progress), only for a terminal and without -q.
-
-    With a texts file the bar knows its total (one cheap counting pass over the file).
-    """
-    from padlens.progress import progress_for
-
-    bar = progress_for(quiet)
-    if bar is not None and texts_file is not None:
-        from padlens.inspector.texts import count_texts
-
-        try:
-            bar.total = count_texts(texts_file)
-        except BadInput:
-            pass  # inspect() reports the bad file itself
-    return bar
-
-
 @click.command("inspect")
 @input_options
-@click.option("--json", "json_file", metavar="FILE", help="Also write every metric as JSON to FILE.")
-@click.option("--html", "html_file", metavar="FILE",
-              help="Also write a self-contained HTML report with plots to FILE (needs padlens[report]).")
+@output_options(json=True, html=True, junit=False)
 @click.pass_context
-def inspect_cmd(ctx: click.Context, json_file: str | None, html_file: str | None, **options) -> None:
+def inspect_cmd(ctx: click.Context, outputs: OutputTargets, **options) -> None:
     """Show what the [PAD] positions of each MODEL hold, layer by layer.
 
     MODEL is a padlens export dir (every precision in it) or any .onnx encoder. Several
@@ -119,33 +91,17 @@ def inspect_cmd(ctx: click.Context, json_file: str | None, html_file: str | None
     """
     from padlens.inspector.inspect import inspect
     from padlens.inspector.table import render
+    from padlens.timings import log_timings
 
     kwargs = input_kwargs(**options)
-    check_output_file(json_file, "--json")
-    check_output_file(html_file, "--html")
-    if html_file:
-        from padlens.inspector.report import check_available
-
-        check_available()
-    quiet = bool((ctx.obj or {}).get("quiet"))
-    progress = progress_printer(quiet, kwargs["texts_file"])
-    try:
+    with progress_bar(ctx, count_texts_or_none(kwargs["texts_file"])) as progress:
         result = inspect(**kwargs, progress=progress)
-    finally:
-        if progress is not None:
-            progress.close()
-    from padlens.progress import log_timings
-
     log_timings(result)
-    if html_file:
+    if outputs.html:
         from padlens.inspector.report import write_html
 
-        write_html(html_file, inspect_result=result, title="padlens inspect")
-    if json_file:
-        from padlens.fsio import atomic_write
-
-        atomic_write(json_file, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
-        log.info("wrote %s", json_file)
+        write_html(outputs.html, inspect_result=result, title="padlens inspect")
+    outputs.write_json(result.to_dict())
     click.echo(render(result), nl=False)
 
 

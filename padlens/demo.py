@@ -5,9 +5,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from padlens.errors import BadInput
+
+if TYPE_CHECKING:  # the results' types; importing them here would load onnxruntime
+    from padlens.inspector.audit import AuditResult
+    from padlens.inspector.inspect import InspectResult
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +41,9 @@ class DemoResult:
     export_dir: Path
     reused_export: bool = False
     files: list[Path] = field(default_factory=list)
-    question: object | None = None
-    inspect: object | None = None
-    audit: object | None = None
+    question: InspectResult | None = None
+    inspect: InspectResult | None = None
+    audit: AuditResult | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -108,14 +112,10 @@ def question_stage(result: DemoResult, say: Callable[[str], None], progress: boo
 
 def _with_bar(progress: bool, total: int | None, unit: str, fn: Callable):
     """``fn(bar)`` with a progress bar (None without a terminal or with -q), closed after."""
-    from padlens.progress import progress_for
+    from padlens.progress import progress_bar
 
-    bar = progress_for(not progress, total, unit)
-    try:
+    with progress_bar(not progress, total, unit) as bar:
         return fn(bar)
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def audit_stage(result: DemoResult, say: Callable[[str], None], progress: bool) -> None:

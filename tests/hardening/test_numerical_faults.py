@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from padlens.inspector.audit import audit
-from padlens.inspector.inspect import inspect
+from padlens.inspector.inspect import Fault, inspect
 from tests.hardening import tiny
 from tests.hardening.conftest import padlens
 
@@ -35,7 +35,9 @@ def nan_model(zoo, tmp_path_factory) -> Path:
 def test_inspect_names_the_layer_and_the_text_that_produced_nan(nan_model):
     result = inspect([str(nan_model)], texts=[CLEAN[0], POISONED, *CLEAN[1:]], max_length=16)
     run = result.runs[0]
-    assert run.faults == [{"layer": 1, "tensor": "hidden_states.1", "text_index": 1, "text": POISONED}]
+    assert run.faults == [Fault(layer=1, tensor="hidden_states.1", text_index=1, text=POISONED)]
+    assert result.to_dict()["runs"][0]["faults"] == [
+        {"layer": 1, "tensor": "hidden_states.1", "text_index": 1, "text": POISONED}]
     assert "layer 1 (hidden_states.1): NaN/Inf in the states of text 2 'the cat sat'" in run.warnings
 
 

@@ -50,14 +50,14 @@ def test_exposing_layers_leaves_the_models_own_outputs_unchanged(encoder):
     batch = encoder.encode(TEXTS, max_length=16)
     delta = encoder.verify_exposure(batch)
     assert 0.0 <= delta < 1e-5
-    assert encoder.describe()["exposure_max_abs_diff"] == delta
+    assert encoder.describe().exposure_max_abs_diff == delta
 
 
 def test_describe_names_the_run(encoder, export):
     info = encoder.describe()
-    assert info["label"] == f"{export.name}/fp32" and info["precision"] == "fp32"
-    assert info["provider"] == "CPUExecutionProvider" and info["num_layers"] == LAYERS
-    assert len(info["tensors"]) == LAYERS + 1 and info["warnings"] == []
+    assert info.label == f"{export.name}/fp32" and info.precision == "fp32"
+    assert info.provider == "CPUExecutionProvider" and info.num_layers == LAYERS
+    assert len(info.tensors) == LAYERS + 1 and info.warnings == []
 
 
 def test_real_tokens_do_not_move_when_padding_grows(encoder):

@@ -129,7 +129,7 @@ def test_metrics_equal_an_independent_numpy_computation_on_the_same_tensors(expo
         assert got == pytest.approx(expected, rel=1e-9), f"layer {layer.index}"
     pooling = reference_pooling(layers[-1], masks)
     assert run.pad_content_rsa == pytest.approx(pooling.pop("pad_content_rsa"), rel=1e-9)
-    assert {k: run.pooling[k] for k in pooling} == pytest.approx(pooling, rel=1e-9)
+    assert {k: getattr(run.pooling, k) for k in pooling} == pytest.approx(pooling, rel=1e-9)
     assert run.n_texts == len(TEXTS) and run.n_tokens == int(sum(m.sum() for m in masks))
 
 
@@ -157,7 +157,7 @@ def test_several_runs_side_by_side_share_the_same_batches(export, monkeypatch):
     assert [(r.label, r.provider) for r in result.runs] == [
         (f"{name}/fp32", "cpu"), (f"{name}/fp32", "CPUExecutionProvider"),
         (f"{name}/model", "cpu"), (f"{name}/model", "CPUExecutionProvider")]
-    assert len({r.encoder["tokenizer"] for r in result.runs}) == 1
+    assert len({r.encoder.tokenizer for r in result.runs}) == 1
     assert calls == [TEXTS[0:3], TEXTS[3:6], TEXTS[6:7]]   # tokenized once per batch, for 4 runs
     first = result.runs[0]
     for run in result.runs[1:]:
@@ -228,5 +228,5 @@ def test_an_empty_texts_file_is_refused_before_any_model_loads(tmp_path, monkeyp
 def test_result_is_an_inspect_result_with_settings(export):
     result = inspect([str(export)], texts=TEXTS[:2], max_length=MAX_LEN)
     assert isinstance(result, InspectResult)
-    assert result.settings["padding"] == "max_length" and result.padding_side == "right"
+    assert result.settings.padding == "max_length" and result.padding_side == "right"
     assert result.runs[0].exposure_max_abs_diff == 0.0

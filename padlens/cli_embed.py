@@ -1,0 +1,58 @@
+"""CLI command `padlens embed`: sentence embeddings to a .npy, without PyTorch."""
+from __future__ import annotations
+
+import logging
+
+import click
+
+from padlens.cli_inspect import check_output_file
+from padlens.cli_options import count_texts_or_none, progress_bar
+
+log = logging.getLogger(__name__)
+
+
+@click.command("embed")
+@click.argument("model", metavar="MODEL")
+@click.option("--texts", "texts_file", required=True, metavar="FILE",
+              help="File of texts: .txt (one per line), .jsonl or .csv with a text field.")
+@click.option("-o", "--output", "out", required=True, metavar="OUT.npy",
+              help="The .npy to write (float32, one row per text); written atomically.")
+@click.option("--tokenizer", metavar="PATH", help="Tokenizer for a bare .onnx file.")
+@click.option("--pooling", type=click.Choice(["auto", "mean", "cls", "max"]), default="auto", show_default=True,
+              help="auto: a sentence-transformers folder's Pooling module, else the export's manifest, else mean.")
+@click.option("--normalize/--no-normalize", default=None,
+              help="L2-normalise rows (default: what the model's folder or manifest says).")
+@click.option("--batch-size", type=int, default=32, show_default=True, metavar="N")
+@click.option("--max-length", type=int, metavar="N", help="Tokens kept per text (default: the model's).")
+@click.option("--provider", "providers", multiple=True, help="Execution provider (default cpu).")
+@click.option("--allow-fallback", is_flag=True, help="Accept a provider silently dropped by ONNX Runtime.")
+@click.option("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads.")
+@click.pass_context
+def embed_command(ctx, model, texts_file, out, tokenizer, pooling, normalize, batch_size, max_length,
+                  providers, allow_fallback, threads):
+    """Sentence embeddings from an ONNX encoder, streamed to a .npy, without PyTorch.
+
+    MODEL is an export dir (its fp32 model is used) or a .onnx file. Memory holds one
+    batch whatever the size of the texts file.
+
+    \b
+    Examples:
+      padlens embed out/minilm --texts corpus.txt -o emb.npy
+      padlens embed model.onnx --tokenizer tok/ --texts docs.jsonl -o emb.npy --pooling cls --normalize
+    """
+    from padlens.inspector.embed import embed
+    from padlens.inspector.options import check_counts
+
+    check_counts(batch_size=batch_size, max_length=max_length, threads=threads)
+    check_output_file(out, "-o")
+    with progress_bar(ctx, count_texts_or_none(texts_file)) as progress:
+        result = embed(model, texts_file, out, tokenizer=tokenizer, pooling=pooling, normalize=normalize,
+                       batch_size=batch_size, max_length=max_length, providers=tuple(providers) or ("cpu",),
+                       allow_fallback=allow_fallback, threads=threads, progress=progress)
+    norm = "normalized" if result.normalize else "not normalized"
+    click.echo(f"wrote {result.path}: {result.rows} x {result.dim} float32 ({result.model}, "
+               f"{result.pooling} pooling from {result.pooling_source}, {norm}, max length {result.max_length})")
+    return 0
+
+
+COMMANDS = [embed_command]
