@@ -11,10 +11,14 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from padlens.errors import MissingExtra
+
+if TYPE_CHECKING:
+    from padlens.inspector.audit.results import DriftPoint
 
 log = logging.getLogger(__name__)
 
@@ -250,11 +254,12 @@ def _off_diagonal(m: np.ndarray) -> float:
 
 # ---------------------------------------------------------------- drift
 
-def pad_drift(points: list[dict]) -> Plot:
+def pad_drift(points: list[DriftPoint]) -> Plot:
     """How far real tokens move against the number of pads added, one line per model.
 
-    ``points``: dicts with ``model``, ``precision``, ``added_pads``, ``max_delta`` (max |Δ| of
-    a real token's state over layers, relative to the state norm) and ``pooled_cos``.
+    ``points``: the audit's ``DriftPoint``s (``AuditResult.pad_drift``): ``added_pads``,
+    ``max_delta`` (max |Δ| of a real token's state over layers, relative to the state norm)
+    and ``pooled_cos`` per model, text and pad length.
     """
     plot = Plot("pad-drift", "Drift of real tokens against pad length, per precision",
                 "Each point is one audited text padded alone to a longer length, compared with the "
@@ -266,8 +271,8 @@ def pad_drift(points: list[dict]) -> Plot:
     fig = new_figure(420)
     left, right = fig.subplots(1, 2)
     for model, rows in _by_model(points).items():
-        _drift_series(left, rows, lambda r: r["max_delta"], model)
-        _drift_series(right, rows, lambda r: 1.0 - r["pooled_cos"], model)
+        _drift_series(left, rows, lambda r: r.max_delta, model)
+        _drift_series(right, rows, lambda r: 1.0 - r.pooled_cos, model)
     for ax, label in ((left, "max |Δ| of a real token / state norm"), (right, "1 − cos(pooled, unpadded pooled)")):
         ax.set_yscale("symlog", linthresh=1e-7)
         top = max([1e-3] + [2 * v for line in ax.get_lines() for v in line.get_ydata() if math.isfinite(v)])
@@ -279,19 +284,19 @@ def pad_drift(points: list[dict]) -> Plot:
     return _finish(plot, fig)
 
 
-def _drift_series(ax, rows: list[dict], value, model: str) -> None:
+def _drift_series(ax, rows: list[DriftPoint], value, model: str) -> None:
     """Every text as a faint dot; the line joins the worst text at each pad count."""
-    xs = np.array([r["added_pads"] for r in rows], dtype=np.float64)
+    xs = np.array([r.added_pads for r in rows], dtype=np.float64)
     ys = np.array([_nz(value(r)) for r in rows], dtype=np.float64)
     worst = {x: np.nanmax(ys[xs == x]) if np.isfinite(ys[xs == x]).any() else np.nan for x in np.unique(xs)}
     line, = ax.plot(list(worst), list(worst.values()), marker="o", ms=4, label=model)
     ax.scatter(xs, ys, s=8, alpha=0.35, color=line.get_color())
 
 
-def _by_model(points: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
+def _by_model(points: list[DriftPoint]) -> dict[str, list[DriftPoint]]:
+    out: dict[str, list[DriftPoint]] = {}
     for p in points:
-        out.setdefault(str(p["model"]), []).append(p)
+        out.setdefault(p.model, []).append(p)
     return out
 
 

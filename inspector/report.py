@@ -1,4 +1,4 @@
-"""One self-contained HTML report (verdicts, tables, embedded PNG plots) of an inspect and/or audit."""
+"""One self-contained HTML report of an inspect and/or audit: the verdict matrix, the plots, then the details."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -28,7 +28,14 @@ th { background: #f3f5f7; } td.num { text-align: right; font-variant-numeric: ta
 .warn { color: #8a5a00; font-weight: 600; }
 .banner { padding: 8px 12px; border-radius: 4px; margin: 8px 0; font-weight: 600; }
 .banner.pass { background: #e6f4ea; } .banner.fail { background: #fce8e6; }
-.detail { color: #3c454e; max-width: 640px; }
+.detail { color: #3c454e; max-width: 1000px; margin: 4px 0 8px 18px; }
+table.matrix td.cell { text-align: center; font-weight: 600; min-width: 64px; }
+table.matrix td.cell .v { font-weight: 400; font-size: 12px; font-variant-numeric: tabular-nums; }
+table.matrix th { font-size: 12px; }
+td.cell.pass { background: #e6f4ea; color: #17692f; } td.cell.warn { background: #fff3d6; color: #8a5a00; }
+td.cell.fail { background: #fce8e6; color: #b3261e; } td.cell.na, td.cell.none { background: #f3f5f7; color: #5b6570; }
+details.check summary { cursor: pointer; padding: 2px 0; }
+details.check.fail summary { color: #b3261e; } details.check.warn summary { color: #8a5a00; }
 section.plot { margin: 0 0 24px; }
 section.plot img { display: block; border: 1px solid #dde2e6; }
 .caption, .note { color: #5b6570; max-width: 1000px; }
@@ -43,14 +50,9 @@ def check_available() -> None:
 
 # ---------------------------------------------------------------- data
 
-def drift_points(audit_result) -> list[dict]:
-    """The audit's per-pad-length drift points (``AuditResult.pad_drift``), [] when absent."""
-    if audit_result is None:
-        return []
-    points = getattr(audit_result, "pad_drift", None)
-    if points is None and isinstance(audit_result, dict):
-        points = audit_result.get("pad_drift")
-    return list(points or [])
+def drift_points(audit_result) -> list:
+    """The audit's per-pad-length drift points (``AuditResult.pad_drift``), [] without an audit."""
+    return [] if audit_result is None else list(audit_result.pad_drift)
 
 
 def build_plots(inspect_result=None, audit_result=None) -> list[P.Plot]:
@@ -76,30 +78,69 @@ def _num(value, digits: int = 3) -> str:
     return "-" if not math.isfinite(v) else f"{v:.{digits}f}"
 
 
-def _mark(check) -> tuple[str, str]:
-    if check.passed:
-        return "PASS", "pass"
-    return ("FAIL", "fail") if check.severity == "error" else ("WARN", "warn")
+def _banner(audit_result) -> str:
+    failures = audit_result.failures
+    if not failures:
+        return "<div class='banner pass'>audit passed: every error-level check passed</div>"
+    return f"<div class='banner fail'>audit failed: {len(failures)} error-level check(s) failed</div>"
 
 
-def verdicts_html(audit_result) -> str:
-    """Banner and one table row per check: model, check, result, value, threshold, worst case."""
+def _cell_value(check) -> str:
+    """The worst value of a check, short: a cosine, ``3 found``, or nothing."""
+    from padlens.inspector.audit.registry import GRAPH, spec
+    from padlens.inspector.fmt import fmt_cos
+
+    if not check.applicable or check.value is None:
+        return ""
+    if spec(check.name).family == GRAPH:
+        return f"{int(check.value)} found"
+    return fmt_cos(check.value, precise=True)
+
+
+def _css(check) -> str:
+    return {"PASS": "pass", "WARN": "warn", "FAIL": "fail"}.get(check.mark, "na")
+
+
+def _head_name(name: str) -> str:
+    """A check name that may wrap after its underscores in a narrow column."""
+    return "_<wbr>".join(esc(part) for part in name.split("_"))
+
+
+def matrix_html(audit_result) -> str:
+    """Banner, then the verdict matrix: one row per run, one column per check, coloured
+    PASS/WARN/FAIL/n/a cells holding the worst value (the detail as the cell's tooltip)."""
     if audit_result is None:
         return "<p class='note'>No audit in this report: run <code>padlens audit MODEL --html FILE</code>.</p>"
-    failures = [c for c in audit_result.checks if not c.passed and c.severity == "error"]
-    banner = ("<div class='banner pass'>audit passed: every error-level check passed</div>" if not failures
-              else f"<div class='banner fail'>audit failed: {len(failures)} error-level check(s) failed</div>")
+    names = audit_result.names
+    head = "<tr><th>run</th>" + "".join(f"<th>{_head_name(n)}</th>" for n in names) + "</tr>"
     rows = []
+    for model in audit_result.models:
+        found = {c.name: c for c in audit_result.checks if c.model == model}
+        cells = []
+        for name in names:
+            c = found.get(name)
+            if c is None:
+                cells.append("<td class='cell none'>–</td>")
+                continue
+            value = _cell_value(c)
+            cells.append(f"<td class='cell {_css(c)}' title='{esc(c.detail)}'>{c.mark}"
+                         + (f"<br><span class='v'>{esc(value)}</span>" if value else "") + "</td>")
+        rows.append(f"<tr class='matrix-row'><th class='run'>{esc(model)}</th>{''.join(cells)}</tr>")
+    return f"{_banner(audit_result)}<table id='verdicts' class='matrix'>{head}{''.join(rows)}</table>"
+
+
+def details_html(audit_result) -> str:
+    """Every check of every run, folded: the summary line opens to severity, threshold and detail."""
+    if audit_result is None:
+        return ""
+    parts = []
     for c in audit_result.checks:
-        text, cls = _mark(c)
-        value = f"{int(c.value)} found" if c.value is not None and c.name in (
-            "dynamic_activation_quantization", "mask_path_quantized") else _num(c.value, 6)
-        rows.append(f"<tr class='check {cls}'><td>{esc(c.model)}</td><td>{esc(c.name)}</td>"
-                    f"<td>{esc(c.severity)}</td><td class='{cls}'>{text}</td><td class='num'>{value}</td>"
-                    f"<td class='num'>{_num(c.threshold, 6)}</td><td class='detail'>{esc(c.detail)}</td></tr>")
-    head = ("<tr><th>model</th><th>check</th><th>severity</th><th>result</th><th>value</th>"
-            "<th>threshold</th><th>worst case and likely cause</th></tr>")
-    return f"{banner}<table id='verdicts'>{head}{''.join(rows)}</table>"
+        value = _cell_value(c)
+        summary = f"{c.mark} · {esc(c.model)} · {esc(c.name)}" + (f" · {esc(value)}" if value else "")
+        parts.append(f"<details class='check {_css(c)}'><summary>{summary}</summary>"
+                     f"<p class='detail'>{esc(c.severity)}, threshold {_num(c.threshold, 6)}: "
+                     f"{esc(c.detail)}</p></details>")
+    return "<h2 id='details-heading'>Check details</h2><div id='details'>" + "".join(parts) + "</div>"
 
 
 def runs_html(inspect_result) -> str:
@@ -148,9 +189,10 @@ def build_html(inspect_result=None, audit_result=None, title: str = DEFAULT_TITL
         "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1><p class='meta'>padlens {esc(__version__)} · {stamp}</p>",
-        "<h2 id='verdicts-heading'>Verdicts</h2>", verdicts_html(audit_result),
+        "<h2 id='verdicts-heading'>Verdicts</h2>", matrix_html(audit_result),
         "<h2 id='runs-heading'>Runs</h2>", runs_html(inspect_result),
         *[plot_html(p) for p in plots],
+        details_html(audit_result),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"

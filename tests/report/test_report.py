@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
 import sys
 
@@ -34,11 +35,47 @@ def test_every_run_label_appears(page, inspected):
         assert run.label in page
 
 
-def test_every_audit_check_appears_with_its_verdict(page, audited):
-    rows = re.findall(r"<tr class='check (pass|fail|warn)'>", page)
-    assert len(rows) == len(audited.checks)
+def test_the_page_opens_with_the_verdict_matrix_then_the_plots_then_the_details(page):
+    matrix, first_plot = page.index("id='verdicts'"), page.index("id='plot-")
+    assert matrix < first_plot < page.index("id='details'")
+
+
+def test_the_matrix_has_a_coloured_cell_per_run_and_check(page, audited):
+    rows = re.findall(r"<tr class='matrix-row'>(.*?)</tr>", page)
+    assert len(rows) == len(audited.models)
+    for row, model in zip(rows, audited.models):
+        cells = re.findall(r"<td class='cell (pass|warn|fail|na)'[^>]*>(PASS|WARN|FAIL|n/a)", row)
+        checks = [c for c in audited.checks if c.model == model]
+        assert [mark for _, mark in cells] == [c.mark for c in checks]
+        assert {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "na": "n/a"}[cells[0][0]] == cells[0][1]
+
+
+def test_the_matrix_shows_the_worst_value_of_each_check(page, audited):
+    from padlens.inspector.fmt import fmt_cos
+
+    check = next(c for c in audited.checks if c.name == "padding_invariance")
+    assert f"<span class='v'>{fmt_cos(check.value, precise=True)}</span>" in page
+
+
+def test_every_audit_check_has_folded_details(page, audited):
+    folded = re.findall(r"<details class='check (pass|fail|warn|na)'>", page)
+    assert len(folded) == len(audited.checks)
     for check in audited.checks:
-        assert check.name in page
+        assert check.name in page and html.escape(check.detail, quote=True) in page
+
+
+def test_a_failed_check_is_a_red_cell_and_a_not_applicable_one_grey(inspected, audited):
+    from padlens.inspector.audit import AuditResult, CheckResult
+
+    result = AuditResult(False, [
+        CheckResult("m", "padding_invariance", "error", False, 0.9, 0.99999, "leaks"),
+        CheckResult.not_applicable("m", "batch_neighbour_invariance", "error", "batch size 1"),
+        CheckResult("m", "left_padding", "warning", False, 0.3, 0.99999, "positions"),
+    ], audited.pad_drift)
+    page = build_html(None, result)
+    assert "<td class='cell fail' title='leaks'>FAIL<br><span class='v'>0.900000</span>" in page
+    assert "<td class='cell na' title='not applicable: batch size 1'>n/a</td>" in page
+    assert "<td class='cell warn'" in page and "audit failed: 1 error-level check(s) failed" in page
 
 
 def test_nothing_is_loaded_from_the_network(page):
@@ -93,4 +130,6 @@ def test_missing_matplotlib_names_the_extra(monkeypatch, inspected):
 def test_drift_points_come_from_the_audit(audited):
     points = report.drift_points(audited)
     assert points, "the audit records drift per pad length"
-    assert {"model", "precision", "added_pads", "max_delta", "pooled_cos"} <= set(points[0])
+    assert points == audited.pad_drift
+    assert {p.model for p in points} == set(audited.models)
+    assert all(p.added_pads > 0 and 0.99 < p.pooled_cos <= 1 + 1e-9 for p in points)
