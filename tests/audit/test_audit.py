@@ -139,3 +139,77 @@ def test_a_fused_graph_that_turns_the_mask_into_lengths_fails_the_other_padding_
     assert "left-padded" in fused.detail and "EmbedLayerNormalization" in fused.detail
     plain = _check(_audit(zoo("padlens")), "mask_honoured_other_side")
     assert plain.passed and plain.value > 0.99999
+
+
+def test_batch_size_sets_the_rows_of_each_neighbour_batch(toy, monkeypatch):
+    from padlens.inspector.audit.probes import Probe as P
+
+    rows = []
+    forward = P.forward
+    monkeypatch.setattr(P, "forward", lambda self, batch: rows.append(len(batch.lengths)) or forward(self, batch))
+    c = _check(_audit(toy("batch-mix"), batch_size=5), "batch_neighbour_invariance")
+    assert not c.passed and "in a batch of 5" in c.detail
+    assert rows.count(5) == len(TEXTS)
+    assert "between a" in _check(_audit(toy("batch-mix")), "batch_neighbour_invariance").detail
+
+
+def test_batch_size_1_leaves_no_batch_neighbour_to_check(toy):
+    result = _audit(toy("batch-mix"), batch_size=1)
+    for name in ("batch_neighbour_invariance", "fully_masked_row"):
+        c = _check(result, name)
+        assert not c.applicable and c.passed and c.value is None and c.mark == "n/a"
+        assert c.detail.startswith("not applicable: batch size 1")
+    assert _check(result, "padding_invariance").applicable
+
+
+def test_texts_that_fill_the_padded_width_make_the_pad_checks_not_applicable(toy):
+    same = ["the cat sat", "the dog sat"]                    # as many tokens each: nothing to pad
+    result = audit([str(toy("leaky"))], texts=same, padding="longest")
+    for name in ("padding_invariance", "mask_honoured", "left_padding", "mask_honoured_other_side"):
+        c = _check(result, name)
+        assert not c.applicable and c.passed and "no pads" in c.detail
+        assert c.to_dict()["applicable"] is False and c.to_dict()["value"] is None
+    assert _check(_audit(toy("leaky")), "padding_invariance").applicable
+
+
+@pytest.mark.parametrize("kw, message", [({"batch_size": 0}, "--batch-size must be at least 1"),
+                                         ({"padding": "widest"}, "padding must be one of"),
+                                         ({"padding_side": "up"}, "padding side")])
+def test_bad_probe_settings_are_bad_input(toy, kw, message):
+    with pytest.raises(BadInput, match=message):
+        _audit(toy("honest"), **kw)
+
+
+def test_facts_are_gathered_once_frozen_and_the_check_order_does_not_matter(toy):
+    import dataclasses
+
+    from padlens.inspector.audit import registry
+    from padlens.inspector.audit.facts import RunContext, gather_facts
+    from padlens.inspector.audit.run import Settings, open_probe, run_check
+    from padlens.inspector.encoder import Encoder
+    from padlens.inspector.resolve import resolve_models
+
+    enc = Encoder.open(resolve_models([toy("ignores-mask")])[0])
+    results = []
+    for specs in (registry.SPECS[:-1], registry.SPECS[-2::-1]):
+        probe = open_probe(enc, TEXTS, Settings())
+        ctx = RunContext(probe, gather_facts(enc, probe), "m", {})
+        results.append({s.name: run_check(s, ctx) for s in specs})
+    assert results[0] == results[1]
+    assert ctx.facts.mask_ignored
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ctx.facts.mask_effect = 1.0
+
+
+def test_the_terminal_text_has_one_line_per_check_and_details_for_failures_only(toy):
+    from padlens.inspector.audit.render import render_text
+
+    result = _audit(toy("leaky"))
+    text = render_text(result).splitlines()
+    failed = [c for c in result.checks if c.mark in ("FAIL", "WARN")]
+    assert len(text) == 1 + len(result.checks) + len(failed) + 1
+    assert sum(line.startswith("        ") for line in text) == len(failed)
+    verbose = render_text(result, verbose=True).splitlines()
+    applicable = [c for c in result.checks if c.applicable]
+    assert len(verbose) == 1 + len(result.checks) + len(applicable) + 1
+    assert text[-1].startswith("audit failed")

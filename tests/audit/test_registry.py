@@ -1,0 +1,48 @@
+"""The check registry: one description per check feeds --help, the README table, the JSON and the runner."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from padlens.inspector import tolerances as tl
+from padlens.inspector.audit import registry
+from padlens.inspector.audit.run import RUN_CHECKS
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_check_table_is_the_registrys_markdown():
+    text = README.read_text(encoding="utf-8")
+    found = re.search(r"<!-- audit-checks:[^\n]*-->\n(.*?)<!-- /audit-checks -->", text, re.S)
+    assert found, "README.md lost its generated audit-check table markers"
+    assert found.group(1) == registry.markdown()
+
+
+def test_the_generator_prints_the_table():
+    proc = subprocess.run([sys.executable, "-m", "padlens.inspector.audit.registry", "--markdown"],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout == registry.markdown()
+    assert all(f"| `{s.name}` | {s.severity} |" in proc.stdout for s in registry.SPECS)
+
+
+def test_every_single_run_check_has_a_function_and_drift_is_the_only_other():
+    single = {s.name for s in registry.SPECS if s.family != registry.DRIFT}
+    assert set(RUN_CHECKS) == single
+    assert registry.names(registry.DRIFT) == ("reference_drift",)
+
+
+def test_tolerance_names_come_from_the_registry():
+    assert tl.CHECKS == registry.names()
+    assert "mask_honoured_other_side.delta" in tl.known_names()
+    assert not any(n.startswith("mask_path_quantized") for n in tl.known_names())
+
+
+def test_results_take_their_severity_from_the_registry(toy):
+    from padlens.inspector.audit import audit
+
+    result = audit([str(toy("honest"))], texts=["a dog", "the cat sat on the mat"])
+    assert {c.name for c in result.checks} == set(registry.names()) - {"reference_drift"}
+    assert all(c.severity == registry.spec(c.name).severity for c in result.checks)
+    assert [c.name for c in result.checks] == [n for n in registry.ORDER if n != "reference_drift"]
