@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from padlens.inspector.fmt import fmt_cos  # noqa: F401  (one cosine format; tests import it from here)
 from padlens.inspector.inspect import InspectResult, PoolingDamage, RunResult
 
 log = logging.getLogger(__name__)
@@ -14,11 +15,6 @@ WIDTH = 80
 LAYER_W = 8   # "0 emb" column
 COL_W = 8     # one run's value
 GAP = 2
-
-
-def fmt_cos(value) -> str:
-    """Cosines and masses: 3 decimals; missing or NaN as '-'."""
-    return "-" if _missing(value) else f"{value:.3f}"
 
 
 def fmt_norm(value) -> str:
