@@ -1,0 +1,8 @@
+"""Scale-out on Ray Data: inspect and embed a corpus on a Ray cluster, same numbers as in-process.
+
+The only package that imports ``ray`` (the ``ray`` extra: ``pip install 'padlens[ray]'``).
+``cluster`` starts or joins Ray, ``corpus`` plans and reads a corpus as a Ray Data
+datasource with each text's global index, ``inspect_job`` and ``embed_job`` run the
+encoders on an actor pool and bring the results back to the driver.
+"""
+from __future__ import annotations

@@ -1,0 +1,255 @@
+"""``embed(..., engine="ray")``: sentence embeddings by an actor pool, written as a Parquet dataset.
+
+Each actor opens the model once (``embed.LastLayer``); each block of texts (whole in-process
+batches) is tokenized, run and pooled exactly as in-process, so the vectors are the same
+bits. The output is a folder of Parquet files, one row per text: ``index`` (int64, the
+text's position in the input), ``embedding`` (fixed-size list of float32) and, with
+``keep_text``, ``text``. Files are named ``part-<first index>.parquet`` and hold
+consecutive texts, so reading the folder (pyarrow, pandas, Ray, Spark) gives input order.
+A ``.npy`` target gathers the rows on the driver into a memory-mapped array instead.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from padlens.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+META_FILE = "_padlens.json"  # readers skip files starting with "_"
+ACTOR_RETRIES = 3
+
+
+@dataclass
+class EmbedJob:
+    """What every actor needs (plain, picklable values).
+
+    Attributes:
+        ref: the model; providers, allow_fallback, threads: how its session runs.
+        mode, normalize: pooling. max_length, batch_size: as in-process (padding to the longest).
+        total: texts in the corpus. keep_text: add a ``text`` column. fault: see ``inspect_job.FAULT_ENV``.
+    """
+
+    ref: object
+    providers: tuple
+    allow_fallback: bool
+    threads: int | None
+    mode: str
+    normalize: bool
+    max_length: int
+    batch_size: int
+    total: int
+    keep_text: bool = False
+    fault: str | None = None
+
+
+class EmbedWorker:
+    """A Ray Data actor holding one ONNX Runtime session; ``__call__`` embeds a block."""
+
+    def __init__(self, job: EmbedJob):
+        from padlens.inspector.embed import LastLayer
+
+        self.job = job
+        self.runner = LastLayer(job.ref, job.providers, job.allow_fallback, job.threads)
+
+    def __call__(self, block: dict):
+        import pyarrow as pa
+
+        from padlens.inspector.pooling import l2_normalize, pool
+        from padlens.inspector.ray.corpus import chunk_bounds
+        from padlens.inspector.ray.inspect_job import maybe_fault
+
+        job = self.job
+        index = np.asarray(block["index"], dtype=np.int64)
+        texts = [str(t) for t in block["text"]]
+        rows = []
+        for lo, hi in chunk_bounds(index, job.batch_size, job.total):
+            maybe_fault(job.fault, int(index[lo]), int(index[hi - 1]))
+            batch = self.runner.tokenizer.encode(texts[lo:hi], max_length=job.max_length, padding="longest",
+                                                 side="right")
+            emb = pool(self.runner.run(batch), batch.attention_mask, job.mode)
+            rows.append((l2_normalize(emb) if job.normalize else emb).astype(np.float32))
+        emb = np.concatenate(rows)
+        columns = {"index": pa.array(index),
+                   "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), emb.shape[1])}
+        if job.keep_text:
+            columns["text"] = pa.array(texts, pa.string())
+        return pa.table(columns)
+
+
+class _LocalModel:
+    """The tokenizer and graph facts the driver needs to choose a length (no session)."""
+
+    def __init__(self, ref):
+        from padlens.inspector.encoder import check_vocab
+        from padlens.inspector.graph import load_encoder
+        from padlens.inspector.tokenize import load_tokenizer
+
+        self.ref, self.label = ref, ref.label
+        self.tokenizer = load_tokenizer(ref.tokenizer_path)
+        graph = load_encoder(ref.path)
+        check_vocab(self.tokenizer, graph.vocab_size, ref.label)
+        self.max_positions = graph.max_positions
+
+
+def embed_ray(model, texts_file, out, tokenizer=None, pooling: str = "auto", normalize: bool | None = None,
+              batch_size: int = 32, max_length: int | None = None, providers: Sequence[str] = ("cpu",),
+              allow_fallback: bool = False, threads: int | None = None,
+              progress: Callable[[int], None] | None = None, text_column: str | None = None,
+              keep_text: bool = False, ray_address: str | None = None, workers: int | None = None,
+              show_progress: bool = True):
+    """``embed()`` on Ray Data. ``out`` ending in ``.npy``: the same array as in-process;
+    anything else: a Parquet dataset folder (see the module docstring), written beside
+    ``out`` and renamed onto it only when complete."""
+    from padlens.inspector import embed as E
+    from padlens.inspector.options import check_counts
+    from padlens.inspector.ray.cluster import check_workers, require_ray
+    from padlens.inspector.resolve import resolve_models
+
+    require_ray()
+    from padlens.inspector.ray.corpus import plan_corpus
+
+    check_counts(batch_size=batch_size, max_length=max_length, threads=threads)
+    check_workers(workers)
+    to_npy = str(out).lower().endswith(".npy")
+    target = _check_target(out, to_npy, keep_text)
+    ref = E.pick_ref(resolve_models([model], tokenizer))
+    config = E.resolve_pooling(ref.path, ref.manifest, pooling, normalize)
+    plan = plan_corpus(texts_file, text_column)
+    limit = E._max_length(max_length, config, _LocalModel(ref))
+    job = EmbedJob(ref, tuple(providers), allow_fallback, threads, config.mode, config.normalize, limit,
+                   int(batch_size), plan.total, keep_text and not to_npy, os.environ.get("PADLENS_RAY_FAULT"))
+    log.info("%s: %d texts, %s pooling (%s), normalize %s, max length %d, on Ray", ref.label, plan.total,
+             config.mode, config.source, config.normalize, limit)
+    dim = _run(job, plan, target, to_npy, ray_address, workers, progress, show_progress,
+               {"model": ref.label, "pooling": config.mode, "normalize": config.normalize, "max_length": limit})
+    return E.EmbedResult(target, plan.total, dim, ref.label, config.mode, config.normalize, config.source, limit)
+
+
+def _check_target(out, to_npy: bool, keep_text: bool) -> Path:
+    from padlens.fsio import check_file_target
+
+    if to_npy:
+        if keep_text:
+            raise BadInput("--keep-text needs a Parquet output folder (-o DIR), not a .npy file")
+        return check_file_target(out, "-o")
+    target = Path(out)
+    if target.is_dir() and any(target.iterdir()) and not (target / META_FILE).is_file():
+        raise BadInput(f"-o {target} is a folder that is not empty (and not a padlens embeddings dataset)")
+    return target
+
+
+def _run(job: EmbedJob, plan, target: Path, to_npy: bool, address, workers, progress, show_progress,
+         meta: dict) -> int:
+    from padlens.inspector.ray import cluster as R
+    from padlens.inspector.ray.corpus import corpus_dataset, shard_size
+
+    gpu = R.uses_gpu(job.providers)
+    with R.ray_cluster(address, progress=show_progress) as cluster:
+        workers = int(workers or R.default_workers(cluster, gpu, job.threads))
+        cpus, threads = R.worker_cpus(cluster, workers, job.threads) if not gpu else (1.0, job.threads)
+        job = dataclasses.replace(job, threads=threads)
+        reads = corpus_dataset(plan, shard_size(plan.total, job.batch_size, workers), R.READ_CPUS)
+        ds = R.map_actors(reads, EmbedWorker, job, workers, cpus, gpu, ACTOR_RETRIES)
+        if to_npy:
+            return _gather_npy(ds, target, plan.total, progress)
+        return _write_dataset(ds, target, plan.total, {**meta, "rows": plan.total, "workers": workers})
+
+
+def _gather_npy(ds, target: Path, total: int, progress) -> int:
+    """Write every block's rows at their indices into a memory-mapped .npy, renamed when complete."""
+    from numpy.lib.format import open_memmap
+
+    from padlens.fsio import atomic_path
+
+    with atomic_path(target) as tmp:
+        out, done = None, 0
+        for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            index, emb = _arrays(table)
+            if out is None:
+                out = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, emb.shape[1]))
+            out[index] = emb
+            done += len(index)
+            if progress is not None:
+                progress(done)
+        if out is None or done != total:
+            raise BadInput(f"the Ray job returned {done} of {total} embeddings")
+        dim = int(out.shape[1])
+        out.flush()
+        del out
+    return dim
+
+
+def _arrays(table) -> tuple[np.ndarray, np.ndarray]:
+    column = table.column("embedding").combine_chunks()
+    dim = column.type.list_size
+    return (table.column("index").to_numpy(),
+            column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim))
+
+
+def _write_dataset(ds, target: Path, total: int, meta: dict) -> int:
+    """Ray writes the Parquet files (in order) into a folder beside ``target``; once every row
+    is there and the files tile 0..total-1 in order, the folder is renamed onto ``target``."""
+    from ray.data import DataContext
+
+    from padlens.fsio import atomic_dir
+    from padlens.inspector.ray.cluster import READ_CPUS
+
+    context = DataContext.get_current()
+    ordered = context.execution_options.preserve_order
+    context.execution_options.preserve_order = True
+    try:
+        with atomic_dir(target, force=True) as tmp:
+            started = time.perf_counter()
+            ds.write_parquet(str(tmp), ray_remote_args={"num_cpus": READ_CPUS})
+            dim = _order_files(tmp, total)
+            meta = {**meta, "dim": dim, "seconds": round(time.perf_counter() - started, 3),
+                    "columns": ["index", "embedding"] + (["text"] if "text" in _columns(tmp) else [])}
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    finally:
+        context.execution_options.preserve_order = ordered
+    return dim
+
+
+def _columns(folder: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    first = sorted(folder.glob("part-*.parquet"))[0]
+    return pq.read_schema(first).names
+
+
+def _order_files(folder: Path, total: int) -> int:
+    """Rename Ray's files ``part-<first index>.parquet`` after checking each holds consecutive
+    texts and together they hold 0..total-1 exactly once; returns the embedding width."""
+    import pyarrow.parquet as pq
+
+    spans, dim = [], 0
+    for path in folder.glob("*.parquet"):
+        index = pq.read_table(path, columns=["index"]).column("index").to_numpy()
+        if len(index) == 0:
+            path.unlink()
+            continue
+        if not np.array_equal(index, np.arange(index[0], index[0] + len(index))):
+            raise RuntimeError(f"Ray wrote {path.name} out of order")  # a bug, not bad input
+        spans.append((int(index[0]), len(index), path))
+        dim = pq.read_schema(path).field("embedding").type.list_size
+    spans.sort(key=lambda s: s[0])
+    expected = 0
+    for first, n, _ in spans:
+        if first != expected:
+            raise RuntimeError(f"the Parquet files do not tile the texts: {first} found, {expected} expected")
+        expected += n
+    if expected != total:
+        raise BadInput(f"the Ray job wrote {expected} of {total} embeddings")
+    for first, _, path in spans:
+        path.rename(folder / f"part-{first:012d}.parquet")
+    return int(dim)

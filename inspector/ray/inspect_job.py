@@ -1,0 +1,310 @@
+"""``inspect(..., engine="ray")``: the same InspectResult, measured by an actor pool.
+
+Each actor opens every (model × provider) run once. Each block of texts (whole in-process
+batches, see ``corpus``) is measured into fresh accumulators (``PadStats``,
+``AttentionStats``, ``TextStats``), pickled, and merged on the driver: sums merge exactly,
+whatever the order; the capped per-text vectors are merged in text order, so the first
+``TEXT_CAP`` texts are the ones in-process keeps.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import os
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from padlens.inspector import inspect as I
+from padlens.inspector import metrics as M
+
+log = logging.getLogger(__name__)
+
+FAULT_ENV = "PADLENS_RAY_FAULT"
+"""Testing: ``INDEX:MARKER`` makes the actor measuring text INDEX exit once (the marker
+file records that it did), to show that Ray's retry changes nothing."""
+ACTOR_RETRIES = 3
+
+
+@dataclass
+class InspectJob:
+    """What every actor needs to measure a block (plain, picklable values).
+
+    Attributes:
+        refs, providers: the runs are every (ref × provider), refs outermost, as in-process.
+        options: Encoder.open keywords (allow_fallback, threads, layers).
+        max_length, padding, padding_side, batch_size: as in-process.
+        total: texts in the corpus (to check batches are whole).
+        vector_limit: texts (by global index) whose pooled vectors are sent back; None: all.
+        fault: ``FAULT_ENV``'s value, or None.
+    """
+
+    refs: list
+    providers: list[str]
+    options: dict
+    max_length: int
+    padding: str
+    padding_side: str
+    batch_size: int
+    total: int
+    vector_limit: int | None = M.TEXT_CAP
+    fault: str | None = None
+
+
+def maybe_fault(fault: str | None, first: int, last: int) -> None:
+    """Exit this worker process once when ``fault`` names a text in ``[first, last]``."""
+    if not fault:
+        return
+    index, marker = fault.split(":", 1)
+    if first <= int(index) <= last and not os.path.exists(marker):
+        Path(marker).write_text(f"pid {os.getpid()} exited on text {index}\n")
+        os._exit(1)
+
+
+class InspectWorker:
+    """A Ray Data actor: every run's encoder, opened once; ``__call__`` measures a block."""
+
+    def __init__(self, job: InspectJob):
+        self.job = job
+        self.opened = I._open_encoders(job.refs, job.providers, job.options)
+
+    def __call__(self, block: dict) -> dict:
+        job = self.job
+        index = np.asarray(block["index"], dtype=np.int64)
+        texts = [str(t) for t in block["text"]]
+        start = int(index[0])
+        runs = [I._new_run(ref, provider, enc, load_s, job.max_length) for ref, provider, enc, load_s in self.opened]
+        for lo, hi in _chunks(index, job):
+            maybe_fault(job.fault, int(index[lo]), int(index[hi - 1]))
+            chunk = texts[lo:hi]
+            for group in I._tokenizer_groups(runs).values():
+                batch = group[0].encoder.tokenizer.encode(chunk, max_length=job.max_length, padding=job.padding,
+                                                          side=job.padding_side)
+                for run in group:
+                    _limit_vectors(run.texts, int(index[lo]), hi - lo, job.vector_limit)
+                    I._measure(run, batch, first=int(index[lo]) == 0, texts=chunk)
+        payload = pickle.dumps([_part(run, start) for run in runs], protocol=pickle.HIGHEST_PROTOCOL)
+        return {"start": np.array([start], np.int64), "texts": np.array([len(index)], np.int64),
+                "payload": np.array([payload], dtype=object)}
+
+
+def _chunks(index: np.ndarray, job: InspectJob) -> list[tuple[int, int]]:
+    from padlens.inspector.ray.corpus import chunk_bounds
+
+    return chunk_bounds(index, job.batch_size, job.total)
+
+
+def _limit_vectors(texts: M.TextStats, first: int, n: int, limit: int | None) -> None:
+    """Keep the pooled vectors of this batch's texts below ``limit`` (and every text's sums)."""
+    room = n if limit is None else max(0, min(n, limit - first))
+    texts.cap = texts.kept + room
+
+
+def _part(run: I._Run, start: int) -> dict:
+    """One block's accumulators of one run; the first block also brings what only it knows."""
+    faults = [dataclasses.replace(f, text_index=start + f.text_index) for f in run.faults]
+    part = {"pads": run.pads, "attention": run.attention, "texts": run.texts, "faults": faults,
+            "n_texts": run.n_texts, "n_tokens": run.n_tokens, "n_pad_tokens": run.n_pad_tokens,
+            "timings": {k: v for k, v in run.timings.items() if k != "load"}}
+    if start == 0:
+        part.update(exposure=run.exposure, describe=run.encoder.describe(), warnings=list(run.warnings),
+                    tensors=[str(t) for t in run.encoder.graph.layers.hidden], load=run.timings["load"])
+    return part
+
+
+# ---------------------------------------------------------------- driver side
+
+class _Described:
+    """Stands in for the driver's Encoder in ``inspect._finish``: the graph, and the
+    description the actor that measured the first batch gave."""
+
+    def __init__(self, graph, description: dict):
+        self.graph, self._description = graph, description
+
+    def describe(self):
+        return copy.deepcopy(self._description)
+
+
+@dataclass
+class RunMerge:
+    """A run's accumulators on the driver, merged from every block's part.
+
+    Attributes:
+        run: the in-process ``_Run`` being filled (its encoder is a local description).
+        vectors: block start -> TextStats holding only that block's kept vectors, pruned to
+            the blocks that can still be among the first ``TEXT_CAP`` texts.
+    """
+
+    run: I._Run
+    vectors: dict[int, M.TextStats] = field(default_factory=dict)
+    first: dict | None = None
+    faults: list[tuple[int, int, dict]] = field(default_factory=list)
+
+    def add(self, start: int, part: dict) -> None:
+        run = self.run
+        for mine, other in zip(run.pads, part["pads"]):
+            mine.merge(other)
+        for mine, other in zip(run.attention, part["attention"]):
+            if mine is not None and other is not None:
+                mine.merge(other)
+        texts: M.TextStats = part["texts"]
+        run.texts.merge(dataclasses.replace(texts, kept=0, masked=[], unmasked=[], pad=[]))
+        if texts.kept:
+            self.vectors[start] = M.TextStats(cap=texts.kept, kept=texts.kept, masked=texts.masked,
+                                              unmasked=texts.unmasked, pad=texts.pad)
+            self._prune()
+        ordered = self.faults + [(start, i, f) for i, f in enumerate(part["faults"])]
+        self.faults = sorted(ordered, key=lambda item: item[:2])[: I.MAX_FAULTS]
+        run.n_texts += part["n_texts"]
+        run.n_tokens += part["n_tokens"]
+        run.n_pad_tokens += part["n_pad_tokens"]
+        for key, value in part["timings"].items():
+            run.timings[key] = run.timings.get(key, 0.0) + value
+        if start == 0:
+            self.first = part
+
+    def _prune(self) -> None:
+        kept = 0
+        for start in sorted(self.vectors):
+            if kept >= self.run.texts.cap:
+                del self.vectors[start]
+            else:
+                kept += self.vectors[start].kept
+
+    def finish_vectors(self) -> bool:
+        """Put the kept vectors in text order; False when texts that failed left the
+        sample short (the job must be run again sending every vector)."""
+        self.run.faults = [fault for _, _, fault in self.faults]
+        texts = self.run.texts
+        for start in sorted(self.vectors):
+            texts.merge(self.vectors[start])
+        return texts.kept >= min(texts.cap, texts.texts - texts.failed)
+
+
+def _driver_runs(refs, providers: list[str], graphs: dict, length: int) -> list[RunMerge]:
+    merges = []
+    for ref in refs:
+        graph = graphs[ref.path]
+        for provider in providers:
+            n = len(graph.layers.hidden)
+            run = I._Run(ref, provider, _Described(graph, {}), [M.PadStats(max_positions=length) for _ in range(n)],
+                         [None] + [M.AttentionStats() for _ in range(n - 1)], M.TextStats(),
+                         {"load": 0.0, "verify": 0.0, "forward": 0.0, "metrics": 0.0}, [])
+            merges.append(RunMerge(run))
+    return merges
+
+
+def _describe_run(merge: RunMerge) -> None:
+    """Fill what only the actor that measured the first batch knows (description, exposure)."""
+    first, run = merge.first, merge.run
+    if first is None:  # pragma: no cover - the block holding text 0 is always measured
+        raise RuntimeError("no result for the first batch came back from the Ray workers")
+    run.encoder = _Described(run.encoder.graph, first["describe"])
+    run.exposure, run.warnings = first["exposure"], list(first["warnings"])
+    run.timings["load"] = first["load"]
+
+
+def _local_encoder(ref, layers):
+    """The graph, tokenizer and located layers of ``ref`` without a session (the actors have those)."""
+    from padlens.inspector import graph as graph_mod
+    from padlens.inspector.encoder import Encoder, check_vocab
+    from padlens.inspector.resolve import guess_precision
+    from padlens.inspector.tokenize import load_tokenizer
+
+    tokenizer = load_tokenizer(ref.tokenizer_path)
+    graph = graph_mod.load_encoder(ref.path, layers)
+    check_vocab(tokenizer, graph.vocab_size, ref.label)
+    if ref.precision == "unknown":
+        ref.precision = guess_precision(graph.model)
+    return Encoder(ref, graph, tokenizer, None, [str(t) for t in graph.layers.hidden],
+                   [str(t) for t in graph.layers.attention])
+
+
+def inspect_ray(models: list[str], texts_file: str | None, text_column: str | None = None,
+                tokenizer: str | None = None, max_length: int | None = None, padding: str = "max_length",
+                padding_side: str = "right", providers: Sequence[str] = ("cpu",), allow_fallback: bool = False,
+                batch_size: int = 32, layers: list[str] | None = None, threads: int | None = None,
+                progress: Callable[[int], None] | None = None, ray_address: str | None = None,
+                workers: int | None = None, show_progress: bool = True) -> I.InspectResult:
+    """``inspect()`` on Ray Data: the same result, measured by ``workers`` actors.
+
+    ``texts_file`` is a .txt/.jsonl/.csv/.parquet file, a folder or a glob of them; ``ray_address``
+    None starts a local Ray sized to this machine, "auto" joins the running cluster.
+    """
+    from padlens.errors import BadInput
+    from padlens.inspector.options import check_options
+    from padlens.inspector.ray.cluster import check_workers, require_ray
+    from padlens.inspector.resolve import resolve_models
+
+    require_ray()
+    from padlens.inspector.ray import corpus as C
+
+    started = time.perf_counter()
+    if texts_file is None:
+        raise BadInput("--engine ray reads a corpus: pass --texts FILE, FOLDER or GLOB")
+    check_workers(workers)
+    providers = check_options(max_length, padding, padding_side, batch_size, providers, threads)
+    plan = C.plan_corpus(texts_file, text_column)
+    refs = resolve_models(models, tokenizer)
+    local = [_local_encoder(ref, layers) for ref in refs]
+    length = I.choose_max_length(max_length, local)
+    I.check_memory(local, int(batch_size), length)
+    job = InspectJob(refs, providers,
+                     {"allow_fallback": allow_fallback, "threads": threads, "layers": layers}, length, padding,
+                     padding_side, int(batch_size), plan.total, M.TEXT_CAP, os.environ.get(FAULT_ENV))
+    graphs = {enc.ref.path: enc.graph for enc in local}
+    merges, info = _run_job(job, plan, refs, providers, graphs, ray_address, workers, threads, progress,
+                            show_progress)
+    settings = I.InspectSettings(
+        padding=padding, batch_size=int(batch_size), providers=providers, allow_fallback=allow_fallback,
+        layers=layers, threads=threads, tokenizer=tokenizer, texts_file=texts_file, max_length_asked=max_length,
+        timings={"total": round(time.perf_counter() - started, 4)})
+    log.info("ray: %s", info)
+    return I.InspectResult([I._finish(m.run) for m in merges], plan.total, length, padding_side, settings)
+
+
+def _run_job(job: InspectJob, plan, refs, providers, graphs, address, workers, threads, progress,
+             show_progress) -> tuple[list[RunMerge], dict]:
+    """Run the job on Ray (again, sending every vector, when failed texts left a sample short)."""
+    from padlens.inspector.ray.cluster import ray_cluster
+
+    with ray_cluster(address, progress=show_progress) as cluster:
+        while True:
+            merges, info = _stream(job, plan, refs, providers, graphs, cluster, workers, threads, progress)
+            if all(m.finish_vectors() for m in merges) or job.vector_limit is None:
+                break
+            log.warning("texts that failed among the first %d: measuring again to keep the same sample",
+                        job.vector_limit)
+            job = dataclasses.replace(job, vector_limit=None)
+    for merge in merges:
+        _describe_run(merge)
+    return merges, info
+
+
+def _stream(job, plan, refs, providers, graphs, cluster, workers, threads, progress) -> tuple[list[RunMerge], dict]:
+    from padlens.inspector.ray import cluster as R
+    from padlens.inspector.ray.corpus import corpus_dataset, shard_size
+
+    gpu = R.uses_gpu(providers)
+    workers = int(workers or R.default_workers(cluster, gpu, threads))
+    cpus, actor_threads = R.worker_cpus(cluster, workers, threads) if not gpu else (1.0, threads)
+    job = dataclasses.replace(job, options={**job.options, "threads": actor_threads})
+    size = shard_size(plan.total, job.batch_size, workers)
+    ds = R.map_actors(corpus_dataset(plan, size, R.READ_CPUS), InspectWorker, job, workers, cpus, gpu, ACTOR_RETRIES)
+    merges = _driver_runs(refs, providers, graphs, job.max_length)
+    done = 0
+    for row in ds.iter_rows():
+        parts = pickle.loads(row["payload"])
+        for merge, part in zip(merges, parts):
+            merge.add(int(row["start"]), part)
+        done += int(row["texts"])
+        if progress is not None:
+            progress(done)
+    info = {"engine": "ray", "ray_address": cluster.address, "workers": workers, "worker_cpus": cpus,
+            "worker_threads": actor_threads, "shard_texts": size}
+    return merges, info
