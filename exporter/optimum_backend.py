@@ -20,7 +20,10 @@ _BASE_CONFIGS = {
     "bert": "BertOnnxConfig",
     "distilbert": "DistilBertOnnxConfig",
     "electra": "ElectraOnnxConfig",
+    "modernbert": "ModernBertOnnxConfig",
     "mpnet": "MPNetOnnxConfig",
+    "qwen2": "Qwen2OnnxConfig",
+    "qwen3": "Qwen3OnnxConfig",
     "roberta": "RobertaOnnxConfig",
     "xlm-roberta": "XLMRobertaOnnxConfig",
 }

@@ -182,6 +182,8 @@ class _Job:
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(self.src.folder, use_fast=True)
+        if self.src.recipe is not None and self.src.recipe.padding_side:  # Qwen3-Embedding: left
+            tok.padding_side = self.src.recipe.padding_side
         if not tok.is_fast:
             raise BadInput(f"{self.src.given} has no fast tokenizer (tokenizer.json) padlens can ship")
         if tok.pad_token_id is None:
@@ -248,6 +250,8 @@ class _Job:
                 feed[name] = np.asarray(enc[name], dtype=np.int64)
             elif name == "token_type_ids":
                 feed[name] = np.zeros_like(ids)
+            elif name == "position_ids":  # decoders (Qwen): from the mask, on either padding side
+                feed[name] = validate.position_ids(np.asarray(enc["attention_mask"]))
             else:
                 raise ExportFailed(f"the exported graph has an input {name!r} padlens cannot feed")
         return feed

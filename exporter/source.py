@@ -13,7 +13,10 @@ from padlens.models import Recipe, get_recipe, list_recipes, package_folder
 log = logging.getLogger(__name__)
 
 #: transformers ``model_type`` values padlens can export as an encoder with every layer.
-SUPPORTED_ARCHITECTURES = ("bert", "distilbert", "electra", "mpnet", "roberta", "xlm-roberta")
+SUPPORTED_ARCHITECTURES = ("bert", "distilbert", "electra", "modernbert", "mpnet", "qwen2", "qwen3",
+                           "roberta", "xlm-roberta")
+#: decoder (causal) architectures among them: their graphs also take ``position_ids``
+DECODER_ARCHITECTURES = ("qwen2", "qwen3")
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HUB_FILES = ["*.json", "*.txt", "*.model", "model.safetensors", "1_Pooling/*"]
@@ -110,7 +113,7 @@ SENTENCE_TRANSFORMERS_FILES = ("modules.json", "sentence_bert_config.json",
 
 def pooling_of(src: ModelSource) -> tuple[str, bool]:
     """(pooling, normalize): the sentence-transformers modules, read as `padlens embed` reads
-    them, else the recipe, else CLS."""
+    them, else the recipe, else the last token for decoders and CLS for encoders."""
     if (src.folder / "modules.json").is_file():
         from padlens.inspector.embed import read_st_pooling
 
@@ -121,4 +124,6 @@ def pooling_of(src: ModelSource) -> tuple[str, bool]:
             log.warning("%s; using the recipe's pooling", exc)
     if src.recipe is not None:
         return src.recipe.pooling, src.recipe.normalize
+    if src.architecture in DECODER_ARCHITECTURES:  # decoder embedders pool their last token
+        return "lasttoken", True
     return "cls", False

@@ -91,6 +91,16 @@ def run_all(path: Path, feed: Feed) -> dict[str, np.ndarray]:
     return dict(zip(names, sess.run(names, {i.name: feed[i.name] for i in sess.get_inputs()})))
 
 
+def position_ids(mask: np.ndarray) -> np.ndarray:
+    """Position ids from the mask: the count of real tokens before each one (cumsum - 1, at least 0).
+
+    Right and left padding give every real token the position it has alone; ``arange`` would
+    shift left-padded texts by their pad count.
+    """
+    mask = np.asarray(mask, dtype=np.int64)
+    return np.maximum(np.cumsum(mask, axis=-1) - 1, 0)
+
+
 def reference_states(folder: Path, feed: Feed) -> list[np.ndarray]:
     """PyTorch ``output_hidden_states=True`` on ``feed``: embeddings, then every block."""
     import torch
@@ -107,8 +117,15 @@ def pool(hidden: np.ndarray, mask: np.ndarray, pooling: str, normalize: bool = T
     """Sentence embeddings from token states (float64), pooled as `padlens embed` pools them."""
     from padlens.inspector.embed import l2_normalize, pool as pool_states
 
-    out = pool_states(hidden, mask, pooling)
+    out = last_token(hidden, mask) if pooling == "lasttoken" else pool_states(hidden, mask, pooling)
     return l2_normalize(out) if normalize else out
+
+
+def last_token(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The state of each row's last real token (float64), whatever the padding side."""
+    m = np.asarray(mask).astype(bool)
+    last = m.shape[1] - 1 - np.argmax(m[:, ::-1], axis=1)
+    return hidden.astype(np.float64)[np.arange(len(hidden)), last]
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

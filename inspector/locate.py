@@ -21,9 +21,10 @@ NORM_OPS = {  # op -> index of the normalised output
 }
 PASS_THROUGH = {"Identity", "Cast", "QuantizeLinear", "DequantizeLinear"}
 NAMED = re.compile(r"^hidden_states[._](\d+)$")
-SEARCHED = ("LayerNormalization (plain or ORT Skip/Embed fused) or a decomposed LayerNorm "
-            "(ReduceMean-Sub-Pow-ReduceMean-Sqrt-Div), one per residual step, delimited by "
-            "attention (Softmax over keys, or a fused Attention op)")
+SEARCHED = ("post-norm blocks (LayerNormalization, plain or ORT Skip/Embed fused, or decomposed "
+            "ReduceMean-Sub-Pow-ReduceMean-Sqrt-Div, one per residual step) or a pre-norm residual "
+            "chain (Add or Skip[Simplified]LayerNormalization sums, a LayerNorm or RMSNorm before "
+            "the output), delimited by attention (Softmax over keys, or a fused Attention op)")
 
 
 @dataclass
@@ -38,12 +39,20 @@ class LayerMap:
         style: how they were found: "named", "layernorm", "decomposed-layernorm",
             "ort-fused" or "user".
         hidden_size: width of the hidden states, None if unknown.
+        final_norm: pre-norm graphs (ModernBERT, Qwen, Llama): the output of the norm after
+            the last block. As in Hugging Face's ``output_hidden_states``, it is also
+            ``hidden[-1]``; None in post-norm graphs, whose blocks end in their own norm.
+        before_final_norm: pre-norm graphs: the residual stream entering the final norm (the
+            last block's raw output), None where there is no final norm or the graph does not
+            hold it as one tensor (a fused SkipSimplifiedLayerNormalization).
     """
 
     hidden: list[str]
     attention: list[str] = field(default_factory=list)
     style: str = "layernorm"
     hidden_size: int | None = None
+    final_norm: str | None = None
+    before_final_norm: str | None = None
 
 
 class Graph:
@@ -133,7 +142,7 @@ def _affine_tail(g: Graph, name: str) -> str:
 def find_attention(g: Graph) -> list[onnx.NodeProto]:
     """Softmax nodes and fused attention ops, in graph order."""
     return [n for n in g.nodes
-            if (n.op_type == "Softmax" and n.domain in ("", "ai.onnx"))
+            if (n.op_type in ("Softmax", "Attention") and n.domain in ("", "ai.onnx"))
             or (n.op_type in FUSED_ATTENTION and n.domain == MS)]
 
 
@@ -163,7 +172,13 @@ def locate_layers(model: onnx.ModelProto) -> LayerMap:
         raise LayersNotFound("no [batch, sequence, hidden] float output to trace the layers "
                              f"back from; searched for {SEARCHED}. Name the tensors with "
                              "--layers NAME,...")
-    return trace_layers(g, model, out)
+    try:
+        return trace_layers(g, model, out)
+    except LayersNotFound as post_norm:
+        try:
+            return trace_residual(g, model, out)
+        except LayersNotFound as pre_norm:
+            raise LayersNotFound(f"{post_norm} Read as a pre-norm graph: {pre_norm}") from None
 
 
 def named_layers(model: onnx.ModelProto) -> list[str]:
@@ -260,3 +275,234 @@ def hidden_size(g: Graph, model: onnx.ModelProto, name: str) -> int | None:
                 return dims[0]
         node = g.producer.get(node.input[0]) if node.op_type in PASS_THROUGH else None
     return None
+
+
+# ---------------------------------------------------------------- pre-norm graphs
+# ModernBERT, Qwen2/3, Llama: each block adds attn(norm(x)) then mlp(norm(x)) to the residual
+# stream x, and one norm follows the last block. The stream is the chain of residual sums.
+
+SKIP_SUM = 3  # output of Skip[Simplified]LayerNormalization holding input + skip (+ bias)
+RMS_OPS = {"SimplifiedLayerNormalization", "RMSNormalization", "SkipSimplifiedLayerNormalization"}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One residual sum of the stream: ``out = stream + branch``.
+
+    Attributes:
+        stream: the stream tensor entering the sum.
+        branch: what the block adds (attention or MLP output).
+        fused: the sum is inside an ORT Skip*LayerNormalization node.
+    """
+
+    stream: str
+    branch: str
+    fused: bool = False
+
+
+def trace_residual(g: Graph, model: onnx.ModelProto, out: str) -> LayerMap:
+    """Walk the residual sums back from ``out``: one block per sum whose branch holds attention.
+
+    Numbering follows Hugging Face's ``output_hidden_states`` (transformers 4.57): [0] is the
+    stream entering the first block (the embedding output), [i] the stream entering block i+1.
+    The last entry differs by family, as in Hugging Face: RMSNorm decoders (Qwen2/3, Llama)
+    report the final norm's output (their ``hidden_states[-1]`` is ``last_hidden_state``);
+    LayerNorm pre-norm encoders (ModernBERT) report the last block's raw output, before the
+    final norm. Both tensors are kept in ``final_norm`` and ``before_final_norm``.
+    """
+    end = through(g, out)
+    final, kind, stream, steps = final_norm_steps(g, end)
+    attn = [n for n in find_attention(g) if n.output[0] in g.ancestors(out)]
+    if not steps or not attn:
+        what = "residual sums" if not steps else "attention ops"
+        raise LayersNotFound(f"found no {what} behind output {out!r}")
+    hidden = block_inputs(g, steps, attn, out)
+    before = stream if final is not None else None
+    rms = "rmsnorm" in kind
+    hidden.append(before if before is not None and not rms else end)
+    style = "ort-fused" if any(st.fused for st in steps) or kind.startswith("ort-fused") else kind
+    log.info("located %d pre-norm layers (%s) behind %s", len(hidden), style, out)
+    return LayerMap(hidden, attention_probs(attn, len(attn)), style,
+                    hidden_size(g, model, hidden[0]) or hidden_size(g, model, hidden[-1]),
+                    final_norm=final, before_final_norm=before)
+
+
+def final_norm_steps(g: Graph, end: str) -> tuple[str | None, str, str | None, list[Step]]:
+    """(final norm output or None, norm kind, stream entering the final norm or None when it is
+    not one tensor, residual steps in graph order) for the token states ``end``."""
+    source = norm_source(g, end)
+    if source is None:
+        return None, "pre-norm", None, residual_chain(g, end)
+    kind, node, stream = source
+    if node is not None:  # fused Skip*Norm: the last sum lives inside the final norm
+        pair = split_sum(g, node.input[0], node.input[1])
+        if pair is None:
+            return end, kind, None, []
+        last = Step(pair[0], pair[1], fused=True)
+        return end, kind, None, [*residual_chain(g, pair[0]), last]
+    return end, kind, through(g, stream), residual_chain(g, stream)
+
+
+def through(g: Graph, name: str, qdq: bool = False) -> str:
+    """``name`` with Identity and Cast producers walked back (and Q/DQ pairs with ``qdq``)."""
+    ops = PASS_THROUGH if qdq else {"Identity", "Cast"}
+    node = g.producer.get(name)
+    while node is not None and node.op_type in ops and node.input:
+        name = node.input[0]
+        node = g.producer.get(name)
+    return name
+
+
+def residual_chain(g: Graph, end: str) -> list[Step]:
+    """The residual sums ending at ``end``, first to last; [] when ``end`` is no sum."""
+    steps, name = [], through(g, end, qdq=True)
+    while True:
+        step = residual_step(g, name)
+        if step is None:
+            return steps[::-1]
+        steps.append(step)
+        name = through(g, step.stream, qdq=True)
+
+
+def residual_step(g: Graph, name: str) -> Step | None:
+    """The sum producing ``name`` when one addend is an ancestor of the other (x + f(x))."""
+    node = g.producer.get(name)
+    if node is None:
+        return None
+    fused = node.domain == MS and node.op_type.startswith("Skip")
+    if fused and len(node.output) > SKIP_SUM and node.output[SKIP_SUM] == name:
+        pair = split_sum(g, node.input[0], node.input[1])
+        return Step(pair[0], pair[1], fused=True) if pair else None
+    if node.op_type not in ("Add", "Sum") or len(node.input) != 2:
+        return None
+    pair = split_sum(g, node.input[0], node.input[1])
+    return Step(*pair) if pair else None
+
+
+def split_sum(g: Graph, a: str, b: str) -> tuple[str, str] | None:
+    """(stream, branch) of ``a + b``: the stream is the addend the other is computed from."""
+    if g.is_const(a) or g.is_const(b):
+        return None
+    if _computes(g, a, b):
+        return a, b
+    if _computes(g, b, a):
+        return b, a
+    return None
+
+
+def _computes(g: Graph, a: str, b: str) -> bool:
+    """``b`` is computed from ``a``; for a fused Skip*Norm's sum, from its normalised twin."""
+    if a in g.ancestors(b):
+        return True
+    node = g.producer.get(a)
+    fused = node is not None and node.domain == MS and node.op_type.startswith("Skip")
+    return fused and any(o in g.ancestors(b) for o in node.output if o)
+
+
+def block_inputs(g: Graph, steps: list[Step], attn: list[onnx.NodeProto], out: str) -> list[str]:
+    """The stream entering each block: the sum whose branch holds the block's attention op."""
+    hidden, owned = [], set()
+    for i, step in enumerate(steps):
+        new = [a for a in attn if a.output[0] in g.ancestors(step.branch)
+               and a.output[0] not in g.ancestors(step.stream) and id(a) not in owned]
+        if len(new) > 1:
+            raise LayersNotFound(f"one residual branch of {out!r} holds {len(new)} attention ops")
+        if new:
+            owned.add(id(new[0]))
+            hidden.append(through(g, step.stream))
+        elif i == 0:
+            raise LayersNotFound(f"the first residual sum behind {out!r} adds no attention output")
+    if len(owned) != len(attn):
+        raise LayersNotFound(f"{len(attn)} attention ops behind {out!r} but {len(owned)} "
+                             "residual sums adding them")
+    return hidden
+
+
+def norm_source(g: Graph, name: str):
+    """(kind, fused Skip node or None, input) when ``name`` is a norm's output, else None.
+
+    Walks back the affine tail (Mul by / Add of a constant, casts) to a LayerNormalization,
+    SimplifiedLayerNormalization, RMSNormalization, Skip*LayerNormalization, or a decomposed
+    LayerNorm (Div(x - mean, Sqrt(var + eps))) or RMSNorm (x * 1/Sqrt(mean(x^2) + eps),
+    x / Sqrt(...), Pow(x, 2) or Mul(x, x)).
+    """
+    node = g.producer.get(name)
+    for _ in range(6):
+        if node is None:
+            return None
+        if node.op_type in NORM_OPS and node.output[0] == name:
+            return _op_norm(node)
+        core = _decomposed_core(g, node)
+        if core is not None:
+            return core
+        name = _affine_input(g, node)
+        if name is None:
+            return None
+        node = g.producer.get(name)
+    return None
+
+
+def _op_norm(node: onnx.NodeProto):
+    kind = "rmsnorm" if node.op_type in RMS_OPS else "pre-layernorm"
+    if node.domain == MS and node.op_type != "LayerNormalization":
+        kind = f"ort-fused-{kind}"
+    if node.op_type.startswith("Skip"):
+        return kind, node, None
+    return kind, None, node.input[0]
+
+
+def _affine_input(g: Graph, node: onnx.NodeProto) -> str | None:
+    """The non-constant input of a cast or of a Mul/Add with a constant, else None."""
+    if node.op_type in PASS_THROUGH:
+        return node.input[0]
+    if node.op_type in ("Mul", "Add") and len(node.input) == 2:
+        others = [i for i in node.input if not g.is_const(i)]
+        return others[0] if len(others) == 1 else None
+    return None
+
+
+def _decomposed_core(g: Graph, node: onnx.NodeProto):
+    """(kind, None, input) when ``node`` is x/Sqrt(..) or x*Reciprocal(Sqrt(..)) of a norm."""
+    x, root = None, None
+    if node.op_type == "Div":
+        x, root = node.input[0], g.producer.get(node.input[1])
+    elif node.op_type == "Mul":
+        for i, j in ((0, 1), (1, 0)):
+            inv = g.producer.get(node.input[j])
+            if inv is not None and _is_inverse(g, inv):
+                x, root = node.input[i], g.producer.get(inv.input[-1])
+                break
+    if root is None or root.op_type != "Sqrt" or not _mean_square_of(g, root.input[0], x):
+        return None
+    sub = g.producer.get(x)
+    if sub is not None and sub.op_type == "Sub" and _is_mean_of(g, sub.input[1], sub.input[0]):
+        return "decomposed-pre-layernorm", None, sub.input[0]
+    return "decomposed-rmsnorm", None, through(g, x)
+
+
+def _is_inverse(g: Graph, node: onnx.NodeProto) -> bool:
+    """Reciprocal(s), or Div(1, s)."""
+    if node.op_type == "Reciprocal":
+        return True
+    return node.op_type == "Div" and g.is_const(node.input[0])
+
+
+def _mean_square_of(g: Graph, name: str, x: str) -> bool:
+    """``name`` is ReduceMean(x^2) (+ eps): x^2 as Pow(x, 2) or Mul(x, x)."""
+    node = g.producer.get(name)
+    if node is not None and node.op_type == "Add":
+        name = next((i for i in node.input if not g.is_const(i)), "")
+        node = g.producer.get(name)
+    if node is None or node.op_type != "ReduceMean":
+        return False
+    sq = g.producer.get(node.input[0])
+    if sq is None:
+        return False
+    if sq.op_type == "Pow":
+        return through(g, sq.input[0]) == through(g, x)
+    return sq.op_type == "Mul" and len({through(g, i) for i in sq.input} | {through(g, x)}) == 1
+
+
+def _is_mean_of(g: Graph, name: str, x: str) -> bool:
+    node = g.producer.get(name)
+    return node is not None and node.op_type == "ReduceMean" and node.input[0] == x

@@ -29,10 +29,12 @@ class Recipe:
         architecture: transformers ``model_type``.
         layers: number of encoder blocks.
         hidden_size: width of the residual stream.
-        pooling: ``mean`` or ``cls``, how its sentence embedding is made.
+        pooling: ``mean``, ``cls`` or ``lasttoken``, how its sentence embedding is made.
         normalize: whether the sentence embedding is L2-normalised.
         notes: one line on why it is here.
         hub_id: the Hub id of the same model, where ``source`` is not the Hub.
+        padding_side: the side its users pad on (``left`` for Qwen3-Embedding), or None for
+            the tokenizer's own.
     """
 
     name: str
@@ -45,6 +47,7 @@ class Recipe:
     normalize: bool
     notes: str
     hub_id: str | None = None
+    padding_side: str | None = None
 
     @property
     def kind(self) -> str:

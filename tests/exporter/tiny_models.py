@@ -15,7 +15,10 @@ import string
 import sys
 from pathlib import Path
 
-ARCHITECTURES = ("bert", "distilbert", "electra", "mpnet", "roberta", "xlm-roberta")
+ARCHITECTURES = ("bert", "distilbert", "electra", "modernbert", "mpnet", "qwen2", "qwen3", "roberta",
+                 "xlm-roberta")
+#: ModernBERT's sliding window: small, so its local layers differ from global ones on short texts
+LOCAL_WINDOW = 4
 HIDDEN, LAYERS, HEADS, INTERMEDIATE, MAX_POS = 32, 2, 2, 37, 130
 WORDS = ("the a is of and to in pad token cat dog sat on mat sentence padding model "
          "where train station hi lot sleep").split()
@@ -30,7 +33,7 @@ def vocabulary(specials: list[str]) -> list[str]:
     return vocab + [w for w in WORDS if w not in vocab]
 
 
-def save_tokenizer(folder: Path, specials: list[str]) -> int:
+def save_tokenizer(folder: Path, specials: list[str], padding_side: str = "right") -> int:
     """A WordPiece tokenizer over the tiny vocabulary, saved as transformers saves one."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
@@ -48,7 +51,7 @@ def save_tokenizer(folder: Path, specials: list[str]) -> int:
     )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token=unk, pad_token=pad, cls_token=bos, sep_token=eos,
-        mask_token=mask, model_max_length=MAX_POS - 2,
+        mask_token=mask, model_max_length=MAX_POS - 2, padding_side=padding_side,
     )
     fast.save_pretrained(str(folder))
     return len(vocab)
@@ -70,11 +73,29 @@ def tiny_model(arch: str, vocab_size: int):
     if arch == "distilbert":
         return tf.DistilBertModel(tf.DistilBertConfig(
             dim=HIDDEN, n_layers=LAYERS, n_heads=HEADS, hidden_dim=INTERMEDIATE, pad_token_id=0, **common))
+    if arch == "modernbert":
+        return tf.ModernBertModel(tf.ModernBertConfig(
+            pad_token_id=1, bos_token_id=0, eos_token_id=2, cls_token_id=0, sep_token_id=2,
+            global_attn_every_n_layers=2, local_attention=LOCAL_WINDOW, **bert_like))
+    if arch in ("qwen2", "qwen3"):
+        return _tiny_qwen(arch, common)
     if arch == "mpnet":
         return tf.MPNetModel(tf.MPNetConfig(pad_token_id=1, bos_token_id=0, eos_token_id=2, **bert_like))
     config = tf.RobertaConfig if arch == "roberta" else tf.XLMRobertaConfig
     model = tf.RobertaModel if arch == "roberta" else tf.XLMRobertaModel
     return model(config(pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1, **bert_like))
+
+
+def _tiny_qwen(arch: str, common: dict):
+    """A tiny Qwen2/Qwen3 decoder (grouped-query attention, RMSNorm, rotary positions)."""
+    import transformers as tf
+
+    config = tf.Qwen3Config if arch == "qwen3" else tf.Qwen2Config
+    model = tf.Qwen3Model if arch == "qwen3" else tf.Qwen2Model
+    extra = {"head_dim": HIDDEN // HEADS} if arch == "qwen3" else {}
+    return model(config(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                        num_key_value_heads=1, intermediate_size=INTERMEDIATE, pad_token_id=1,
+                        bos_token_id=0, eos_token_id=2, **extra, **common))
 
 
 def sentence_transformers_files(folder: Path) -> None:
@@ -94,8 +115,10 @@ def sentence_transformers_files(folder: Path) -> None:
 def build(arch: str, folder: Path) -> Path:
     """Save a tiny ``arch`` encoder and its tokenizer in ``folder``; bert gets sentence-transformers files."""
     folder.mkdir(parents=True)
-    specials = ROBERTA_SPECIALS if arch in ("mpnet", "roberta", "xlm-roberta") else BERT_SPECIALS
-    vocab_size = save_tokenizer(folder, specials)
+    roberta_like = ("modernbert", "mpnet", "qwen2", "qwen3", "roberta", "xlm-roberta")
+    specials = ROBERTA_SPECIALS if arch in roberta_like else BERT_SPECIALS
+    # Qwen3-Embedding pads on the left; the tiny Qwen2 keeps right padding so both sides are exported
+    vocab_size = save_tokenizer(folder, specials, "left" if arch == "qwen3" else "right")
     tiny_model(arch, vocab_size).eval().save_pretrained(str(folder))
     if arch == "bert":
         sentence_transformers_files(folder)
