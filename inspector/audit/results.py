@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
 log = logging.getLogger(__name__)
@@ -53,11 +52,10 @@ class CheckResult:
         return "FAIL" if self.severity == ERROR else "WARN"
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        for key in ("value", "threshold"):
-            v = d[key]
-            d[key] = None if v is None or not math.isfinite(float(v)) else float(v)
-        return d
+        """Plain JSON values (NaN/Inf as null)."""
+        from padlens.inspector.jsonable import to_jsonable
+
+        return to_jsonable(self)
 
 
 @dataclass(frozen=True)
@@ -85,7 +83,9 @@ class DriftPoint:
     max_delta: float
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        from padlens.inspector.jsonable import to_jsonable
+
+        return to_jsonable(self)
 
 
 @dataclass
@@ -101,7 +101,7 @@ class AuditResult:
 
     passed: bool
     checks: list[CheckResult] = field(default_factory=list)
-    pad_drift: list[DriftPoint] = field(default_factory=list)
+    pad_drift: list[DriftPoint] = field(default_factory=list, metadata={"json": False})  # jsonable.NOT_IN_JSON
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -118,7 +118,10 @@ class AuditResult:
         return list(dict.fromkeys(c.name for c in self.checks))
 
     def to_dict(self) -> dict:
-        return {"passed": self.passed, "checks": [c.to_dict() for c in self.checks]}
+        """``{"passed", "checks"}``: the contract's keys (the drift points are for the report)."""
+        from padlens.inspector.jsonable import to_jsonable
+
+        return to_jsonable(self)
 
     def to_junit(self) -> str:
         """JUnit XML: one testsuite per model, one testcase per check; failed errors are failures."""

@@ -160,6 +160,8 @@ def test_batch_size_1_leaves_no_batch_neighbour_to_check(toy):
         assert not c.applicable and c.passed and c.value is None and c.mark == "n/a"
         assert c.detail.startswith("not applicable: batch size 1")
     assert _check(result, "padding_invariance").applicable
+    [suite] = ET.fromstring(result.to_junit())
+    assert suite.get("skipped") == "2" and len(suite.findall("testcase/skipped")) == 2
 
 
 def test_texts_that_fill_the_padded_width_make_the_pad_checks_not_applicable(toy):
