@@ -94,19 +94,19 @@ def _check_complete(path: Path, graph: onnx.GraphProto) -> None:
 def check_op_domains(path: Path, model: onnx.ModelProto) -> None:
     """Refuse ops from domains only a custom-op library provides: padlens never loads one."""
     known = set(BUILTIN_DOMAINS) | {f.domain for f in model.functions}
-    for node in _all_nodes(model.graph):
+    for node in iter_nodes(model.graph):
         if node.domain not in known:
             raise ModelLoadError(f"{path} uses op {node.op_type!r} from domain {node.domain!r}, which "
                                  "needs a custom-op library; padlens never loads custom-op libraries")
 
 
-def _all_nodes(graph: onnx.GraphProto):
+def iter_nodes(graph: onnx.GraphProto):
     """Every node of ``graph`` and of its subgraphs (If/Loop/Scan bodies)."""
     for node in graph.node:
         yield node
         for attr in node.attribute:
             for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                yield from _all_nodes(sub)
+                yield from iter_nodes(sub)
 
 
 def check_external_data(model: onnx.ModelProto, folder: Path) -> None:

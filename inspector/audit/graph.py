@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import onnx
 
 from padlens.inspector.audit.results import Verdict
 from padlens.inspector.contract import DYNAMIC_QUANT_OPS, INTEGER_OPS
+from padlens.inspector.loader import iter_nodes
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +23,6 @@ MASK_CARRIERS = frozenset({
 
 
 # --------------------------------------------------------------------------- graph reads
-
-
-def iter_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    """Every node of ``graph`` and of its subgraphs (If/Loop/Scan bodies), in order."""
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from iter_nodes(attr.g)
-            for sub in attr.graphs:
-                yield from iter_nodes(sub)
 
 
 def _label(node: onnx.NodeProto) -> str:
