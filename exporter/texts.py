@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from padlens.errors import BadInput
+from padlens.inspector.texts import read_texts  # noqa: F401  (the one text reader; re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -24,20 +23,6 @@ VALIDATION_TEXTS = (
 MAX_CALIBRATION = 96
 MAX_USER_CALIBRATION = 1000
 MAX_HELDOUT = 48
-
-
-def read_texts(path: str | Path) -> list[str]:
-    """Texts of a file, read by padlens.inspector.texts (.txt, .jsonl or .csv); BadInput when
-    the file is missing or holds no text."""
-    from padlens.inspector.texts import iter_texts
-
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"text file {path} does not exist")
-    texts = list(iter_texts(path))
-    if not texts:
-        raise BadInput(f"text file {path} is empty")
-    return texts
 
 
 def sample_corpus() -> list[str]:

@@ -1,44 +1,27 @@
 """`padlens embed`: sentence embeddings from any ONNX encoder, streamed to a .npy, no PyTorch."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from padlens.errors import BadInput, ModelLoadError
+from padlens.errors import BadInput
 from padlens.fsio import atomic_path
+from padlens.inspector.jsonable import to_jsonable
+from padlens.inspector.lengths import choose_max_length
+from padlens.inspector.options import check_counts
+from padlens.inspector.pooling import (  # noqa: F401  (pooling used to live here; re-exported)
+    POOLINGS, PoolingConfig, l2_normalize, pool, pooling_config, read_st_pooling, resolve_pooling, st_folder,
+)
+from padlens.inspector.texts import batches_of
 
 log = logging.getLogger(__name__)
 
-POOLINGS = ("auto", "mean", "cls", "max")
-ST_POOLING = "sentence_transformers.models.Pooling"
-ST_NORMALIZE = "sentence_transformers.models.Normalize"
-#: sentence-transformers' 1_Pooling/config.json keys, and the padlens pooling each means.
-ST_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
-            "pooling_mode_max_tokens": "max", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len",
-            "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
-
-
-@dataclass
-class PoolingConfig:
-    """How token states become one sentence embedding.
-
-    Attributes:
-        mode: ``mean`` (masked), ``cls`` (first real token) or ``max`` (masked).
-        normalize: L2-normalise each embedding.
-        source: where the choice came from (a file, ``manifest``, ``default`` or ``option``).
-        max_length: the model's own max sequence length when its folder says (sentence_bert_config.json).
-    """
-
-    mode: str
-    normalize: bool
-    source: str
-    max_length: int | None = None
+#: embed's length when none is asked for and neither the model's folder nor its tokenizer says
+FALLBACK_MAX_LENGTH = 512
 
 
 @dataclass
@@ -66,102 +49,8 @@ class EmbedResult:
     max_length: int
 
     def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
-
-
-# --------------------------------------------------------------------------- pooling config
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise BadInput(f"{path} is not valid JSON: {exc}") from None
-
-
-def st_folder(start: Path) -> Path | None:
-    """The nearest folder at or up to two levels above ``start`` holding modules.json."""
-    folder = start if start.is_dir() else start.parent
-    for candidate in (folder, folder.parent, folder.parent.parent):
-        if (candidate / "modules.json").is_file():
-            return candidate
-    return None
-
-
-def _st_mode(config: dict, file: Path) -> str:
-    modes = [ST_MODES[k] for k in ST_MODES if config.get(k)]
-    if not modes and isinstance(config.get("pooling_mode"), str):
-        modes = [config["pooling_mode"]]
-    if len(modes) != 1 or modes[0] not in POOLINGS[1:]:
-        raise BadInput(f"{file} asks for pooling {'+'.join(modes) or 'none'}, which padlens does not "
-                       "support (mean, cls or max): pass --pooling")
-    return modes[0]
-
-
-def read_st_pooling(folder: Path) -> PoolingConfig:
-    """Pooling and normalisation of a sentence-transformers folder (modules.json)."""
-    modules = _read_json(folder / "modules.json")
-    if not isinstance(modules, list):
-        raise BadInput(f"{folder / 'modules.json'} is not a list of modules")
-    types = {m.get("type"): m.get("path", "") for m in modules if isinstance(m, dict)}
-    if ST_POOLING not in types:
-        raise BadInput(f"{folder / 'modules.json'} has no Pooling module: pass --pooling")
-    file = folder / types[ST_POOLING] / "config.json"
-    mode = _st_mode(_read_json(file), file)
-    limit = None
-    if (folder / "sentence_bert_config.json").is_file():
-        limit = _read_json(folder / "sentence_bert_config.json").get("max_seq_length")
-    return PoolingConfig(mode, ST_NORMALIZE in types, str(folder / "modules.json"),
-                         int(limit) if isinstance(limit, int) and limit > 0 else None)
-
-
-def pooling_config(model_path: Path, manifest: dict | None) -> PoolingConfig:
-    """``auto`` pooling: a sentence-transformers folder, else the export's manifest, else mean."""
-    folder = st_folder(Path(model_path))
-    if folder is not None:
-        return read_st_pooling(folder)
-    if manifest and manifest.get("pooling") in POOLINGS[1:]:
-        return PoolingConfig(manifest["pooling"], bool(manifest.get("normalize", False)), "manifest")
-    return PoolingConfig("mean", False, "default")
-
-
-def resolve_pooling(model_path: Path, manifest: dict | None, pooling: str,
-                    normalize: bool | None) -> PoolingConfig:
-    """Apply the user's ``pooling``/``normalize`` over what ``auto`` reads."""
-    if pooling not in POOLINGS:
-        raise BadInput(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
-    found = pooling_config(model_path, manifest) if pooling == "auto" or normalize is None else None
-    if pooling == "auto":
-        config = found
-    else:
-        config = PoolingConfig(pooling, found.normalize if found else False, "option",
-                               found.max_length if found else None)
-    if normalize is not None:
-        config.normalize = bool(normalize)
-    return config
-
-
-# --------------------------------------------------------------------------- pooling maths
-
-
-def pool(h: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
-    """Pool token states ``[B, T, H]`` under ``mask`` ``[B, T]`` into ``[B, H]`` (float64)."""
-    h64, m = h.astype(np.float64), mask.astype(bool)
-    if mode == "mean":
-        w = m[..., None].astype(np.float64)
-        return (h64 * w).sum(1) / np.maximum(w.sum(1), 1e-9)
-    if mode == "cls":
-        first = np.argmax(m, axis=1)  # the first real token, whatever the padding side
-        return h64[np.arange(len(h64)), first]
-    if mode == "max":
-        out = np.where(m[..., None], h64, -np.inf).max(1)
-        return np.where(np.isfinite(out), out, 0.0)
-    raise BadInput(f"unknown pooling {mode!r}")
-
-
-def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Rows divided by max(‖row‖, eps), as torch.nn.functional.normalize."""
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
+        """Plain JSON values (the path as a string)."""
+        return to_jsonable(self)
 
 
 # --------------------------------------------------------------------------- the model
@@ -184,17 +73,20 @@ class LastLayer:
         model, names = expose_outputs(self.graph.model, [tensor])
         self.output = names[tensor]
         self.session = create_session(model, providers, allow_fallback, threads)
+        self.graph.model = None  # the session holds its own copy; drop the proto
+
+    @property
+    def label(self) -> str:
+        return self.ref.label
+
+    @property
+    def max_positions(self) -> int | None:
+        return self.graph.max_positions
 
     def run(self, batch) -> np.ndarray:
-        from padlens.inspector.session import ORT_ERRORS
-
+        """The last layer's states ``[B, T, H]`` (float32) for ``batch``."""
         feeds = self._feeds(self.graph.inputs, batch)
-        try:
-            out = self.session.session.run([self.output], feeds)[0]
-        except ORT_ERRORS as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"onnxruntime failed running {self.ref.label}: {first}") from exc
-        return np.asarray(out, dtype=np.float32)
+        return np.asarray(self.session.run([self.output], feeds, self.label)[0], dtype=np.float32)
 
 
 def pick_ref(refs: list):
@@ -208,27 +100,14 @@ def pick_ref(refs: list):
 
 
 def _max_length(limit: int | None, config: PoolingConfig, runner: LastLayer) -> int:
-    candidates = [limit] if limit is not None else [config.max_length, runner.tokenizer.model_max_length, 512]
-    value = next(int(c) for c in candidates if c)
-    if value < 2:
-        raise BadInput(f"max length must be at least 2, got {value}")
-    positions = runner.graph.max_positions
-    if positions is not None and value > int(positions):
-        if limit is not None:
-            raise BadInput(f"--max-length {value} is beyond {runner.ref.label}'s {positions} position embeddings")
-        value = int(positions)
-    return value
+    """``--max-length``, else the model's own: its folder's max_seq_length, its tokenizer's
+    model_max_length, else FALLBACK_MAX_LENGTH; always within its position embeddings."""
+    own = next((int(c) for c in (config.max_length, runner.tokenizer.model_max_length) if c),
+               FALLBACK_MAX_LENGTH)
+    return choose_max_length(limit, [runner], default=own)
 
 
 # --------------------------------------------------------------------------- streaming
-
-
-def batches(texts: Iterator[str], size: int) -> Iterator[list[str]]:
-    while True:
-        chunk = list(islice(texts, size))
-        if not chunk:
-            return
-        yield chunk
 
 
 def _write_rows(runner: LastLayer, texts_file, tmp: Path, total: int, config: PoolingConfig,
@@ -239,7 +118,7 @@ def _write_rows(runner: LastLayer, texts_file, tmp: Path, total: int, config: Po
     from padlens.inspector.texts import iter_texts
 
     out, done = None, 0
-    for chunk in batches(iter_texts(texts_file), batch_size):
+    for chunk in batches_of(iter_texts(texts_file), batch_size):
         batch = runner.tokenizer.encode(chunk, max_length=max_length, padding="longest", side="right")
         emb = pool(runner.run(batch), batch.attention_mask, config.mode)
         if config.normalize:
@@ -273,8 +152,7 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
     from padlens.inspector.resolve import resolve_models
     from padlens.inspector.texts import count_texts
 
-    if int(batch_size) < 1:
-        raise BadInput(f"batch size must be at least 1, got {batch_size}")
+    check_counts(batch_size=batch_size, max_length=max_length, threads=threads)
     ref = pick_ref(resolve_models([model], tokenizer))
     config = resolve_pooling(ref.path, ref.manifest, pooling, normalize)
     total = count_texts(texts_file)

@@ -9,9 +9,10 @@ import numpy as np
 
 from padlens.errors import BadInput, ModelLoadError
 from padlens.inspector import graph as graph_mod
+from padlens.inspector.lengths import choose_max_length
 from padlens.inspector.loader import InputSpec
 from padlens.inspector.resolve import ModelRef, guess_precision
-from padlens.inspector.session import ORT_ERRORS, SessionInfo, create_session
+from padlens.inspector.session import SessionInfo, create_session
 from padlens.inspector.tokenize import Batch, PadTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ class EncoderInfo:
         float_dtype: dtype of the hidden states.
         max_positions, vocab_size: embedding table rows (None if unknown).
         exposure_max_abs_diff: max |Δ| of the own outputs, instrumented vs unmodified.
+        final_norm, before_final_norm: pre-norm graphs (ModernBERT, Qwen): the final norm's
+            output and the stream entering it (``LayerMap``); None elsewhere.
     """
 
     label: str
@@ -121,6 +124,8 @@ class EncoderInfo:
     max_positions: int | None
     vocab_size: int | None
     exposure_max_abs_diff: float | None
+    final_norm: str | None = None
+    before_final_norm: str | None = None
 
 
 @dataclass
@@ -179,11 +184,14 @@ class Encoder:
     def label(self) -> str:
         return self.ref.label
 
+    @property
+    def max_positions(self) -> int | None:
+        """Rows of the position-embedding table (None: relative or rotary positions)."""
+        return self.graph.max_positions
+
     def check_max_length(self, n: int) -> None:
         """BadInput when ``n`` tokens need more positions than the model's position embeddings."""
-        limit = self.graph.max_positions
-        if limit is not None and int(n) > int(limit):
-            raise BadInput(f"--max-length {n} is beyond {self.label}'s {limit} position embeddings")
+        choose_max_length(int(n), [self])
 
     def encode(self, texts: Sequence[str], max_length: int = 128, padding: str = "max_length",
                side: str = "right") -> Batch:
@@ -205,13 +213,8 @@ class Encoder:
         attention = [np.asarray(values[n], dtype=np.float32) for n in self.attention_outputs]
         return Forward(hidden, attention, {n: values[n] for n in own})
 
-    def _run(self, fetch: list[str], batch: Batch, session=None) -> list[np.ndarray]:
-        session = session or self.session.session
-        try:
-            return session.run(fetch, self.feeds(batch))
-        except ORT_ERRORS as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"onnxruntime failed running {self.label}: {first}") from exc
+    def _run(self, fetch: list[str], batch: Batch, session: SessionInfo | None = None) -> list[np.ndarray]:
+        return (session or self.session).run(fetch, self.feeds(batch), self.label)
 
     def _check_hidden(self, hidden: list[np.ndarray], batch: Batch) -> None:
         for index, (name, h) in enumerate(zip(self.graph.layers.hidden, hidden)):
@@ -225,7 +228,7 @@ class Encoder:
         mine = forward.outputs if forward is not None else self.run(batch).outputs
         # the same providers the instrumented session ended up on, so only exposure differs
         plain_info = create_session(self.ref.path, self.session.used, self.allow_fallback, self.threads)
-        plain = dict(zip(own, self._run(own, batch, plain_info.session)))
+        plain = dict(zip(own, self._run(own, batch, plain_info)))
         del plain_info
         delta = max((max_abs_diff(mine[n], plain[n]) for n in own), default=0.0)
         self.exposure_delta = delta
@@ -244,7 +247,8 @@ class Encoder:
             attention=[str(t) for t in layers.attention], inputs=list(self.graph.inputs),
             outputs=list(self.graph.outputs), float_dtype=self.graph.float_dtype,
             max_positions=self.graph.max_positions, vocab_size=self.graph.vocab_size,
-            exposure_max_abs_diff=self.exposure_delta,
+            exposure_max_abs_diff=self.exposure_delta, final_norm=layers.final_norm,
+            before_final_norm=layers.before_final_norm,
         )
 
 

@@ -11,17 +11,18 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from padlens.errors import BadInput
+from padlens.inspector import lengths
 from padlens.inspector import metrics as M
 from padlens.inspector.encoder import Encoder, EncoderInfo, Forward, check_memory
 from padlens.inspector.jsonable import NOT_IN_JSON, to_jsonable
 from padlens.inspector.resolve import ModelRef, resolve_models
 from padlens.inspector.options import check_options
-from padlens.inspector.texts import default_corpus, iter_texts, read_texts
+from padlens.inspector.texts import batches_of, default_corpus, iter_texts, read_texts
 from padlens.inspector.tokenize import Batch
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_LENGTH = 128
+DEFAULT_MAX_LENGTH = lengths.DEFAULT_MAX_LENGTH
 VERIFY_ROWS = 4  # rows of the first batch re-run on the unmodified model to check exposure
 MAX_FAULTS = 10  # NaN/Inf failures named per run (all are counted in LayerMetrics.failed)
 SIMILARITY_TEXTS = 12  # texts in the report's masked vs unmasked similarity matrices
@@ -261,15 +262,6 @@ def text_source(texts: Iterable[str] | None, texts_file: str | None) -> Iterator
     return (t for t in texts if t.strip())
 
 
-def batches_of(stream: Iterator[str], size: int) -> Iterator[list[str]]:
-    """Chunks of ``size`` texts pulled lazily from ``stream``."""
-    while True:
-        chunk = list(itertools.islice(stream, size))
-        if not chunk:
-            return
-        yield chunk
-
-
 def _first_chunk(chunks: Iterator[list[str]], texts_file: str | None) -> list[str]:
     first = next(chunks, None)
     if first is None:
@@ -300,16 +292,9 @@ class _Run:
 
 def choose_max_length(asked: int | None, encoders: Sequence[Encoder]) -> int:
     """``asked`` when every encoder has that many positions (else BadInput); without a
-    value, DEFAULT_MAX_LENGTH or the fewest position embeddings among the encoders."""
-    if asked is not None:
-        for enc in encoders:
-            enc.check_max_length(int(asked))
-        return int(asked)
-    limits = [int(enc.graph.max_positions) for enc in encoders if enc.graph.max_positions]
-    length = min([DEFAULT_MAX_LENGTH, *limits])
-    if length < DEFAULT_MAX_LENGTH:
-        log.info("max length %d: the model has %d position embeddings", length, length)
-    return length
+    value, DEFAULT_MAX_LENGTH or the fewest position embeddings among the encoders
+    (``padlens.inspector.lengths.choose_max_length``, the one rule)."""
+    return lengths.choose_max_length(asked, encoders, DEFAULT_MAX_LENGTH)
 
 
 def _open_encoders(refs: list[ModelRef], providers: list[str], options: dict) -> list[tuple]:

@@ -1,4 +1,9 @@
-"""The one module that creates ONNX Runtime sessions, and checks the providers they really use."""
+"""The one module that creates and runs ONNX Runtime sessions, and checks the providers they use.
+
+Every ``onnxruntime.InferenceSession`` is made by ``create_session`` and run by
+``SessionInfo.run``: ONNX Runtime's failures become one-line ``ModelLoadError``s, and its
+native log stays off the terminal (errors reach the user as padlens ``Error:`` lines).
+"""
 from __future__ import annotations
 
 import logging
@@ -7,8 +12,9 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
+import numpy as np
 import onnx
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
@@ -18,6 +24,9 @@ from padlens.errors import ModelLoadError, ProviderError
 log = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
+#: ORT log severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal. Errors are raised and
+#: worded by padlens, so ORT's own lines stay quiet unless padlens logs at DEBUG (-vv).
+QUIET_SEVERITY, DEBUG_SEVERITY = 4, 2
 
 PROVIDER_ALIASES: dict[str, str] = {
     "cpu": CPU,
@@ -64,6 +73,19 @@ class SessionInfo:
     def provider(self) -> str:
         """The provider that runs first: the one a run is labelled with."""
         return self.used[0] if self.used else "none"
+
+    def run(self, fetch: Sequence[str], feeds: Mapping[str, np.ndarray], what: str) -> list[np.ndarray]:
+        """``session.run(fetch, feeds)``; a failure is a ModelLoadError naming ``what`` ran."""
+        try:
+            return self.session.run(list(fetch), dict(feeds))
+        except ORT_ERRORS as exc:
+            raise ModelLoadError(f"onnxruntime failed running {what}: {first_line(exc)}") from exc
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an ONNX Runtime error (its native messages run over several)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def known_providers() -> list[str]:
@@ -129,8 +151,9 @@ def create_session(model: str | Path | onnx.ModelProto, providers: Iterable[str]
                    allow_fallback: bool = False, threads: int | None = None) -> SessionInfo:
     """Create an InferenceSession on ``providers`` and verify ORT really uses them.
 
-    A ModelProto is written (with external data if large) to a temporary folder that is
-    removed once the session exists; nothing is written beside the user's model.
+    A ModelProto is handed to ONNX Runtime as bytes; only one past protobuf's 2 GB limit is
+    written (with external data) to a temporary folder, removed once the session exists.
+    Nothing is written beside the user's model.
     """
     asked = resolve_providers(providers)
     options = _session_options(threads)
@@ -149,27 +172,30 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     if threads:
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
-    # ORT's own warnings go to stderr; padlens checks providers itself and logs what matters.
-    options.log_severity_level = 2 if log.isEnabledFor(logging.DEBUG) else 3
+    # ORT's native log would print beside padlens' own Error: line; padlens words failures itself.
+    severity = DEBUG_SEVERITY if log.isEnabledFor(logging.DEBUG) else QUIET_SEVERITY
+    options.log_severity_level = severity
+    ort.set_default_logger_severity(severity)
     return options
 
 
 def _session_from_proto(model: onnx.ModelProto, options, asked: list[str]) -> ort.InferenceSession:
-    from padlens.inspector import graph
+    from padlens.inspector.expose import EXTERNAL_OVER, proto_size, save_model
 
+    if proto_size(model) <= EXTERNAL_OVER:
+        return _new_session(model.SerializeToString(), options, asked, "the instrumented model")
     tmp = Path(tempfile.mkdtemp(prefix="padlens-session-"))
     try:
-        path = graph.save_model(model, tmp / "model.onnx")
+        path = save_model(model, tmp / "model.onnx")
         return _new_session(str(path), options, asked, "the instrumented model")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _new_session(path: str, options, asked: list[str], label: str) -> ort.InferenceSession:
+def _new_session(model: str | bytes, options, asked: list[str], label: str) -> ort.InferenceSession:
     try:
         with warnings.catch_warnings():  # a dropped provider is checked (and worded) by check_providers
             warnings.filterwarnings("ignore", message="Specified provider", category=UserWarning)
-            return ort.InferenceSession(path, sess_options=options, providers=asked)
+            return ort.InferenceSession(model, sess_options=options, providers=asked)
     except ORT_ERRORS as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"onnxruntime cannot load {label}: {first}") from exc
+        raise ModelLoadError(f"onnxruntime cannot load {label}: {first_line(exc)}") from exc

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
 import os
 from importlib.resources import files
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO, Iterable, Iterator, Sequence
 
 from padlens.errors import BadInput
 
@@ -53,6 +54,16 @@ def iter_texts(path: str | os.PathLike) -> Iterator[str]:
 def count_texts(path: str | os.PathLike) -> int:
     """Count the texts :func:`iter_texts` would yield for ``path`` without storing them."""
     return sum(1 for _ in iter_texts(path))
+
+
+def batches_of(stream: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Chunks of ``size`` texts pulled lazily from ``stream`` (the last may be shorter)."""
+    stream = iter(stream)
+    while True:
+        chunk = list(itertools.islice(stream, size))
+        if not chunk:
+            return
+        yield chunk
 
 
 def read_texts(

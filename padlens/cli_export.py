@@ -41,7 +41,7 @@ def export(ctx: click.Context, source: str, output: str, precisions: tuple[str, 
     """
     from padlens.exporter import export as run_export, read_texts
 
-    texts = read_texts(calibration_texts) if calibration_texts else None
+    texts = read_texts(None, calibration_texts) if calibration_texts else None
     quiet = bool((ctx.obj or {}).get("quiet"))
     result = run_export(source, output, precisions=list(precisions) or None, calibration_texts=texts,
                         force=force, progress=None if quiet else _progress)

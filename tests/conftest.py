@@ -1,6 +1,8 @@
-"""Shared fixtures: tiny encoders built in a torch subprocess, cached per session."""
+"""Shared fixtures: tiny encoders built in a torch subprocess, cached per session; the one
+way tests run the ``padlens`` command; and a skip for tests that need a CPU-only onnxruntime."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,27 @@ class ModelZoo:
                 raise RuntimeError(f"building {style} failed:\n{proc.stdout}\n{proc.stderr}")
             self.cache[style] = out
         return self.cache[style]
+
+
+def run_padlens(*args, cwd, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m padlens ARGS`` in ``cwd``, as a user runs it (text output captured)."""
+    env = {**os.environ, "COLUMNS": "100", "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "padlens", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def onnxruntime_has_cuda() -> bool:
+    """True when a GPU build of onnxruntime is installed (it lists CUDAExecutionProvider)."""
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.fixture
+def cpu_only_onnxruntime() -> None:
+    """Skip a test that relies on ONNX Runtime dropping CUDA: a GPU build keeps it."""
+    if onnxruntime_has_cuda():
+        pytest.skip("a GPU build of onnxruntime is installed: it does not drop CUDAExecutionProvider")
 
 
 @pytest.fixture(scope="session")

@@ -77,7 +77,7 @@ def test_an_unsupported_architecture_is_refused_naming_the_supported_ones(capsys
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("content,fragment", [(None, "does not exist"), ("\n  \n", "is empty")])
+@pytest.mark.parametrize("content,fragment", [(None, "not found"), ("\n  \n", "is empty")])
 def test_a_missing_or_empty_calibration_file_is_refused(capsys, tmp_path, content, fragment):
     texts = tmp_path / "cal.txt"
     if content is not None:

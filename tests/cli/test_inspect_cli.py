@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import onnxruntime as ort
 import pytest
 
+from tests.conftest import run_padlens
+
 SENTENCE = "this is a sample sentence"
 
 
-def padlens(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "padlens", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+padlens = run_padlens
 
 
 @pytest.fixture(scope="module")

@@ -72,12 +72,12 @@ def test_precisions_come_back_in_canonical_order_and_default_to_all_four():
 def test_read_texts_skips_blank_lines_and_refuses_missing_or_empty_files(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text("one\n\n  two  \n")
-    assert read_texts(path) == ["one", "two"]
+    assert read_texts(None, path) == ["one", "two"]
     path.write_text("\n \n")
     with pytest.raises(BadInput, match="is empty"):
-        read_texts(path)
-    with pytest.raises(BadInput, match="does not exist"):
-        read_texts(tmp_path / "missing.txt")
+        read_texts(None, path)
+    with pytest.raises(BadInput, match="not found"):
+        read_texts(None, tmp_path / "missing.txt")
 
 
 def test_calibration_and_held_out_texts_never_overlap():

@@ -4,13 +4,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_padlens
 
 from tests.hardening import tiny
 
@@ -19,9 +19,7 @@ log = logging.getLogger(__name__)
 
 def padlens(*args, cwd, timeout: int = 120) -> subprocess.CompletedProcess:
     """``python -m padlens ARGS`` in ``cwd``, as a user runs it."""
-    env = {**os.environ, "COLUMNS": "100", "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([sys.executable, "-m", "padlens", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return run_padlens(*args, cwd=cwd, timeout=timeout)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int, str]]:

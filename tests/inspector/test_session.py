@@ -110,7 +110,7 @@ def test_a_cpu_session_from_a_model_proto_runs(tmp_path):
     assert out.tolist() == [[2, 3]]
 
 
-def test_a_model_proto_is_written_to_a_temporary_folder_that_is_removed(tmp_path, monkeypatch):
+def _spy_mkdtemp(tmp_path, monkeypatch) -> list:
     made = []
     real_mkdtemp = sess.tempfile.mkdtemp
 
@@ -119,6 +119,21 @@ def test_a_model_proto_is_written_to_a_temporary_folder_that_is_removed(tmp_path
         return made[-1]
 
     monkeypatch.setattr(sess.tempfile, "mkdtemp", spy)
+    return made
+
+
+def test_a_model_proto_under_2_gb_is_handed_to_onnxruntime_without_touching_the_disk(tmp_path, monkeypatch):
+    made = _spy_mkdtemp(tmp_path, monkeypatch)
+    info = create_session(tiny_model(), ["cpu"])
+    assert made == [] and list(tmp_path.iterdir()) == []
+    assert info.used == [CPU]
+
+
+def test_a_model_proto_past_the_limit_is_written_to_a_temporary_folder_that_is_removed(tmp_path, monkeypatch):
+    from padlens.inspector import expose
+
+    monkeypatch.setattr(expose, "EXTERNAL_OVER", 10)  # any model counts as "past 2 GB"
+    made = _spy_mkdtemp(tmp_path, monkeypatch)
     create_session(tiny_model(), ["cpu"])
     assert len(made) == 1 and list(tmp_path.iterdir()) == []
 
@@ -129,13 +144,13 @@ def test_a_session_from_a_path_writes_nothing_beside_the_model(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
 
 
-def test_cuda_silently_dropped_by_onnxruntime_is_an_error(tmp_path, cuda_build):
+def test_cuda_silently_dropped_by_onnxruntime_is_an_error(tmp_path, cpu_only_onnxruntime, cuda_build):
     onnx.save(tiny_model(), str(tmp_path / "m.onnx"))
     with pytest.raises(ProviderError, match="dropped CUDAExecutionProvider"):
         create_session(tmp_path / "m.onnx", ["cuda"])
 
 
-def test_cuda_dropped_with_allow_fallback_is_a_recorded_warning(tmp_path, cuda_build):
+def test_cuda_dropped_with_allow_fallback_is_a_recorded_warning(tmp_path, cpu_only_onnxruntime, cuda_build):
     onnx.save(tiny_model(), str(tmp_path / "m.onnx"))
     info = create_session(tmp_path / "m.onnx", ["cuda"], allow_fallback=True)
     assert info.asked == [CUDA, CPU] and info.used == [CPU]

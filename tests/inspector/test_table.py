@@ -5,8 +5,11 @@ import math
 
 import pytest
 
-from padlens.inspector.inspect import InspectResult, LayerMetrics, RunResult
+from padlens.inspector.inspect import InspectResult, InspectSettings, LayerMetrics, PoolingDamage, RunResult
 from padlens.inspector.table import fmt_cos, fmt_norm, render
+
+
+NAN = float("nan")
 
 
 def layer(index, value, attention=False):
@@ -20,15 +23,17 @@ def layer(index, value, attention=False):
 def run(i, layers=3, value=0.8, attention=False):
     return RunResult(model=f"m{i}.onnx", precision="fp32", provider="cpu", label=f"model-{i}/fp32",
                      layers=[layer(k, value, attention) for k in range(layers)],
-                     pooling={"masked_unmasked_cos": 0.5, "masked_unmasked_cos_min": 0.35,
-                              "masked_unmasked_cos_max": 0.67, "knn_overlap": 0.4, "knn_k": 5},
+                     pooling=PoolingDamage(masked_unmasked_cos=0.5, masked_unmasked_cos_min=0.35,
+                                           masked_unmasked_cos_max=0.67, cls_masked_cos=NAN, texts_compared=4,
+                                           knn_k=5, knn_overlap=0.4, similarity_spearman=NAN,
+                                           similarity_mean_masked=NAN, similarity_mean_unmasked=NAN),
                      pad_content_rsa=float("nan"), exposure_max_abs_diff=0.0, n_texts=4, n_tokens=20,
                      n_pad_tokens=100, warnings=[] if i else ["something to know"])
 
 
 def result(runs):
     return InspectResult(runs=runs, texts_count=4, max_length=128, padding_side="right",
-                         settings={"padding": "max_length"})
+                         settings=InspectSettings(padding="max_length"))
 
 
 @pytest.mark.parametrize("value,cos,norm", [(0.81234, "0.812", "0.81"), (float("nan"), "-", "-"),

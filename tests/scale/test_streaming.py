@@ -1,13 +1,12 @@
 """Big corpora stream: texts are pulled batch by batch and memory does not grow with their number."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import tracemalloc
 
 import pytest
 
 from padlens.inspector.inspect import inspect
+from tests.conftest import run_padlens
 
 from .conftest import corpus
 
@@ -46,9 +45,7 @@ def test_peak_memory_does_not_grow_with_the_number_of_texts(tiny_export, tmp_pat
     assert b <= 1.2 * a + 256 * 1024, f"peak {a / 1e6:.1f} MB for 3k texts, {b / 1e6:.1f} MB for 15k"
 
 
-def padlens(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "padlens", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+padlens = run_padlens
 
 
 def test_a_texts_file_runs_with_batch_size_threads_and_timings(tiny_export, tmp_path):
