@@ -32,8 +32,8 @@ MANIFEST_KEYS: tuple[str, ...] = (
     "pooling", "normalize", "tokenizer_files", "input_names", "output_names", "precisions",
     "validation", "versions", "calibration",
 )
-#: keys of one entry of the manifest's "precisions" object
-PRECISION_ENTRY_KEYS: tuple[str, ...] = ("file", "bytes")
+#: keys of one entry of the manifest's "precisions" object ("quantization" only for int8)
+PRECISION_ENTRY_KEYS: tuple[str, ...] = ("file", "bytes", "quantization")
 
 # --------------------------------------------------------------------------- graph outputs
 
