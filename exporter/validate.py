@@ -42,7 +42,9 @@ class PrecisionCheck:
     Attributes:
         precision: ``fp32``, ``fp16``, ``int8-dynamic`` or ``int8-static``.
         layers: one LayerDelta per exposed layer, embeddings first.
-        last_equals_final_layer: ``last_hidden_state`` equals ``hidden_states.L`` exactly.
+        last_equals_final_layer: ``last_hidden_state`` equals ``hidden_states.L`` exactly
+            (not in ModernBERT, whose ``hidden_states.L`` is taken before its final norm,
+            as Hugging Face's ``output_hidden_states`` takes it).
         finite: no NaN or infinity in any output.
         pooled_cosine: mean cosine of pooled embeddings vs PyTorch on the validation batch.
         pooled_cosine_min: the smallest of those cosines.
@@ -101,7 +103,19 @@ def position_ids(mask: np.ndarray) -> np.ndarray:
     return np.maximum(np.cumsum(mask, axis=-1) - 1, 0)
 
 
-def reference_states(folder: Path, feed: Feed) -> list[np.ndarray]:
+class States(list):
+    """PyTorch's ``hidden_states`` (embeddings, then every block) with its ``last_hidden_state``.
+
+    They differ in ModernBERT, whose last hidden state is taken before its final norm, and
+    coincide elsewhere (post-norm encoders; Qwen and Llama, whose last entry is tied to it).
+    """
+
+    def __init__(self, states: Sequence[np.ndarray], last: np.ndarray):
+        super().__init__(states)
+        self.last = last
+
+
+def reference_states(folder: Path, feed: Feed) -> States:
     """PyTorch ``output_hidden_states=True`` on ``feed``: embeddings, then every block."""
     import torch
     from transformers import AutoModel
@@ -110,12 +124,12 @@ def reference_states(folder: Path, feed: Feed) -> list[np.ndarray]:
     inputs = {name: torch.from_numpy(value) for name, value in feed.items()}
     with torch.no_grad():
         out = model(**inputs, output_hidden_states=True)
-    return [h.float().numpy() for h in out.hidden_states]
+    return States([h.float().numpy() for h in out.hidden_states], out.last_hidden_state.float().numpy())
 
 
 def pool(hidden: np.ndarray, mask: np.ndarray, pooling: str, normalize: bool = True) -> np.ndarray:
     """Sentence embeddings from token states (float64), pooled as `padlens embed` pools them."""
-    from padlens.inspector.embed import l2_normalize, pool as pool_states
+    from padlens.inspector.pooling import l2_normalize, pool as pool_states
 
     out = last_token(hidden, mask) if pooling == "lasttoken" else pool_states(hidden, mask, pooling)
     return l2_normalize(out) if normalize else out
@@ -162,8 +176,9 @@ def check_precision(precision: str, path: Path, feed: Feed, reference: Sequence[
     layers = layer_deltas(outputs, reference, mask)
     final = outputs[f"hidden_states.{len(reference) - 1}"]
     finite = all(bool(np.all(np.isfinite(v))) for v in outputs.values())
+    last = getattr(reference, "last", reference[-1])
     cos = cosines(pool(outputs["last_hidden_state"], mask, pooling, normalize),
-                  pool(reference[-1], mask, pooling, normalize))
+                  pool(last, mask, pooling, normalize))
     threshold = FP32_TOLERANCE if precision == "fp32" else COSINE_THRESHOLDS[precision]
     check = PrecisionCheck(
         precision=precision, layers=layers,
@@ -171,6 +186,8 @@ def check_precision(precision: str, path: Path, feed: Feed, reference: Sequence[
         finite=finite, pooled_cosine=float(cos.mean()), pooled_cosine_min=float(cos.min()),
         threshold=threshold, passed=False,
     )
+    diff = np.abs(outputs["last_hidden_state"].astype(np.float64) - last.astype(np.float64))
+    check.extra["last_hidden_state_max_abs_real"] = _max(diff[mask.astype(bool)])
     check.passed = _passed(check)
     return check
 
@@ -179,7 +196,8 @@ def _passed(check: PrecisionCheck) -> bool:
     if not check.finite:
         return False
     if check.precision == "fp32":
-        return all(layer.max_abs_real <= check.threshold for layer in check.layers)
+        last = check.extra.get("last_hidden_state_max_abs_real", 0.0)
+        return all(d.max_abs_real <= check.threshold for d in check.layers) and last <= check.threshold
     score = check.pooled_cosine_heldout if check.pooled_cosine_heldout is not None else check.pooled_cosine
     return bool(score >= check.threshold)
 

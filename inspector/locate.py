@@ -166,7 +166,8 @@ def locate_layers(model: onnx.ModelProto) -> LayerMap:
     if named:
         attn = [n for n in find_attention(g) if n.output[0] in g.ancestors(named[-1])]
         probs = attention_probs(attn, len(named) - 1)
-        return LayerMap(named, probs, "named", hidden_size(g, model, named[0]))
+        final, before = final_norm_of(g, model)
+        return LayerMap(named, probs, "named", hidden_size(g, model, named[0]), final, before)
     out = token_output(model)
     if out is None:
         raise LayersNotFound("no [batch, sequence, hidden] float output to trace the layers "
@@ -179,6 +180,16 @@ def locate_layers(model: onnx.ModelProto) -> LayerMap:
             return trace_residual(g, model, out)
         except LayersNotFound as pre_norm:
             raise LayersNotFound(f"{post_norm} Read as a pre-norm graph: {pre_norm}") from None
+
+
+def final_norm_of(g: Graph, model: onnx.ModelProto) -> tuple[str | None, str | None]:
+    """(final_norm, before_final_norm) of a pre-norm graph read by its names; Nones otherwise."""
+    out = token_output(model)
+    try:
+        traced = trace_residual(g, model, out) if out is not None else None
+    except LayersNotFound:
+        return None, None
+    return (traced.final_norm, traced.before_final_norm) if traced else (None, None)
 
 
 def named_layers(model: onnx.ModelProto) -> list[str]:

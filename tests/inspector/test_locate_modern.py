@@ -122,8 +122,9 @@ def test_attention_probabilities_of_real_queries_sum_to_one(zoo, style):
         np.testing.assert_allclose(probs.sum(-1)[1][:, real[1]], 1, atol=1e-5)
 
 
-def test_post_norm_encoders_report_no_final_norm(zoo):
-    layers = load_encoder(zoo("torchscript") / "model.onnx").layers
+@pytest.mark.parametrize("style", ["torchscript", "padlens", "ort-fused"])
+def test_post_norm_encoders_report_no_final_norm(zoo, style):
+    layers = load_encoder(zoo(style) / "model.onnx").layers
     assert layers.final_norm is None and layers.before_final_norm is None
 
 
@@ -135,3 +136,14 @@ def test_a_broken_residual_chain_names_both_readings_in_the_error(zoo):
             node.input[0] = node.input[1]
     with pytest.raises(LayersNotFound, match="pre-norm"):
         locate_layers(model)
+
+
+def test_a_runs_description_names_the_final_norm_and_the_stream_before_it(zoo):
+    from padlens.inspector.encoder import Encoder
+    from padlens.inspector.resolve import resolve_models
+
+    (ref,) = resolve_models([zoo("modernbert-optimum") / "model.onnx"])
+    info = Encoder.open(ref, threads=1).describe()
+    layers = load_encoder(zoo("modernbert-optimum") / "model.onnx").layers
+    assert (info.final_norm, info.before_final_norm) == (layers.final_norm, layers.before_final_norm)
+    assert info.tensors[-1] == info.before_final_norm and info.layer_style == "pre-layernorm"
