@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from padlens.inspector import tolerances as tl
 from padlens.inspector.audit import graph as G
-from padlens.inspector.audit.compare import compare_states
+from padlens.inspector.audit.compare import Case, compare_states
+from padlens.inspector.audit.invariance import measure_padding
 from padlens.inspector.audit.probes import Probe, with_full_mask
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,6 @@ class RunContext:
         return tl.tolerance_for(name, self.facts.precision, self.overrides)
 
     @functools.cached_property
-    def padding_cases(self) -> list:
+    def padding_cases(self) -> list[Case]:
         """padding_invariance's measurements (also the report's drift points)."""
-        from padlens.inspector.audit.invariance import measure_padding
-
         return measure_padding(self.probe)

@@ -93,9 +93,9 @@ class Probe:
     """
 
     def __init__(self, encoder, seqs: Sequences, width: int, side: str = "right",
-                 batch_size: int | None = None, max_length: int | None = None):
+                 batch_size: int | None = None):
         self.encoder, self.seqs, self.width, self.side = encoder, seqs, width, side
-        self.batch_size, self.max_length = batch_size, max_length or width
+        self.batch_size = batch_size
         self._refs: dict[int, list[np.ndarray]] = {}
         self._padded: dict[tuple[int, int, str], list[np.ndarray]] = {}
         self.runs = 0

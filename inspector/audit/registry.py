@@ -56,11 +56,6 @@ class CheckSpec:
     doc: str
     applies: Callable[[Facts], str | None] = always
 
-    @property
-    def has_tolerance(self) -> bool:
-        """Invariance and drift checks compare cosines against a threshold; graph checks count."""
-        return self.family in (INVARIANCE, DRIFT)
-
 
 SPECS: tuple[CheckSpec, ...] = (
     CheckSpec("padding_invariance", ERROR, INVARIANCE,

@@ -12,6 +12,7 @@ from padlens.inspector.audit.drift import RunRecord, drift_verdicts
 from padlens.inspector.audit.facts import RunContext, gather_facts
 from padlens.inspector.audit.probes import Probe, tokenize
 from padlens.inspector.audit.results import AuditResult, CheckResult, DriftPoint, Verdict
+from padlens.inspector.options import check_counts, check_options, check_padding
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,8 @@ class Settings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from padlens.inspector.tokenize import PADDINGS, SIDES
-
-        if self.side not in SIDES:
-            raise BadInput(f"padding side must be right or left, got {self.side!r}")
-        if self.padding not in PADDINGS:
-            raise BadInput(f"padding must be one of {', '.join(PADDINGS)}, got {self.padding!r}")
-        if self.batch_size is not None and int(self.batch_size) < 1:
-            raise BadInput(f"--batch-size must be at least 1, got {self.batch_size}")
+        check_counts(max_length=self.max_length, batch_size=self.batch_size)
+        check_padding(self.padding, self.side)
 
 
 def result_of(spec: registry.CheckSpec, label: str, verdict: Verdict) -> CheckResult:
@@ -70,7 +65,7 @@ def open_probe(encoder, texts: list[str], settings: Settings) -> Probe:
     max_len = choose_max_length(settings.max_length, [encoder])
     seqs = tokenize(encoder, texts, max_len)
     width = max_len if settings.padding == "max_length" else max(len(ids) for ids in seqs.ids)
-    return Probe(encoder, seqs, width, settings.side, settings.batch_size, max_len)
+    return Probe(encoder, seqs, width, settings.side, settings.batch_size)
 
 
 def audit_run(encoder, texts: list[str], settings: Settings, provider: str, label: str,
@@ -106,6 +101,7 @@ def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None,
     settings = Settings(max_length, padding, padding_side, batch_size, seed)
     if not providers:
         raise BadInput("no provider given")
+    providers = check_options(max_length, padding, padding_side, batch_size, providers, threads)
     given = texts or texts_file is not None
     texts = read_texts(texts, texts_file, limit if given else (limit or DEFAULT_TEXTS))
     results, records, points = [], [], []
