@@ -6,10 +6,14 @@ import html
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from padlens import __version__
 from padlens.errors import BadInput
 from padlens.inspector import plots as P
+
+if TYPE_CHECKING:
+    from padlens.inspector.audit.results import DriftPoint
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +54,7 @@ def check_available() -> None:
 
 # ---------------------------------------------------------------- data
 
-def drift_points(audit_result) -> list:
+def drift_points(audit_result) -> list[DriftPoint]:
     """The audit's per-pad-length drift points (``AuditResult.pad_drift``), [] without an audit."""
     return [] if audit_result is None else list(audit_result.pad_drift)
 
