@@ -1,0 +1,40 @@
+"""padlens.inspector: inspect, audit and embed any ONNX encoder with ONNX Runtime, no PyTorch.
+
+Names are imported lazily: ``import padlens.inspector`` (or one of its light modules, such as
+``contract``) loads neither onnx nor onnxruntime until a name that needs them is used. The
+functions ``inspect``, ``audit`` and ``embed`` share their submodules' names, so they are
+taken from the top: ``from padlens import inspect, audit, embed``.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+
+log = logging.getLogger(__name__)
+
+#: public name -> submodule that defines it
+_EXPORTS = {
+    "InspectResult": "inspect", "RunResult": "inspect", "LayerMetrics": "inspect",
+    "PoolingDamage": "inspect", "Fault": "inspect", "InspectSettings": "inspect",
+    "choose_max_length": "lengths",
+    "AuditResult": "audit", "CheckResult": "audit", "EmbedResult": "embed",
+    "pool": "pooling", "l2_normalize": "pooling", "PoolingConfig": "pooling", "resolve_pooling": "pooling",
+    "Encoder": "encoder", "EncoderInfo": "encoder", "Forward": "encoder",
+    "ModelRef": "resolve", "resolve_models": "resolve",
+    "load_encoder": "graph", "EncoderGraph": "graph",
+    "create_session": "session", "SessionInfo": "session",
+    "load_tokenizer": "tokenize", "Batch": "tokenize",
+    "read_texts": "texts", "iter_texts": "texts",
+    "render": "table",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,45 @@
+"""The public API: `from padlens import export, inspect, audit, embed`, imported lazily."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import padlens
+import padlens.inspector
+
+
+def _python(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+def test_import_padlens_loads_neither_onnxruntime_nor_torch():
+    out = _python("import sys, padlens, padlens.inspector, padlens.inspector.contract\n"
+                  "print(sorted(m for m in ('onnx', 'onnxruntime', 'torch', 'transformers') if m in sys.modules))")
+    assert out.strip() == "[]"
+
+
+def test_the_four_entry_points_are_the_library_functions():
+    from padlens import audit, embed, export, inspect
+    from padlens.exporter.pipeline import export as export_fn
+    from padlens.inspector.audit.run import audit as audit_fn
+    from padlens.inspector.embed import embed as embed_fn
+    from padlens.inspector.inspect import inspect as inspect_fn
+
+    assert (export, inspect, audit, embed) == (export_fn, inspect_fn, audit_fn, embed_fn)
+    assert {"export", "inspect", "audit", "embed"} <= set(padlens.__all__)
+
+
+def test_every_name_in_all_resolves():
+    for module in (padlens, padlens.inspector):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{module.__name__}.{name}"
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    for module in (padlens, padlens.inspector):
+        try:
+            module.no_such_name  # noqa: B018
+        except AttributeError as exc:
+            assert "no_such_name" in str(exc)
+        else:
+            raise AssertionError(f"{module.__name__}.no_such_name resolved")
