@@ -14,6 +14,7 @@ import numpy as np
 from padlens.errors import BadInput, ExportFailed
 from padlens.fsio import atomic_dir, check_output_dir
 from padlens.inspector.contract import PRECISION_FILES, PRECISIONS
+from padlens.inspector.lengths import PositionLimit, choose_max_length
 
 from . import deps, manifest, precision, texts, validate
 from .source import SENTENCE_TRANSFORMERS_FILES, ModelSource, check_source, pooling_of, resolve_source
@@ -138,6 +139,7 @@ class _Job:
                  calibration: list[str] | None, progress: Progress):
         self.src, self.tmp, self.wanted, self.progress = src, tmp, wanted, progress
         self.calibration = calibration
+        self.quantization: dict[str, dict] = {}
         self.seconds: dict[str, float] = {}
         self.pooling, self.normalize = pooling_of(src)
 
@@ -215,9 +217,9 @@ class _Job:
         if name == "fp16":
             precision.to_fp16(fp32, target)
         elif name == "int8-dynamic":
-            precision.quantize_int8_dynamic(fp32, target)
+            self.quantization[name] = precision.quantize_int8_dynamic(fp32, target)
         else:
-            precision.quantize_int8_static(fp32, target, self._calibration_feeds())
+            self.quantization[name] = precision.quantize_int8_static(fp32, target, self._calibration_feeds())
         precision.check_outputs(target, self.outputs)
         self.progress(f"validating {name}…")
         check = self._check(name, target)
@@ -232,7 +234,9 @@ class _Job:
         positions = int(cfg.get("max_position_embeddings") or MAX_LENGTH)
         if self.src.architecture in _POSITION_OFFSET:
             positions -= int(cfg.get("pad_token_id") or 0) + 1
-        return max(8, min(MAX_LENGTH, positions, int(self.tokenizer.model_max_length or MAX_LENGTH)))
+        tokens = int(self.tokenizer.model_max_length or MAX_LENGTH)
+        limits = [PositionLimit("position embeddings", positions), PositionLimit("tokenizer", tokens)]
+        return max(8, choose_max_length(None, limits, default=MAX_LENGTH))
 
     def _encode(self, batch: Sequence[str], pad_extra: int | None = None) -> dict[str, np.ndarray]:
         """Graph inputs for ``batch``: padded to the longest (+``pad_extra``) within the limit."""
@@ -276,7 +280,7 @@ class _Job:
         doc = manifest.build(
             self._facts(), tokenizer_files=tokenizer_files, input_names=self.inputs,
             output_names=self.outputs,
-            precisions={p: {"file": f.name, "bytes": f.stat().st_size} for p, f in files.items()},
+            precisions={p: self._precision_entry(p, f) for p, f in files.items()},
             validation=self._validation(checks), versions=deps.versions(),
             calibration=self._calibration_doc(),
         )
@@ -307,13 +311,23 @@ class _Job:
                 out[name] = check.to_dict()
         return out
 
+    def _precision_entry(self, name: str, path: Path) -> dict:
+        """``file``, ``bytes`` and, for int8, ``quantization``: the recipe that made it."""
+        entry = {"file": path.name, "bytes": path.stat().st_size}
+        if name in self.quantization:
+            entry["quantization"] = dict(self.quantization[name])
+        if name == "int8-static":
+            entry["quantization"]["calibration"] = self._calibration_doc()
+        return entry
+
     def _calibration_doc(self) -> dict | None:
         if "int8-static" not in self.wanted:
             return None
         calibration, heldout = self._split()
         return {"texts": len(calibration), "heldout_texts": len(heldout),
                 "source": "user" if self.calibration else "sample corpus",
-                "method": "MinMax, one unpadded text per batch, MatMul inputs only (QDQ), per-channel weights"}
+                "method": f"{precision.STATIC_RECIPE.calibration_method}, one unpadded text per batch, "
+                          "MatMul inputs only (QDQ, outputs float), per-channel weights"}
 
 
 def _config_layers(config: dict) -> int:
