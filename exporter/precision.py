@@ -5,9 +5,9 @@ import contextlib
 import io
 import logging
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
