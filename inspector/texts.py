@@ -1,7 +1,9 @@
-"""Reading text input: the built-in corpus, --text values and .txt/.jsonl/.csv files, streamed."""
+"""Reading text input: the built-in corpus, --text values, .txt/.jsonl/.csv/.parquet files,
+folders and globs of them, streamed."""
 from __future__ import annotations
 
 import csv
+import glob
 import itertools
 import json
 import logging
@@ -10,7 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
-from padlens.errors import BadInput
+from padlens.errors import BadInput, MissingExtra
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,12 @@ MAX_TEXT_CHARS = 1_000_000
 _MAX_LINE_BYTES = 4 * MAX_TEXT_CHARS + 2
 
 _TEXT_FIELD = "text"
+LINE_SUFFIXES = (".txt", ".jsonl", ".csv")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CORPUS_SUFFIXES = LINE_SUFFIXES + PARQUET_SUFFIXES
+"""What a folder corpus is made of (other files in it are ignored)."""
+_GLOB_CHARS = "*?["
+_PARQUET_BATCH = 4096  # rows read at a time from a Parquet row group
 
 
 def default_corpus() -> list[str]:
@@ -31,29 +39,65 @@ def default_corpus() -> list[str]:
     return [line for line in content.splitlines() if line.strip()]
 
 
-def iter_texts(path: str | os.PathLike) -> Iterator[str]:
+def iter_texts(path: str | os.PathLike, text_column: str | None = None) -> Iterator[str]:
     """Stream the texts of ``path`` one at a time, never holding the whole file.
 
     ``.jsonl``: one JSON object per line with a string ``text`` field. ``.csv``: a
-    ``text`` column (other columns are ignored). Anything else is plain text, one text
-    per line. Blank lines and blank texts are skipped; plain-text lines are stripped.
-    A missing file or a folder is refused at once; problems inside the file raise
+    ``text`` column (other columns are ignored). ``.parquet``: a string ``text`` column
+    (needs pyarrow). ``text_column`` names another field/column. Anything else is plain
+    text, one text per line. Blank lines and blank texts (and Parquet nulls) are skipped;
+    plain-text lines are stripped. ``path`` may also be a folder or a glob: see
+    :func:`corpus_files`. A missing file is refused at once; problems inside a file raise
     :class:`BadInput` naming the file and line when the stream reaches them.
     """
-    p = _check_file(path)
+    paths = corpus_files(path)
+    if len(paths) == 1:
+        return iter_file_texts(paths[0], text_column)
+    return itertools.chain.from_iterable(iter_file_texts(p, text_column) for p in paths)
+
+
+def iter_file_texts(p: Path, text_column: str | None = None) -> Iterator[str]:
+    """The texts of one corpus file (see :func:`iter_texts`)."""
     suffix = p.suffix.lower()
+    field = text_column or _TEXT_FIELD
+    if suffix in PARQUET_SUFFIXES:
+        return _non_blank(iter_parquet(p, field), p)
     if suffix == ".jsonl":
-        return _non_blank(_iter_jsonl(p), p)
+        return _non_blank(_iter_jsonl(p, field), p)
     if suffix == ".csv":
-        return _non_blank(_iter_csv(p), p)
+        return _non_blank(_iter_csv(p, field), p)
     if suffix != ".txt":
         log.debug("treating %s as plain text, one text per line", p)
     return _iter_txt(p)
 
 
-def count_texts(path: str | os.PathLike) -> int:
+def count_texts(path: str | os.PathLike, text_column: str | None = None) -> int:
     """Count the texts :func:`iter_texts` would yield for ``path`` without storing them."""
-    return sum(1 for _ in iter_texts(path))
+    return sum(1 for _ in iter_texts(path, text_column))
+
+
+def corpus_files(source: str | os.PathLike) -> list[Path]:
+    """The files of a corpus, in reading order.
+
+    ``source`` is a file; a folder (every .txt/.jsonl/.csv/.parquet file under it,
+    recursively, leaving out names starting with "." or "_" such as Spark's _SUCCESS;
+    sorted by path); or a glob (its matching files sorted by path; ``**`` recurses). A
+    folder named like a text file (``x.txt``) is refused as one.
+    """
+    text = os.fspath(source)
+    p = Path(text)
+    if not p.exists() and any(c in text for c in _GLOB_CHARS):
+        found = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
+        if not found:
+            raise BadInput(f"no files match {text}")
+        return found
+    if p.is_dir() and p.suffix.lower() not in LINE_SUFFIXES:
+        found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in CORPUS_SUFFIXES
+                       and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts))
+        if not found:
+            raise BadInput(f"no texts: folder {p} holds no {', '.join(CORPUS_SUFFIXES)} files")
+        return found
+    return [_check_file(p)]
 
 
 def batches_of(stream: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -183,7 +227,7 @@ def _iter_txt(p: Path) -> Iterator[str]:
             yield text
 
 
-def _iter_jsonl(p: Path) -> Iterator[str]:
+def _iter_jsonl(p: Path, field: str = _TEXT_FIELD) -> Iterator[str]:
     for lineno, line in _lines(p):
         if not line.strip():
             continue
@@ -197,20 +241,20 @@ def _iter_jsonl(p: Path) -> Iterator[str]:
             raise BadInput(
                 f"expected a JSON object in {p} line {lineno}, got {_json_type(obj)}"
             )
-        if _TEXT_FIELD not in obj:
+        if field not in obj:
             keys = ", ".join(map(str, obj)) or "none"
             raise BadInput(
-                f'missing "{_TEXT_FIELD}" field in {p} line {lineno} (keys found: {keys})'
+                f'missing "{field}" field in {p} line {lineno} (keys found: {keys})'
             )
-        text = obj[_TEXT_FIELD]
+        text = obj[field]
         if not isinstance(text, str):
             raise BadInput(
-                f'"{_TEXT_FIELD}" is {_json_type(text)}, not a string, in {p} line {lineno}'
+                f'"{field}" is {_json_type(text)}, not a string, in {p} line {lineno}'
             )
         yield text
 
 
-def _iter_csv(p: Path) -> Iterator[str]:
+def _iter_csv(p: Path, field: str = _TEXT_FIELD) -> Iterator[str]:
     if csv.field_size_limit() < MAX_TEXT_CHARS:
         # The default (131,072) would refuse long texts that are within our own limit.
         csv.field_size_limit(MAX_TEXT_CHARS)
@@ -221,10 +265,10 @@ def _iter_csv(p: Path) -> Iterator[str]:
         raise BadInput(f"malformed CSV in {p} line {reader.line_num}: {exc}") from None
     if fieldnames is None:
         return  # an empty file holds no texts
-    column = next((name for name in fieldnames if name.strip() == _TEXT_FIELD), None)
+    column = next((name for name in fieldnames if name.strip() == field), None)
     if column is None:
         found = ", ".join(repr(name) for name in fieldnames) or "none"
-        raise BadInput(f'no "{_TEXT_FIELD}" column in {p} (columns found: {found})')
+        raise BadInput(f'no "{field}" column in {p} (columns found: {found})')
     while True:
         try:
             row = next(reader)
@@ -235,7 +279,7 @@ def _iter_csv(p: Path) -> Iterator[str]:
         text = row.get(column)
         if text is None:
             raise BadInput(
-                f'missing "{_TEXT_FIELD}" value in {p} line {reader.line_num}: '
+                f'missing "{field}" value in {p} line {reader.line_num}: '
                 f"the row has fewer fields than the header"
             )
         yield text
@@ -253,3 +297,60 @@ def _json_type(value: object) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
+
+
+# -- Parquet (pyarrow, imported only when a Parquet file is read) ---------------------
+
+
+def _pyarrow_parquet():
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MissingExtra("reading Parquet needs pyarrow: pip install pyarrow "
+                           "(it comes with pip install 'padlens[ray]')") from None
+    return pq
+
+
+def open_parquet(p: Path, column: str = _TEXT_FIELD):
+    """A ``pyarrow.parquet.ParquetFile`` whose ``column`` holds strings, or BadInput."""
+    pq = _pyarrow_parquet()
+    import pyarrow as pa
+
+    try:
+        handle = pq.ParquetFile(p)
+    except (OSError, pa.ArrowException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"{p} is not a readable Parquet file: {first}") from None
+    schema = handle.schema_arrow
+    if column not in schema.names:
+        found = ", ".join(repr(n) for n in schema.names) or "none"
+        raise BadInput(f'no "{column}" column in {p} (columns found: {found}): pass --text-column')
+    kind = schema.field(column).type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise BadInput(f'column "{column}" of {p} holds {kind}, not strings')
+    return handle
+
+
+def iter_parquet(p: Path, column: str = _TEXT_FIELD, groups: range | None = None, handle=None) -> Iterator[str]:
+    """Stream ``column`` of ``p`` (only the row ``groups`` given, default all), a batch of
+    rows at a time; nulls come as "" (blank, so skipped by the callers)."""
+    handle = handle if handle is not None else open_parquet(p, column)
+    groups = range(handle.num_row_groups) if groups is None else groups
+    if not len(groups):
+        return
+    row = sum(handle.metadata.row_group(g).num_rows for g in range(groups.start))
+    for batch in handle.iter_batches(batch_size=_PARQUET_BATCH, row_groups=list(groups), columns=[column]):
+        for value in batch.column(0).to_pylist():
+            row += 1
+            if value is not None and len(value) > MAX_TEXT_CHARS:
+                raise BadInput(f"text too long: {p} row {row} has over {MAX_TEXT_CHARS:,} characters")
+            yield value or ""
+
+
+def parquet_group_texts(p: Path, column: str = _TEXT_FIELD) -> list[int]:
+    """Texts (non-blank values) in each row group of ``p``: where a reader may start."""
+    handle = open_parquet(p, column)
+    return [sum(1 for text in iter_parquet(p, column, range(g, g + 1), handle) if text.strip())
+            for g in range(handle.num_row_groups)]

@@ -21,7 +21,7 @@ from ray.data.block import BlockMetadata
 
 from padlens.errors import BadInput
 
-from . import _texts_draft as T
+from padlens.inspector import texts as T
 
 log = logging.getLogger(__name__)
 
