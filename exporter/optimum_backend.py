@@ -84,6 +84,20 @@ def export_fp32(folder: Path, architecture: str, scratch: Path) -> Path:
     return model
 
 
+def move_export(produced: Path, target: Path) -> None:
+    """Move Optimum's model.onnx to ``target`` with its external-data files (models over 2 GB,
+    such as Qwen3-Embedding-0.6B in fp32, keep their weights beside the graph)."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    model = onnx.load(str(produced), load_external_data=False)
+    locations = {entry.value for tensor in model.graph.initializer if uses_external_data(tensor)
+                 for entry in tensor.external_data if entry.key == "location"}
+    shutil.move(str(produced), target)
+    for name in sorted(locations):
+        shutil.move(str(produced.parent / name), target.parent / name)
+
+
 @contextlib.contextmanager
 def _quiet_libraries() -> Iterator[None]:
     """Hide tracer warnings and transformers/optimum chatter unless padlens logs at DEBUG (-vv)."""

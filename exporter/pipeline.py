@@ -174,7 +174,7 @@ class _Job:
         scratch = self.tmp / ".optimum"
         produced = optimum_backend.export_fp32(self.src.folder, self.src.architecture, scratch)
         target = self.tmp / precision.FILES["fp32"]
-        shutil.move(str(produced), target)
+        optimum_backend.move_export(produced, target)  # with its external data, if any
         optimum_backend.discard(scratch)
         self.num_layers = int(_config_layers(self.src.config))
         precision.check_outputs(target, optimum_backend.output_names(self.num_layers))

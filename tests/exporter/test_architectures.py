@@ -239,3 +239,24 @@ def test_the_inspector_locates_every_exported_layer_without_the_named_outputs(ex
     for i, name in enumerate(layers.hidden):
         diff = np.abs(got[fetch[name]].astype(np.float32) - want[f"hidden_states.{i}"])[real].max()
         assert diff < tolerance, f"layer {i} ({name}): {diff}"
+
+
+def test_an_export_with_external_data_is_moved_with_its_weights(tmp_path):
+    from onnx import helper, numpy_helper
+
+    from padlens.exporter.optimum_backend import move_export
+
+    weight = numpy_helper.from_array(np.arange(4096, dtype=np.float32).reshape(64, 64), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])], [weight])
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "out").mkdir()
+    produced = tmp_path / "scratch" / "model.onnx"
+    onnx.save(helper.make_model(graph), str(produced), save_as_external_data=True,
+              location="model.onnx_data", size_threshold=0)
+    move_export(produced, tmp_path / "out" / "model.onnx")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.onnx", "model.onnx_data"]
+    x = np.ones((1, 64), np.float32)
+    y = run_model(tmp_path / "out" / "model.onnx", {"x": x})["y"]
+    np.testing.assert_array_equal(y, x @ numpy_helper.to_array(weight))
