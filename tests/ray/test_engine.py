@@ -124,3 +124,29 @@ def test_bad_corpora_are_refused_before_ray_starts_work(tiny, tmp_path, make, co
     make(folder)
     with pytest.raises(BadInput, match=message):
         inspect_ray([str(tiny)], str(folder), text_column=column, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def nan_model(tiny, tmp_path_factory):
+    """Layer 1 = Log(embedding): NaN states on every text holding "cat" (tests/hardening/tiny.py)."""
+    import json
+
+    from tests.hardening import tiny as builders
+
+    vocab = json.loads((tiny / "tokenizer.json").read_text())["model"]["vocab"]
+    folder = tmp_path_factory.mktemp("nan")
+    builders.copy_tokenizer(tiny, folder)
+    builders.nan_rows(folder / "model.onnx", max(vocab.values()) + 1, vocab["cat"])
+    return folder
+
+
+def test_failed_texts_leave_the_same_faults_and_the_same_first_2000_texts(ray_local, nan_model, txt_corpus,
+                                                                          texts):
+    local = inspect([str(nan_model)], texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH).to_dict()
+    remote = inspect_ray([str(nan_model)], str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH, workers=2,
+                         show_progress=False).to_dict()
+    run = remote["runs"][0]
+    assert run["layers"][1]["failed"] > 100 and len(run["faults"]) == 10
+    failed = run["layers"][1]["failed"]
+    assert run["pooling"]["texts_compared"] == len(texts) - failed  # so kept texts reach past text 2,000
+    assert_same_json(local, remote)
