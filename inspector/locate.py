@@ -319,7 +319,9 @@ def trace_residual(g: Graph, model: onnx.ModelProto, out: str) -> LayerMap:
     The last entry differs by family, as in Hugging Face: RMSNorm decoders (Qwen2/3, Llama)
     report the final norm's output (their ``hidden_states[-1]`` is ``last_hidden_state``);
     LayerNorm pre-norm encoders (ModernBERT) report the last block's raw output, before the
-    final norm. Both tensors are kept in ``final_norm`` and ``before_final_norm``.
+    final norm, except where ONNX Runtime fused the last sum into that norm (no such tensor:
+    the final norm's output then, with a warning). Both are kept in ``final_norm`` and
+    ``before_final_norm``.
     """
     end = through(g, out)
     final, kind, stream, steps = final_norm_steps(g, end)
@@ -330,6 +332,9 @@ def trace_residual(g: Graph, model: onnx.ModelProto, out: str) -> LayerMap:
     hidden = block_inputs(g, steps, attn, out)
     before = stream if final is not None else None
     rms = "rmsnorm" in kind
+    if not rms and final is not None and before is None:
+        log.warning("%s: the last residual sum is fused into the final norm, so the last layer "
+                    "is the final norm's output (Hugging Face takes it before that norm)", out)
     hidden.append(before if before is not None and not rms else end)
     style = "ort-fused" if any(st.fused for st in steps) or kind.startswith("ort-fused") else kind
     log.info("located %d pre-norm layers (%s) behind %s", len(hidden), style, out)

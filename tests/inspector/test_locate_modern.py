@@ -20,6 +20,7 @@ TOLERANCE = 1e-4
 STYLES = {
     "modernbert-optimum": ("pre-layernorm", 2),
     "modernbert-dynamo": ("pre-layernorm", 2),
+    "modernbert-ort-fused": ("ort-fused", 2),
     "qwen3-optimum": ("decomposed-rmsnorm", 2),
     "qwen2-optimum": ("decomposed-rmsnorm", 2),
     "llama-optimum": ("decomposed-rmsnorm", 2),
@@ -65,6 +66,8 @@ def test_located_states_equal_pytorch_hidden_states_layer_by_layer(zoo, style):
     mask = ref["attention_mask"]
     for i, name in enumerate(encoder.layers.hidden):
         want = ref[f"hidden_{i}"]
+        if name == encoder.layers.final_norm and style == "modernbert-ort-fused":
+            want = ref["last_hidden_state"]  # the raw stream is fused away: see the next tests
         assert values[name].shape == want.shape, f"layer {i}"
         assert max_real_diff(values[name], want, mask) < TOLERANCE, f"layer {i} ({name})"
 
@@ -102,9 +105,16 @@ def test_the_stream_entering_the_final_norm_is_the_last_blocks_raw_output(zoo, s
     assert max_real_diff(rms.astype(np.float32), ref["last_hidden_state"], ref["attention_mask"]) < 1e-4
 
 
-def test_the_fused_final_norm_holds_no_separate_raw_output(zoo):
-    layers = load_encoder(zoo("qwen3-ort-fused") / "model.onnx").layers
+@pytest.mark.parametrize("style", ["qwen3-ort-fused", "modernbert-ort-fused"])
+def test_the_fused_final_norm_holds_no_separate_raw_output(zoo, style):
+    layers = load_encoder(zoo(style) / "model.onnx").layers
     assert layers.before_final_norm is None and layers.final_norm == layers.hidden[-1]
+
+
+def test_a_fused_modernbert_says_its_last_layer_is_after_the_final_norm(zoo, caplog):
+    with caplog.at_level("WARNING", logger="padlens.inspector.locate"):
+        load_encoder(zoo("modernbert-ort-fused") / "model.onnx")
+    assert "fused into the final norm" in caplog.text
 
 
 @pytest.mark.parametrize("style", ["modernbert-optimum", "qwen3-optimum", "qwen3-dynamo"])
