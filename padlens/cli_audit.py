@@ -13,11 +13,11 @@ log = logging.getLogger(__name__)
 
 #: what the shared input options mean for the audit (it builds its own padded variants)
 AUDIT_OPTION_HELP = {
-    "pad_to": dict(help="Pad the audited variants to --max-length, or to the longest audited text."),
-    "batch_size": dict(default=None, show_default=False,
-                       help="Rows of each batch_neighbour_invariance batch: the text, a short and a long "
-                            "neighbour, then other texts. 1: texts run alone (batch checks not applicable). "
-                            "[default: 3]"),
+    "pad_to": {"help": "Pad the audited variants to --max-length, or to the longest audited text."},
+    "batch_size": {"default": None, "show_default": False,
+                   "help": "Rows of each batch_neighbour_invariance batch: the text, a short and a long "
+                           "neighbour, then other texts. 1: texts run alone (batch checks not applicable). "
+                           "[default: 3]"},
 }
 
 

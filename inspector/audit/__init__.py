@@ -20,7 +20,7 @@ _EXPORTS = {
     "Probe": "probes", "Sequences": "probes", "tokenize": "probes",
     "Facts": "facts", "SPECS": "registry", "CheckSpec": "registry", "render_text": "render",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [*_EXPORTS]
 
 
 def __getattr__(name: str):

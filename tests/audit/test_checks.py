@@ -44,8 +44,8 @@ def test_masking_a_signal_with_the_mask_stops_the_mask_path(toy):
     # honest: states * mask would be a pooling; attention scores + bias stay mask-derived
     model = onnx.load(toy("honest") / "model.onnx")
     derived = G.mask_derived_tensors(model)
-    softmax_in = [n.input[0] for n in model.graph.node if n.op_type == "Softmax"][0]
-    softmax_out = [n.output[0] for n in model.graph.node if n.op_type == "Softmax"][0]
+    softmax_in = next(n.input[0] for n in model.graph.node if n.op_type == "Softmax")
+    softmax_out = next(n.output[0] for n in model.graph.node if n.op_type == "Softmax")
     assert softmax_in in derived and softmax_out not in derived
 
 

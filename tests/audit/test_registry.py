@@ -15,7 +15,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def test_the_readme_check_table_is_the_registrys_markdown():
     text = README.read_text(encoding="utf-8")
-    found = re.search(r"<!-- audit-checks:[^\n]*-->\n(.*?)<!-- /audit-checks -->", text, re.S)
+    found = re.search(r"<!-- audit-checks:[^\n]*-->\n(.*?)<!-- /audit-checks -->", text, re.DOTALL)
     assert found, "README.md lost its generated audit-check table markers"
     assert found.group(1) == registry.markdown()
 
