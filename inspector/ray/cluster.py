@@ -4,9 +4,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Iterator
 
+from padlens import errors
 from padlens.errors import BadInput, MissingExtra, PadlensError
 
 log = logging.getLogger(__name__)
@@ -96,14 +98,23 @@ def ray_cluster(address: str | None = None, progress: bool = True) -> Iterator[C
             ray.shutdown()
 
 
+_RAISED = re.compile(r"padlens\.errors\.(\w+): ([^\n]+)")
+
+
 def _padlens_cause(exc: BaseException) -> PadlensError | None:
-    """The PadlensError a worker raised, found through Ray's wrappers (RayTaskError, UserCodeException)."""
-    seen = set()
+    """The PadlensError a worker raised, through Ray's wrappers: RayTaskError and
+    UserCodeException chain it; an actor that died in its constructor keeps only its text."""
+    seen, text = set(), ""
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, PadlensError):
             return exc
+        text += f"\n{exc}"
         exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+    found = _RAISED.findall(text)
+    cls = getattr(errors, found[-1][0], None) if found else None
+    if isinstance(cls, type) and issubclass(cls, PadlensError):
+        return cls(found[-1][1])
     return None
 
 
@@ -113,7 +124,7 @@ def _clean(exc: BaseException) -> BaseException:
     if cause is None:
         return exc
     for cls in type(cause).__mro__:  # RayTaskError subclasses the cause's class: find the real one
-        if issubclass(cls, PadlensError) and cls.__module__.startswith("padlens"):
+        if issubclass(cls, PadlensError) and cls.__module__ == errors.__name__:
             message = str(cause)
             marker = message.rfind(": ") if "ray::" in message else -1
             return cls(message[marker + 2:] if marker >= 0 else message)
@@ -133,12 +144,16 @@ def worker_cpus(cluster: Cluster, workers: int, threads: int | None) -> tuple[fl
     return round(cpus, 3), int(threads or max(1, round(cluster.cpus / max(1, workers))))
 
 
-def default_workers(cluster: Cluster, gpu: bool, threads: int | None) -> int:
-    """One actor per GPU with ``--provider cuda``; else one per ``threads`` CPUs (default 4)."""
+def choose_workers(cluster: Cluster, gpu: bool, workers: int | None, threads: int | None) -> int:
+    """``workers``, or by default one actor per GPU with a GPU provider, else one per
+    ``threads`` CPUs (default 4); BadInput when the cluster lacks the GPUs asked for."""
     if gpu:
-        if cluster.gpus < 1:
-            raise BadInput("--provider cuda with --engine ray needs GPUs in the Ray cluster, and it has none")
-        return int(cluster.gpus)
+        if cluster.gpus < (workers or 1):
+            raise BadInput(f"--provider cuda with --engine ray needs {workers or 1} GPU(s) in the Ray cluster, "
+                           f"and it has {cluster.gpus:g}")
+        return int(workers or cluster.gpus)
+    if workers:
+        return int(workers)
     per = threads or min(4, max(1, int(cluster.cpus)))
     return max(1, int(cluster.cpus // per))
 

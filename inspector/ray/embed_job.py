@@ -155,7 +155,7 @@ def _run(job: EmbedJob, plan, target: Path, to_npy: bool, address, workers, prog
 
     gpu = R.uses_gpu(job.providers)
     with R.ray_cluster(address, progress=show_progress) as cluster:
-        workers = int(workers or R.default_workers(cluster, gpu, job.threads))
+        workers = R.choose_workers(cluster, gpu, workers, job.threads)
         cpus, threads = R.worker_cpus(cluster, workers, job.threads) if not gpu else (1.0, job.threads)
         job = dataclasses.replace(job, threads=threads)
         reads = corpus_dataset(plan, shard_size(plan.total, job.batch_size, workers), R.READ_CPUS)

@@ -291,7 +291,7 @@ def _stream(job, plan, refs, providers, graphs, cluster, workers, threads, progr
     from padlens.inspector.ray.corpus import corpus_dataset, shard_size
 
     gpu = R.uses_gpu(providers)
-    workers = int(workers or R.default_workers(cluster, gpu, threads))
+    workers = R.choose_workers(cluster, gpu, workers, threads)
     cpus, actor_threads = R.worker_cpus(cluster, workers, threads) if not gpu else (1.0, threads)
     job = dataclasses.replace(job, options={**job.options, "threads": actor_threads})
     size = shard_size(plan.total, job.batch_size, workers)
