@@ -12,6 +12,7 @@ from padlens.inspector.audit.drift import RunRecord, drift_verdicts
 from padlens.inspector.audit.facts import RunContext, gather_facts
 from padlens.inspector.audit.probes import Probe, tokenize
 from padlens.inspector.audit.results import AuditResult, CheckResult, DriftPoint, Verdict
+from padlens.inspector.lengths import choose_max_length
 from padlens.inspector.options import check_counts, check_options, check_padding
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,6 @@ def run_check(spec: registry.CheckSpec, ctx: RunContext) -> CheckResult:
 
 def open_probe(encoder, texts: list[str], settings: Settings) -> Probe:
     """The run's probe: texts tokenized once, the padded width chosen."""
-    from padlens.inspector.inspect import choose_max_length
-
     max_len = choose_max_length(settings.max_length, [encoder])
     seqs = tokenize(encoder, texts, max_len)
     width = max_len if settings.padding == "max_length" else max(len(ids) for ids in seqs.ids)
