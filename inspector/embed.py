@@ -61,7 +61,7 @@ class LastLayer:
 
     def __init__(self, ref, providers: Sequence[str], allow_fallback: bool, threads: int | None):
         from padlens.inspector.encoder import check_vocab, make_feeds
-        from padlens.inspector.graph import expose_outputs, load_encoder
+        from padlens.inspector.graph import exposed_model, load_encoder
         from padlens.inspector.session import create_session
         from padlens.inspector.tokenize import load_tokenizer
 
@@ -70,10 +70,10 @@ class LastLayer:
         self.graph = load_encoder(ref.path)
         check_vocab(self.tokenizer, self.graph.vocab_size, ref.label)
         tensor = self.graph.layers.hidden[-1]
-        model, names = expose_outputs(self.graph.model, [tensor])
+        model, names = exposed_model(self.graph, [tensor])
         self.output = names[tensor]
         self.session = create_session(model, providers, allow_fallback, threads)
-        self.graph.model = None  # the session holds its own copy; drop the proto
+        self.graph.model = self.graph.raw = None  # the session holds its own copy
 
     @property
     def label(self) -> str:

@@ -159,17 +159,24 @@ class Encoder:
 
     @classmethod
     def open(cls, ref: ModelRef, providers: Sequence[str] = ("cpu",), allow_fallback: bool = False,
-             threads: int | None = None, layers: list[str] | None = None) -> Encoder:
-        """Load ``ref``, check its tokenizer fits, expose every layer, and create the session."""
+             threads: int | None = None, layers: list[str] | None = None, keep_model: bool = True) -> Encoder:
+        """Load ``ref``, check its tokenizer fits, expose every layer, and create the session.
+
+        ``keep_model=False`` drops the loaded proto (``graph.model`` becomes None) once the
+        session exists: the session holds its own copy, and inspect needs no other.
+        """
         tokenizer = load_tokenizer(ref.tokenizer_path)
         graph = graph_mod.load_encoder(ref.path, layers)
         check_vocab(tokenizer, graph.vocab_size, ref.label)
         if ref.precision == "unknown":
             ref.precision = guess_precision(graph.model)
         tensors = list(graph.layers.hidden) + list(graph.layers.attention)
-        model, names = graph_mod.expose_outputs(graph.model, tensors)
+        model, names = graph_mod.exposed_model(graph, tensors)
         session = create_session(model, providers, allow_fallback, threads)
         del model
+        graph.raw = None
+        if not keep_model:
+            graph.model = None
         hidden = [names[t] for t in graph.layers.hidden]
         attention = [names[t] for t in graph.layers.attention]
         log.info("%s: %d layers (%s) on %s", ref.label, len(hidden) - 1, graph.layers.style, session.used)

@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 from onnx import TensorProto
 
 from padlens.errors import LayersNotFound, ModelLoadError
-from padlens.inspector.expose import expose_outputs, save_model, tensor_types
+from padlens.inspector.expose import EXTERNAL_OVER, expose_outputs, output_delta, save_model
 from padlens.inspector.loader import InputSpec, read_model, recognise_inputs
 from padlens.inspector.locate import Graph, LayerMap, hidden_size, locate_layers, token_output
 
-__all__ = ["EncoderGraph", "InputSpec", "LayerMap", "expose_outputs", "load_encoder",
-           "locate_layers", "save_model"]
+__all__ = ["EncoderGraph", "InputSpec", "LayerMap", "expose_outputs", "exposed_model", "load_encoder",
+           "locate_layers", "output_delta", "save_model"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class EncoderGraph:
         max_positions: rows of the position-embedding table, None if unknown
             (relative or rotary positions).
         float_dtype: dtype of the hidden states, "float32" or "float16".
+        raw: the file's bytes when they hold every tensor (no external data), else None;
+            kept until the session exists (``exposed_model`` reuses them).
     """
 
     path: Path
@@ -47,6 +49,7 @@ class EncoderGraph:
     vocab_size: int | None
     max_positions: int | None
     float_dtype: str
+    raw: bytes | None = field(default=None, repr=False)
 
 
 def load_encoder(path: str | os.PathLike, layers: list[str] | None = None) -> EncoderGraph:
@@ -55,7 +58,7 @@ def load_encoder(path: str | os.PathLike, layers: list[str] | None = None) -> En
     Raises ModelLoadError for a file that is missing, not ONNX or not a token encoder,
     and LayersNotFound when no layers can be located or a named tensor does not exist.
     """
-    path, model = read_model(path)
+    path, model, raw = read_model(path)
     inputs = recognise_inputs(path, model.graph)
     try:
         if layers:
@@ -70,7 +73,20 @@ def load_encoder(path: str | os.PathLike, layers: list[str] | None = None) -> En
     g = Graph(model)
     vocab, positions = embedding_rows(g, inputs, layer_map.hidden[0])
     return EncoderGraph(path, model, inputs, [o.name for o in model.graph.output], layer_map,
-                        vocab, positions, _float_dtype(model, layer_map.hidden[0]))
+                        vocab, positions, _float_dtype(g, model, layer_map.hidden[0]), raw)
+
+
+def exposed_model(graph: EncoderGraph, tensors: list[str]) -> tuple[bytes | onnx.ModelProto, dict[str, str]]:
+    """The model with ``tensors`` as extra outputs, for ``create_session``, and the output
+    name to fetch each by. A self-contained file under 2 GB becomes its own bytes with the
+    small addition appended (protobuf merges them): no copy of the weights, no reserialising."""
+    delta, fetch = output_delta(graph.model, tensors)
+    if graph.raw is not None and len(graph.raw) <= EXTERNAL_OVER:
+        return graph.raw + delta.SerializeToString(), fetch
+    model = onnx.ModelProto()
+    model.CopyFrom(graph.model)
+    model.MergeFrom(delta)
+    return model, fetch
 
 
 def _output_names(model: onnx.ModelProto) -> str:
@@ -129,9 +145,30 @@ def _source_input(g: Graph, name: str) -> str | None:
         name = node.input[0]
 
 
-def _float_dtype(model: onnx.ModelProto, name: str) -> str:
-    elem = tensor_types(model).get(name, TensorProto.FLOAT)
+def _float_dtype(g: Graph, model: onnx.ModelProto, name: str) -> str:
+    elem = _elem_type(g, model, name) or TensorProto.FLOAT
     if elem not in FLOAT_NAMES:
         raise ModelLoadError(f"layer tensor {name!r} is not a float tensor "
                              f"({TensorProto.DataType.Name(elem)})")
     return FLOAT_NAMES[elem]
+
+
+def _elem_type(g: Graph, model: onnx.ModelProto, name: str) -> int:
+    """Element type of ``name``: as declared (inputs, outputs, value_info, weights), else a
+    Cast's target, else that of the producer's first float input, walking back (0: unknown)."""
+    graph = model.graph
+    declared = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.output, *graph.value_info]}
+    declared.update({t.name: t.data_type for t in graph.initializer})
+    seen: set[str] = set()
+    while name and name not in seen:
+        seen.add(name)
+        if declared.get(name):
+            return declared[name]
+        node = g.producer.get(name)
+        if node is None:
+            return 0
+        if node.op_type == "Cast":
+            return next((a.i for a in node.attribute if a.name == "to"), 0)
+        floats = [i for i in node.input if declared.get(i) in FLOAT_NAMES]
+        name = floats[0] if floats else (node.input[0] if node.input else "")
+    return 0

@@ -302,7 +302,7 @@ def _open_encoders(refs: list[ModelRef], providers: list[str], options: dict) ->
     opened = []
     for ref, provider in itertools.product(refs, providers):
         start = time.perf_counter()
-        enc = Encoder.open(ref, providers=(provider,), **options)
+        enc = Encoder.open(ref, providers=(provider,), keep_model=False, **options)
         opened.append((ref, provider, enc, time.perf_counter() - start))
     return opened
 

@@ -48,8 +48,9 @@ class InputSpec:
     dtype: str
 
 
-def read_model(path: str | os.PathLike) -> tuple[Path, onnx.ModelProto]:
-    """The model at ``path`` with its external data loaded, after checking where that lives."""
+def read_model(path: str | os.PathLike) -> tuple[Path, onnx.ModelProto, bytes | None]:
+    """The model at ``path`` with its external data loaded, after checking where that lives,
+    and the file's bytes when they hold it all (no external data: they alone are the model)."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")
@@ -57,17 +58,19 @@ def read_model(path: str | os.PathLike) -> tuple[Path, onnx.ModelProto]:
         raise ModelLoadError(f"{path} is a folder, not an .onnx file")
     if not path.is_file():
         raise ModelLoadError(f"{path} is not a regular file")
-    model = _parse(path)
+    raw, model = _parse(path)
     check_op_domains(path, model)
     check_external_data(model, path.parent)
-    if any(uses_external_data(t) for t in _get_all_tensors(model)):
+    external = any(uses_external_data(t) for t in _get_all_tensors(model))
+    if external:
         load_external_data_for_model(model, str(path.parent))
-    return path, model
+    return path, model, None if external else raw
 
 
-def _parse(path: Path) -> onnx.ModelProto:
+def _parse(path: Path) -> tuple[bytes, onnx.ModelProto]:
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        raw = path.read_bytes()
+        model = onnx.load_model_from_string(raw)
     except OSError as exc:
         raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except Exception as exc:  # protobuf DecodeError (its wording differs between protobuf builds)
@@ -77,7 +80,7 @@ def _parse(path: Path) -> onnx.ModelProto:
         what = "no graph nodes" if not model.graph.node else "no opset import (truncated?)"
         raise ModelLoadError(f"{path} is not an ONNX model: {what}")
     _check_complete(path, model.graph)
-    return model
+    return raw, model
 
 
 def _check_complete(path: Path, graph: onnx.GraphProto) -> None:

@@ -147,11 +147,11 @@ def check_providers(asked: Sequence[str], used: Sequence[str], allow_fallback: b
     return [message]
 
 
-def create_session(model: str | Path | onnx.ModelProto, providers: Iterable[str] | str | None = ("cpu",),
+def create_session(model: str | Path | bytes | onnx.ModelProto, providers: Iterable[str] | str | None = ("cpu",),
                    allow_fallback: bool = False, threads: int | None = None) -> SessionInfo:
     """Create an InferenceSession on ``providers`` and verify ORT really uses them.
 
-    A ModelProto is handed to ONNX Runtime as bytes; only one past protobuf's 2 GB limit is
+    A model's bytes go to ONNX Runtime as they are; a ModelProto is handed over as bytes; only one past protobuf's 2 GB limit is
     written (with external data) to a temporary folder, removed once the session exists.
     Nothing is written beside the user's model.
     """
@@ -159,6 +159,8 @@ def create_session(model: str | Path | onnx.ModelProto, providers: Iterable[str]
     options = _session_options(threads)
     if isinstance(model, onnx.ModelProto):
         session = _session_from_proto(model, options, asked)
+    elif isinstance(model, (bytes, bytearray)):
+        session = _new_session(bytes(model), options, asked, "the instrumented model")
     else:
         session = _new_session(str(model), options, asked, str(model))
     used = list(session.get_providers())

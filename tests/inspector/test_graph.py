@@ -139,9 +139,33 @@ def test_inputs_are_recognised_by_role_and_dtype(zoo, style, roles, dtype):
 def test_fp16_graphs_report_float16_states(zoo):
     encoder = load_encoder(zoo("ort-fused-fp16") / "model.onnx")
     assert encoder.float_dtype == "float16"
+
+
+@pytest.mark.parametrize("style, dtype", [("ort-fused-fp16", np.float16), ("int8-dynamic", np.float32)])
+def test_exposed_outputs_are_left_untyped_and_onnx_runtime_infers_them(zoo, style, dtype):
+    encoder = load_encoder(zoo(style) / "model.onnx")
     exposed, fetch = expose_outputs(encoder.model, encoder.layers.hidden)
-    types = {o.name: o.type.tensor_type.elem_type for o in exposed.graph.output}
-    assert {types[fetch[h]] for h in encoder.layers.hidden} == {onnx.TensorProto.FLOAT16}
+    added = [o for o in exposed.graph.output if o.name in set(fetch.values()) - set(encoder.outputs)]
+    assert added and all(not o.type.HasField("tensor_type") for o in added)
+    sess = ort.InferenceSession(exposed.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [fetch[h] for h in encoder.layers.hidden]
+    types = {o.name: o.type for o in sess.get_outputs()}
+    expected = "tensor(float16)" if dtype is np.float16 else "tensor(float)"
+    assert {types[n] for n in names} == {expected}
+    ids, mask = batch()
+    states = sess.run(names, feeds(encoder, ids, mask))
+    assert all(s.dtype == dtype and s.shape[:2] == ids.shape for s in states)
+
+
+def test_the_exposed_bytes_are_the_file_with_the_addition_appended(zoo):
+    from padlens.inspector.graph import exposed_model
+
+    encoder = load_encoder(zoo("torchscript") / "model.onnx")
+    assert encoder.raw == (zoo("torchscript") / "model.onnx").read_bytes()
+    data, fetch = exposed_model(encoder, encoder.layers.hidden)
+    proto, same = expose_outputs(encoder.model, encoder.layers.hidden)
+    assert isinstance(data, bytes) and fetch == same
+    assert onnx.load_model_from_string(data) == proto
 
 
 @pytest.mark.parametrize("style", ["torchscript", "ort-fused", "int8-dynamic", "st-pooled"])
