@@ -148,7 +148,10 @@ def test_each_precision_records_real_and_pad_deltas_per_layer(exports, arch, pre
 def test_validation_batch_is_padded_so_pad_deltas_are_measured(exports, arch):
     validation = manifest(exports, arch)["validation"]
     assert len(validation["texts"]) >= 4 and validation["sequence_length"] > 8
-    assert any(layer["max_abs_pad"] > 0 for layer in validation["fp16"]["layers"])
+    if arch == "qwen3":  # zero pad embedding, no bias anywhere: its pads stay exactly 0 in fp16 too
+        assert all(layer["max_abs_pad"] == 0 for layer in validation["fp16"]["layers"])
+    else:
+        assert any(layer["max_abs_pad"] > 0 for layer in validation["fp16"]["layers"])
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
@@ -235,7 +238,10 @@ def test_the_inspector_locates_every_exported_layer_without_the_named_outputs(ex
     feed = make_feed(side=side)
     got, want = run_model(exposed, feed), run_model(path, feed)
     real = feed["attention_mask"].astype(bool)
-    tolerance = 1e-2 if precision == "fp16" else 1e-5  # fp16: ORT fuses the smaller graph otherwise
+    # fp16: ORT fuses the smaller graph otherwise. int8-static: where a layer also feeds a
+    # MatMul (ModernBERT's embedding output), the export's named output is the quantizer's
+    # DequantizeLinear copy; padlens locates the float tensor the residual sum adds.
+    tolerance = 2e-2 if precision in ("fp16", "int8-static") else 1e-5
     for i, name in enumerate(layers.hidden):
         diff = np.abs(got[fetch[name]].astype(np.float32) - want[f"hidden_states.{i}"])[real].max()
         assert diff < tolerance, f"layer {i} ({name}): {diff}"
