@@ -68,6 +68,25 @@ class Graph:
                 self.consumers.setdefault(name, []).append(node)
         self.inits = {t.name: t for t in model.graph.initializer}
         self._anc: dict[str, frozenset[str]] = {}
+        self.order = topological_order(self.nodes, self.producer)
+
+    def depends(self, name: str, on: str) -> bool:
+        """Whether ``on`` is an ancestor of ``name`` (or ``name`` itself), searching only the
+        tensors computed after ``on``: cheap when both are close in the graph."""
+        if name == on:
+            return True
+        if name in self._anc:
+            return on in self._anc[name]
+        limit, seen, stack = self.order.get(on, -1), {name}, [name]
+        while stack:
+            node = self.producer.get(stack.pop())
+            for inp in node.input if node is not None else ():
+                if inp == on:
+                    return True
+                if inp and inp not in seen and self.order.get(inp, -1) > limit:
+                    seen.add(inp)
+                    stack.append(inp)
+        return False
 
     def ancestors(self, name: str) -> frozenset[str]:
         """Every tensor ``name`` depends on, itself included."""
@@ -107,6 +126,28 @@ class Graph:
         return self.const_dims(node.input[0]) if node.op_type in PASS_THROUGH else None
 
 
+def topological_order(nodes: list[onnx.NodeProto], producer: dict) -> dict[str, int]:
+    """Tensor -> rank of its producer in a topological order (Kahn); inputs and weights -1."""
+    waiting = {id(n): sum(1 for i in set(n.input) if i in producer) for n in nodes}
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for node in nodes:
+        for name in set(node.input):
+            if name in producer:
+                users.setdefault(name, []).append(node)
+    ready = [n for n in nodes if waiting[id(n)] == 0]
+    order: dict[str, int] = {}
+    while ready:
+        node = ready.pop()
+        rank = len(order)
+        for out in node.output:
+            order[out] = rank
+            for user in users.get(out, ()):
+                waiting[id(user)] -= 1
+                if waiting[id(user)] == 0:
+                    ready.append(user)
+    return order
+
+
 def find_norms(g: Graph) -> dict[str, str]:
     """Normalised tensors: {tensor name: kind}, kind "layernorm", "ort-fused" or "decomposed"."""
     norms = {}
@@ -140,10 +181,11 @@ def _affine_tail(g: Graph, name: str) -> str:
 
 
 def find_attention(g: Graph) -> list[onnx.NodeProto]:
-    """Softmax nodes and fused attention ops, in graph order."""
-    return [n for n in g.nodes
-            if (n.op_type in ("Softmax", "Attention") and n.domain in ("", "ai.onnx"))
-            or (n.op_type in FUSED_ATTENTION and n.domain == MS)]
+    """Softmax nodes and fused attention ops, in topological order."""
+    found = [n for n in g.nodes
+             if (n.op_type in ("Softmax", "Attention") and n.domain in ("", "ai.onnx"))
+             or (n.op_type in FUSED_ATTENTION and n.domain == MS)]
+    return sorted(found, key=lambda n: g.order.get(n.output[0], -1))
 
 
 def deepest(g: Graph, candidates: list[str]) -> str | None:
@@ -325,7 +367,7 @@ def trace_residual(g: Graph, model: onnx.ModelProto, out: str) -> LayerMap:
     """
     end = through(g, out)
     final, kind, stream, steps = final_norm_steps(g, end)
-    attn = [n for n in find_attention(g) if n.output[0] in g.ancestors(out)]
+    attn = [n for n in find_attention(g) if g.depends(out, n.output[0])]
     if not steps or not attn:
         what = "residual sums" if not steps else "attention ops"
         raise LayersNotFound(f"found no {what} behind output {out!r}")
@@ -408,19 +450,20 @@ def split_sum(g: Graph, a: str, b: str) -> tuple[str, str] | None:
 
 def _computes(g: Graph, a: str, b: str) -> bool:
     """``b`` is computed from ``a``; for a fused Skip*Norm's sum, from its normalised twin."""
-    if a in g.ancestors(b):
+    if g.depends(b, a):
         return True
     node = g.producer.get(a)
     fused = node is not None and node.domain == MS and node.op_type.startswith("Skip")
-    return fused and any(o in g.ancestors(b) for o in node.output if o)
+    return fused and any(g.depends(b, o) for o in node.output if o)
 
 
 def block_inputs(g: Graph, steps: list[Step], attn: list[onnx.NodeProto], out: str) -> list[str]:
     """The stream entering each block: the sum whose branch holds the block's attention op."""
     hidden, owned = [], set()
     for i, step in enumerate(steps):
-        new = [a for a in attn if a.output[0] in g.ancestors(step.branch)
-               and a.output[0] not in g.ancestors(step.stream) and id(a) not in owned]
+        after = g.order.get(step.stream, -1)  # ops computed before the stream cannot be new
+        new = [a for a in attn if id(a) not in owned and g.order.get(a.output[0], -1) > after
+               and g.depends(step.branch, a.output[0]) and not g.depends(step.stream, a.output[0])]
         if len(new) > 1:
             raise LayersNotFound(f"one residual branch of {out!r} holds {len(new)} attention ops")
         if new:
