@@ -66,11 +66,12 @@ def quantize_int8_dynamic(src: Path, dst: Path) -> dict:
 class StaticRecipe:
     """How int8-static is made: ONNX Runtime ``quantize_static`` in QDQ format.
 
+    Only the inputs of ``op_types`` are quantized; their outputs go on in float (ORT runs
+    DQ→MatMul as MatMulIntegerToFloat), so the outlier channels of BERT's FFN outputs (up
+    to ~200 on MiniLM) never set a scale, and every other op reads float tensors.
+
     Attributes:
-        op_types: op types whose *inputs* get QuantizeLinear/DequantizeLinear pairs.
-        quantize_outputs: whether those ops' outputs are quantized too. False: a MatMul's
-            output goes on in float (ORT runs DQ→MatMul as MatMulIntegerToFloat), so the
-            outlier channels of BERT's FFN outputs (up to ~200 on MiniLM) never set a scale.
+        op_types: op types whose inputs get QuantizeLinear/DequantizeLinear pairs.
         per_channel: weights get one scale per output channel.
         weight_type: ``QInt8`` (symmetric, the ORT default for weights).
         activation_type: ``QUInt8`` (asymmetric): ORT fuses every quantized MatMul into an
@@ -84,7 +85,6 @@ class StaticRecipe:
     """
 
     op_types: tuple[str, ...] = ("MatMul",)
-    quantize_outputs: bool = False
     per_channel: bool = True
     weight_type: str = "QInt8"
     activation_type: str = "QUInt8"
@@ -96,7 +96,8 @@ class StaticRecipe:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out.update(op_types=list(self.op_types), exclude=list(self.exclude), method="static QDQ")
+        out.update(op_types=list(self.op_types), exclude=list(self.exclude), outputs="float",
+                   method="static QDQ")
         return out
 
 
@@ -152,10 +153,8 @@ def _calibrate(src: Path, feeds: Sequence[Feed], recipe: StaticRecipe, tmp: Path
 def _quantize(src: Path, dst: Path, recipe: StaticRecipe, cache: Path) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    extra: dict = {"DedicatedQDQPair": True, "ActivationSymmetric": recipe.activation_symmetric,
-                   "WeightSymmetric": True}
-    if not recipe.quantize_outputs:
-        extra["OpTypesToExcludeOutputQuantization"] = list(recipe.op_types)
+    extra = {"DedicatedQDQPair": True, "ActivationSymmetric": recipe.activation_symmetric,
+             "WeightSymmetric": True, "OpTypesToExcludeOutputQuantization": list(recipe.op_types)}
     quantize_static(
         str(src), str(dst), None, quant_format=QuantFormat.QDQ,
         op_types_to_quantize=list(recipe.op_types), per_channel=recipe.per_channel,
