@@ -221,6 +221,7 @@ def _local_encoder(ref, layers):
     check_vocab(tokenizer, graph.vocab_size, ref.label)
     if ref.precision == "unknown":
         ref.precision = guess_precision(graph.model)
+    graph.model = graph.raw = None  # the driver needs the located layers, not the weights
     return Encoder(ref, graph, tokenizer, None, [str(t) for t in graph.layers.hidden],
                    [str(t) for t in graph.layers.attention])
 
