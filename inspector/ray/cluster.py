@@ -44,10 +44,11 @@ class Cluster:
     gpus: float
 
 
-def _quiet_logs(progress: bool) -> None:
-    for name in ("ray", "ray.data", "ray._private", "ray.data._internal.execution.streaming_executor"):
-        logging.getLogger(name).setLevel(logging.INFO if progress and log.isEnabledFor(logging.INFO)
-                                         else logging.WARNING)
+def _quiet_logs() -> None:
+    """Ray's Python loggers say only errors, unless padlens runs with -v."""
+    level = logging.INFO if log.isEnabledFor(logging.INFO) else logging.ERROR
+    for name in ("ray", "ray.data", "ray._private"):
+        logging.getLogger(name).setLevel(level)
 
 
 def _init(ray, address: str | None) -> bool:
@@ -55,19 +56,38 @@ def _init(ray, address: str | None) -> bool:
     if ray.is_initialized():
         return False  # a library user (or a test) already holds one: use it, leave it running
     verbose = log.isEnabledFor(logging.INFO)
-    if not verbose:  # Ray's C++ core logs notes (not failures) on stderr; -v keeps them
+    if not verbose:  # Ray's C++ core logs notes, not failures, on stderr (-v keeps them)
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     kwargs = {"include_dashboard": False, "logging_level": logging.INFO if verbose else logging.ERROR,
               "log_to_driver": verbose, "configure_logging": True}
     if address in (None, "", "local"):
-        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+        with _quiet_stderr(not verbose):
+            ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
         return True
     try:
-        ray.init(address=address, **kwargs)
+        with _quiet_stderr(not verbose):
+            ray.init(address=address, **kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadInput(f"--ray-address {address}: cannot join a Ray cluster: {first}") from None
     return True
+
+
+@contextlib.contextmanager
+def _quiet_stderr(quiet: bool) -> Iterator[None]:
+    """File descriptor 2 to /dev/null while Ray's C++ core starts (it announces its log
+    level there); Python exceptions still propagate."""
+    if not quiet:
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @contextlib.contextmanager
@@ -78,7 +98,7 @@ def ray_cluster(address: str | None = None, progress: bool = True) -> Iterator[C
     an instance that was already initialised in this process is left as it was.
     """
     ray = require_ray()
-    _quiet_logs(progress)
+    _quiet_logs()
     started = _init(ray, address)
     try:
         from ray.data import DataContext
