@@ -140,12 +140,13 @@ def nan_model(tiny, tmp_path_factory):
     return folder
 
 
-def test_failed_texts_leave_the_same_faults_and_the_same_first_2000_texts(ray_local, nan_model, txt_corpus,
-                                                                          texts):
-    local = inspect([str(nan_model)], texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH).to_dict()
-    remote = inspect_ray([str(nan_model)], str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH, workers=2,
+def test_failed_texts_leave_the_same_faults_and_the_same_first_2000_texts(ray_local, tiny, nan_model,
+                                                                          txt_corpus, texts):
+    models = [str(tiny), str(nan_model)]  # two runs on the same batches, in the order asked
+    local = inspect(models, texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH).to_dict()
+    remote = inspect_ray(models, str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH, workers=2,
                          show_progress=False).to_dict()
-    run = remote["runs"][0]
+    run = remote["runs"][1]
     assert run["layers"][1]["failed"] > 100 and len(run["faults"]) == 10
     failed = run["layers"][1]["failed"]
     assert run["pooling"]["texts_compared"] == len(texts) - failed  # so kept texts reach past text 2,000
