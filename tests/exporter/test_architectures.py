@@ -15,7 +15,8 @@ import pytest
 from padlens.inspector.graph import expose_outputs
 from padlens.inspector.locate import locate_layers
 
-from .conftest import ARCHITECTURES as POST_NORM, FILES, LAYERS, PRECISIONS, TinyExports, run_builder
+from .conftest import ARCHITECTURES as POST_NORM
+from .conftest import FILES, LAYERS, PRECISIONS, TinyExports, run_builder
 
 MODERN = ("modernbert", "qwen2", "qwen3")
 DECODERS = ("qwen2", "qwen3")
@@ -29,7 +30,7 @@ NORM_EPS = 1e-5  # the tiny ModernBERT's final LayerNorm (weight 1, no bias)
 class ModernExports(TinyExports):
     """The tiny ModernBERT, Qwen2 (right padding) and Qwen3 (left padding) exports."""
 
-    def __init__(self, base):  # noqa: D107 - same layout as TinyExports, other architectures
+    def __init__(self, base):
         self.sources = base / "sources"
         self.exports = base / "exports"
         run_builder(str(self.sources), *MODERN, "--export", str(self.exports))
@@ -249,7 +250,6 @@ def test_the_inspector_locates_every_exported_layer_without_the_named_outputs(ex
 
 def test_an_export_with_external_data_is_moved_with_its_weights(tmp_path):
     from onnx import helper, numpy_helper
-
     from padlens.exporter.optimum_backend import move_export
 
     weight = numpy_helper.from_array(np.arange(4096, dtype=np.float32).reshape(64, 64), "w")
