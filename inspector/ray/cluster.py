@@ -45,8 +45,9 @@ class Cluster:
 
 
 def _quiet_logs() -> None:
-    """Ray's Python loggers say only errors, unless padlens runs with -v."""
-    level = logging.INFO if log.isEnabledFor(logging.INFO) else logging.ERROR
+    """Ray's Python loggers stay silent unless padlens runs with -v: a worker's failure comes
+    back as the exception padlens reports (one ``Error:`` line), not as Ray's log of it."""
+    level = logging.INFO if log.isEnabledFor(logging.INFO) else logging.CRITICAL
     for name in ("ray", "ray.data", "ray._private"):
         logging.getLogger(name).setLevel(level)
 
