@@ -97,19 +97,6 @@ def test_embed_to_npy_on_ray_is_the_in_process_array(ray_local, tiny, tmp_path, 
     np.testing.assert_array_equal(np.load(tmp_path / "ray.npy"), np.load(tmp_path / "local.npy"))
 
 
-def test_an_interrupted_embed_leaves_no_output(ray_local, tiny, tmp_path, texts, monkeypatch):
-    from padlens.inspector.ray import embed_job
-
-    def interrupt(*args):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(embed_job, "_order_files", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        embed_ray(str(tiny), str(small_txt(tmp_path, texts)), str(tmp_path / "emb"), batch_size=BATCH,
-                  max_length=MAX_LEN, workers=1, show_progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.txt"]
-
-
 @pytest.mark.parametrize("make, column, message", [
     (lambda d: pq.write_table(pa.table({"body": ["a"]}), d / "x.parquet"), None,
      'no "text" column in .*x.parquet \\(columns found: \'body\'\\): pass --text-column'),
