@@ -113,7 +113,7 @@ def _part(run: I._Run, start: int) -> dict:
             "timings": {k: v for k, v in run.timings.items() if k != "load"}}
     if start == 0:
         part.update(exposure=run.exposure, describe=run.encoder.describe(), warnings=list(run.warnings),
-                    tensors=[str(t) for t in run.encoder.graph.layers.hidden], load=run.timings["load"])
+                    load=run.timings["load"])
     return part
 
 
