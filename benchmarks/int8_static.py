@@ -1,6 +1,6 @@
 """int8-static quality: pooled cosine vs fp32 on held-out texts for the old recipe and each variant.
 
-    .venv/bin/python benchmarks/int8_static.py                 # every variant (about 3 minutes)
+    .venv/bin/python benchmarks/int8_static.py                 # every variant (about 6 minutes, 2 cores)
     .venv/bin/python benchmarks/int8_static.py --only old,recipe
 
 Needs an fp32 export of all-MiniLM-L6-v2 (made in benchmarks/work/minilm when missing). Each
