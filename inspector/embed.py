@@ -16,6 +16,7 @@ from padlens.inspector.options import check_counts
 from padlens.inspector.pooling import (  # noqa: F401  (pooling used to live here; re-exported)
     POOLINGS, PoolingConfig, l2_normalize, pool, pooling_config, read_st_pooling, resolve_pooling, st_folder,
 )
+from padlens.inspector.embed_model import GRAPH_POOLING, SENTENCE_EMBEDDING, EmbedModel, pick_ref  # noqa: F401
 from padlens.inspector.texts import batches_of
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 #: embed's length when none is asked for and neither the model's folder nor its tokenizer says
 FALLBACK_MAX_LENGTH = 512
 #: embed tokenizes this many batches of texts at once and sorts them by length (its window)
-WINDOW_BATCHES = 32
+WINDOW_BATCHES = 64
 
 
 @dataclass
@@ -64,48 +65,17 @@ class EmbedResult:
 
 # --------------------------------------------------------------------------- the model
 
-
-class LastLayer:
-    """An encoder session fetching only the last hidden layer (no other layer, no attention)."""
-
-    def __init__(self, ref, providers: Sequence[str], allow_fallback: bool, threads: int | None):
-        from padlens.inspector.encoder import check_vocab, make_feeds
-        from padlens.inspector.graph import exposed_model, load_encoder
-        from padlens.inspector.session import create_session
-        from padlens.inspector.tokenize import load_tokenizer
-
-        self.ref, self._feeds = ref, make_feeds
-        self.tokenizer = load_tokenizer(ref.tokenizer_path)
-        self.graph = load_encoder(ref.path)
-        check_vocab(self.tokenizer, self.graph.vocab_size, ref.label)
-        tensor = self.graph.layers.hidden[-1]
-        model, names = exposed_model(self.graph, [tensor])
-        self.output = names[tensor]
-        self.session = create_session(model, providers, allow_fallback, threads)
-        self.graph.model = self.graph.raw = None  # the session holds its own copy
-
-    @property
-    def label(self) -> str:
-        return self.ref.label
-
-    @property
-    def max_positions(self) -> int | None:
-        return self.graph.max_positions
-
-    def run(self, batch) -> np.ndarray:
-        """The last layer's states ``[B, T, H]`` (float32) for ``batch``."""
-        feeds = self._feeds(self.graph.inputs, batch)
-        return np.asarray(self.session.run([self.output], feeds, self.label)[0], dtype=np.float32)
+#: embed's model (its session fetches only the output it pools) lives in embed_model.py
+LastLayer = EmbedModel
 
 
-def pick_ref(refs: list):
-    """The model to embed with: the only one, else the fp32 variant of an export dir."""
-    if len(refs) == 1:
-        return refs[0]
-    fp32 = [r for r in refs if r.precision == "fp32"]
-    chosen = fp32[0] if fp32 else refs[0]
-    log.info("%d models found; embedding with %s (pass a .onnx file to choose)", len(refs), chosen.label)
-    return chosen
+def graph_pooled(config: PoolingConfig, runner: EmbedModel) -> PoolingConfig:
+    """``config`` with mode ``graph`` when the model's graph pools by itself (its own
+    ``sentence_embedding`` output is used as it is; ``normalize`` still applies)."""
+    if not runner.pooled:
+        return config
+    log.info("%s: the graph outputs %s already pooled: using it as it is", runner.label, SENTENCE_EMBEDDING)
+    return replace(config, mode=GRAPH_POOLING, source=f"graph output {SENTENCE_EMBEDDING}")
 
 
 def _max_length(limit: int | None, config: PoolingConfig, runner: LastLayer) -> int:
@@ -137,8 +107,7 @@ def sorted_batches(window: Batch, batch_size: int) -> Iterator[tuple[np.ndarray,
 
 
 def _embed_batch(runner: LastLayer, batch: Batch, config: PoolingConfig) -> np.ndarray:
-    emb = pool(runner.run(batch), batch.attention_mask, config.mode)
-    return l2_normalize(emb) if config.normalize else emb
+    return runner.embed(batch, config.mode, config.normalize)
 
 
 def _write_rows(runner: LastLayer, texts_file, tmp: Path, total: int, config: PoolingConfig,
@@ -194,7 +163,8 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
     total = count_texts(texts_file)
     if total == 0:
         raise BadInput(f"no texts: {texts_file} is empty")
-    runner = LastLayer(ref, providers, allow_fallback, threads)
+    runner = EmbedModel(ref, providers, allow_fallback, threads, graph_pooling=pooling == "auto")
+    config = graph_pooled(config, runner)
     limit = _max_length(max_length, config, runner)
     log.info("%s: %d texts, %s pooling (%s), normalize %s, max length %d", ref.label, total,
              config.mode, config.source, config.normalize, limit)
