@@ -32,8 +32,9 @@ class ModelZoo:
 
 
 def run_padlens(*args, cwd, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``python -m padlens ARGS`` in ``cwd``, as a user runs it (text output captured)."""
-    env = {**os.environ, "COLUMNS": "100", "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
+    """``python -m padlens ARGS`` in ``cwd``, as a user runs it (text output captured);
+    ``env`` adds variables to the inherited environment."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "padlens", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

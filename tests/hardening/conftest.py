@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def padlens(*args, cwd, timeout: int = 120) -> subprocess.CompletedProcess:
     """``python -m padlens ARGS`` in ``cwd``, as a user runs it."""
-    return run_padlens(*args, cwd=cwd, timeout=timeout)
+    return run_padlens(*args, cwd=cwd, timeout=timeout, env={"COLUMNS": "100"})
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int, str]]:
