@@ -13,7 +13,8 @@ from padlens.inspector.lengths import choose_max_length
 from padlens.inspector.loader import InputSpec
 from padlens.inspector.resolve import ModelRef, guess_precision
 from padlens.inspector.session import SessionInfo, create_session
-from padlens.inspector.tokenize import Batch, PadTokenizer, load_tokenizer
+from padlens.inspector.fixed import failure_words, likely_cause, run_shaped
+from padlens.inspector.tokenize import Batch, PadTokenizer, choose_side, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def make_feeds(inputs: Sequence, batch: Batch) -> dict[str, np.ndarray]:
     """Fill each graph input (anything with ``name``, ``role``, ``dtype``) from ``batch``.
 
     token_type_ids carry the tokenizer's types and its pad token type on pads; position_ids
-    are ``arange(T)``; every array is cast to the input's dtype (int64, int32, or float/bool
+    follow the mask (``tokenize.mask_positions``: 0..n-1 on real tokens, either side); every array is cast to the input's dtype (int64, int32, or float/bool
     for an attention mask given as such).
     """
     arrays = {
@@ -103,6 +104,11 @@ class EncoderInfo:
         exposure_max_abs_diff: max |Δ| of the own outputs, instrumented vs unmodified.
         final_norm, before_final_norm: pre-norm graphs (ModernBERT, Qwen): the final norm's
             output and the stream entering it (``LayerMap``); None elsewhere.
+        causal: real tokens see only earlier positions (a decoder); causal_evidence: why.
+        positions_from_ids: how the graph counts positions from input ids ("" when it does not).
+        position_rows: rows of the position table as stored (``max_positions`` is what texts may use).
+        fixed_batch, fixed_length: a batch size / sequence length fixed inside the graph, else None.
+        notes: what the reader must know about how it was run (one text per batch, ...).
     """
 
     label: str
@@ -126,6 +132,24 @@ class EncoderInfo:
     exposure_max_abs_diff: float | None
     final_norm: str | None = None
     before_final_norm: str | None = None
+    causal: bool = False
+    causal_evidence: str = ""
+    positions_from_ids: str = ""
+    position_rows: int | None = None
+    fixed_batch: int | None = None
+    fixed_length: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def structure_notes(graph: graph_mod.EncoderGraph) -> list[str]:
+    """What a run must say about how the graph's structure shapes it (once per model)."""
+    s, notes = graph.structure, []
+    if s.fixed_batch:
+        notes.append(f"the graph fixes the batch at {s.fixed_batch} ({s.fixed_batch_evidence}): "
+                     f"padlens runs {s.fixed_batch} text{'s' if s.fixed_batch != 1 else ''} per batch")
+    if s.fixed_length:
+        notes.append(f"the graph fixes the sequence length at {s.fixed_length}: every batch is padded to it")
+    return notes
 
 
 @dataclass
@@ -180,6 +204,8 @@ class Encoder:
         hidden = [names[t] for t in graph.layers.hidden]
         attention = [names[t] for t in graph.layers.attention]
         log.info("%s: %d layers (%s) on %s", ref.label, len(hidden) - 1, graph.layers.style, session.used)
+        for note in structure_notes(graph):
+            log.warning("%s: %s", ref.label, note)
         return cls(ref, graph, tokenizer, session, hidden, attention, tuple(providers),
                    allow_fallback, threads)
 
@@ -193,8 +219,28 @@ class Encoder:
 
     @property
     def max_positions(self) -> int | None:
-        """Rows of the position-embedding table (None: relative or rotary positions)."""
+        """The most tokens a text may have (the position table's rows less RoBERTa's offset, at
+        most a length fixed in the graph; None: relative or rotary positions)."""
         return self.graph.max_positions
+
+    @property
+    def limit_reason(self) -> str:
+        """Why ``max_positions`` is below the position table's rows ("" when it is not)."""
+        return self.graph.limit_reason
+
+    @property
+    def causal(self) -> bool:
+        """Real tokens attend only to earlier positions (read from the graph or its config)."""
+        return self.graph.causal
+
+    @property
+    def notes(self) -> list[str]:
+        """How the graph's fixed batch or length shapes every run, in words."""
+        return structure_notes(self.graph)
+
+    def padding_side(self, asked: str = "auto") -> tuple[str, str]:
+        """(side, where it came from) for ``--padding-side asked`` (``tokenize.choose_side``)."""
+        return choose_side(asked, self.tokenizer, self.causal)
 
     def check_max_length(self, n: int) -> None:
         """BadInput when ``n`` tokens need more positions than the model's position embeddings."""
@@ -202,8 +248,10 @@ class Encoder:
 
     def encode(self, texts: Sequence[str], max_length: int = 128, padding: str = "max_length",
                side: str = "right") -> Batch:
-        """Tokenize for this model after checking ``max_length`` fits its positions."""
+        """Tokenize for this model after checking ``max_length`` fits its positions
+        (``side="auto"``: the side ``padding_side`` chooses)."""
         self.check_max_length(max_length)
+        side = self.padding_side(side)[0] if side == "auto" else side
         return self.tokenizer.encode(texts, max_length=max_length, padding=padding, side=side)
 
     def feeds(self, batch: Batch) -> dict[str, np.ndarray]:
@@ -221,7 +269,19 @@ class Encoder:
         return Forward(hidden, attention, {n: values[n] for n in own})
 
     def _run(self, fetch: list[str], batch: Batch, session: SessionInfo | None = None) -> list[np.ndarray]:
-        return (session or self.session).run(fetch, self.feeds(batch), self.label)
+        session = session or self.session
+
+        def once(part: Batch) -> list[np.ndarray]:
+            return session.run(fetch, self.feeds(part), failure_words(self.label, part))
+
+        try:
+            return run_shaped(once, batch, self.graph.structure)
+        except ModelLoadError as exc:
+            cause = likely_cause(str(exc), self.graph.structure, self.graph.position_rows, batch,
+                                 [s.name for s in self.graph.inputs])
+            if not cause:
+                raise
+            raise ModelLoadError(f"{exc}. Likely cause: {cause}") from exc
 
     def _check_hidden(self, hidden: list[np.ndarray], batch: Batch) -> None:
         for index, (name, h) in enumerate(zip(self.graph.layers.hidden, hidden)):
@@ -255,7 +315,11 @@ class Encoder:
             outputs=list(self.graph.outputs), float_dtype=self.graph.float_dtype,
             max_positions=self.graph.max_positions, vocab_size=self.graph.vocab_size,
             exposure_max_abs_diff=self.exposure_delta, final_norm=layers.final_norm,
-            before_final_norm=layers.before_final_norm,
+            before_final_norm=layers.before_final_norm, causal=self.causal,
+            causal_evidence=self.graph.structure.causal_evidence,
+            positions_from_ids=self.graph.structure.positions_from_ids, position_rows=self.graph.position_rows,
+            fixed_batch=self.graph.structure.fixed_batch, fixed_length=self.graph.structure.fixed_length,
+            notes=self.notes,
         )
 
 

@@ -13,6 +13,7 @@ from padlens.errors import LayersNotFound, ModelLoadError
 from padlens.inspector.expose import EXTERNAL_OVER, expose_outputs, output_delta, save_model
 from padlens.inspector.loader import InputSpec, read_model, recognise_inputs
 from padlens.inspector.locate import Graph, LayerMap, hidden_size, locate_layers, token_output
+from padlens.inspector.structure import Structure, read_structure
 
 __all__ = ["EncoderGraph", "InputSpec", "LayerMap", "expose_outputs", "exposed_model", "load_encoder",
            "locate_layers", "output_delta", "save_model"]
@@ -34,11 +35,15 @@ class EncoderGraph:
         outputs: the model's own output names, in order.
         layers: where the embedding output, block outputs and attention probabilities are.
         vocab_size: rows of the word-embedding table (Gather on input_ids), None if unknown.
-        max_positions: rows of the position-embedding table, None if unknown
-            (relative or rotary positions).
+        max_positions: the most tokens a text may have: rows of the position-embedding table
+            less the rows real tokens never use (RoBERTa/XLM-R: ``padding_idx + 1``), and no
+            more than a length fixed in the graph; None if unbounded (relative or rotary positions).
         float_dtype: dtype of the hidden states, "float32" or "float16".
         raw: the file's bytes when they hold every tensor (no external data), else None;
             kept until the session exists (``exposed_model`` reuses them).
+        structure: causal attention, positions counted from ids, a fixed batch or length
+            (``padlens.inspector.structure.Structure``), read once at load.
+        position_rows: rows of the position-embedding table as stored (None if unknown).
     """
 
     path: Path
@@ -50,6 +55,30 @@ class EncoderGraph:
     max_positions: int | None
     float_dtype: str
     raw: bytes | None = field(default=None, repr=False)
+    structure: Structure = field(default_factory=Structure)
+    position_rows: int | None = None
+
+    @property
+    def causal(self) -> bool:
+        return self.structure.causal
+
+    @property
+    def limit_reason(self) -> str:
+        """Why ``max_positions`` is below the table's rows, in words ("" when it is not)."""
+        s, rows, parts = self.structure, self.position_rows, []
+        if rows and s.position_offset:
+            parts.append(f"a {rows}-row position table less padding_idx + 1 = {s.position_offset} "
+                         "rows that real tokens never use")
+        if s.fixed_length and (not rows or s.fixed_length <= rows - s.position_offset):
+            parts.append(f"the graph fixes the sequence length at {s.fixed_length}")
+        return "; ".join(parts)
+
+
+def usable_positions(rows: int | None, structure: Structure) -> int | None:
+    """Tokens a text may have: the table's rows less its offset, at most a fixed length."""
+    limits = [int(rows) - structure.position_offset] if rows else []
+    limits += [structure.fixed_length] if structure.fixed_length else []
+    return min(limits) if limits else None
 
 
 def load_encoder(path: str | os.PathLike, layers: list[str] | None = None) -> EncoderGraph:
@@ -71,9 +100,11 @@ def load_encoder(path: str | os.PathLike, layers: list[str] | None = None) -> En
     except LayersNotFound as exc:  # with several models, say which one
         raise LayersNotFound(f"{path}: {exc}") from exc
     g = Graph(model)
-    vocab, positions = embedding_rows(g, inputs, layer_map.hidden[0])
+    vocab, rows = embedding_rows(g, inputs, layer_map.hidden[0])
+    structure = read_structure(model, g, inputs, path)
     return EncoderGraph(path, model, inputs, [o.name for o in model.graph.output], layer_map,
-                        vocab, positions, _float_dtype(g, model, layer_map.hidden[0]), raw)
+                        vocab, usable_positions(rows, structure), _float_dtype(g, model, layer_map.hidden[0]),
+                        raw, structure, rows)
 
 
 def exposed_model(graph: EncoderGraph, tensors: list[str]) -> tuple[bytes | onnx.ModelProto, dict[str, str]]:

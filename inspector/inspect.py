@@ -149,6 +149,9 @@ class InspectSettings:
         tokenizer: the ``--tokenizer`` given, or None.
         texts_file: the ``--texts`` file, or None.
         max_length_asked: ``--max-length`` as given (None: chosen).
+        padding_side_asked: ``--padding-side`` as given (``auto``: chosen per model).
+        padding_side_source: where the side used came from: ``option``, ``tokenizer_config``,
+            ``causal`` (a decoder pads on the left) or ``default`` (right).
         text_cap: texts kept for the cross-text metrics.
         knn_k: neighbours in the k-NN overlap.
         timings: seconds: tokenize, total.
@@ -163,6 +166,8 @@ class InspectSettings:
     tokenizer: str | None = None
     texts_file: str | None = None
     max_length_asked: int | None = None
+    padding_side_asked: str = "auto"
+    padding_side_source: str = "default"
     text_cap: int = M.TEXT_CAP
     knn_k: int = M.KNN_K
     timings: dict[str, float] = field(default_factory=dict)
@@ -297,6 +302,18 @@ def choose_max_length(asked: int | None, encoders: Sequence[Encoder]) -> int:
     return lengths.choose_max_length(asked, encoders, DEFAULT_MAX_LENGTH)
 
 
+def resolve_side(asked: str, encoders: Sequence[Encoder]) -> tuple[str, str]:
+    """(side, source): one padding side for every run (they share batches); ``auto`` takes
+    each model's choice (``Encoder.padding_side``), the first model's when they disagree."""
+    chosen = [enc.padding_side(asked) for enc in encoders] or [(asked if asked != "auto" else "right", "default")]
+    side, source = chosen[0]
+    if len({c[0] for c in chosen}) > 1:
+        log.warning("the models prefer different padding sides; padding on the %s for all (pass "
+                    "--padding-side to choose)", side)
+    log.info("padding side: %s (%s)", side, source)
+    return side, source
+
+
 def _open_encoders(refs: list[ModelRef], providers: list[str], options: dict) -> list[tuple]:
     """(ref, provider, encoder, seconds to open) for every run, in the order asked."""
     opened = []
@@ -311,7 +328,8 @@ def _new_run(ref: ModelRef, provider: str, enc: Encoder, load_s: float, max_leng
     n = enc.num_layers + 1
     return _Run(ref, provider, enc, [M.PadStats(max_positions=max_length) for _ in range(n)],
                 [None] + [M.AttentionStats() for _ in range(n - 1)], M.TextStats(),
-                {"load": load_s, "verify": 0.0, "forward": 0.0, "metrics": 0.0}, list(enc.session.warnings))
+                {"load": load_s, "verify": 0.0, "forward": 0.0, "metrics": 0.0},
+                list(enc.session.warnings) + enc.notes)
 
 
 def _measure(run: _Run, batch: Batch, first: bool, texts: Sequence[str] = ()) -> None:
@@ -435,7 +453,7 @@ def inspect(
     tokenizer: str | None = None,
     max_length: int | None = None,
     padding: str = "max_length",
-    padding_side: str = "right",
+    padding_side: str = "auto",
     providers: Sequence[str] = ("cpu",),
     allow_fallback: bool = False,
     batch_size: int = 32,
@@ -449,6 +467,7 @@ def inspect(
     (or the bundled corpus) in batches of ``batch_size``; each batch is tokenized once per
     tokenizer and fed to every run, so memory does not grow with the number of texts.
     ``max_length`` None means 128, or fewer when a model has fewer position embeddings.
+    ``padding_side`` ``auto``: the tokenizer config's, else left for a causal model, else right.
     ``progress`` is called with the number of texts done after each batch.
     """
     started = time.perf_counter()
@@ -458,6 +477,8 @@ def inspect(
     opened = _open_encoders(resolve_models(models, tokenizer), providers,
                             {"allow_fallback": allow_fallback, "threads": threads, "layers": layers})
     length = choose_max_length(max_length, [enc for _, _, enc, _ in opened])
+    asked_side = padding_side
+    padding_side, side_source = resolve_side(asked_side, [enc for _, _, enc, _ in opened])
     check_memory([enc for _, _, enc, _ in opened], int(batch_size), length)
     runs = [_new_run(*item, length) for item in opened]
     count, tokenize_s = 0, 0.0
@@ -475,5 +496,6 @@ def inspect(
     settings = InspectSettings(
         padding=padding, batch_size=int(batch_size), providers=providers, allow_fallback=allow_fallback,
         layers=layers, threads=threads, tokenizer=tokenizer, texts_file=texts_file, max_length_asked=max_length,
+        padding_side_asked=asked_side, padding_side_source=side_source,
         timings={"tokenize": round(tokenize_s, 4), "total": round(time.perf_counter() - started, 4)})
     return InspectResult([_finish(run) for run in runs], count, length, padding_side, settings)

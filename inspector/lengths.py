@@ -34,6 +34,15 @@ class PositionLimit:
     max_positions: int | None
 
 
+def limit_words(model: HasPositions) -> str:
+    """``64 position embeddings``, or with the model's ``limit_reason``: ``limit of 64 tokens
+    (a 66-row position table, less padding_idx + 1 = 2 rows)``."""
+    reason = getattr(model, "limit_reason", None)
+    if isinstance(reason, str) and reason:
+        return f"limit of {model.max_positions} tokens ({reason})"
+    return f"{model.max_positions} position embeddings"
+
+
 def choose_max_length(asked: int | None, models: Sequence[HasPositions],
                       default: int = DEFAULT_MAX_LENGTH) -> int:
     """The length to truncate to: ``asked`` when every model has that many positions (else
@@ -42,8 +51,7 @@ def choose_max_length(asked: int | None, models: Sequence[HasPositions],
         check_counts(max_length=asked)
         for model in models:
             if model.max_positions is not None and int(asked) > int(model.max_positions):
-                raise BadInput(f"--max-length {asked} is beyond {model.label}'s {model.max_positions} "
-                               "position embeddings")
+                raise BadInput(f"--max-length {asked} is beyond {model.label}'s {limit_words(model)}")
         return int(asked)
     limits = [int(m.max_positions) for m in models if m.max_positions]
     length = min([int(default), *limits])

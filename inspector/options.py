@@ -12,6 +12,8 @@ log = logging.getLogger(__name__)
 PADDINGS = ("max_length", "longest")
 #: which side pads go on
 SIDES = ("right", "left")
+#: ``--padding-side`` values: a side, or ``auto`` (the tokenizer config's, else left for causal models)
+SIDE_OPTIONS = ("auto", *SIDES)
 #: the least value each count option takes
 LEAST = {"batch_size": 1, "max_length": 2, "threads": 1}
 
@@ -25,12 +27,14 @@ def check_counts(**values: int | None) -> None:
             raise BadInput(f"--{name.replace('_', '-')} must be at least {LEAST[name]}{room}, got {value}")
 
 
-def check_padding(padding: str, side: str) -> None:
-    """BadInput unless ``padding`` is one of PADDINGS and ``side`` one of SIDES."""
+def check_padding(padding: str, side: str, allow_auto: bool = False) -> None:
+    """BadInput unless ``padding`` is one of PADDINGS and ``side`` one of SIDES (or ``auto``
+    when ``allow_auto``: commands resolve it per model)."""
     if padding not in PADDINGS:
         raise BadInput(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
-    if side not in SIDES:
-        raise BadInput(f"padding side must be one of {', '.join(SIDES)}, got {side!r}")
+    sides = SIDE_OPTIONS if allow_auto else SIDES
+    if side not in sides:
+        raise BadInput(f"padding side must be one of {', '.join(sides)}, got {side!r}")
 
 
 def check_options(max_length: int | None, padding: str, padding_side: str, batch_size: int,
@@ -40,7 +44,7 @@ def check_options(max_length: int | None, padding: str, padding_side: str, batch
     from padlens.inspector.session import canonical_provider
 
     check_counts(max_length=max_length, batch_size=batch_size, threads=threads)
-    check_padding(padding, padding_side)
+    check_padding(padding, padding_side, allow_auto=True)
     providers = [providers] if isinstance(providers, str) else list(providers or ["cpu"])
     for name in providers:
         canonical_provider(name)

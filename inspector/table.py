@@ -163,7 +163,10 @@ def _header(result: InspectResult) -> list[str]:
     if result.settings.max_length_asked is None and result.max_length < 128:
         pad_to += " (the model's limit)"
     n = result.texts_count
-    return [f"padlens inspect: {n} text{'s' if n != 1 else ''}, {pad_to}, {result.padding_side} padding"]
+    from padlens.inspector.tokenize import side_words
+
+    side = side_words(result.padding_side, result.settings.padding_side_source)
+    return [f"padlens inspect: {n} text{'s' if n != 1 else ''}, {pad_to}, {side}"]
 
 
 def _legend(runs: list[RunResult]) -> list[str]:

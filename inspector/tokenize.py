@@ -27,8 +27,9 @@ class Batch:
         input_ids: int64 [B, T] token ids, pads hold the tokenizer's pad id.
         attention_mask: int64 [B, T], 1 on real tokens (special tokens included), 0 on pads.
         token_type_ids: int64 [B, T], the sequence type of real tokens, the pad token type on pads.
-        position_ids: int64 [B, T], ``arange(T)`` on every row (what BERT-style graphs use
-            when no position_ids are fed), whatever the padding side.
+        position_ids: int64 [B, T], counted from the mask: the cumulative count of real tokens
+            minus one, clipped at 0 (``mask_positions``), so real tokens hold 0..n-1 on either
+            padding side (right: the same as ``arange`` on real tokens; pads repeat n-1 or 0).
         special_tokens_mask: int64 [B, T], 1 on real special tokens ([CLS], [SEP], ...),
             0 on content tokens and on pads.
         lengths: int64 [B], the number of real tokens of each row.
@@ -67,6 +68,7 @@ class PadTokenizer:
         pad_token: the pad token's text, or None when only an id was found.
         pad_type_id: token type id written at pad positions.
         padding_side: the side the tokenizer's own config prefers ("right" when unsaid).
+        padding_side_given: whether tokenizer_config.json said it (``choose_side`` reads it).
         model_max_length: the tokenizer config's model_max_length, or None when absent
             or a "no limit" sentinel.
     """
@@ -78,6 +80,7 @@ class PadTokenizer:
     pad_type_id: int = 0
     padding_side: str = "right"
     model_max_length: int | None = None
+    padding_side_given: bool = False
 
     def __post_init__(self) -> None:
         self.tokenizer.no_padding()
@@ -119,8 +122,47 @@ class PadTokenizer:
             types[row, cols] = enc.type_ids
             mask[row, cols] = 1
             special[row, cols] = enc.special_tokens_mask
-        positions = np.broadcast_to(np.arange(width, dtype=np.int64), (n, width)).copy()
-        return Batch(ids, mask, types, positions, special, lengths, side, self.pad_id)
+        return Batch(ids, mask, types, mask_positions(mask), special, lengths, side, self.pad_id)
+
+
+def mask_positions(mask: np.ndarray) -> np.ndarray:
+    """Position ids from an attention mask: cumsum(mask) - 1 clipped at 0, int64 ``[B, T]``.
+
+    Real tokens get 0..n-1 whatever the padding side (what Hugging Face's generate() feeds
+    decoders); never ``arange(T)``, which shifts every real token under left padding.
+    """
+    mask = np.asarray(mask).astype(np.int64)
+    return np.maximum(np.cumsum(mask, axis=-1) - 1, 0)
+
+
+def arange_positions(mask: np.ndarray) -> np.ndarray:
+    """``arange(T)`` on every row: the naive position ids (position_ids_follow_mask's contrast)."""
+    n, width = np.asarray(mask).shape
+    return np.broadcast_to(np.arange(width, dtype=np.int64), (n, width)).copy()
+
+
+#: how a side was chosen: the option, the tokenizer's config, or the model's kind
+SIDE_SOURCES = ("option", "tokenizer_config", "causal", "default")
+
+
+SIDE_REASONS = {"tokenizer_config": "auto: the tokenizer config's padding_side",
+                "causal": "auto: a causal model pads on the left", "default": "auto: an encoder pads on the right"}
+
+
+def side_words(side: str, source: str) -> str:
+    """``left padding (auto: a causal model pads on the left)``; ``right padding`` when asked for."""
+    reason = SIDE_REASONS.get(source)
+    return f"{side} padding" + (f" ({reason})" if reason else "")
+
+
+def choose_side(asked: str, tokenizer: PadTokenizer, causal: bool) -> tuple[str, str]:
+    """(side, where it came from): ``asked`` unless ``auto``; then the tokenizer config's
+    ``padding_side``, else ``left`` for a causal (decoder) model, else ``right``."""
+    if asked != "auto":
+        return asked, "option"
+    if tokenizer.padding_side_given:
+        return tokenizer.padding_side, "tokenizer_config"
+    return ("left", "causal") if causal else ("right", "default")
 
 
 def _check_encode_args(texts, max_length: int, padding: str, side: str) -> list[str]:
@@ -149,7 +191,8 @@ def load_tokenizer(path: str | Path) -> PadTokenizer:
     limit = config.get("model_max_length")
     limit = int(limit) if isinstance(limit, (int, float)) and 0 < limit < 1_000_000 else None
     log.debug("tokenizer %s: pad %r id %d type %d", path, pad_token, pad_id, pad_type)
-    return PadTokenizer(tokenizer, path, pad_id, pad_token, pad_type, side, limit)
+    return PadTokenizer(tokenizer, path, pad_id, pad_token, pad_type, side, limit,
+                        config.get("padding_side") in SIDES)
 
 
 def _load_backend(path: Path, config: dict) -> tuple[Tokenizer, dict]:

@@ -32,7 +32,9 @@ def input_options(func: Callable) -> Callable:
         click.option("--max-length", type=int, metavar="N",
                      help="Truncate to N tokens and, with --pad-to max-length, pad to N. "
                           "[default: 128, or the model's position embeddings if fewer]"),
-        click.option("--padding-side", type=click.Choice(["right", "left"]), default="right", show_default=True),
+        click.option("--padding-side", type=click.Choice(["auto", "right", "left"]), default="auto", show_default=True,
+                     help="Where pads go. auto: the tokenizer config's padding_side, else left for a causal "
+                          "(decoder) model, else right; the side used is reported."),
         click.option("--pad-to", type=click.Choice(list(PAD_TO)), default="max-length", show_default=True,
                      help="Pad every batch to --max-length, or to its longest text."),
         click.option("--provider", "providers", metavar="NAME", multiple=True, default=("cpu",), show_default=True,

@@ -228,7 +228,7 @@ def _local_encoder(ref, layers):
 
 def inspect_ray(models: list[str], texts_file: str | None, text_column: str | None = None,
                 tokenizer: str | None = None, max_length: int | None = None, padding: str = "max_length",
-                padding_side: str = "right", providers: Sequence[str] = ("cpu",), allow_fallback: bool = False,
+                padding_side: str = "auto", providers: Sequence[str] = ("cpu",), allow_fallback: bool = False,
                 batch_size: int = 32, layers: list[str] | None = None, threads: int | None = None,
                 progress: Callable[[int], None] | None = None, ray_address: str | None = None,
                 workers: int | None = None, show_progress: bool = True) -> I.InspectResult:
@@ -254,6 +254,8 @@ def inspect_ray(models: list[str], texts_file: str | None, text_column: str | No
     refs = resolve_models(models, tokenizer)
     local = [_local_encoder(ref, layers) for ref in refs]
     length = I.choose_max_length(max_length, local)
+    asked_side = padding_side
+    padding_side, side_source = I.resolve_side(asked_side, local)
     I.check_memory(local, int(batch_size), length)
     job = InspectJob(refs, providers,
                      {"allow_fallback": allow_fallback, "threads": threads, "layers": layers}, length, padding,
@@ -264,6 +266,7 @@ def inspect_ray(models: list[str], texts_file: str | None, text_column: str | No
     settings = I.InspectSettings(
         padding=padding, batch_size=int(batch_size), providers=providers, allow_fallback=allow_fallback,
         layers=layers, threads=threads, tokenizer=tokenizer, texts_file=texts_file, max_length_asked=max_length,
+        padding_side_asked=asked_side, padding_side_source=side_source,
         timings={"total": round(time.perf_counter() - started, 4)})
     log.info("ray: %s", info)
     return I.InspectResult([I._finish(m.run) for m in merges], plan.total, length, padding_side, settings)

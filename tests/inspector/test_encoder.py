@@ -125,7 +125,8 @@ def test_feeds_fill_each_input_by_role_and_dtype(tmp_path):
     assert feeds["ids"].dtype == np.int32 and feeds["mask"].dtype == np.int64
     np.testing.assert_array_equal(feeds["ids"], batch.input_ids)
     assert feeds["types"][0].tolist() == [1, 1, 1, 0, 0, 0]
-    assert feeds["pos"].tolist() == [list(range(6))] * 2
+    # position ids follow the mask (left padding: real tokens still hold 0..n-1), never arange
+    assert feeds["pos"].tolist() == [[0, 0, 0, 0, 1, 2], [0, 0, 1, 2, 3, 4]]
 
 
 def test_a_float_or_bool_attention_mask_is_fed_in_its_own_dtype(tmp_path):

@@ -122,7 +122,10 @@ def test_other_post_ln_encoders_are_located(zoo, style):
 
 
 def test_position_table_rows_are_read_from_the_graph(zoo):
-    assert load_encoder(zoo("roberta") / "model.onnx").max_positions == 66
+    encoder = load_encoder(zoo("roberta") / "model.onnx")
+    # RoBERTa counts positions from padding_idx + 1 (here pad id 0): 66 rows hold 65 tokens
+    assert encoder.position_rows == 66 and encoder.structure.padding_idx == 0
+    assert encoder.max_positions == 65
 
 
 @pytest.mark.parametrize("style, roles, dtype", [

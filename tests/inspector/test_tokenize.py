@@ -85,7 +85,7 @@ def test_token_types_of_real_tokens_and_pad_type_on_pads(tmp_path):
     batch = tok.encode(["cat"], max_length=5)
     assert tok.pad_type_id == 1
     assert batch.token_type_ids[0].tolist() == [0, 0, 0, 1, 1]
-    assert batch.position_ids[0].tolist() == [0, 1, 2, 3, 4]
+    assert batch.position_ids[0].tolist() == [0, 1, 2, 2, 2]  # from the mask: pads repeat n-1
 
 
 def test_special_tokens_mask_marks_cls_and_sep_but_not_pads(tok_dir):
