@@ -39,6 +39,11 @@ class Facts:
         width: what texts are padded to (max length, or the longest text with pad-to longest).
         texts_with_pads: how many texts are shorter than ``width``.
         batch_size: rows of a neighbour batch (None: a short and a long neighbour).
+        side: the side the variants are padded on.
+        causal: why the model is causal (real tokens see only earlier positions), "" when not.
+        positions_from_ids: how the graph counts positions from input ids (RoBERTa, XLM-R), or "".
+        fixed_batch: why the graph runs one text at a time (a batch fixed inside it), or "".
+        last_token: why the model pools its last token (its pooling config, or a causal graph), or "".
     """
 
     precision: str
@@ -52,11 +57,23 @@ class Facts:
     width: int
     texts_with_pads: int
     batch_size: int | None
+    side: str = "right"
+    causal: str = ""
+    positions_from_ids: str = ""
+    fixed_batch: str = ""
+    last_token: str = ""
+
+    @property
+    def mask_probe_blind(self) -> bool:
+        """A causal model padded on the right: real tokens never see the later pads, so an
+        all-ones mask cannot move them (the probe says nothing about the mask)."""
+        return bool(self.causal) and self.side == "right"
 
     @property
     def mask_ignored(self) -> bool:
         """An all-ones mask changed nothing: the graph ignores the mask (or has it baked in)."""
-        return self.mask_effect_text is not None and self.mask_effect < tl.MASK_EFFECT
+        return (self.mask_effect_text is not None and self.mask_effect < tl.MASK_EFFECT
+                and not self.mask_probe_blind)
 
 
 def effective_precision(precision: str, model) -> str:
@@ -73,11 +90,9 @@ def effective_precision(precision: str, model) -> str:
 def measure_mask_effect(probe: Probe) -> tuple[float, int | None]:
     """(smallest relative move of real tokens when the mask is all ones, text index)."""
     effects = []
-    for i in range(probe.count):
-        if not probe.has_pads(i):
-            continue
-        ones = with_full_mask(probe.rows([i], probe.width))
-        states = [h[0] for h in probe.forward(ones)]
+    texts = [i for i in range(probe.count) if probe.has_pads(i)]
+    ones = [with_full_mask(probe.rows([i], probe.width)) for i in texts]
+    for i, states in zip(texts, probe.run_alone(ones)):
         d = compare_states(probe.baseline(i), probe.real(states, i))
         effects.append((d.max_delta if d.nonfinite_layer is None else math.inf, i))
     return min(effects) if effects else (math.nan, None)
@@ -95,7 +110,35 @@ def gather_facts(encoder, probe: Probe) -> Facts:
         mask_as_lengths=tuple(G.mask_index_nodes(model)),
         has_positions_input=any(s.role == "position_ids" for s in encoder.graph.inputs),
         mask_effect=effect, mask_effect_text=at, width=probe.width,
-        texts_with_pads=sum(probe.has_pads(i) for i in range(probe.count)), batch_size=probe.batch_size)
+        texts_with_pads=sum(probe.has_pads(i) for i in range(probe.count)), batch_size=probe.batch_size,
+        **structure_facts(encoder, probe.side))
+
+
+def structure_facts(encoder, side: str) -> dict:
+    """The facts read from the graph's structure and the model's pooling config."""
+    s = encoder.graph.structure
+    batch = s.fixed_batch_evidence if s.fixed_batch == 1 else ""
+    return {"side": side, "causal": s.causal_evidence, "positions_from_ids": s.positions_from_ids,
+            "fixed_batch": batch, "last_token": last_token_reason(encoder)}
+
+
+def last_token_reason(encoder) -> str:
+    """Why ``encoder`` pools its last token: its folder, manifest or recipe says ``lasttoken``,
+    or the graph is causal (decoder embedders pool the last token); "" otherwise."""
+    from padlens.errors import PadlensError
+    from padlens.inspector.pooling import pooling_config
+
+    try:
+        config = pooling_config(encoder.ref.path, encoder.ref.manifest)
+    except PadlensError:
+        config = None
+    if config is not None and config.mode == "lasttoken":
+        return f"lasttoken pooling ({config.source})"
+    if config is not None and config.source != "default":
+        return ""  # its folder or manifest says another pooling
+    if encoder.graph.causal:
+        return f"a causal model ({encoder.graph.structure.causal_evidence}): decoder embedders pool the last token"
+    return ""
 
 
 class RunContext:

@@ -73,10 +73,13 @@ def pad_targets(n: int, width: int) -> list[int]:
 def measure_padding(probe: Probe) -> list[Case]:
     """Each text padded alone to +1, +8 and the width, against the text alone unpadded."""
     cases = []
+    probe.prefetch_references(range(probe.count))
+    probe.prefetch_padded([(i, w, probe.side) for i in range(probe.count)
+                           for w in pad_targets(probe.length(i), probe.width)])
     for i in range(probe.count):
         n, ref = probe.length(i), probe.reference(i)
         for width in pad_targets(n, probe.width):
-            states = probe.padded(i, width, keep=width == probe.width)
+            states = probe.padded(i, width)
             cases.append(Case(i, f"padded to {width} (+{width - n})", state_diff(probe, ref, states, i),
                               added_pads=width - n))
     return cases
@@ -94,11 +97,10 @@ def drift_points(ctx) -> list[DriftPoint]:
 def random_pad_cases(ctx, side: str) -> list[Case]:
     """Pads (on ``side``) replaced by random vocabulary ids under the same mask, per text."""
     probe, rng, cases = ctx.probe, np.random.default_rng(ctx.seed), []
-    for i in range(probe.count):
-        if not probe.has_pads(i):
-            continue
-        batch = with_random_pads(probe.rows([i], probe.width, side), rng, ctx.seqs.vocab)
-        states = [h[0] for h in probe.forward(batch)]
+    texts = [i for i in range(probe.count) if probe.has_pads(i)]
+    batches = [with_random_pads(probe.rows([i], probe.width, side), rng, ctx.seqs.vocab) for i in texts]
+    probe.prefetch_padded([(i, probe.width, side) for i in texts])
+    for i, states in zip(texts, probe.run_alone(batches)):
         base = probe.real(probe.padded(i, side=side), i, side)
         cases.append(Case(i, f"{side}-padded to {probe.width} with random ids under the mask",
                           state_diff(probe, base, states, i, side)))
@@ -165,6 +167,7 @@ def fully_masked_row(ctx) -> Verdict:
 
 def left_padding(ctx) -> Verdict:
     probe, other, cases = ctx.probe, other_side(ctx.probe), []
+    probe.prefetch_padded([(i, probe.width, other) for i in range(probe.count) if probe.has_pads(i)])
     for i in range(probe.count):
         if not probe.has_pads(i):
             continue

@@ -1,17 +1,28 @@
 """The padded variants the checks compare: each text alone, padded, beside neighbours, with its pads altered.
 
-Every row comes from the model's own tokenizer (``inspector/tokenize.py``); the variants only
-alter a tokenized Batch (random ids under the mask, an all-ones mask, a fully masked row).
+Every row comes from the model's own tokenizer (``inspector/tokenize.py``), tokenized once per
+text; the variants only alter a padded Batch (random ids under the mask, an all-ones mask, a
+fully masked row).
+
+Speed: each text is first run alone, padded to the probe's width; then, for a model that may
+batch (no ``--batch-size``, no dynamic quantization read in its graph), every text runs once in
+one batch beside the long filler and a fully masked row. When each row of that batch is
+bit-identical to the same text alone, the model's rows do not depend on their batch: the
+neighbour and fully-masked batches are answered from that batch's rows, and the other
+variants (random pads, an all-ones mask, the other side, +1/+8 pads, the unpadded references)
+run stacked, many texts per run. Otherwise every variant runs alone, as it is described.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from padlens.errors import ModelLoadError
 from padlens.inspector.tokenize import Batch
 
 log = logging.getLogger(__name__)
@@ -27,6 +38,8 @@ class Sequences:
         pad_id: the tokenizer's pad id.
         pad_type: the token type written at pads.
         vocab: ids below this are valid (random pad ids are drawn from it).
+        types: int64 [n_i] token type ids per text.
+        special: int64 [n_i] special-token masks per text.
     """
 
     texts: list[str]
@@ -34,6 +47,8 @@ class Sequences:
     pad_id: int
     pad_type: int
     vocab: int
+    types: list[np.ndarray] = field(default_factory=list)
+    special: list[np.ndarray] = field(default_factory=list)
 
     def name(self, i: int) -> str:
         text = self.texts[i]
@@ -51,8 +66,40 @@ def tokenize(encoder, texts: Sequence[str], max_length: int) -> Sequences:
     vocab = encoder.tokenizer.vocab_size
     if encoder.graph.vocab_size:
         vocab = min(vocab, int(encoder.graph.vocab_size))
-    ids = [batch.input_ids[i, :n].copy() for i, n in enumerate(batch.lengths)]
-    return Sequences(list(texts), ids, int(batch.pad_id), int(encoder.tokenizer.pad_type_id), int(vocab))
+    cut = [slice(0, int(n)) for n in batch.lengths]
+    ids, types, special = ([a[i, c].copy() for i, c in enumerate(cut)]
+                           for a in (batch.input_ids, batch.token_type_ids, batch.special_tokens_mask))
+    return Sequences(list(texts), ids, int(batch.pad_id), int(encoder.tokenizer.pad_type_id), int(vocab),
+                     types, special)
+
+
+def pad_rows(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], width: int, side: str,
+             pad_id: int, pad_type: int) -> Batch:
+    """Tokenized rows (ids, type ids, special mask), each at most ``width`` long, padded to
+    ``width`` on ``side``: the Batch the tokenizer gives for the same texts."""
+    n = len(rows)
+    ids, types = np.full((n, width), pad_id, np.int64), np.full((n, width), pad_type, np.int64)
+    mask, special = np.zeros((n, width), np.int64), np.zeros((n, width), np.int64)
+    lengths = np.array([len(r[0]) for r in rows], np.int64)
+    for k, ((row_ids, row_types, row_special), length) in enumerate(zip(rows, lengths)):
+        cols = slice(0, length) if side == "right" else slice(width - length, width)
+        ids[k, cols], types[k, cols], special[k, cols], mask[k, cols] = row_ids, row_types, row_special, 1
+    positions = np.broadcast_to(np.arange(width, dtype=np.int64), (n, width)).copy()
+    return Batch(ids, mask, types, positions, special, lengths, side, pad_id)
+
+
+def stack(batches: Sequence[Batch]) -> Batch:
+    """Batches of one width as one batch, rows in order."""
+    first = batches[0]
+    arrays = {name: np.concatenate([getattr(b, name) for b in batches]) for name in
+              ("input_ids", "attention_mask", "token_type_ids", "position_ids", "special_tokens_mask", "lengths")}
+    return replace(first, **arrays)
+
+
+def row_keys(batch: Batch) -> list[bytes]:
+    """One key per row: what the model sees of it (ids, mask, types; positions follow the width)."""
+    both = np.concatenate([batch.input_ids, batch.attention_mask, batch.token_type_ids], axis=1)
+    return [row.tobytes() for row in both]
 
 
 # --------------------------------------------------------------------------- variants of a batch
@@ -82,14 +129,19 @@ def with_blank_rows(batch: Batch, rows: Sequence[int], pad_type: int) -> Batch:
 
 # --------------------------------------------------------------------------- running
 
+#: rows per stacked run once rows are shown independent of their batch
+STACK_ROWS = 32
+
 
 class Probe:
     """Runs the padded variants through one encoder and caches what several checks share.
 
     ``width`` is what texts are padded to: max length, or with ``--pad-to longest`` the
     longest audited text. The unpadded reference of each text (a batch of one, so no padding
-    and no neighbour) is computed once; so is each text padded alone to ``width`` on either side.
+    and no neighbour) is computed once; so is each text padded alone to any width on either side.
     ``batch_size`` is the number of rows of a neighbour batch (None: a short and a long neighbour).
+    ``batched`` turns True when ``check_rows_independent`` finds every text's row in one batch
+    bit-identical to the text alone (see the module docstring); ``runs`` counts ONNX Runtime runs.
     """
 
     def __init__(self, encoder, seqs: Sequences, width: int, side: str = "right",
@@ -98,6 +150,8 @@ class Probe:
         self.batch_size = batch_size
         self._refs: dict[int, list[np.ndarray]] = {}
         self._padded: dict[tuple[int, int, str], list[np.ndarray]] = {}
+        self._in_batch: dict[bytes, list[np.ndarray]] = {}
+        self.batched = False
         self.runs = 0
 
     @property
@@ -116,31 +170,83 @@ class Probe:
                                              side=side or self.side)
 
     def rows(self, indices: Sequence[int], width: int, side: str | None = None) -> Batch:
-        """The texts ``indices`` as one batch padded to ``width``."""
-        return self.encode([self.seqs.texts[i] for i in indices], width, side)
+        """The texts ``indices`` as one batch padded to ``width`` (from their one tokenization)."""
+        seqs = self.seqs
+        if not seqs.types or any(self.length(i) > width for i in indices):
+            return self.encode([seqs.texts[i] for i in indices], width, side)
+        return pad_rows([(seqs.ids[i], seqs.types[i], seqs.special[i]) for i in indices], width,
+                        side or self.side, seqs.pad_id, seqs.pad_type)
+
+    # -- running ----------------------------------------------------------------------------
 
     def forward(self, batch: Batch) -> list[np.ndarray]:
-        """Run ``batch``; returns hidden states [B, T, H] for layers 0..L."""
+        """Hidden states [B, T, H] of ``batch`` for layers 0..L. Once rows are independent, a
+        batch whose rows all ran in the batch of every text is answered from that batch."""
+        if self.batched and len(batch.lengths) > 1:
+            keys = row_keys(batch)
+            if all(k in self._in_batch for k in keys):
+                layers = range(len(self._in_batch[keys[0]]))
+                return [np.stack([self._in_batch[k][layer] for k in keys]) for layer in layers]
+        return self._run(batch)
+
+    def _run(self, batch: Batch) -> list[np.ndarray]:
+        """One ONNX Runtime run fetching only the hidden states."""
+        enc = self.encoder
         self.runs += 1
-        return self.encoder.run(batch).hidden
+        hidden = [np.asarray(h, dtype=np.float32)
+                  for h in enc.session.run(enc.hidden_outputs, enc.feeds(batch), enc.label)]
+        for index, h in enumerate(hidden):
+            if h.ndim != 3 or h.shape[:2] != batch.shape:
+                raise ModelLoadError(f"{enc.label}: layer {index} has shape {h.shape}, expected [batch, seq, "
+                                     f"hidden] = [{batch.shape[0]}, {batch.shape[1]}, H]")
+        return hidden
+
+    def run_alone(self, batches: Sequence[Batch]) -> list[list[np.ndarray]]:
+        """Per one-row batch, its per-layer states [T, H] as when it runs alone: one run each,
+        or, once rows are independent, stacked STACK_ROWS at a time with others of its width."""
+        if not self.batched:
+            return [[h[0] for h in self._run(b)] for b in batches]
+        out: list[list[np.ndarray]] = [[] for _ in batches]
+        by_width: dict[int, list[int]] = {}
+        for k, b in enumerate(batches):
+            by_width.setdefault(b.shape[1], []).append(k)
+        for ks in by_width.values():
+            for start in range(0, len(ks), STACK_ROWS):
+                part = ks[start:start + STACK_ROWS]
+                hidden = self._run(stack([batches[k] for k in part]))
+                for row, k in enumerate(part):
+                    out[k] = [h[row] for h in hidden]
+        return out
+
+    # -- cached variants --------------------------------------------------------------------
 
     def reference(self, i: int) -> list[np.ndarray]:
         """Text ``i`` alone, unpadded: per-layer [n, H]."""
         if i not in self._refs:
-            self._refs[i] = [h[0] for h in self.forward(self.rows([i], self.length(i)))]
+            self.prefetch_references([i])
         return self._refs[i]
+
+    def prefetch_references(self, indices: Sequence[int]) -> None:
+        """Compute the references of ``indices`` not yet cached (together once rows are independent)."""
+        todo = [i for i in dict.fromkeys(indices) if i not in self._refs]
+        for i, states in zip(todo, self.run_alone([self.rows([i], self.length(i)) for i in todo])):
+            self._refs[i] = states
 
     def padded(self, i: int, width: int | None = None, side: str | None = None,
                keep: bool = True) -> list[np.ndarray]:
-        """Text ``i`` alone, padded to ``width``: per-layer [width, H] (cached when ``keep``)."""
-        width, side = width or self.width, side or self.side
-        key = (i, width, side)
-        if key in self._padded:
-            return self._padded[key]
-        states = [h[0] for h in self.forward(self.rows([i], width, side))]
-        if keep:
+        """Text ``i`` alone, padded to ``width``: per-layer [width, H] (cached; ``keep`` is
+        accepted for callers that once chose what to cache: every variant is small)."""
+        key = (i, width or self.width, side or self.side)
+        if key not in self._padded:
+            self.prefetch_padded([key])
+        return self._padded[key]
+
+    def prefetch_padded(self, keys: Sequence[tuple[int, int, str]]) -> None:
+        """Compute every (text, width, side) not yet cached (together once rows are independent)."""
+        todo = [k for k in dict.fromkeys(keys) if k not in self._padded]
+        batches = [self.rows([i], width, side) for i, width, side in todo]
+        for key, states in zip(todo, self.run_alone(batches)):
             self._padded[key] = states
-        return states
 
     def baseline(self, i: int) -> list[np.ndarray]:
         """Text ``i``'s real tokens as it runs alone at the probe's width (unpadded when it fills it)."""
@@ -155,8 +261,8 @@ class Probe:
 
     # -- neighbours ------------------------------------------------------------------------
 
-    def filler(self) -> str:
-        """A text of ``width`` tokens (the audited texts joined and repeated): the long neighbour."""
+    @functools.cached_property
+    def _filler(self) -> str:
         text = " ".join(self.seqs.texts)
         for _ in range(16):
             n = int(self.encode([text], self.width).lengths[0])
@@ -165,6 +271,19 @@ class Probe:
             text = f"{text} {text}"
         return text
 
+    def filler(self) -> str:
+        """A text of ``width`` tokens (the audited texts joined and repeated): the long neighbour."""
+        return self._filler
+
+    @functools.cached_property
+    def filler_row(self) -> Batch:
+        """The long neighbour as a one-row batch padded to ``width``."""
+        return self.encode([self.filler()], self.width)
+
+    def blank_row(self) -> Batch:
+        """A one-row batch of pads only (pad ids, pad type, mask all zeros)."""
+        return with_blank_rows(self.rows([0], self.width), [0], self.seqs.pad_type)
+
     def shortest(self) -> int:
         return min(range(self.count), key=self.length)
 
@@ -172,9 +291,38 @@ class Probe:
         """Text ``i`` padded to ``width`` among neighbours, and its row: a short and a long one,
         then the other texts, ``batch_size`` rows in all (3 when unset)."""
         size = self.batch_size or 3
-        texts = [self.seqs.texts[self.shortest()], self.seqs.texts[i], self.filler()]
-        if size == 2:
-            texts = texts[1:]
+        first = [i] if size == 2 else [self.shortest(), i]
         others = [j for j in range(self.count) if j != i] or [i]
-        texts += [self.seqs.texts[j] for j in itertools.islice(itertools.cycle(others), max(size - 3, 0))]
-        return self.encode(texts, self.width), 0 if size == 2 else 1
+        more = list(itertools.islice(itertools.cycle(others), max(size - 3, 0)))
+        parts = [self.rows(first, self.width), self.filler_row] + ([self.rows(more, self.width)] if more else [])
+        return stack(parts), 0 if size == 2 else 1
+
+    # -- are rows independent of their batch? ----------------------------------------------
+
+    def alone(self, i: int) -> list[np.ndarray]:
+        """Text ``i`` alone at the probe's width, pads included: per-layer [width, H]."""
+        return self.padded(i) if self.has_pads(i) else self.reference(i)
+
+    def check_rows_independent(self, allowed: bool = True) -> bool:
+        """Run every text alone, then once in a batch beside the filler and a fully masked row
+        (STACK_ROWS rows at a time); ``batched`` when every text's row is bit-identical in both.
+        Not tried when not ``allowed`` or with a ``batch_size`` (neighbour batches as asked)."""
+        if not allowed or self.batch_size is not None or not self.count:
+            return False
+        alone = [self.alone(i) for i in range(self.count)]
+        extra = [self.filler_row, self.blank_row()]
+        same, step = True, max(STACK_ROWS - len(extra), 1)
+        for start in range(0, self.count, step):
+            idx = list(range(start, min(start + step, self.count)))
+            batch = stack([self.rows(idx, self.width), *extra])
+            hidden = self._run(batch)
+            for row, key in enumerate(row_keys(batch)):
+                self._in_batch.setdefault(key, [h[row] for h in hidden])
+            same = same and all(np.array_equal(h[row], a) for row, i in enumerate(idx)
+                                for h, a in zip(hidden, alone[i]))
+        self.batched = same
+        if not same:
+            self._in_batch.clear()
+        log.info("%s: %s", self.encoder.label, "rows are independent of their batch: variants run stacked"
+                 if same else "rows depend on their batch: every variant runs alone")
+        return same

@@ -60,11 +60,16 @@ def run_check(spec: registry.CheckSpec, ctx: RunContext) -> CheckResult:
 
 
 def open_probe(encoder, texts: list[str], settings: Settings) -> Probe:
-    """The run's probe: texts tokenized once, the padded width chosen."""
+    """The run's probe: texts tokenized once, the padded width chosen, each text run alone,
+    and whether the model's rows are independent of their batch (then variants run stacked;
+    never tried on a graph with dynamic quantization, whose scales span the batch)."""
     max_len = choose_max_length(settings.max_length, [encoder])
     seqs = tokenize(encoder, texts, max_len)
     width = max_len if settings.padding == "max_length" else max(len(ids) for ids in seqs.ids)
-    return Probe(encoder, seqs, width, settings.side, settings.batch_size)
+    probe = Probe(encoder, seqs, width, settings.side, settings.batch_size)
+    model = encoder.graph.model
+    probe.check_rows_independent(allowed=model is not None and not graph.find_dynamic_quantization(model))
+    return probe
 
 
 def audit_run(encoder, texts: list[str], settings: Settings, provider: str, label: str,
