@@ -101,11 +101,12 @@ def plan_corpus(source: str, text_column: str | None = None) -> CorpusPlan:
     return plan
 
 
-def shard_size(total: int, batch_size: int, workers: int) -> int:
-    """Texts per read task: whole batches, about SHARDS_PER_WORKER tasks per actor at least."""
-    batches = math.ceil(total / batch_size)
-    per = math.ceil(batches / (max(1, workers) * SHARDS_PER_WORKER))
-    return batch_size * max(1, min(MAX_BATCHES_PER_SHARD, per))
+def shard_size(total: int, unit: int, workers: int, max_units: int = MAX_BATCHES_PER_SHARD) -> int:
+    """Texts per read task: whole units (in-process batches, or embed's windows), about
+    SHARDS_PER_WORKER tasks per actor at least, at most ``max_units`` units."""
+    units = math.ceil(total / unit)
+    per = math.ceil(units / (max(1, workers) * SHARDS_PER_WORKER))
+    return unit * max(1, min(max_units, per))
 
 
 def _part_texts(part: FilePart, column: str | None) -> list[str]:

@@ -1,8 +1,8 @@
 """``embed(..., engine="ray")``: sentence embeddings by an actor pool, written as a Parquet dataset.
 
 Each actor opens the model once (``embed.LastLayer``); each block of texts (whole in-process
-batches) is tokenized, run and pooled exactly as in-process, so the vectors are the same
-bits. The output is a folder of Parquet files, one row per text: ``index`` (int64, the
+windows of ``WINDOW_BATCHES`` batches) is tokenized, sorted by length, run and pooled exactly
+as in-process, so the vectors are the same bits. The output is a folder of Parquet files, one row per text: ``index`` (int64, the
 text's position in the input), ``embedding`` (fixed-size list of float32) and, with
 ``keep_text``, ``text``. Files are named ``part-<first index>.parquet`` and hold
 consecutive texts, so reading the folder (pyarrow, pandas, Ray, Spark) gives input order.
@@ -56,49 +56,62 @@ class EmbedWorker:
     """A Ray Data actor holding one ONNX Runtime session; ``__call__`` embeds a block."""
 
     def __init__(self, job: EmbedJob):
-        from padlens.inspector.embed import LastLayer
+        from padlens.inspector.embed import GRAPH_POOLING, LastLayer
 
         self.job = job
-        self.runner = LastLayer(job.ref, job.providers, job.allow_fallback, job.threads)
+        self.runner = LastLayer(job.ref, job.providers, job.allow_fallback, job.threads,
+                                graph_pooling=job.mode == GRAPH_POOLING)
 
     def __call__(self, block: dict):
         import pyarrow as pa
 
-        from padlens.inspector.pooling import l2_normalize, pool
+        from padlens.inspector.embed import WINDOW_BATCHES
         from padlens.inspector.ray.corpus import chunk_bounds
         from padlens.inspector.ray.inspect_job import maybe_fault
 
         job = self.job
         index = np.asarray(block["index"], dtype=np.int64)
         texts = [str(t) for t in block["text"]]
-        rows = []
-        for lo, hi in chunk_bounds(index, job.batch_size, job.total):
+        emb = None
+        for lo, hi in chunk_bounds(index, job.batch_size * WINDOW_BATCHES, job.total):
             maybe_fault(job.fault, int(index[lo]), int(index[hi - 1]))
-            batch = self.runner.tokenizer.encode(texts[lo:hi], max_length=job.max_length, padding="longest",
-                                                 side="right")
-            emb = pool(self.runner.run(batch), batch.attention_mask, job.mode)
-            rows.append((l2_normalize(emb) if job.normalize else emb).astype(np.float32))
-        emb = np.concatenate(rows)
+            for rows, vectors in self._window(texts[lo:hi]):
+                if emb is None:
+                    emb = np.empty((len(index), vectors.shape[1]), np.float32)
+                emb[lo + rows] = vectors
         columns = {"index": pa.array(index),
                    "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), emb.shape[1])}
         if job.keep_text:
             columns["text"] = pa.array(texts, pa.string())
         return pa.table(columns)
 
+    def _window(self, texts: list[str]):
+        """As in-process: a window tokenized at once, run longest first in batches of batch_size,
+        each padded to its own longest text; yields (rows of the window, their vectors)."""
+        from padlens.inspector.embed import sorted_batches
+
+        job = self.job
+        window = self.runner.tokenizer.encode(texts, max_length=job.max_length, padding="longest", side="right")
+        for rows, batch in sorted_batches(window, job.batch_size):
+            yield rows, self.runner.embed(batch, job.mode, job.normalize).astype(np.float32)
+
 
 class _LocalModel:
     """The tokenizer and graph facts the driver needs to choose a length (no session)."""
 
-    def __init__(self, ref):
+    def __init__(self, ref, graph_pooling: bool = False):
+        from padlens.inspector.embed_model import choose_output, open_graph
         from padlens.inspector.encoder import check_vocab
-        from padlens.inspector.graph import load_encoder
+        from padlens.inspector.locate import token_output
         from padlens.inspector.tokenize import load_tokenizer
 
         self.ref, self.label = ref, ref.label
         self.tokenizer = load_tokenizer(ref.tokenizer_path)
-        graph = load_encoder(ref.path)
+        graph = open_graph(ref.path)  # embed needs no located layers
         check_vocab(self.tokenizer, graph.vocab_size, ref.label)
         self.max_positions = graph.max_positions
+        self.limit_reason = str(getattr(graph, "limit_reason", "") or "")
+        self.pooled = choose_output(graph.outputs, token_output(graph.model), graph_pooling)[1]
 
 
 def embed_ray(model, texts_file, out, tokenizer=None, pooling: str = "auto", normalize: bool | None = None,
@@ -125,7 +138,9 @@ def embed_ray(model, texts_file, out, tokenizer=None, pooling: str = "auto", nor
     ref = E.pick_ref(resolve_models([model], tokenizer))
     config = E.resolve_pooling(ref.path, ref.manifest, pooling, normalize)
     plan = plan_corpus(texts_file, text_column)
-    limit = E._max_length(max_length, config, _LocalModel(ref))
+    local = _LocalModel(ref, graph_pooling=pooling == "auto")
+    config = E.graph_pooled(config, local)
+    limit = E._max_length(max_length, config, local)
     job = EmbedJob(ref, tuple(providers), allow_fallback, threads, config.mode, config.normalize, limit,
                    int(batch_size), plan.total, keep_text and not to_npy, os.environ.get("PADLENS_RAY_FAULT"))
     log.info("%s: %d texts, %s pooling (%s), normalize %s, max length %d, on Ray", ref.label, plan.total,
@@ -150,6 +165,7 @@ def _check_target(out, to_npy: bool, keep_text: bool) -> Path:
 
 def _run(job: EmbedJob, plan, target: Path, to_npy: bool, address, workers, progress, show_progress,
          meta: dict) -> int:
+    from padlens.inspector.embed import WINDOW_BATCHES
     from padlens.inspector.ray import cluster as R
     from padlens.inspector.ray.corpus import corpus_dataset, shard_size
 
@@ -158,7 +174,8 @@ def _run(job: EmbedJob, plan, target: Path, to_npy: bool, address, workers, prog
         workers = R.choose_workers(cluster, gpu, workers, job.threads)
         cpus, threads = R.worker_cpus(cluster, workers, job.threads) if not gpu else (1.0, job.threads)
         job = dataclasses.replace(job, threads=threads)
-        reads = corpus_dataset(plan, shard_size(plan.total, job.batch_size, workers), R.READ_CPUS)
+        unit = job.batch_size * WINDOW_BATCHES  # blocks of whole windows: the batches in-process makes
+        reads = corpus_dataset(plan, shard_size(plan.total, unit, workers, max_units=2), R.READ_CPUS)
         ds = R.map_actors(reads, EmbedWorker, job, workers, cpus, gpu, ACTOR_RETRIES)
         if to_npy:
             return _gather_npy(ds, target, plan.total, progress)

@@ -15,6 +15,7 @@ from padlens.inspector.ray.inspect_job import FAULT_ENV, inspect_ray
 from .conftest import BATCH, MAX_LEN, assert_same_json
 
 SMALL = 300  # texts for the tests that need no cap
+EMBED_BATCH = 4  # embed runs windows of 64 batches: 256 texts, so SMALL texts make two blocks
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +74,9 @@ def test_a_worker_that_dies_mid_run_is_retried_and_changes_nothing(ray_local, ti
 def test_embed_writes_a_parquet_dataset_that_reads_back_in_input_order(ray_local, tiny, tmp_path, texts,
                                                                         parquet_folder):
     local = tmp_path / "local.npy"
-    embed(str(tiny), str(small_txt(tmp_path, texts)), str(local), batch_size=BATCH, max_length=MAX_LEN)
+    embed(str(tiny), str(small_txt(tmp_path, texts)), str(local), batch_size=EMBED_BATCH, max_length=MAX_LEN)
     out = tmp_path / "emb"
-    result = embed_ray(str(tiny), str(parquet_folder), str(out), text_column="body", batch_size=BATCH,
+    result = embed_ray(str(tiny), str(parquet_folder), str(out), text_column="body", batch_size=EMBED_BATCH,
                        max_length=MAX_LEN, keep_text=True, workers=2, show_progress=False)
     table = pq.read_table(out)
     assert result.rows == table.num_rows == SMALL
@@ -88,10 +89,10 @@ def test_embed_writes_a_parquet_dataset_that_reads_back_in_input_order(ray_local
 
 def test_embed_to_npy_on_ray_is_the_in_process_array(ray_local, tiny, tmp_path, texts, monkeypatch):
     path = small_txt(tmp_path, texts)
-    embed(str(tiny), str(path), str(tmp_path / "local.npy"), batch_size=BATCH, max_length=MAX_LEN)
+    embed(str(tiny), str(path), str(tmp_path / "local.npy"), batch_size=EMBED_BATCH, max_length=MAX_LEN)
     marker = tmp_path / "fault-fired"
     monkeypatch.setenv(FAULT_ENV, f"{SMALL - 1}:{marker}")
-    embed_ray(str(tiny), str(path), str(tmp_path / "ray.npy"), batch_size=BATCH, max_length=MAX_LEN, workers=2,
+    embed_ray(str(tiny), str(path), str(tmp_path / "ray.npy"), batch_size=EMBED_BATCH, max_length=MAX_LEN, workers=2,
               show_progress=False)
     assert marker.is_file()
     np.testing.assert_array_equal(np.load(tmp_path / "ray.npy"), np.load(tmp_path / "local.npy"))
