@@ -21,6 +21,10 @@ PRECISION_FILES: dict[str, str] = {
 #: the precisions ``padlens export`` makes, in export order
 PRECISIONS: tuple[str, ...] = tuple(PRECISION_FILES)
 
+#: sentence-transformers' pooling modes, all of which padlens pools with (``--pooling``); "a+b"
+#: concatenates modes, as sentence-transformers does for a list of modes
+POOLING_MODES: tuple[str, ...] = ("mean", "cls", "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+
 #: the manifest's file name in an export folder
 MANIFEST = "padlens.json"
 #: version of the manifest's layout

@@ -10,13 +10,20 @@ import numpy as np
 
 from padlens.errors import BadInput
 from padlens.fsio import atomic_path
+from padlens.inspector.embed_model import GRAPH_POOLING, SENTENCE_EMBEDDING, EmbedModel, pick_ref  # noqa: F401
 from padlens.inspector.jsonable import to_jsonable
 from padlens.inspector.lengths import choose_max_length
 from padlens.inspector.options import check_counts
 from padlens.inspector.pooling import (  # noqa: F401  (pooling used to live here; re-exported)
-    POOLINGS, PoolingConfig, l2_normalize, pool, pooling_config, read_st_pooling, resolve_pooling, st_folder,
+    POOLINGS,
+    PoolingConfig,
+    l2_normalize,
+    pool,
+    pooling_config,
+    read_st_pooling,
+    resolve_pooling,
+    st_folder,
 )
-from padlens.inspector.embed_model import GRAPH_POOLING, SENTENCE_EMBEDDING, EmbedModel, pick_ref  # noqa: F401
 from padlens.inspector.texts import batches_of
 
 if TYPE_CHECKING:

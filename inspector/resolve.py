@@ -1,4 +1,11 @@
-"""Turn MODEL arguments (export dirs, .onnx files) into one ModelRef per model file to run."""
+"""Turn MODEL arguments (export dirs, model folders, .onnx files) into one ModelRef per model file to run.
+
+An export dir runs each precision its padlens.json lists. Any other folder (a
+sentence-transformers folder as 5.x or older versions write it, an Optimum export) runs every
+.onnx file at its top and in its ``onnx/`` folder, each named by its file, with the precision
+read from the graph. A tokenizer is looked up beside the file, then in the
+sentence-transformers folder above it.
+"""
 from __future__ import annotations
 
 import json
@@ -9,12 +16,17 @@ from typing import Iterable
 
 from padlens.errors import BadInput, ModelLoadError
 
-from .contract import DYNAMIC_QUANT_OPS, INTEGER_OPS, MANIFEST, PRECISION_FILES, PRECISIONS, STATIC_QUANT_OPS
+from .contract import DYNAMIC_QUANT_OPS, INTEGER_OPS, MANIFEST, PRECISIONS, STATIC_QUANT_OPS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MANIFEST", "PRECISIONS", "ModelRef", "guess_precision", "precision_from_name", "read_manifest",
-           "resolve_models"]
+#: the folder sentence-transformers 5.x and Optimum write ONNX files into
+ONNX_SUBFOLDER = "onnx"
+#: files that make a folder a tokenizer folder (``load_tokenizer`` reads either)
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
+
+__all__ = ["MANIFEST", "PRECISIONS", "ModelRef", "find_tokenizer", "guess_precision", "onnx_files",
+           "precision_from_name", "read_manifest", "resolve_models"]
 
 
 @dataclass
@@ -23,8 +35,9 @@ class ModelRef:
 
     Attributes:
         path: the .onnx file.
-        label: how reports name it: "EXPORTDIR/PRECISION" for an export dir, else the
-            file stem (prefixed with its folder when the stem alone says nothing, e.g. "model").
+        label: how reports name it: "EXPORTDIR/PRECISION" for an export dir, "FOLDER/onnx/model_O3"
+            for each file of another folder, else the file stem (prefixed with its folder
+            when the stem alone says nothing, e.g. "model").
         precision: "fp32", "fp16", "int8-dynamic", "int8-static", "int8-weight" (weights
             only), or "unknown" until the graph is read (see ``guess_precision``).
         tokenizer_path: folder or tokenizer.json to tokenize with.
@@ -70,22 +83,32 @@ def _resolve_one(path: Path, tokenizer: Path | None) -> list[ModelRef]:
     if path.is_dir():
         if (path / MANIFEST).is_file():
             return _expand_export_dir(path)
-        return [_bare_onnx(_onnx_in_folder(path), tokenizer)]
+        return _expand_folder(path, tokenizer)
     if not path.is_file():
         raise ModelLoadError(f"{path} is not a file")
     return [_bare_onnx(path, tokenizer)]
 
 
-def _onnx_in_folder(folder: Path) -> Path:
-    """model.onnx, or the folder's only .onnx file."""
-    default = folder / PRECISION_FILES["fp32"]
-    if default.is_file():
-        return default
-    found = sorted(folder.glob("*.onnx"))
-    if len(found) == 1:
-        return found[0]
-    what = "no .onnx file" if not found else f"{len(found)} .onnx files ({', '.join(f.name for f in found)})"
-    raise BadInput(f"{folder} has no {MANIFEST} and {what}: pass an export dir or a .onnx file")
+def onnx_files(folder: Path) -> list[Path]:
+    """Every .onnx file of a folder: those at its top, then those in its ``onnx/`` folder
+    (where sentence-transformers 5.x and Optimum put them), each group by name."""
+    return sorted(folder.glob("*.onnx")) + sorted((folder / ONNX_SUBFOLDER).glob("*.onnx"))
+
+
+def _expand_folder(folder: Path, tokenizer: Path | None) -> list[ModelRef]:
+    """A folder without a manifest (a sentence-transformers folder, an Optimum export ...):
+    one run per .onnx file, named by the file, its precision read from the graph when opened."""
+    files = onnx_files(folder)
+    if not files:
+        raise BadInput(f"{folder} has no {MANIFEST} and no .onnx file: pass an export dir or a .onnx file")
+    name = folder.resolve().name
+    refs = []
+    for file in files:
+        ref = _bare_onnx(file, tokenizer)
+        ref.label = f"{name}/{file.relative_to(folder).with_suffix('').as_posix()}"
+        ref.precision = "unknown"  # file names say O3, qint8_avx512_vnni ...: the graph decides
+        refs.append(ref)
+    return refs
 
 
 def read_manifest(folder: Path) -> dict:
@@ -120,17 +143,38 @@ def _expand_export_dir(folder: Path) -> list[ModelRef]:
 
 def _bare_onnx(file: Path, tokenizer: Path | None) -> ModelRef:
     if tokenizer is None:
-        if not (file.parent / "tokenizer.json").is_file():
+        tokenizer = find_tokenizer(file)
+        if tokenizer is None:
             raise BadInput(f"{file} has no tokenizer next to it: pass --tokenizer PATH")
-        tokenizer = file.parent
     return ModelRef(file, _file_label(file), precision_from_name(file.name), tokenizer, None)
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in TOKENIZER_FILES)
+
+
+def find_tokenizer(file: Path) -> Path | None:
+    """The folder holding ``file``'s tokenizer: beside it, else the sentence-transformers
+    folder above it (``onnx/model.onnx`` -> its parent) or that folder's token module
+    (old folders keep it in ``0_Transformer/``)."""
+    from padlens.inspector.pooling import read_st_folder, st_folder
+
+    if _has_tokenizer(file.parent):
+        return file.parent
+    folder = st_folder(file)
+    if folder is None:
+        return None
+    module = read_st_folder(folder).token_module
+    return next((f for f in (folder, module) if f is not None and _has_tokenizer(f)), None)
 
 
 def _file_label(file: Path) -> str:
     stem = file.name[: -len(".onnx")] if file.name.endswith(".onnx") else file.stem
     if stem == "model" or stem.startswith(("model.", "model_")):
-        parent = file.resolve().parent.name
-        return f"{parent}/{stem}" if parent else stem
+        parent = file.resolve().parent
+        if parent.name == ONNX_SUBFOLDER and parent.parent.name:  # st-folder/onnx/model_O3
+            return f"{parent.parent.name}/{ONNX_SUBFOLDER}/{stem}"
+        return f"{parent.name}/{stem}" if parent.name else stem
     return stem
 
 

@@ -7,6 +7,7 @@ import click
 
 from padlens.cli_inspect import check_output_file
 from padlens.cli_options import count_texts_or_none, progress_bar
+from padlens.inspector.contract import POOLING_MODES
 
 log = logging.getLogger(__name__)
 
@@ -18,10 +19,13 @@ log = logging.getLogger(__name__)
 @click.option("-o", "--output", "out", required=True, metavar="OUT.npy",
               help="The .npy to write (float32, one row per text); written atomically.")
 @click.option("--tokenizer", metavar="PATH", help="Tokenizer for a bare .onnx file.")
-@click.option("--pooling", type=click.Choice(["auto", "mean", "cls", "max"]), default="auto", show_default=True,
-              help="auto: a sentence-transformers folder's Pooling module, else the export's manifest, else mean.")
+@click.option("--pooling", type=click.Choice(["auto", *POOLING_MODES]), default="auto", show_default=True,
+              help="auto: a sentence-transformers folder's Pooling module (or the graph's own "
+                   "sentence_embedding output), else the export's manifest, else mean. Indices follow "
+                   "the mask (lasttoken: the last real token on either padding side).")
 @click.option("--normalize/--no-normalize", default=None,
-              help="L2-normalise rows (default: what the model's folder or manifest says).")
+              help="L2-normalise rows (default: what the model's folder or manifest says, "
+                   "whatever --pooling is).")
 @click.option("--batch-size", type=int, default=32, show_default=True, metavar="N")
 @click.option("--max-length", type=int, metavar="N", help="Tokens kept per text (default: the model's).")
 @click.option("--provider", "providers", multiple=True, help="Execution provider (default cpu).")
@@ -32,13 +36,16 @@ def embed_command(ctx, model, texts_file, out, tokenizer, pooling, normalize, ba
                   providers, allow_fallback, threads):
     """Sentence embeddings from an ONNX encoder, streamed to a .npy, without PyTorch.
 
-    MODEL is an export dir (its fp32 model is used) or a .onnx file. Memory holds one
-    batch whatever the size of the texts file.
+    MODEL is an export dir (its fp32 model is used), a sentence-transformers folder (its
+    onnx/model.onnx; tokenizer, pooling, Normalize and max_seq_length read from the folder)
+    or a .onnx file. Memory holds one batch whatever the size of the texts file.
 
     \b
     Examples:
       padlens embed out/minilm --texts corpus.txt -o emb.npy
       padlens embed model.onnx --tokenizer tok/ --texts docs.jsonl -o emb.npy --pooling cls --normalize
+      padlens embed my-st-model/ --texts corpus.txt -o emb.npy
+      padlens embed my-st-model/onnx/model_O3.onnx --texts corpus.txt -o emb.npy
     """
     from padlens.inspector.embed import embed
     from padlens.inspector.options import check_counts

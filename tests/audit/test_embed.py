@@ -14,16 +14,35 @@ TEXTS = ["this is a sample sentence", "the cat sat on the mat", "a dog", "paddin
          "what was the model", "it is long and it is short and it is a word"]
 
 
+OLD_TYPES = {"Transformer": "sentence_transformers.models.Transformer",
+             "Pooling": "sentence_transformers.models.Pooling", "Normalize": "sentence_transformers.models.Normalize",
+             "Dense": "sentence_transformers.models.Dense"}
+NEW_TYPES = {"Transformer": "sentence_transformers.base.modules.transformer.Transformer",
+             "Pooling": "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
+             "Normalize": "sentence_transformers.sentence_transformer.modules.normalize.Normalize",
+             "Dense": "sentence_transformers.base.modules.dense.Dense"}
+
+
+def _modules_json(folder, kinds, types=OLD_TYPES):
+    paths = {"Transformer": "", "Pooling": "1_Pooling", "Normalize": "2_Normalize", "Dense": "2_Dense"}
+    modules = [{"idx": i, "name": str(i), "path": paths[k], "type": types[k]} for i, k in enumerate(kinds)]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "modules.json").write_text(json.dumps(modules))
+    return folder
+
+
 def _st_folder(folder, **modes):
     (folder / "1_Pooling").mkdir(parents=True)
     config = {"word_embedding_dimension": 8, "pooling_mode_cls_token": False,
               "pooling_mode_mean_tokens": False, "pooling_mode_max_tokens": False, **modes}
     (folder / "1_Pooling" / "config.json").write_text(json.dumps(config))
-    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-               {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]
-    (folder / "modules.json").write_text(json.dumps(modules))
-    return folder
+    return _modules_json(folder, ["Transformer", "Pooling", "Normalize"])
+
+
+def _st5_folder(folder, kinds=("Transformer", "Pooling", "Normalize"), **config):
+    (folder / "1_Pooling").mkdir(parents=True)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"embedding_dimension": 8, **config}))
+    return _modules_json(folder, list(kinds), NEW_TYPES)
 
 
 def test_auto_reads_a_sentence_transformers_folder(tmp_path):
@@ -40,10 +59,61 @@ def test_auto_falls_back_to_the_manifest_then_to_mean(tmp_path):
     assert (default.mode, default.normalize, default.source) == ("mean", False, "default")
 
 
-def test_unsupported_sentence_transformers_pooling_is_bad_input(tmp_path):
+def test_several_legacy_modes_are_concatenated_in_sentence_transformers_order(tmp_path):
     _st_folder(tmp_path, pooling_mode_mean_tokens=True, pooling_mode_max_tokens=True)
-    with pytest.raises(BadInput, match="mean\\+max"):
+    assert pooling_config(tmp_path / "model.onnx", None).mode == "max+mean"
+
+
+def test_an_unknown_sentence_transformers_pooling_is_bad_input(tmp_path):
+    _st5_folder(tmp_path, pooling_mode="sum")
+    with pytest.raises(BadInput, match="asks for pooling sum"):
         pooling_config(tmp_path / "model.onnx", None)
+
+
+@pytest.mark.parametrize("mode", ["mean", "cls", "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"])
+def test_sentence_transformers_5_type_names_and_pooling_mode_are_read(tmp_path, mode):
+    _st5_folder(tmp_path, pooling_mode=mode, include_prompt=False)
+    config = pooling_config(tmp_path / "onnx" / "model.onnx", None)
+    assert (config.mode, config.normalize, config.include_prompt) == (mode, True, False)
+
+
+def test_a_5x_list_of_modes_is_concatenated(tmp_path):
+    _st5_folder(tmp_path, pooling_mode=["cls", "mean"])
+    assert pooling_config(tmp_path / "model.onnx", None).mode == "cls+mean"
+
+
+def test_max_seq_length_comes_from_sentence_bert_config(tmp_path):
+    _st5_folder(tmp_path, pooling_mode="mean")
+    (tmp_path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 40}))
+    assert pooling_config(tmp_path / "model.onnx", None).max_length == 40
+
+
+def test_pooling_option_keeps_the_folders_normalize_without_a_pooling_module(tmp_path):
+    _modules_json(tmp_path, ["Transformer", "Normalize"], NEW_TYPES)
+    with pytest.raises(BadInput, match="has no Pooling module: pass --pooling"):
+        resolve_pooling(tmp_path / "onnx" / "model.onnx", None, "auto", None)
+    config = resolve_pooling(tmp_path / "onnx" / "model.onnx", None, "mean", None)
+    assert (config.mode, config.source, config.normalize) == ("mean", "option", True)
+    assert config.normalize_source.endswith("modules.json")
+
+
+def test_normalize_option_keeps_the_folders_pooling(tmp_path):
+    _st5_folder(tmp_path, pooling_mode="lasttoken")
+    config = resolve_pooling(tmp_path / "model.onnx", None, "auto", False)
+    assert (config.mode, config.normalize, config.normalize_source) == ("lasttoken", False, "option")
+    assert config.source.endswith("modules.json")
+
+
+def test_a_dense_module_is_refused_by_auto_but_not_by_an_explicit_pooling(tmp_path):
+    _st5_folder(tmp_path, kinds=("Transformer", "Pooling", "Dense", "Normalize"), pooling_mode="mean")
+    with pytest.raises(BadInput, match="has Dense module\\(s\\) after the model"):
+        resolve_pooling(tmp_path / "model.onnx", None, "auto", None)
+    assert resolve_pooling(tmp_path / "model.onnx", None, "mean", None).normalize
+
+
+def test_an_unknown_pooling_option_is_bad_input(tmp_path):
+    with pytest.raises(BadInput, match="pooling must be one of"):
+        resolve_pooling(tmp_path / "model.onnx", None, "sum", None)
 
 
 def test_options_override_what_auto_reads(tmp_path):

@@ -1,0 +1,129 @@
+"""The model `padlens embed` runs: one session fetching only the output it pools.
+
+Embedding needs no located layers: the graph's own token states (``last_hidden_state``, or
+``token_embeddings`` as sentence-transformers' exports name them) are pooled, or its
+``sentence_embedding`` output is used as it is when the graph pools already. Layers are still
+located when they can be (it finds the position table, hence the usable length); when they
+cannot, the token output stands in for them.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+
+from padlens.errors import LayersNotFound, ModelLoadError
+from padlens.inspector.pooling import l2_normalize, pool
+
+log = logging.getLogger(__name__)
+
+#: the graph output of a graph that pools by itself (sentence-transformers' name)
+SENTENCE_EMBEDDING = "sentence_embedding"
+#: token-state outputs, in the order embed prefers them
+TOKEN_OUTPUTS = ("last_hidden_state", "token_embeddings")
+#: the pooling mode meaning "the graph's sentence_embedding output, as it is"
+GRAPH_POOLING = "graph"
+
+
+def choose_output(outputs: Sequence[str], token_output: str | None, graph_pooling: bool) -> tuple[str, bool]:
+    """(output to fetch, whether the graph pooled it already).
+
+    ``sentence_embedding`` when ``graph_pooling`` (pooling ``auto``) and the graph has it;
+    else the first of ``TOKEN_OUTPUTS`` it has, else ``token_output`` (its rank-3 float output).
+    """
+    names = list(outputs)
+    if graph_pooling and SENTENCE_EMBEDDING in names:
+        return SENTENCE_EMBEDDING, True
+    found = next((n for n in TOKEN_OUTPUTS if n in names), token_output)
+    if found is None:
+        raise ModelLoadError(f"no token-state output to pool (outputs: {', '.join(names) or 'none'}); "
+                             + ("use --pooling auto to take its sentence_embedding as it is"
+                                if SENTENCE_EMBEDDING in names else "padlens pools [batch, sequence, hidden] states"))
+    return found, False
+
+
+def open_graph(path):
+    """The encoder graph at ``path``, its layers located when they can be; else with its
+    token output as the only layer (embed needs nothing else)."""
+    from padlens.inspector.graph import load_encoder
+    from padlens.inspector.loader import read_model
+    from padlens.inspector.locate import token_output
+
+    try:
+        return load_encoder(path)
+    except LayersNotFound as exc:
+        log.info("%s; embed needs only the output it pools, so it goes on without layers", exc)
+    _, model, _ = read_model(path)
+    names = [o.name for o in model.graph.output]
+    name = next((n for n in TOKEN_OUTPUTS if n in names), None) or token_output(model) or names[0]
+    del model
+    return load_encoder(path, layers=[name])
+
+
+class EmbedModel:
+    """An encoder session fetching only the output embed pools (no other layer, no attention).
+
+    Attributes:
+        ref: the model file (``ModelRef``); tokenizer: its tokenizer; graph: the loaded graph
+            (its proto dropped once the session exists).
+        output: the graph output fetched; pooled: whether the graph pooled it already.
+        session: the ONNX Runtime session (``SessionInfo``).
+    """
+
+    def __init__(self, ref, providers: Sequence[str], allow_fallback: bool, threads: int | None,
+                 graph_pooling: bool = False):
+        from padlens.inspector.encoder import check_vocab
+        from padlens.inspector.locate import token_output
+        from padlens.inspector.session import create_session
+        from padlens.inspector.tokenize import load_tokenizer
+
+        self.ref = ref
+        self.tokenizer = load_tokenizer(ref.tokenizer_path)
+        self.graph = open_graph(ref.path)
+        check_vocab(self.tokenizer, self.graph.vocab_size, ref.label)
+        self.output, self.pooled = choose_output(self.graph.outputs, token_output(self.graph.model), graph_pooling)
+        model = self.graph.raw if self.graph.raw is not None else self.graph.model
+        self.session = create_session(model, providers, allow_fallback, threads)
+        self.graph.model = self.graph.raw = None  # the session holds its own copy
+        log.info("%s: embedding from output %r%s", ref.label, self.output,
+                 " (pooled in the graph)" if self.pooled else "")
+
+    @property
+    def label(self) -> str:
+        return self.ref.label
+
+    @property
+    def max_positions(self) -> int | None:
+        return self.graph.max_positions
+
+    @property
+    def limit_reason(self) -> str:
+        """Why ``max_positions`` is below the position table's rows, when the graph says."""
+        return str(getattr(self.graph, "limit_reason", "") or "")
+
+    def run(self, batch) -> np.ndarray:
+        """The fetched output for ``batch``: ``[B, T, H]`` token states, or ``[B, H]`` when pooled (float32)."""
+        from padlens.inspector.encoder import make_feeds
+
+        feeds = make_feeds(self.graph.inputs, batch)
+        return np.asarray(self.session.run([self.output], feeds, self.label)[0], dtype=np.float32)
+
+    def embed(self, batch, mode: str, normalize: bool) -> np.ndarray:
+        """Sentence embeddings ``[B, D]`` (float64) of ``batch``: pooled with ``mode`` under its
+        mask (or the graph's own pooling), L2-normalised when ``normalize``."""
+        out = self.run(batch)
+        rows = out.astype(np.float64) if self.pooled else pool(out, batch.attention_mask, mode)
+        return l2_normalize(rows) if normalize else rows
+
+
+def pick_ref(refs: list):
+    """The model to embed with: the only one; else an export dir's fp32 variant; else a
+    folder's ``model.onnx`` (``onnx/model.onnx`` first, what sentence-transformers loads)."""
+    if len(refs) == 1:
+        return refs[0]
+    named = sorted((r for r in refs if r.path.name == "model.onnx"), key=lambda r: r.path.parent.name != "onnx")
+    fp32 = [r for r in refs if r.precision == "fp32"] + named
+    chosen = fp32[0] if fp32 else refs[0]
+    log.info("%d models found; embedding with %s (pass a .onnx file to choose)", len(refs), chosen.label)
+    return chosen
