@@ -9,6 +9,7 @@ import numpy as np
 
 from padlens.errors import BadInput, ModelLoadError
 from padlens.inspector import graph as graph_mod
+from padlens.inspector import ingraph
 from padlens.inspector.lengths import choose_max_length
 from padlens.inspector.loader import InputSpec
 from padlens.inspector.resolve import ModelRef, guess_precision
@@ -109,6 +110,8 @@ class EncoderInfo:
         position_rows: rows of the position table as stored (``max_positions`` is what texts may use).
         fixed_batch, fixed_length: a batch size / sequence length fixed inside the graph, else None.
         notes: what the reader must know about how it was run (one text per batch, ...).
+        stats: where the pad statistics are computed: ``graph`` (reductions inside the session,
+            ``padlens.inspector.ingraph``), or ``numpy`` with the reason ("" when not asked).
     """
 
     label: str
@@ -139,6 +142,7 @@ class EncoderInfo:
     fixed_batch: int | None = None
     fixed_length: int | None = None
     notes: list[str] = field(default_factory=list)
+    stats: str = ""
 
 
 def structure_notes(graph: graph_mod.EncoderGraph) -> list[str]:
@@ -168,6 +172,9 @@ class Encoder:
         threads: intra-op threads, or None for ORT's default.
         exposure_delta: max |Δ| of the model's own outputs, instrumented vs unmodified,
             once ``verify_exposure`` ran.
+        stats: the in-graph statistics the session computes (``padlens.inspector.ingraph``;
+            their masks are fed on every run), or None.
+        stats_note: "" while ``stats`` are used; else why the metrics are computed in numpy.
     """
 
     ref: ModelRef
@@ -180,14 +187,19 @@ class Encoder:
     allow_fallback: bool = False
     threads: int | None = None
     exposure_delta: float | None = None
+    stats: ingraph.StatsPlan | None = None
+    stats_note: str = ""
 
     @classmethod
     def open(cls, ref: ModelRef, providers: Sequence[str] = ("cpu",), allow_fallback: bool = False,
-             threads: int | None = None, layers: list[str] | None = None, keep_model: bool = True) -> Encoder:
+             threads: int | None = None, layers: list[str] | None = None, keep_model: bool = True,
+             stats: bool = False) -> Encoder:
         """Load ``ref``, check its tokenizer fits, expose every layer, and create the session.
 
         ``keep_model=False`` drops the loaded proto (``graph.model`` becomes None) once the
         session exists: the session holds its own copy, and inspect needs no other.
+        ``stats=True`` also adds the pad statistics' reductions to the graph
+        (``padlens.inspector.ingraph``) where they can be built (``stats_note`` says why not).
         """
         tokenizer = load_tokenizer(ref.tokenizer_path)
         graph = graph_mod.load_encoder(ref.path, layers)
@@ -196,7 +208,10 @@ class Encoder:
             ref.precision = guess_precision(graph.model)
         tensors = list(graph.layers.hidden) + list(graph.layers.attention)
         model, names = graph_mod.exposed_model(graph, tensors)
-        session = create_session(model, providers, allow_fallback, threads)
+        plan, note, session = None, "", None
+        if stats:
+            plan, note, session = _session_with_stats(graph, model, providers, allow_fallback, threads)
+        session = session or create_session(model, providers, allow_fallback, threads)
         del model
         graph.raw = None
         if not keep_model:
@@ -207,7 +222,7 @@ class Encoder:
         for note in structure_notes(graph):
             log.warning("%s: %s", ref.label, note)
         return cls(ref, graph, tokenizer, session, hidden, attention, tuple(providers),
-                   allow_fallback, threads)
+                   allow_fallback, threads, stats=plan, stats_note=note)
 
     @property
     def num_layers(self) -> int:
@@ -255,8 +270,23 @@ class Encoder:
         return self.tokenizer.encode(texts, max_length=max_length, padding=padding, side=side)
 
     def feeds(self, batch: Batch) -> dict[str, np.ndarray]:
-        """The graph's inputs filled from ``batch`` by role and dtype."""
-        return make_feeds(self.graph.inputs, batch)
+        """The graph's inputs filled from ``batch`` by role and dtype (and the masks of the
+        in-graph statistics when the session has them)."""
+        feeds = make_feeds(self.graph.inputs, batch)
+        if self.stats is not None:
+            feeds.update(ingraph.feeds(self.stats, batch.attention_mask))
+        return feeds
+
+    @property
+    def uses_stats(self) -> bool:
+        """The session computes the pad statistics (``run_stats``)."""
+        return self.stats is not None and not self.stats_note
+
+    def run_stats(self, batch: Batch) -> ingraph.BatchSums:
+        """Run the instrumented graph on ``batch`` fetching only the in-graph statistics."""
+        if self.stats is None:
+            raise ValueError(f"{self.label}: the session has no in-graph statistics")
+        return ingraph.read(self.stats, self._run(self.stats.fetch, batch), batch.attention_mask)
 
     def run(self, batch: Batch) -> Forward:
         """Run the instrumented graph on ``batch``: every hidden layer, attention, own outputs."""
@@ -268,11 +298,17 @@ class Encoder:
         attention = [np.asarray(values[n], dtype=np.float32) for n in self.attention_outputs]
         return Forward(hidden, attention, {n: values[n] for n in own})
 
+    def fetch(self, names: Sequence[str], batch: Batch) -> list[np.ndarray]:
+        """The outputs ``names`` of the instrumented graph on ``batch``, as ONNX Runtime returns
+        them: shaped to a batch or length fixed in the graph, failures worded with their cause."""
+        return self._run(list(names), batch)
+
     def _run(self, fetch: list[str], batch: Batch, session: SessionInfo | None = None) -> list[np.ndarray]:
         session = session or self.session
 
         def once(part: Batch) -> list[np.ndarray]:
-            return session.run(fetch, self.feeds(part), failure_words(self.label, part))
+            feeds = self.feeds(part) if session is self.session else make_feeds(self.graph.inputs, part)
+            return session.run(fetch, feeds, failure_words(self.label, part))
 
         try:
             return run_shaped(once, batch, self.graph.structure)
@@ -319,8 +355,40 @@ class Encoder:
             causal_evidence=self.graph.structure.causal_evidence,
             positions_from_ids=self.graph.structure.positions_from_ids, position_rows=self.graph.position_rows,
             fixed_batch=self.graph.structure.fixed_batch, fixed_length=self.graph.structure.fixed_length,
-            notes=self.notes,
+            notes=self.notes, stats=self.stats_mode,
         )
+
+    @property
+    def stats_mode(self) -> str:
+        """``graph``, ``numpy: <why>`` when in-graph statistics were asked but not used, else ``""``."""
+        if self.uses_stats:
+            return "graph"
+        return f"numpy: {self.stats_note}" if self.stats_note else ""
+
+
+def _session_with_stats(graph: graph_mod.EncoderGraph, model, providers, allow_fallback: bool,
+                        threads: int | None) -> tuple[ingraph.StatsPlan | None, str, SessionInfo | None]:
+    """(plan, "", session) over ``model`` with the in-graph statistics added, or
+    (None, why not, None) when they cannot be built or ONNX Runtime refuses them."""
+    layers = graph.layers
+    why = ingraph.unsupported(graph.model, graph.float_dtype, graph.structure)
+    if why:
+        log.info("%s: pad statistics in numpy: %s", graph.path.name, why)
+        return None, why, None
+    delta, plan = ingraph.build(graph.model, list(layers.hidden), list(layers.attention), graph.float_dtype)
+    if isinstance(model, (bytes, bytearray)):
+        full = bytes(model) + delta.SerializeToString()
+    else:  # a proto past 2 GB: merged in place (no second copy), exposed afresh if ORT refuses
+        model.MergeFrom(delta)
+        full = model
+    try:
+        return plan, "", create_session(full, providers, allow_fallback, threads)
+    except ModelLoadError as exc:
+        why = f"onnxruntime refused the statistics graph ({exc})"
+        log.warning("%s: pad statistics in numpy: %s", graph.path.name, why)
+    if full is model:
+        model = graph_mod.exposed_model(graph, list(layers.hidden) + list(layers.attention))[0]
+    return None, why, create_session(model, providers, allow_fallback, threads)
 
 
 def check_vocab(tokenizer: PadTokenizer, embedding_rows: int | None, label: str) -> None:

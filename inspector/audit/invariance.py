@@ -28,6 +28,9 @@ def likely_cause(facts, diff: StateDiff | None, across: str = "padding") -> str:
                 "neighbours set the scale real tokens are rounded with.")
     if facts.mask_quantized:
         return f"Likely cause: the attention-mask path is quantized ({names(facts.mask_quantized, 2)})."
+    if across == "pad ids" and facts.positions_from_ids:
+        return (f"Likely cause: {facts.positions_from_ids}: ids under the pads count as tokens and shift "
+                "real positions (see position_ids_follow_mask); the mask itself is not at fault.")
     if facts.mask_ignored:
         return "Likely cause: the graph ignores the attention mask, so real tokens attend to pads."
     if across == "batch":
@@ -135,19 +138,29 @@ def batch_neighbour_invariance(ctx) -> Verdict:
     return fold(ctx, "batch_neighbour_invariance", cases, scope, across="batch")
 
 
+def _all_ones_words(ctx) -> str:
+    """Part (b) of mask_honoured in words: what an all-ones mask did, or why it cannot tell."""
+    facts = ctx.facts
+    if facts.mask_probe_blind:
+        return ("(b) all-ones mask: not applicable — a causal model padded on the right: real tokens never "
+                "see the later pads, so unmasking them cannot move real tokens.")
+    return (f"(b) an all-ones mask moves {ctx.seqs.name(facts.mask_effect_text)} by {facts.mask_effect:.3g} "
+            "× state norm" + (" — the mask is ignored (baked into the graph or unused)." if facts.mask_ignored
+                              else ": the mask is used."))
+
+
 def mask_honoured(ctx) -> Verdict:
-    facts, tol = ctx.facts, ctx.tol("mask_honoured")
-    cases = random_pad_cases(ctx, ctx.probe.side)
+    facts, tol, side, where = ctx.facts, ctx.tol("mask_honoured"), ctx.probe.side, ""
+    if facts.positions_from_ids and side == "left":  # random left pad ids shift positions: not the mask
+        side, where = "right", (" (measured right-padded: on the left, random pad ids shift the positions "
+                                "this graph counts from input ids; position_ids_follow_mask reports that)")
+    cases = random_pad_cases(ctx, side)
     passed_a, top = worst(cases, tol)
-    at = facts.mask_effect_text
-    part_b = (f"(b) an all-ones mask moves {ctx.seqs.name(at)} by {facts.mask_effect:.3g} × state norm"
-              + (" — the mask is ignored (baked into the graph or unused)." if facts.mask_ignored
-                 else ": the mask is used."))
-    part_a = f"(a) random pad ids, worst: {describe(ctx.seqs.name(top.index), top)}"
+    part_a = f"(a) random pad ids, worst: {describe(ctx.seqs.name(top.index), top)}{where}"
     passed = passed_a and not facts.mask_ignored
-    detail = f"{part_a} ({'within' if passed_a else 'beyond'} min cos {tol.cos:g}); {part_b}"
+    detail = f"{part_a} ({'within' if passed_a else 'beyond'} min cos {tol.cos:g}); {_all_ones_words(ctx)}"
     if not passed_a:
-        detail += " " + likely_cause(facts, top.diff)
+        detail += " " + likely_cause(facts, top.diff, across="pad ids")
     return Verdict(passed, top.diff.worst_cos, tol.cos, detail)
 
 
@@ -181,8 +194,12 @@ def left_padding(ctx) -> Verdict:
 
 def _left_note(facts) -> str:
     if facts.has_positions_input:
-        return ("padlens feeds position_ids = arange(T) on both sides, so absolute positions shift "
-                "with left padding: pad on the right, or compute position ids from the mask.")
+        return ("padlens feeds position_ids from the mask on both sides (real tokens hold 0..n-1), so "
+                "positions do not explain it: an op sees the pads (attention without the mask, or a fused "
+                "op assuming right padding).")
+    if facts.positions_from_ids:
+        return (f"{facts.positions_from_ids}: with pad ids under the pads, left padding keeps real "
+                "positions, so positions do not explain it.")
     return ("Expected for absolute-position models (BERT, MiniLM): left padding shifts every real "
             "token's position unless position ids are supplied; pad on the right.")
 
@@ -193,7 +210,9 @@ def mask_honoured_other_side(ctx) -> Verdict:
     cases = random_pad_cases(ctx, other)
     passed, _ = worst(cases, ctx.tol("mask_honoured_other_side"))
     note = ""
-    if not passed and ctx.facts.mask_as_lengths:
+    if not passed and ctx.facts.positions_from_ids and other == "left":
+        note = likely_cause(ctx.facts, None, across="pad ids")
+    elif not passed and ctx.facts.mask_as_lengths:
         note = (f"Likely cause: {names(ctx.facts.mask_as_lengths, 2)} turn(s) the mask into sequence "
                 "lengths (ONNX Runtime's fused EmbedLayerNormalization mask index), which assumes right "
                 f"padding: {other}-padded inputs are masked wrongly.")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from padlens.errors import ModelLoadError
-from padlens.inspector.tokenize import Batch
+from padlens.inspector.tokenize import Batch, mask_positions
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,7 @@ def pad_rows(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], width: i
     for k, ((row_ids, row_types, row_special), length) in enumerate(zip(rows, lengths)):
         cols = slice(0, length) if side == "right" else slice(width - length, width)
         ids[k, cols], types[k, cols], special[k, cols], mask[k, cols] = row_ids, row_types, row_special, 1
-    positions = np.broadcast_to(np.arange(width, dtype=np.int64), (n, width)).copy()
-    return Batch(ids, mask, types, positions, special, lengths, side, pad_id)
+    return Batch(ids, mask, types, mask_positions(mask), special, lengths, side, pad_id)
 
 
 def stack(batches: Sequence[Batch]) -> Batch:
@@ -194,7 +193,7 @@ class Probe:
         enc = self.encoder
         self.runs += 1
         hidden = [np.asarray(h, dtype=np.float32)
-                  for h in enc.session.run(enc.hidden_outputs, enc.feeds(batch), enc.label)]
+                  for h in enc.fetch(enc.hidden_outputs, batch)]
         for index, h in enumerate(hidden):
             if h.ndim != 3 or h.shape[:2] != batch.shape:
                 raise ModelLoadError(f"{enc.label}: layer {index} has shape {h.shape}, expected [batch, seq, "

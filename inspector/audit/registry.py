@@ -33,9 +33,26 @@ def needs_pads(facts: Facts) -> str | None:
 
 
 def needs_neighbours(facts: Facts) -> str | None:
+    if facts.fixed_batch:
+        return f"the graph fixes the batch at 1 ({facts.fixed_batch}): every text runs alone"
     if facts.batch_size == 1:
         return "batch size 1: every text runs alone, so it never has a batch neighbour"
     return None
+
+
+def needs_positions(facts: Facts) -> str | None:
+    """Graphs fed position_ids, or counting positions from input ids, with pads to test."""
+    if not facts.has_positions_input and not facts.positions_from_ids:
+        return ("the graph takes no position_ids and does not count positions from input ids: "
+                "its positions cannot follow (or miss) the mask")
+    return needs_pads(facts)
+
+
+def needs_last_token(facts: Facts) -> str | None:
+    """Last-token models (lasttoken pooling, or a causal graph), with pads to test."""
+    if not facts.last_token:
+        return "not a last-token model (no lasttoken pooling configured, and the graph is not causal)"
+    return needs_pads(facts)
 
 
 @dataclass(frozen=True)
@@ -67,9 +84,18 @@ SPECS: tuple[CheckSpec, ...] = (
               "in a batch of N rows)", needs_neighbours),
     CheckSpec("mask_honoured", ERROR, INVARIANCE,
               "(a) random ids under the pads move real tokens; (b) an all-ones mask changes nothing "
-              "(mask ignored)", needs_pads),
+              "(mask ignored; not applicable to a causal model padded on the right, whose real tokens "
+              "never see later pads)", needs_pads),
     CheckSpec("fully_masked_row", ERROR, INVARIANCE,
               "a row with mask all zeros gives NaN/Inf, or changes the other rows", needs_neighbours),
+    CheckSpec("position_ids_follow_mask", WARNING, INVARIANCE,
+              "graphs fed `position_ids`: `arange` positions instead of mask-derived ones move real tokens "
+              "under this padding side (left padding); graphs counting positions from `input_ids != "
+              "padding_idx` (RoBERTa, XLM-R): random ids under the pads shift real tokens' positions",
+              needs_positions),
+    CheckSpec("last_token_pooling", WARNING, INVARIANCE,
+              "last-token models: the naive index `sum(mask) - 1` picks another state than the last real "
+              "token under this padding side (pooled cosine; both sides reported)", needs_last_token),
     CheckSpec("left_padding", WARNING, INVARIANCE,
               "left- vs right-padded real tokens differ (expected for absolute positions)", needs_pads),
     CheckSpec("mask_honoured_other_side", WARNING, INVARIANCE,

@@ -6,6 +6,7 @@ import logging
 from padlens.inspector.audit.registry import GRAPH, spec
 from padlens.inspector.audit.results import AuditResult, CheckResult
 from padlens.inspector.fmt import fmt_cos
+from padlens.inspector.tokenize import side_words
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,10 @@ def render_text(result: AuditResult, verbose: bool = False) -> str:
     lines = []
     for model in result.models:
         checks = [c for c in result.checks if c.model == model]
-        lines.append(f"{model}: {'FAIL' if any(c.mark == 'FAIL' for c in checks) else 'PASS'}")
+        fed = next((r for r in result.runs if r.model == model), None)
+        how = "" if fed is None else f" ({side_words(fed.padding_side, fed.padding_side_source)})"
+        lines.append(f"{model}: {'FAIL' if any(c.mark == 'FAIL' for c in checks) else 'PASS'}{how}")
+        lines += [f"  note: {note}" for note in (fed.notes if fed is not None else ())]
         for c in checks:
             lines += check_lines(c, verbose)
     lines.append(summary(result))

@@ -88,6 +88,30 @@ class DriftPoint:
         return to_jsonable(self)
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How one audited run was fed (what the reader needs to read its verdicts).
+
+    Attributes:
+        model: the run's label.
+        padding_side: the side its variants were padded on.
+        padding_side_source: ``option``, ``tokenizer_config``, ``causal`` or ``default``.
+        causal: whether the model is causal (real tokens see only earlier positions), and why.
+        notes: how the graph's structure shaped the run (one text per batch, a fixed length).
+    """
+
+    model: str
+    padding_side: str
+    padding_side_source: str
+    causal: str = ""
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        from padlens.inspector.jsonable import to_jsonable
+
+        return to_jsonable(self)
+
+
 @dataclass
 class AuditResult:
     """Every check on every audited model run.
@@ -97,11 +121,13 @@ class AuditResult:
         checks: the results, grouped by model in the order the models were given.
         pad_drift: padding_invariance's measurements, one point per (run, text, pad length);
             the report plots them (not in ``to_dict``: the JSON keys are the contract's).
+        runs: how each run was fed (padding side and why, causal, fixed shapes).
     """
 
     passed: bool
     checks: list[CheckResult] = field(default_factory=list)
     pad_drift: list[DriftPoint] = field(default_factory=list, metadata={"json": False})  # jsonable.NOT_IN_JSON
+    runs: list[RunSettings] = field(default_factory=list)
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -118,7 +144,8 @@ class AuditResult:
         return list(dict.fromkeys(c.name for c in self.checks))
 
     def to_dict(self) -> dict:
-        """``{"passed", "checks"}``: the contract's keys (the drift points are for the report)."""
+        """``{"passed", "checks", "runs"}``: the contract's keys and how each run was fed (the
+        drift points are for the report)."""
         from padlens.inspector.jsonable import to_jsonable
 
         return to_jsonable(self)

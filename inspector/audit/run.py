@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from padlens.errors import BadInput
 from padlens.inspector import tolerances as tl
-from padlens.inspector.audit import graph, invariance, registry
+from padlens.inspector.audit import graph, invariance, pooling_checks, positions, registry
 from padlens.inspector.audit.drift import RunRecord, drift_verdicts
 from padlens.inspector.audit.facts import RunContext, gather_facts
 from padlens.inspector.audit.probes import Probe, tokenize
-from padlens.inspector.audit.results import AuditResult, CheckResult, DriftPoint, Verdict
+from padlens.inspector.audit.results import AuditResult, CheckResult, DriftPoint, RunSettings, Verdict
 from padlens.inspector.lengths import choose_max_length
 from padlens.inspector.options import check_counts, check_options, check_padding
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 #: Texts audited when none are given: the first lines of the built-in corpus.
 DEFAULT_TEXTS = 16
 #: check name -> the function that measures it on one run (drift compares runs: see drift.py)
-RUN_CHECKS = {**invariance.CHECKS, **graph.CHECKS}
+RUN_CHECKS = {**invariance.CHECKS, **positions.CHECKS, **pooling_checks.CHECKS, **graph.CHECKS}
 
 
 @dataclass(frozen=True)
@@ -30,20 +30,21 @@ class Settings:
     Attributes:
         max_length: ``--max-length`` as asked (None: 128, or the model's positions when fewer).
         padding: ``max_length`` (pad to max length) or ``longest`` (to the longest audited text).
-        side: where the pads go, ``right`` or ``left``.
+        side: where the pads go, ``right``, ``left`` or ``auto`` (per model: the tokenizer config's,
+            else left for a causal model, else right).
         batch_size: rows of a neighbour batch (None: the text between a short and a long neighbour).
         seed: seed of the random pad ids.
     """
 
     max_length: int | None = None
     padding: str = "max_length"
-    side: str = "right"
+    side: str = "auto"
     batch_size: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         check_counts(max_length=self.max_length, batch_size=self.batch_size)
-        check_padding(self.padding, self.side)
+        check_padding(self.padding, self.side, allow_auto=True)
 
 
 def result_of(spec: registry.CheckSpec, label: str, verdict: Verdict) -> CheckResult:
@@ -66,7 +67,7 @@ def open_probe(encoder, texts: list[str], settings: Settings) -> Probe:
     max_len = choose_max_length(settings.max_length, [encoder])
     seqs = tokenize(encoder, texts, max_len)
     width = max_len if settings.padding == "max_length" else max(len(ids) for ids in seqs.ids)
-    probe = Probe(encoder, seqs, width, settings.side, settings.batch_size)
+    probe = Probe(encoder, seqs, width, encoder.padding_side(settings.side)[0], settings.batch_size)
     model = encoder.graph.model
     probe.check_rows_independent(allowed=model is not None and not graph.find_dynamic_quantization(model))
     return probe
@@ -86,7 +87,7 @@ def audit_run(encoder, texts: list[str], settings: Settings, provider: str, labe
 def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None, tokenizer=None,
           max_length: int | None = None, providers: Sequence[str] = ("cpu",),
           tolerances: dict[str, float] | None = None, allow_fallback: bool = False,
-          threads: int | None = None, layers: list[str] | None = None, padding_side: str = "right",
+          threads: int | None = None, layers: list[str] | None = None, padding_side: str = "auto",
           padding: str = "max_length", batch_size: int | None = None, limit: int | None = None,
           seed: int = 0, progress=None) -> AuditResult:
     """Audit ``models`` (paths or ModelRefs): every check, per model and provider.
@@ -95,7 +96,8 @@ def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None,
     corpus. ``max_length`` defaults to 128, or the model's positions when fewer; ``padding``
     pads the variants to it (``max_length``) or to the longest audited text (``longest``).
     ``batch_size`` sets the rows of the neighbour batches (default: the text between a short and
-    a long neighbour). Each text's unpadded reference is computed once per run and shared by
+    a long neighbour). ``padding_side`` ``auto`` pads each model on its tokenizer config's side,
+    else on the left for a causal model, else on the right (``AuditResult.runs`` says which). Each text's unpadded reference is computed once per run and shared by
     every check; reference_drift compares runs against the fp32 CPU one. ``progress`` is called
     with the number of (model, provider) runs audited so far.
     """
@@ -108,9 +110,10 @@ def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None,
     providers = check_options(max_length, padding, padding_side, batch_size, providers, threads)
     given = texts or texts_file is not None
     texts = read_texts(texts, texts_file, limit if given else (limit or DEFAULT_TEXTS))
-    results, records, points = [], [], []
+    results, records, points, runs = [], [], [], []
     for ref, provider, encoder in _encoders(models, tokenizer, providers, allow_fallback, threads, layers):
         label = ref.label if len(providers) == 1 else f"{ref.label} [{provider}]"
+        runs.append(run_settings(encoder, settings, label))
         run_results, record, run_points = audit_run(encoder, texts, settings, provider, label, overrides)
         results += run_results
         records.append(record)
@@ -119,7 +122,7 @@ def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None,
             progress(len(records))
     drift = registry.spec("reference_drift")
     results += [result_of(drift, label, v) for label, v in drift_verdicts(records, overrides)]
-    return assemble(results, points)
+    return assemble(results, points, runs)
 
 
 def _encoders(models, tokenizer, providers, allow_fallback, threads, layers):
@@ -136,9 +139,17 @@ def _encoders(models, tokenizer, providers, allow_fallback, threads, layers):
                                               threads=threads, layers=layers)
 
 
-def assemble(results: list[CheckResult], points: list[DriftPoint] | None = None) -> AuditResult:
+def run_settings(encoder, settings: Settings, label: str) -> RunSettings:
+    """How ``encoder``'s run is fed: the padding side and why, causal, fixed shapes."""
+    side, source = encoder.padding_side(settings.side)
+    log.info("%s: %s padding (%s)", label, side, source)
+    return RunSettings(label, side, source, encoder.graph.structure.causal_evidence, tuple(encoder.notes))
+
+
+def assemble(results: list[CheckResult], points: list[DriftPoint] | None = None,
+             runs: list[RunSettings] | None = None) -> AuditResult:
     """Sort ``results`` by model (as given), then by the registry's order; the verdict."""
     models = list(dict.fromkeys(r.model for r in results))
     results.sort(key=lambda r: (models.index(r.model), registry.ORDER.index(r.name)))
     return AuditResult(all(r.passed for r in results if r.severity == registry.ERROR), results,
-                       list(points or []))
+                       list(points or []), list(runs or []))
