@@ -146,8 +146,8 @@ CATALOGUE = [
     ("embed-texts-malformed-jsonl", ["embed", E, "--texts", "texts/broken.jsonl", "-o", "e.npy"],
      "malformed JSON in texts/broken.jsonl line 2: Expecting ',' delimiter (column 1)"),
     ("embed-unknown-pooling", ["embed", E, "--texts", "notes.txt", "-o", "e.npy", "--pooling", "foo"],
-     "Invalid value for '--pooling': 'foo' is not one of 'auto', 'mean', 'cls', 'max'. "
-     "(see 'padlens embed --help')"),
+     "Invalid value for '--pooling': 'foo' is not one of 'auto', 'mean', 'cls', 'max', 'mean_sqrt_len_tokens', "
+     "'weightedmean', 'lasttoken'. (see 'padlens embed --help')"),
     ("embed-negative-batch-size", ["embed", E, "--texts", "notes.txt", "-o", "e.npy", "--batch-size", "-1"],
      "--batch-size must be at least 1, got -1"),
     ("embed-max-length-beyond-positions", ["embed", E, "--texts", "notes.txt", "-o", "e.npy", "--max-length", "1000"],
