@@ -2,7 +2,7 @@
 
 The public API, imported lazily (``import padlens`` loads neither onnxruntime nor torch)::
 
-    from padlens import export, inspect, audit, embed
+    from padlens import export, inspect, audit, embed, probe
 
     export("minilm-l6", "out/minilm")                   # needs padlens[export]
     result = inspect(["out/minilm"], texts=["this is a sample sentence"])
@@ -21,6 +21,7 @@ _API = {
     "inspect": "padlens.inspector.inspect",
     "audit": "padlens.inspector.audit",
     "embed": "padlens.inspector.embed",
+    "probe": "padlens.inspector.probe",
 }
 
 __all__ = ["__version__", *_API]

@@ -49,9 +49,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 def _register() -> None:
     """Attach the commands; each module owns one part of the tool."""
-    from padlens import cli_audit, cli_demo, cli_embed, cli_export, cli_inspect
+    from padlens import cli_audit, cli_demo, cli_embed, cli_export, cli_inspect, cli_probe
 
-    for module in (cli_export, cli_inspect, cli_audit, cli_embed, cli_demo):
+    for module in (cli_export, cli_inspect, cli_audit, cli_embed, cli_probe, cli_demo):
         for command in getattr(module, "COMMANDS", ()):
             cli.add_command(command)
 
