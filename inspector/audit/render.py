@@ -47,7 +47,7 @@ def render_text(result: AuditResult, verbose: bool = False) -> str:
     for model in result.models:
         checks = [c for c in result.checks if c.model == model]
         fed = next((r for r in result.runs if r.model == model), None)
-        how = "" if fed is None else f" ({side_words(fed.padding_side, fed.padding_side_source)})"
+        how = "" if fed is None else f", {side_words(fed.padding_side, fed.padding_side_source)}"
         lines.append(f"{model}: {'FAIL' if any(c.mark == 'FAIL' for c in checks) else 'PASS'}{how}")
         lines += [f"  note: {note}" for note in (fed.notes if fed is not None else ())]
         for c in checks:
