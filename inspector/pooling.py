@@ -33,6 +33,7 @@ ST_LEGACY_MODES = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "
 ST_NO_OPS = frozenset({"Dropout"})
 MODULES_FILE = "modules.json"
 ST_CONFIG_FILE = "sentence_bert_config.json"
+ST_MODEL_CONFIG_FILE = "config_sentence_transformers.json"
 
 
 @dataclass
@@ -79,6 +80,8 @@ class StFolder:
         max_length: max_seq_length of sentence_bert_config.json, None when unsaid (5.x keeps
             it in tokenizer_config.json's model_max_length).
         include_prompt: the Pooling module's include_prompt.
+        default_prompt: the prompt sentence-transformers' ``encode`` prepends to every text by
+            default (config_sentence_transformers.json's ``default_prompt_name``), else None.
         token_module: folder of the first (token) module, where old folders keep the tokenizer.
         unsupported: modules after the token model padlens cannot apply (Dense, LayerNorm ...).
     """
@@ -88,6 +91,7 @@ class StFolder:
     normalize: bool
     max_length: int | None = None
     include_prompt: bool = True
+    default_prompt: str | None = None
     token_module: Path | None = None
     unsupported: list[str] = field(default_factory=list)
 
@@ -173,7 +177,27 @@ def read_st_folder(folder: Path) -> StFolder:
         elif kind not in ST_NO_OPS:
             found.unsupported.append(kind)
     found.max_length = _max_seq_length(folder, found.token_module)
+    found.default_prompt = _default_prompt(folder)
     return found
+
+
+def _default_prompt(folder: Path) -> str | None:
+    """The prompt config_sentence_transformers.json makes ``encode`` prepend by default."""
+    file = folder / ST_MODEL_CONFIG_FILE
+    data = _read_json(file) if file.is_file() else {}
+    name = data.get("default_prompt_name") if isinstance(data, dict) else None
+    prompts = data.get("prompts") if isinstance(data, dict) else None
+    if isinstance(name, str) and isinstance(prompts, dict) and prompts.get(name):
+        return str(prompts[name])
+    return None
+
+
+def _warn_default_prompt(model_path: Path) -> None:
+    folder = st_folder(Path(model_path))
+    prompt = read_st_folder(folder).default_prompt if folder is not None else None
+    if prompt:
+        log.warning("%s: sentence-transformers' encode() prepends the default prompt %r to every text; "
+                    "padlens embeds the texts as given (prepend it to match encode())", folder, prompt)
 
 
 def read_st_pooling(folder: Path) -> PoolingConfig:
@@ -230,6 +254,7 @@ def resolve_pooling(model_path: Path, manifest: dict | None, pooling: str,
     ``--pooling mean`` keeps the folder's Normalize, ``--no-normalize`` keeps its pooling."""
     if pooling != "auto" and not _known_mode(pooling):
         raise BadInput(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    _warn_default_prompt(model_path)
     if pooling == "auto":
         config = pooling_config(model_path, manifest)
     else:

@@ -8,6 +8,7 @@ import pytest
 
 from padlens.errors import BadInput
 from padlens.inspector.embed import embed, pool, pooling_config, resolve_pooling
+from padlens.inspector.pooling import read_st_folder
 from tests.audit import toys
 
 TEXTS = ["this is a sample sentence", "the cat sat on the mat", "a dog", "padding text is short",
@@ -179,3 +180,24 @@ def test_an_empty_texts_file_is_bad_input_and_writes_nothing(toy, tmp_path):
 def test_a_missing_output_folder_is_bad_input(toy, tmp_path):
     with pytest.raises(BadInput, match="does not exist"):
         embed(toy("honest"), _texts(tmp_path), tmp_path / "nope" / "e.npy")
+
+
+def test_a_default_prompt_is_read_and_its_absence_from_the_rows_is_said(tmp_path, caplog):
+    _st5_folder(tmp_path, pooling_mode="lasttoken")
+    (tmp_path / "config_sentence_transformers.json").write_text(json.dumps(
+        {"prompts": {"query": "Instruct: find\nQuery:", "document": ""}, "default_prompt_name": "query"}))
+    assert read_st_folder(tmp_path).default_prompt == "Instruct: find\nQuery:"
+    with caplog.at_level("WARNING"):
+        resolve_pooling(tmp_path / "model.onnx", None, "auto", None)
+    assert "prepends the default prompt" in caplog.text
+
+
+def test_no_default_prompt_means_no_warning(tmp_path, caplog):
+    _st5_folder(tmp_path, pooling_mode="mean")
+    (tmp_path / "config_sentence_transformers.json").write_text(json.dumps(
+        {"prompts": {"query": "", "document": ""}, "default_prompt_name": None}))
+    assert read_st_folder(tmp_path).default_prompt is None
+    with caplog.at_level("WARNING"):
+        resolve_pooling(tmp_path / "model.onnx", None, "auto", None)
+    assert "prompt" not in caplog.text
+
