@@ -73,7 +73,7 @@ class EmbedModel:
 
     def __init__(self, ref, providers: Sequence[str], allow_fallback: bool, threads: int | None,
                  graph_pooling: bool = False):
-        from padlens.inspector.encoder import check_vocab
+        from padlens.inspector.encoder import check_vocab, structure_notes
         from padlens.inspector.locate import token_output
         from padlens.inspector.session import create_session
         from padlens.inspector.tokenize import load_tokenizer
@@ -88,6 +88,8 @@ class EmbedModel:
         self.graph.model = self.graph.raw = None  # the session holds its own copy
         log.info("%s: embedding from output %r%s", ref.label, self.output,
                  " (pooled in the graph)" if self.pooled else "")
+        for note in structure_notes(self.graph):
+            log.warning("%s: %s", ref.label, note)
 
     @property
     def label(self) -> str:
@@ -99,15 +101,27 @@ class EmbedModel:
 
     @property
     def limit_reason(self) -> str:
-        """Why ``max_positions`` is below the position table's rows, when the graph says."""
-        return str(getattr(self.graph, "limit_reason", "") or "")
+        """Why ``max_positions`` is below the position table's rows ("" when it is not)."""
+        return self.graph.limit_reason
 
     def run(self, batch) -> np.ndarray:
-        """The fetched output for ``batch``: ``[B, T, H]`` token states, or ``[B, H]`` when pooled (float32)."""
+        """The fetched output for ``batch``: ``[B, T, H]`` token states, or ``[B, H]`` when pooled
+        (float32); run within a batch or length fixed in the graph, a failure worded with its cause."""
         from padlens.inspector.encoder import make_feeds
+        from padlens.inspector.fixed import failure_words, likely_cause, run_shaped
 
-        feeds = make_feeds(self.graph.inputs, batch)
-        return np.asarray(self.session.run([self.output], feeds, self.label)[0], dtype=np.float32)
+        def once(part) -> list[np.ndarray]:
+            return self.session.run([self.output], make_feeds(self.graph.inputs, part), failure_words(self.label, part))
+
+        try:
+            out = run_shaped(once, batch, self.graph.structure)[0]
+        except ModelLoadError as exc:
+            cause = likely_cause(str(exc), self.graph.structure, self.graph.position_rows, batch,
+                                 [s.name for s in self.graph.inputs])
+            if not cause:
+                raise
+            raise ModelLoadError(f"{exc}. Likely cause: {cause}") from exc
+        return np.asarray(out, dtype=np.float32)
 
     def embed(self, batch, mode: str, normalize: bool) -> np.ndarray:
         """Sentence embeddings ``[B, D]`` (float64) of ``batch``: pooled with ``mode`` under its

@@ -110,7 +110,7 @@ class _LocalModel:
         graph = open_graph(ref.path)  # embed needs no located layers
         check_vocab(self.tokenizer, graph.vocab_size, ref.label)
         self.max_positions = graph.max_positions
-        self.limit_reason = str(getattr(graph, "limit_reason", "") or "")
+        self.limit_reason = graph.limit_reason
         self.pooled = choose_output(graph.outputs, token_output(graph.model), graph_pooling)[1]
 
 

@@ -116,3 +116,16 @@ def test_normalize_applies_over_the_graphs_pooling(toys, tmp_path):
     result = embed(made["pooled"], _texts(tmp_path), tmp_path / "e.npy", normalize=True)
     assert result.pooling == "graph" and result.normalize
     np.testing.assert_allclose(np.linalg.norm(np.load(tmp_path / "e.npy"), axis=1), 1.0, rtol=1e-6)
+
+
+def test_a_batch_fixed_in_the_graph_is_embedded_one_text_at_a_time(zoo, tmp_path, caplog):
+    from tests.inspector.test_production import freeze_batch
+
+    source = zoo("torchscript")
+    frozen = freeze_batch(source, tmp_path / "frozen")
+    texts = _texts(tmp_path)
+    with caplog.at_level("WARNING"):
+        embed(frozen, texts, tmp_path / "frozen.npy", pooling="mean", batch_size=4)
+    embed(source, texts, tmp_path / "source.npy", pooling="mean", batch_size=4)
+    assert "fixes the batch at 1" in caplog.text
+    np.testing.assert_allclose(np.load(tmp_path / "frozen.npy"), np.load(tmp_path / "source.npy"), rtol=1e-5, atol=1e-6)
