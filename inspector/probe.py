@@ -17,8 +17,9 @@ single state, for pads and for real tokens, on texts held out from training:
 
 Pads are sampled only where every probed text has a pad (see ``probe_data``), real tokens
 among content tokens (never [CLS]/[SEP]). The **control** is the same probe trained on
-targets shuffled by text (for ``distance``, shuffled over states), scored against the true
-test targets: it is the floor, and **selectivity** = score − control. Texts are split once
+targets shuffled between texts (for ``distance``, between states; training and test texts
+each among themselves), scored on the test texts' shuffled targets (a control task, Hewitt &
+Liang 2019): it is the floor, and **selectivity** = score − control. Texts are split once
 per run into training and test texts; the ridge penalty is chosen by grouped cross-validation
 on the training texts; the 95% interval resamples test texts. Needs scikit-learn (the
 ``probe`` extra).
@@ -71,7 +72,8 @@ class ProbeScore:
         states: "pad" (one pad state, in the common pad window) or "real" (one content token).
         metric: "r2", "cosine" or "accuracy"; score, control and baseline are in its units.
         score: the probe on the test texts' states.
-        control: the same probe trained on shuffled targets, scored on the true test targets.
+        control: the same probe trained and scored on targets shuffled between texts (between
+            states for ``distance``): the control task, the floor.
         baseline: a predictor that ignores the state (training mean, or majority class).
         selectivity: score − control.
         ci: 95% bootstrap interval of ``score`` over test texts, [lo, hi].
@@ -430,6 +432,8 @@ class _Plan:
 
     ``control_rows[i]`` is the row whose target row i gets in the control: a row of another
     text (a permutation of the texts) for per-text targets, another state for ``distance``.
+    Training and test texts are shuffled separately, so each side keeps its own targets (the
+    same mean and spread) and only the pairing with states is broken.
     """
 
     target: Target
@@ -447,14 +451,21 @@ def _plan(target: Target, states_name: str, states: StateSet, test: np.ndarray, 
     texts = states.text[rows]
     in_test = test[texts]
     rng = np.random.default_rng([int(seed), 2, salt])
-    if target.name == "distance":
-        control_rows = rows[rng.permutation(rows.size)]
-    else:
-        unique, first = np.unique(texts, return_index=True)
-        shuffled = rng.permutation(unique.size)
-        control_rows = rows[first[shuffled[np.searchsorted(unique, texts)]]]
+    control_rows = rows.copy()
+    for side in (~in_test, in_test):  # shuffled within training texts, and within test texts
+        control_rows[side] = _shuffled_rows(rows[side], texts[side], target.name == "distance", rng)
     reason = _reason(target, states_name, np.unique(texts[~in_test]).size, np.unique(texts[in_test]).size)
     return _Plan(target, states_name, states, rows, in_test, control_rows, reason)
+
+
+def _shuffled_rows(rows: np.ndarray, texts: np.ndarray, per_state: bool, rng) -> np.ndarray:
+    """For each row, the row whose target it takes in the control: a row of another text
+    (texts permuted), or for a per-state target another state."""
+    if per_state:
+        return rows[rng.permutation(rows.size)]
+    unique, first = np.unique(texts, return_index=True)
+    shuffled = rng.permutation(unique.size)
+    return rows[first[shuffled[np.searchsorted(unique, texts)]]]
 
 
 def _reason(target: Target, states_name: str, n_train: int, n_test: int) -> str:
