@@ -11,8 +11,8 @@ tiny WordPiece tokenizer of tests/fixtures/build.py. KIND:
   backend="onnx")`` + ``save_pretrained`` (onnx/model.onnx),
   ``export_dynamic_quantized_onnx_model(model, "avx512_vnni", path)``
   (onnx/model_qint8_avx512_vnni.onnx) and ``export_optimized_onnx_model(model, "O3", path)``
-  (onnx/model_O3.onnx), plus a static QDQ file made with ONNX Runtime (onnx/model_qdq.onnx).
-  O4 (fp16) is not made: Optimum's O4 needs a GPU.
+  (onnx/model_O3.onnx), plus a static QDQ file (onnx/model_qdq.onnx) and a float16 one
+  (onnx/model_fp16.onnx) made with ONNX Runtime. O4 itself is not made: Optimum's O4 needs a GPU.
 - ``decoder``: a Qwen3 folder (Pooling lasttoken, Normalize, the tokenizer padding on the left)
   and its onnx/model.onnx (inputs input_ids, attention_mask, position_ids).
 - ``legacy``: a folder as older versions wrote it: ``sentence_transformers.models.*`` type
@@ -136,6 +136,16 @@ def _static_qdq(out: Path) -> None:
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 
 
+def _fp16(out: Path) -> None:
+    """onnx/model_fp16.onnx: ONNX Runtime's float16 conversion (what Optimum's O4 applies after
+    fusing, minus the GPU-only fusions), inputs and outputs kept float32."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(out / "onnx" / "model.onnx")), keep_io_types=True)
+    onnx.save(model, str(out / "onnx" / "model_fp16.onnx"))
+
+
 def _write_reference(out: Path, **arrays) -> None:
     import numpy as np
 
@@ -153,6 +163,7 @@ def build_encoder(out: Path, tmp: Path) -> None:
     export_dynamic_quantized_onnx_model(onnx_model, "avx512_vnni", str(out))
     export_optimized_onnx_model(onnx_model, "O3", str(out))
     _static_qdq(out)
+    _fp16(out)
     raw = _st_model(hf, "mean", normalize=False, max_seq_length=48)
     cls = _st_model(hf, "cls", normalize=True, max_seq_length=48)
     _write_reference(out, auto=st.encode(TEXTS), mean=raw.encode(TEXTS), cls=cls.encode(TEXTS),

@@ -8,7 +8,7 @@ from padlens.inspector.pooling import pooling_config
 from padlens.inspector.resolve import resolve_models
 
 #: the encoder folder's ONNX files (tests/st/build.py) and the precision each graph holds
-ENCODER_FILES = {"model": "fp32", "model_O3": "fp32", "model_qdq": "int8-static",
+ENCODER_FILES = {"model": "fp32", "model_O3": "fp32", "model_fp16": "fp16", "model_qdq": "int8-static",
                  "model_qint8_avx512_vnni": "int8-dynamic"}
 TEXTS = ["the cat sat on the mat", "a dog", "this is a sample sentence with some words in it",
          "padding text is short", "what was the model doing when the pad token was there"]
@@ -68,7 +68,27 @@ def test_the_dynamic_int8_file_fails_the_padding_audit(audited):
     assert not audited.passed
 
 
-@pytest.mark.parametrize("stem", ["model", "model_O3", "model_qdq"])
+@pytest.mark.parametrize("stem", ["model", "model_O3", "model_fp16", "model_qdq"])
 def test_the_other_files_are_padding_invariant(audited, stem):
     assert _verdict(audited, stem, "padding_invariance")
     assert _verdict(audited, stem, "batch_neighbour_invariance")
+
+
+def test_a_very_old_folder_keeps_its_tokenizer_and_config_in_the_token_module(st_models, tmp_path):
+    """sentence-transformers 0.x/1.x: modules.json's first module lives in 0_Transformer/."""
+    import json
+    import shutil
+
+    folder = tmp_path / "old"
+    shutil.copytree(st_models["legacy"], folder)
+    module = folder / "0_Transformer"
+    module.mkdir()
+    moved = ["sentence_bert_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+    for name in moved:
+        shutil.move(str(folder / name), str(module / name))
+    modules = json.loads((folder / "modules.json").read_text())
+    modules[0]["path"] = "0_Transformer"
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (ref,) = resolve_models([folder])
+    assert ref.tokenizer_path == module
+    assert pooling_config(ref.path, None).max_length == 40
