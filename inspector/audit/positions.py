@@ -43,9 +43,12 @@ def arange_cases(ctx) -> list[Case]:
 def _arange_verdict(ctx) -> Verdict:
     cases, side = arange_cases(ctx), ctx.probe.side
     passed, _ = worst(cases, ctx.tol(NAME))
-    if passed:
+    if passed and side == "right":
         note = (f"With {side} padding, arange(T) gives real tokens the same positions as the mask "
                 "(0..n-1), so a server computing them either way gets the same states.")
+    elif passed:
+        note = (f"With {side} padding, arange(T) shifts every real token's position by its pads, yet the "
+                "states do not move: the graph's positions are relative (rotary), so a common shift cancels.")
     else:
         note = (f"With {side} padding, arange(T) shifts every real token's position by its pads: a server "
                 "feeding arange (not cumsum(mask) - 1) embeds these texts wrongly. padlens feeds positions "
