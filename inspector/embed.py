@@ -76,13 +76,12 @@ class EmbedResult:
 LastLayer = EmbedModel
 
 
-def graph_pooled(config: PoolingConfig, runner: EmbedModel) -> PoolingConfig:
-    """``config`` with mode ``graph`` when the model's graph pools by itself (its own
-    ``sentence_embedding`` output is used as it is; ``normalize`` still applies)."""
-    if not runner.pooled:
-        return config
-    log.info("%s: the graph outputs %s already pooled: using it as it is", runner.label, SENTENCE_EMBEDDING)
-    return replace(config, mode=GRAPH_POOLING, source=f"graph output {SENTENCE_EMBEDDING}")
+def pooling_for(ref, runner: EmbedModel, pooling: str, normalize: bool | None) -> PoolingConfig:
+    """How to pool ``runner``'s output (``resolve_pooling``): under ``auto``, a graph that pools
+    by itself has its ``sentence_embedding`` used as it is (``normalize`` still applies)."""
+    if runner.pooled:
+        log.info("%s: the graph outputs %s already pooled: using it as it is", runner.label, SENTENCE_EMBEDDING)
+    return resolve_pooling(ref.path, ref.manifest, pooling, normalize, graph_pooled=runner.pooled)
 
 
 def _max_length(limit: int | None, config: PoolingConfig, runner: LastLayer) -> int:
@@ -166,12 +165,11 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
 
     check_counts(batch_size=batch_size, max_length=max_length, threads=threads)
     ref = pick_ref(resolve_models([model], tokenizer))
-    config = resolve_pooling(ref.path, ref.manifest, pooling, normalize)
     total = count_texts(texts_file)
     if total == 0:
         raise BadInput(f"no texts: {texts_file} is empty")
     runner = EmbedModel(ref, providers, allow_fallback, threads, graph_pooling=pooling == "auto")
-    config = graph_pooled(config, runner)
+    config = pooling_for(ref, runner, pooling, normalize)
     limit = _max_length(max_length, config, runner)
     log.info("%s: %d texts, %s pooling (%s), normalize %s, max length %d", ref.label, total,
              config.mode, config.source, config.normalize, limit)

@@ -14,16 +14,12 @@ from typing import Sequence
 import numpy as np
 
 from padlens.errors import LayersNotFound, ModelLoadError
-from padlens.inspector.pooling import l2_normalize, pool
+from padlens.inspector.pooling import GRAPH_POOLING, SENTENCE_EMBEDDING, l2_normalize, pool  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-#: the graph output of a graph that pools by itself (sentence-transformers' name)
-SENTENCE_EMBEDDING = "sentence_embedding"
 #: token-state outputs, in the order embed prefers them
 TOKEN_OUTPUTS = ("last_hidden_state", "token_embeddings")
-#: the pooling mode meaning "the graph's sentence_embedding output, as it is"
-GRAPH_POOLING = "graph"
 
 
 def choose_output(outputs: Sequence[str], token_output: str | None, graph_pooling: bool) -> tuple[str, bool]:

@@ -32,6 +32,9 @@ ST_LEGACY_MODES = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "
 #: modules after the token model that change nothing at inference
 ST_NO_OPS = frozenset({"Dropout"})
 MODULES_FILE = "modules.json"
+#: the graph output of a graph that pools by itself (sentence-transformers' name), and the
+#: pooling mode meaning "that output, as it is"
+SENTENCE_EMBEDDING, GRAPH_POOLING = "sentence_embedding", "graph"
 ST_CONFIG_FILE = "sentence_bert_config.json"
 ST_MODEL_CONFIG_FILE = "config_sentence_transformers.json"
 
@@ -234,13 +237,14 @@ def _known_mode(mode: object) -> bool:
     return isinstance(mode, str) and bool(mode) and all(m in POOLING_MODES for m in mode.split("+"))
 
 
-def _folder_defaults(model_path: Path, manifest: dict | None) -> tuple[bool, str, int | None]:
+def _folder_defaults(model_path: Path, manifest: dict | None,
+                     warn: bool = True) -> tuple[bool, str, int | None]:
     """(normalize, where it came from, max length) without needing a Pooling module: what an
-    explicit ``--pooling`` keeps from the model's folder or manifest."""
+    explicit ``--pooling`` (or a graph pooling by itself) keeps from the model's folder or manifest."""
     folder = st_folder(Path(model_path))
     if folder is not None:
         found = read_st_folder(folder)
-        if found.unsupported:
+        if found.unsupported and warn:
             log.warning("%s: modules %s are not applied", found.modules_file, ", ".join(found.unsupported))
         return found.normalize, str(found.modules_file), found.max_length
     if manifest and "normalize" in manifest:
@@ -249,13 +253,20 @@ def _folder_defaults(model_path: Path, manifest: dict | None) -> tuple[bool, str
 
 
 def resolve_pooling(model_path: Path, manifest: dict | None, pooling: str,
-                    normalize: bool | None) -> PoolingConfig:
+                    normalize: bool | None, graph_pooled: bool = False) -> PoolingConfig:
     """Apply the user's ``pooling`` and ``normalize`` over what ``auto`` reads, each on its own:
-    ``--pooling mean`` keeps the folder's Normalize, ``--no-normalize`` keeps its pooling."""
+    ``--pooling mean`` keeps the folder's Normalize, ``--no-normalize`` keeps its pooling.
+
+    ``graph_pooled``: the graph outputs its own ``sentence_embedding``; ``auto`` then uses it
+    as it is (mode ``graph``; the folder's modules, Dense included, live in the graph).
+    """
     if pooling != "auto" and not _known_mode(pooling):
         raise BadInput(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     _warn_default_prompt(model_path)
-    if pooling == "auto":
+    if pooling == "auto" and graph_pooled:
+        norm, where, limit = _folder_defaults(model_path, manifest, warn=False)
+        config = PoolingConfig(GRAPH_POOLING, norm, f"graph output {SENTENCE_EMBEDDING}", limit, where)
+    elif pooling == "auto":
         config = pooling_config(model_path, manifest)
     else:
         norm, where, limit = _folder_defaults(model_path, manifest)

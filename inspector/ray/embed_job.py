@@ -136,10 +136,9 @@ def embed_ray(model, texts_file, out, tokenizer=None, pooling: str = "auto", nor
     to_npy = str(out).lower().endswith(".npy")
     target = _check_target(out, to_npy, keep_text)
     ref = E.pick_ref(resolve_models([model], tokenizer))
-    config = E.resolve_pooling(ref.path, ref.manifest, pooling, normalize)
     plan = plan_corpus(texts_file, text_column)
     local = _LocalModel(ref, graph_pooling=pooling == "auto")
-    config = E.graph_pooled(config, local)
+    config = E.pooling_for(ref, local, pooling, normalize)
     limit = E._max_length(max_length, config, local)
     job = EmbedJob(ref, tuple(providers), allow_fallback, threads, config.mode, config.normalize, limit,
                    int(batch_size), plan.total, keep_text and not to_npy, os.environ.get("PADLENS_RAY_FAULT"))

@@ -11,9 +11,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from padlens.errors import LayersNotFound
+from padlens.errors import BadInput, LayersNotFound
 from padlens.inspector.embed import embed
 from padlens.inspector.graph import load_encoder
+from padlens.inspector.pooling import resolve_pooling
 
 H = 6
 TEXTS = ["the cat sat on the mat", "a dog", "this is a sample sentence with some words in it", "it"]
@@ -129,3 +130,22 @@ def test_a_batch_fixed_in_the_graph_is_embedded_one_text_at_a_time(zoo, tmp_path
     embed(source, texts, tmp_path / "source.npy", pooling="mean", batch_size=4)
     assert "fixes the batch at 1" in caplog.text
     np.testing.assert_allclose(np.load(tmp_path / "frozen.npy"), np.load(tmp_path / "source.npy"), rtol=1e-5, atol=1e-6)
+
+
+def test_a_graph_pooling_by_itself_is_used_even_beside_modules_padlens_cannot_apply(toys, tmp_path):
+    """An export of the whole sentence-transformers pipeline (Dense included) in a folder whose
+    modules.json lists a Dense module: the graph's own output holds it, so auto uses that."""
+    made, table = toys
+    folder = tmp_path / "st"
+    shutil.copytree(made["pooled"], folder)
+    kinds = ["transformer.Transformer", "pooling.Pooling", "dense.Dense", "normalize.Normalize"]
+    modules = [{"idx": i, "name": str(i), "path": f"{i}_{k.split('.')[1]}" if i else "",
+                "type": f"sentence_transformers.sentence_transformer.modules.{k}"} for i, k in enumerate(kinds)]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    result = embed(folder, _texts(tmp_path), tmp_path / "e.npy")
+    assert (result.pooling, result.normalize) == ("graph", True)  # Normalize read from modules.json
+    want = _expected(folder, table, 2.0)
+    np.testing.assert_allclose(np.load(tmp_path / "e.npy"), want / np.linalg.norm(want, axis=1, keepdims=True),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(BadInput, match="Dense module"):  # pooling its token output would skip the Dense
+        resolve_pooling(folder / "model.onnx", None, "auto", None)
