@@ -22,6 +22,7 @@ ROW_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "
 
 
 def needs_shaping(structure: Structure, batch: Batch) -> bool:
+    """Whether ``batch``'s rows or width differ from what the graph fixes."""
     rows, width = batch.shape
     return bool((structure.fixed_batch and rows != structure.fixed_batch)
                 or (structure.fixed_length and width != structure.fixed_length))

@@ -12,8 +12,8 @@ import logging
 import numpy as np
 
 from padlens.inspector.audit.compare import cosines
-from padlens.inspector.audit.results import Verdict
 from padlens.inspector.audit.invariance import other_side
+from padlens.inspector.audit.results import Verdict
 from padlens.inspector.fmt import fmt_cos
 
 log = logging.getLogger(__name__)
