@@ -95,3 +95,25 @@ def test_embed_on_a_folder_never_imports_torch(st_models, tmp_path):
     assert lines[0] == "installed"
     assert not any(line.startswith(("torch", "optimum", "sentence_transformers")) for line in lines[1:]), lines
     assert 1 - min_row_cosine(np.load(tmp_path / "e.npy"), reference(folder)) <= COSINE_GAP
+
+
+def test_the_decoder_padded_on_the_left_as_its_tokenizer_says_still_equals_encode(st_models):
+    """Left padding (sentence-transformers' own, from tokenizer_config.json) in one batch: position
+    ids from the mask and the last real token give encode()'s rows; sum(mask) - 1 does not."""
+    from padlens.inspector.embed import EmbedModel, pick_ref
+    from padlens.inspector.pooling import l2_normalize
+    from padlens.inspector.resolve import resolve_models
+    from padlens.inspector.texts import read_texts
+
+    folder = st_models["decoder"]
+    model = EmbedModel(pick_ref(resolve_models([folder])), ("cpu",), False, None)
+    assert model.tokenizer.padding_side == "left"
+    batch = model.tokenizer.encode(read_texts(None, folder / "texts.txt"), max_length=64, padding="longest",
+                                   side="left")
+    assert (batch.attention_mask[:, 0] == 0).any()  # some rows really are padded on the left
+    got = model.embed(batch, "lasttoken", True)
+    assert 1 - min_row_cosine(got, reference(folder)) <= COSINE_GAP
+    states = model.run(batch)
+    naive = l2_normalize(states[np.arange(len(states)), batch.attention_mask.sum(1) - 1].astype(np.float64))
+    padded = batch.attention_mask[:, 0] == 0
+    assert np.abs(naive[padded] - reference(folder)[padded]).max(axis=1).min() > 0.01  # a pad's state, not the text's
