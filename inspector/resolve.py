@@ -154,18 +154,17 @@ def _has_tokenizer(folder: Path) -> bool:
 
 
 def find_tokenizer(file: Path) -> Path | None:
-    """The folder holding ``file``'s tokenizer: beside it, else the sentence-transformers
-    folder above it (``onnx/model.onnx`` -> its parent) or that folder's token module
-    (old folders keep it in ``0_Transformer/``)."""
+    """The folder holding ``file``'s tokenizer: beside it; else, for a file in an ``onnx/``
+    folder, the folder above it (sentence-transformers 5.x, transformers.js); else the
+    sentence-transformers folder above it or its token module (old ones keep the tokenizer
+    in ``0_Transformer/``)."""
     from padlens.inspector.pooling import read_st_folder, st_folder
 
-    if _has_tokenizer(file.parent):
-        return file.parent
+    candidates = [file.parent] + ([file.parent.parent] if file.parent.name == ONNX_SUBFOLDER else [])
     folder = st_folder(file)
-    if folder is None:
-        return None
-    module = read_st_folder(folder).token_module
-    return next((f for f in (folder, module) if f is not None and _has_tokenizer(f)), None)
+    if folder is not None:
+        candidates += [folder, read_st_folder(folder).token_module]
+    return next((f for f in candidates if f is not None and _has_tokenizer(f)), None)
 
 
 def _file_label(file: Path) -> str:

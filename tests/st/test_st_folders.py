@@ -92,3 +92,14 @@ def test_a_very_old_folder_keeps_its_tokenizer_and_config_in_the_token_module(st
     (ref,) = resolve_models([folder])
     assert ref.tokenizer_path == module
     assert pooling_config(ref.path, None).max_length == 40
+
+
+def test_a_folder_with_onnx_files_in_onnx_and_no_modules_json_uses_its_own_tokenizer(tmp_path):
+    """transformers.js / Optimum layouts: onnx/model.onnx, onnx/model_quantized.onnx, tokenizer on top."""
+    (tmp_path / "onnx").mkdir()
+    for name in ("model.onnx", "model_quantized.onnx"):
+        (tmp_path / "onnx" / name).write_bytes(b"onnx")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    refs = resolve_models([tmp_path])
+    assert [r.label for r in refs] == [f"{tmp_path.name}/onnx/model", f"{tmp_path.name}/onnx/model_quantized"]
+    assert all(r.tokenizer_path == tmp_path for r in refs)
