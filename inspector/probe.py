@@ -220,11 +220,12 @@ def jsonable(value):
 
 def fitter():
     """``probe_fit`` (scikit-learn), or MissingExtra naming the extra to install."""
+    import importlib
+
     try:
-        from padlens.inspector import probe_fit
+        return importlib.import_module("padlens.inspector.probe_fit")
     except ImportError as exc:
         raise MissingExtra(f"padlens probe needs scikit-learn: {INSTALL_HINT}") from exc
-    return probe_fit
 
 
 def read_labels(path: str | Path, column: str) -> list[str | None]:

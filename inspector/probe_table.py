@@ -30,10 +30,11 @@ def fmt(value) -> str:
 
 def render(result: ProbeResult) -> str:
     """The terminal report: header, one block per run and target, reasons, key."""
-    lines = [f"padlens probe: {result.texts_count} texts, max length {result.max_length}, "
-             f"{result.padding_side} padding, seed {result.settings.get('seed', 0)}"]
+    lines = textwrap.wrap(f"padlens probe: {result.texts_count} texts, max length {result.max_length}, "
+                          f"{result.padding_side} padding, seed {result.settings.get('seed', 0)}", 79)
     for number, run in enumerate(result.runs, 1):
-        lines += [""] + run_header(run, number)
+        lines += [""] + [part for line in run_header(run, number)
+                         for part in textwrap.wrap(line, 79, subsequent_indent="    ")]
         for target in targets_of(run):
             lines += [""] + target_block(run, target)
         lines += _notes(run)
@@ -92,8 +93,9 @@ def _notes(run: ProbeRun) -> list[str]:
 
 
 def _key() -> list[str]:
-    return ["score: the probe on held-out texts. ctrl: the same probe trained on targets",
-            "shuffled between texts (the floor). select = score - ctrl. base: a predictor that",
-            "ignores the state (training mean or majority class). Pads are sampled where every",
-            "probed text has a pad, so a pad's position says nothing about its text; real tokens",
-            "exclude [CLS]/[SEP]. --json has 95% bootstrap intervals and the counts."]
+    text = ("score: the probe on held-out texts. ctrl: the same probe trained and scored on "
+            "targets shuffled between texts (the floor). select = score - ctrl. base: a predictor "
+            "that ignores the state (training mean or majority class). Pads are sampled where "
+            "every probed text has a pad, so a pad's position says nothing about its text; real "
+            "tokens exclude [CLS]/[SEP]. --json has 95% bootstrap intervals and the counts.")
+    return textwrap.wrap(text, 79)

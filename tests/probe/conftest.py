@@ -4,6 +4,8 @@ The MiniLM export runs ``padlens export`` in a subprocess, so torch never enters
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -31,3 +33,36 @@ def grouped():
         return rng, X, groups, test
 
     return make
+
+
+WORDS = ("this is a sample sentence the of and to in for on with that it was as be by at from or an are "
+         "not have has but what all were when we there can one which their model pad token cat dog sat "
+         "mat padding text short long word").split()
+FIRST = ("the", "a", "we", "cat", "dog", "this")
+
+
+@pytest.fixture(scope="session")
+def short_texts(tmp_path_factory):
+    """A .jsonl of 120 short texts (2-10 words of the tiny models' vocabulary) with a ``topic``."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(120):
+        words = [FIRST[i % len(FIRST)], *rng.choice(WORDS, size=int(rng.integers(1, 10)))]
+        rows.append({"text": " ".join(words), "topic": ["animals", "text"][int(words[0] in ("cat", "dog"))]})
+    f = tmp_path_factory.mktemp("probe-texts") / "texts.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return f
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*args) -> (exit code, stdout, stderr)`` of ``padlens ARGS`` in this process."""
+    from padlens.cli import main
+
+    def run(*args):
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return exc.value.code, out, err
+
+    return run
