@@ -100,7 +100,10 @@ def _expand_folder(folder: Path, tokenizer: Path | None) -> list[ModelRef]:
     one run per .onnx file, named by the file, its precision read from the graph when opened."""
     files = onnx_files(folder)
     if not files:
-        raise BadInput(f"{folder} has no {MANIFEST} and no .onnx file: pass an export dir or a .onnx file")
+        hint = (f" (this sentence-transformers folder has no ONNX file yet: `padlens export {folder} -o DIR`, or "
+                f"SentenceTransformer(path, backend=\"onnx\").save_pretrained(path) writes {ONNX_SUBFOLDER}/model.onnx)"
+                if (folder / "modules.json").is_file() else "")
+        raise BadInput(f"{folder} has no {MANIFEST} and no .onnx file: pass an export dir or a .onnx file{hint}")
     name = folder.resolve().name
     refs = []
     for file in files:

@@ -103,3 +103,11 @@ def test_a_folder_with_onnx_files_in_onnx_and_no_modules_json_uses_its_own_token
     refs = resolve_models([tmp_path])
     assert [r.label for r in refs] == [f"{tmp_path.name}/onnx/model", f"{tmp_path.name}/onnx/model_quantized"]
     assert all(r.tokenizer_path == tmp_path for r in refs)
+
+
+def test_a_sentence_transformers_folder_without_onnx_says_how_to_make_one(tmp_path):
+    from padlens.errors import BadInput
+
+    (tmp_path / "modules.json").write_text("[]")
+    with pytest.raises(BadInput, match=r"no \.onnx file: .*backend=\"onnx\"\)\.save_pretrained\(path\) writes onnx/model\.onnx"):
+        resolve_models([tmp_path])
