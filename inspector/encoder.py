@@ -10,11 +10,11 @@ import numpy as np
 from padlens.errors import BadInput, ModelLoadError
 from padlens.inspector import graph as graph_mod
 from padlens.inspector import ingraph
+from padlens.inspector.fixed import failure_words, likely_cause, run_shaped
 from padlens.inspector.lengths import choose_max_length
 from padlens.inspector.loader import InputSpec
 from padlens.inspector.resolve import ModelRef, guess_precision
 from padlens.inspector.session import SessionInfo, create_session
-from padlens.inspector.fixed import failure_words, likely_cause, run_shaped
 from padlens.inspector.tokenize import Batch, PadTokenizer, choose_side, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -207,10 +207,12 @@ class Encoder:
         if ref.precision == "unknown":
             ref.precision = guess_precision(graph.model)
         tensors = list(graph.layers.hidden) + list(graph.layers.attention)
-        model, names = graph_mod.exposed_model(graph, tensors)
-        plan, note, session = None, "", None
+        own = set(graph.outputs)  # fetched by their own names: no Identity copying them each run
+        model, names = graph_mod.exposed_model(graph, [t for t in tensors if t not in own])
+        names.update({t: t for t in tensors if t in own})
+        plan, why, session = None, "", None
         if stats:
-            plan, note, session = _session_with_stats(graph, model, providers, allow_fallback, threads)
+            plan, why, session = _session_with_stats(graph, model, providers, allow_fallback, threads)
         session = session or create_session(model, providers, allow_fallback, threads)
         del model
         graph.raw = None
@@ -222,7 +224,7 @@ class Encoder:
         for note in structure_notes(graph):
             log.warning("%s: %s", ref.label, note)
         return cls(ref, graph, tokenizer, session, hidden, attention, tuple(providers),
-                   allow_fallback, threads, stats=plan, stats_note=note)
+                   allow_fallback, threads, stats=plan, stats_note=why)
 
     @property
     def num_layers(self) -> int:

@@ -10,13 +10,13 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from padlens.errors import BadInput
-from padlens.inspector import lengths
+from padlens.errors import BadInput, ModelLoadError
+from padlens.inspector import ingraph, lengths
 from padlens.inspector import metrics as M
 from padlens.inspector.encoder import Encoder, EncoderInfo, Forward, check_memory
 from padlens.inspector.jsonable import NOT_IN_JSON, to_jsonable
-from padlens.inspector.resolve import ModelRef, resolve_models
 from padlens.inspector.options import check_options
+from padlens.inspector.resolve import ModelRef, resolve_models
 from padlens.inspector.texts import batches_of, default_corpus, iter_texts, read_texts
 from padlens.inspector.tokenize import Batch
 
@@ -27,6 +27,7 @@ VERIFY_ROWS = 4  # rows of the first batch re-run on the unmodified model to che
 MAX_FAULTS = 10  # NaN/Inf failures named per run (all are counted in LayerMetrics.failed)
 SIMILARITY_TEXTS = 12  # texts in the report's masked vs unmasked similarity matrices
 ATTENTION_FIELDS = tuple(f"attn_{name}" for name in M.ATTENTION_METRICS)
+STATS = ("graph", "numpy")  # where the pad statistics are computed (``inspect(stats=...)``)
 
 
 # ---------------------------------------------------------------- results
@@ -154,6 +155,8 @@ class InspectSettings:
             ``causal`` (a decoder pads on the left) or ``default`` (right).
         text_cap: texts kept for the cross-text metrics.
         knn_k: neighbours in the k-NN overlap.
+        stats: ``graph`` (reductions inside the session where they can be built; each run's
+            ``encoder.stats`` says where they ran) or ``numpy`` (the float64 reference path).
         timings: seconds: tokenize, total.
     """
 
@@ -170,6 +173,7 @@ class InspectSettings:
     padding_side_source: str = "default"
     text_cap: int = M.TEXT_CAP
     knn_k: int = M.KNN_K
+    stats: str = "graph"
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -315,7 +319,9 @@ def resolve_side(asked: str, encoders: Sequence[Encoder]) -> tuple[str, str]:
 
 
 def _open_encoders(refs: list[ModelRef], providers: list[str], options: dict) -> list[tuple]:
-    """(ref, provider, encoder, seconds to open) for every run, in the order asked."""
+    """(ref, provider, encoder, seconds to open) for every run, in the order asked; the pad
+    statistics are computed in the graph unless ``options`` says ``stats=False``."""
+    options = {"stats": True, **options}
     opened = []
     for ref, provider in itertools.product(refs, providers):
         start = time.perf_counter()
@@ -334,15 +340,19 @@ def _new_run(ref: ModelRef, provider: str, enc: Encoder, load_s: float, max_leng
 
 def _measure(run: _Run, batch: Batch, first: bool, texts: Sequence[str] = ()) -> None:
     start = time.perf_counter()
-    forward = run.encoder.run(batch)
+    sums = _run_stats(run, batch)
+    forward = run.encoder.run(batch) if sums is None else None
     run.timings["forward"] += time.perf_counter() - start
     if first:
         start = time.perf_counter()
         run.exposure = run.encoder.verify_exposure(_head(batch, VERIFY_ROWS))
         run.timings["verify"] += time.perf_counter() - start
     start = time.perf_counter()
-    _accumulate(run, forward, batch.attention_mask)
-    _record_faults(run, forward, texts)
+    if sums is not None:
+        _accumulate_sums(run, sums, batch.attention_mask)
+    else:
+        _accumulate(run, forward, batch.attention_mask)
+        _record_faults(run, forward, texts)
     run.n_texts += batch.shape[0]
     run.n_tokens += int(batch.attention_mask.sum())
     run.n_pad_tokens += int((batch.attention_mask == 0).sum())
@@ -370,17 +380,43 @@ def _record_faults(run: _Run, forward: Forward, texts: Sequence[str]) -> None:
                                     run.n_texts + int(row), text))
 
 
+def _run_stats(run: _Run, batch: Batch) -> ingraph.BatchSums | None:
+    """The batch's in-graph statistics; None when the numpy path must measure it: no in-graph
+    statistics, a layer with NaN/Inf/zero states (faults are named from the states), or a
+    failed run (the numpy path then runs for good, and says why in ``encoder.stats``)."""
+    enc = run.encoder
+    if not enc.uses_stats:
+        return None
+    try:
+        sums = enc.run_stats(batch)
+    except ModelLoadError as exc:
+        enc.stats_note = f"the statistics graph failed to run ({exc})"
+        log.warning("%s: pad statistics in numpy from now on: %s", enc.label, enc.stats_note)
+        return None
+    return sums if sums.valid else None
+
+
+def _accumulate_sums(run: _Run, sums: ingraph.BatchSums, mask: np.ndarray) -> None:
+    attention = run.attention if _attention_fits(run, len(sums.attention), len(sums.layers)) else []
+    ingraph.accumulate(sums, mask, run.pads, attention, run.texts)
+
+
+def _attention_fits(run: _Run, n_attention: int, n_hidden: int) -> bool:
+    """One attention map per block; otherwise the masses are left out, with a warning."""
+    if n_attention and n_attention != n_hidden - 1:
+        note = f"{n_attention} attention tensors for {n_hidden - 1} blocks: attention masses left out"
+        if note not in run.warnings:
+            run.warnings.append(note)
+        return False
+    return bool(n_attention)
+
+
 def _accumulate(run: _Run, forward: Forward, mask: np.ndarray) -> None:
     for stats, h in zip(run.pads, forward.hidden):
         stats.add(h, mask)
-    if forward.attention and len(forward.attention) == len(forward.hidden) - 1:
+    if _attention_fits(run, len(forward.attention), len(forward.hidden)):
         for stats, probs in zip(run.attention[1:], forward.attention):
             stats.add(probs, mask)
-    elif forward.attention:
-        note = (f"{len(forward.attention)} attention tensors for {len(forward.hidden) - 1} blocks: "
-                "attention masses left out")
-        if note not in run.warnings:
-            run.warnings.append(note)
     run.texts.add(forward.hidden[-1], mask)
 
 
@@ -460,6 +496,7 @@ def inspect(
     layers: list[str] | None = None,
     threads: int | None = None,
     progress: Callable[[int], None] | None = None,
+    stats: str = "graph",
 ) -> InspectResult:
     """Measure what the pad positions of each model hold, every model on the same batches.
 
@@ -469,13 +506,19 @@ def inspect(
     ``max_length`` None means 128, or fewer when a model has fewer position embeddings.
     ``padding_side`` ``auto``: the tokenizer config's, else left for a causal model, else right.
     ``progress`` is called with the number of texts done after each batch.
+    ``stats``: ``graph`` computes the pad statistics inside the ONNX Runtime session where the
+    graph allows it (``padlens.inspector.ingraph``; else numpy, with the reason in the run's
+    ``encoder.stats``), ``numpy`` from the copied-out states (the float64 reference path).
     """
     started = time.perf_counter()
     providers = check_options(max_length, padding, padding_side, batch_size, providers, threads)
+    if stats not in STATS:
+        raise BadInput(f"stats must be one of {', '.join(STATS)}, got {stats!r}")
     chunks = batches_of(text_source(texts, texts_file), int(batch_size))
     first = _first_chunk(chunks, texts_file)
     opened = _open_encoders(resolve_models(models, tokenizer), providers,
-                            {"allow_fallback": allow_fallback, "threads": threads, "layers": layers})
+                            {"allow_fallback": allow_fallback, "threads": threads, "layers": layers,
+                             "stats": stats == "graph"})
     length = choose_max_length(max_length, [enc for _, _, enc, _ in opened])
     asked_side = padding_side
     padding_side, side_source = resolve_side(asked_side, [enc for _, _, enc, _ in opened])
@@ -496,6 +539,6 @@ def inspect(
     settings = InspectSettings(
         padding=padding, batch_size=int(batch_size), providers=providers, allow_fallback=allow_fallback,
         layers=layers, threads=threads, tokenizer=tokenizer, texts_file=texts_file, max_length_asked=max_length,
-        padding_side_asked=asked_side, padding_side_source=side_source,
+        padding_side_asked=asked_side, padding_side_source=side_source, stats=stats,
         timings={"tokenize": round(tokenize_s, 4), "total": round(time.perf_counter() - started, 4)})
     return InspectResult([_finish(run) for run in runs], count, length, padding_side, settings)

@@ -83,15 +83,28 @@ def pad_sequence_metrics(h: np.ndarray, mask: np.ndarray,
     h64, norms, inv = prepared if prepared is not None else prepare(h)
     pad = (np.asarray(mask) == 0).astype(np.float64)
     real = 1.0 - pad
-    n_p, n_r = pad.sum(1), real.sum(1)
     weights = np.stack([pad * inv, real * inv], axis=1)  # Σ u = Σ h/‖h‖: [B, 2, T] @ [B, T, H]
     s_p, s_r = np.moveaxis(np.matmul(weights, h64), 1, 0)
+    return sequence_metrics_from_sums(norms, s_p, s_r, mask, valid_sequences(h))
+
+
+@_quiet
+def sequence_metrics_from_sums(norms: np.ndarray, pad_sum: np.ndarray, real_sum: np.ndarray,
+                               mask: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
+    """``pad_sequence_metrics`` from its sums: ``norms`` ``[B, T]`` = ‖h‖, ``pad_sum`` /
+    ``real_sum`` ``[B, H]`` = Σu over P / over R, ``valid`` ``[B]`` (float64 wherever given;
+    the in-graph statistics of ``padlens.inspector.ingraph`` bring these sums)."""
+    pad = (np.asarray(mask) == 0).astype(np.float64)
+    real = 1.0 - pad
+    n_p, n_r = pad.sum(1), real.sum(1)
+    s_p, s_r = np.asarray(pad_sum, np.float64), np.asarray(real_sum, np.float64)
+    norms = np.asarray(norms, np.float64)
     return {
         "pad_pad_cos": _safe_div(np.einsum("bh,bh->b", s_p, s_p) - n_p, n_p * (n_p - 1)),
         "pad_real_cos": _safe_div(np.einsum("bh,bh->b", s_p, s_r), n_p * n_r),
         "pad_norm": _safe_div((norms * pad).sum(1), n_p),
         "real_norm": _safe_div((norms * real).sum(1), n_r),
-        "n_pad": n_p, "n_real": n_r, "valid": valid_sequences(h),
+        "n_pad": n_p, "n_real": n_r, "valid": np.asarray(valid, bool),
     }
 
 
@@ -136,17 +149,26 @@ def pad_position_metrics(h: np.ndarray, mask: np.ndarray,
     ``pad_sequence_metrics``.
     """
     h64, _, inv = prepared if prepared is not None else prepare(h)
-    pad = np.asarray(mask) == 0
-    b, t = pad.shape
+    b, t = np.asarray(mask).shape
     anchor = pad_anchor(mask)
     rows = np.arange(b)
     dots = np.matmul(h64, h64[rows, anchor][:, :, None])[..., 0]  # h_p · h_a: [B, T]
     cos = dots * inv * inv[rows, anchor][:, None]
+    steps = np.linalg.norm(h64[:, 1:] - h64[:, :-1], axis=-1) if t > 1 else np.zeros((b, 0))
+    return position_metrics_from_sums(cos, steps, mask)
+
+
+@_quiet
+def position_metrics_from_sums(cos: np.ndarray, steps: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """``pad_position_metrics`` from ``cos`` ``[B, T]`` = cos(h_t, h_anchor) (anchor:
+    ``pad_anchor(mask)``) and ``steps`` ``[B, T-1]`` = ‖h_t − h_{t+1}‖."""
+    pad = np.asarray(mask) == 0
+    t = pad.shape[1]
+    anchor = pad_anchor(mask)
     offset = np.abs(np.arange(t)[None, :] - anchor[:, None])
     is_offset = pad & (offset > 0)
     anchor_cos = _safe_div(np.where(is_offset, cos, 0.0).sum(1), is_offset.sum(1))
     pairs = pad[:, 1:] & pad[:, :-1]
-    steps = np.linalg.norm(h64[:, 1:] - h64[:, :-1], axis=-1) if t > 1 else np.zeros((b, 0))
     step = _safe_div(np.where(pairs, steps, 0.0).sum(1), pairs.sum(1))
     return {"pad_anchor_cos": anchor_cos, "pad_step": step, "cos_to_anchor": cos,
             "offset": offset, "is_offset": is_offset}
@@ -162,8 +184,18 @@ def attention_sequence_masses(probs: np.ndarray, mask: np.ndarray) -> dict[str, 
     mass real queries put on pad keys (≈ 0 when the mask works). Also ``valid`` ``[B]``.
     """
     p = np.asarray(probs).mean(axis=1, dtype=np.float64)  # no float64 copy of [B, heads, T, T]
+    masses = np.matmul(p, key_groups(mask))  # one pass over p for the four key groups: [B, T(query), 4]
+    valid = np.isfinite(p).all(axis=(1, 2))  # NaN/Inf in any head survives the head mean
+    return masses_per_sequence(masses, mask, valid)
+
+
+KEY_GROUPS = ("cls", "sep", "content", "pad")
+
+
+def key_groups(mask: np.ndarray) -> np.ndarray:
+    """``[B, T(key), 4]`` float64 one-hot of each key's group, in ``KEY_GROUPS`` order: [CLS]
+    (first real), [SEP] (last real), content (other real positions), pad."""
     real = np.asarray(mask) != 0
-    pad = ~real
     b, t = real.shape
     rows = np.arange(b)
     cls = np.zeros((b, t), bool)
@@ -171,14 +203,20 @@ def attention_sequence_masses(probs: np.ndarray, mask: np.ndarray) -> dict[str, 
     cls[rows, real.argmax(1)] = real.any(1)
     sep[rows, t - 1 - real[:, ::-1].argmax(1)] = real.any(1)
     content = real & ~cls & ~sep
-    names = ("cls", "sep", "content", "pad")
-    keys = np.stack([cls, sep, content, pad], axis=2).astype(np.float64)  # [B, T(key), 4]
-    masses = np.matmul(p, keys)  # one pass over p for the four key groups: [B, T(query), 4]
-    mass = {k: masses[..., i] for i, k in enumerate(names)}
-    padf, realf = pad.astype(np.float64), real.astype(np.float64)
+    return np.stack([cls, sep, content, ~real], axis=2).astype(np.float64)
+
+
+@_quiet
+def masses_per_sequence(masses: np.ndarray, mask: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
+    """``attention_sequence_masses`` from ``masses`` ``[B, T(query), 4]``: the head-mean
+    attention each query puts on each key group (``key_groups``), and ``valid`` ``[B]``."""
+    real = np.asarray(mask) != 0
+    masses = np.asarray(masses, np.float64)
+    mass = {k: masses[..., i] for i, k in enumerate(KEY_GROUPS)}
+    padf, realf = (~real).astype(np.float64), real.astype(np.float64)
     out = {f"pad_to_{k}": _safe_div((m * padf).sum(1), padf.sum(1)) for k, m in mass.items()}
     out["real_to_pad"] = _safe_div((mass["pad"] * realf).sum(1), realf.sum(1))
-    out["valid"] = np.isfinite(p).all(axis=(1, 2))  # NaN/Inf in any head survives the head mean
+    out["valid"] = np.asarray(valid, bool)
     return out
 
 
@@ -304,6 +342,28 @@ class MeanSums:
 
 
 @dataclass
+class LayerSums:
+    """One batch of one layer reduced to what ``PadStats`` needs (``PadStats.add_sums``).
+
+    Attributes:
+        norms: ``[B, T]`` ‖h‖ per position.
+        pad_sum, real_sum: ``[B, H]`` Σ h/‖h‖ over pads, over real positions.
+        anchor_cos: ``[B, T]`` cos(h_t, h_anchor), anchor = ``pad_anchor(mask)``.
+        steps: ``[B, T-1]`` ‖h_t − h_{t+1}‖.
+        position_sum: ``[T, H]`` Σ over the batch's pads of h at each position.
+        valid: ``[B]`` sequences whose states are finite with no zero row.
+    """
+
+    norms: np.ndarray
+    pad_sum: np.ndarray
+    real_sum: np.ndarray
+    anchor_cos: np.ndarray
+    steps: np.ndarray
+    position_sum: np.ndarray
+    valid: np.ndarray
+
+
+@dataclass
 class PadStats:
     """Mergeable pad statistics of one layer: ``add`` batches, ``merge`` parts, read ``result``.
 
@@ -335,6 +395,22 @@ class PadStats:
         h64 = prepared[0]
         per = pad_sequence_metrics(h, mask, prepared)  # h as given: validity is checked on it
         pos = pad_position_metrics(h64, mask, prepared)
+        self._add_sequences(per, pos)
+        self._add_positions(h64, mask, per["valid"])
+
+    def add_sums(self, sums: LayerSums, mask: np.ndarray) -> None:
+        """Accumulate one batch from its sums instead of its states (the in-graph statistics,
+        ``padlens.inspector.ingraph``): the same values ``add`` would add. Every sequence must
+        be valid (a batch with NaN/Inf/zero states goes through ``add``)."""
+        mask = np.asarray(mask)
+        if not np.all(sums.valid):
+            raise ValueError("add_sums needs valid states in every sequence: use add(h, mask)")
+        per = sequence_metrics_from_sums(sums.norms, sums.pad_sum, sums.real_sum, mask, sums.valid)
+        pos = position_metrics_from_sums(sums.anchor_cos, sums.steps, mask)
+        self._add_sequences(per, pos)
+        self._add_position_sums(np.asarray(sums.position_sum, np.float64), (mask == 0).sum(0))
+
+    def _add_sequences(self, per: dict[str, np.ndarray], pos: dict[str, np.ndarray]) -> None:
         ok = per["valid"]
         self.sequences += len(ok)
         self.failed += int((~ok).sum())
@@ -342,7 +418,6 @@ class PadStats:
         self.single_pad += int((ok & (per["n_pad"] == 1)).sum())
         self.values.add({**per, **pos}, ok)
         self._add_offsets(pos, ok)
-        self._add_positions(h64, mask, ok)
 
     def _add_offsets(self, pos: dict[str, np.ndarray], ok: np.ndarray) -> None:
         pick = pos["is_offset"] & ok[:, None]
@@ -352,15 +427,20 @@ class PadStats:
 
     def _add_positions(self, h: np.ndarray, mask: np.ndarray, ok: np.ndarray) -> None:
         t = min(h.shape[1], self.max_positions)
-        if self.position_sum is None:
-            self.position_sum = np.zeros((self.max_positions, h.shape[2]))
-            self.position_count = np.zeros(self.max_positions, np.int64)
         pad = ((mask[:, :t] == 0) & ok[:, None]).astype(np.float64)
         hv = np.asarray(h[:, :t], dtype=np.float64)
         if not ok.all():  # 0 × NaN is NaN: failed rows are zeroed, not just weighted 0
             hv = np.where(ok[:, None, None], hv, 0.0)
-        self.position_sum[:t] += np.einsum("bt,bth->th", pad, hv)
-        self.position_count[:t] += pad.sum(0).astype(np.int64)
+        self._add_position_sums(np.einsum("bt,bth->th", pad, hv), pad.sum(0))
+
+    def _add_position_sums(self, sums: np.ndarray, counts: np.ndarray) -> None:
+        """Add ``[T, H]`` sums of pad states per position and ``[T]`` pad counts."""
+        t = min(sums.shape[0], self.max_positions)
+        if self.position_sum is None:
+            self.position_sum = np.zeros((self.max_positions, sums.shape[1]))
+            self.position_count = np.zeros(self.max_positions, np.int64)
+        self.position_sum[:t] += sums[:t]
+        self.position_count[:t] += np.asarray(counts[:t]).astype(np.int64)
 
     def merge(self, other: PadStats) -> PadStats:
         """Add ``other``'s sums into this one (exact: parts merged equal the whole)."""
@@ -408,7 +488,16 @@ class AttentionStats:
     values: MeanSums = field(default_factory=lambda: MeanSums(ATTENTION_METRICS))
 
     def add(self, probs: np.ndarray, mask: np.ndarray) -> None:
-        per = attention_sequence_masses(probs, mask)
+        self._add_sequences(attention_sequence_masses(probs, mask))
+
+    def add_masses(self, masses: np.ndarray, mask: np.ndarray) -> None:
+        """Accumulate one batch from ``masses`` ``[B, T(query), 4]``: the head-mean mass per key
+        group (``key_groups``), as the in-graph statistics bring it; a sequence with a NaN or
+        Inf mass is failed, as one with NaN/Inf probabilities is in ``add``."""
+        masses = np.asarray(masses, np.float64)
+        self._add_sequences(masses_per_sequence(masses, mask, np.isfinite(masses).all(axis=(1, 2))))
+
+    def _add_sequences(self, per: dict[str, np.ndarray]) -> None:
         self.sequences += len(per["valid"])
         self.failed += int((~per["valid"]).sum())
         self.values.add(per, per["valid"])
@@ -437,6 +526,22 @@ def text_vectors(h: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
     first_real = (np.asarray(mask) != 0).argmax(1)
     return {"masked": masked, "unmasked": h64.mean(axis=1), "pad": padded,
             "cls": h64[np.arange(h64.shape[0]), first_real], "valid": valid_sequences(h)}
+
+
+@_quiet
+def text_vectors_from_sums(sums: np.ndarray, mask: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
+    """``text_vectors`` from ``sums`` ``[B, 4, H]``: Σh over real positions, over all
+    positions, over pads, and the first real position's state (``TEXT_SUM_ROWS``)."""
+    sums = np.asarray(sums, np.float64)
+    real = (np.asarray(mask) != 0).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        masked = sums[:, 0] / real.sum(1)[:, None]
+        padded = sums[:, 2] / (1.0 - real).sum(1)[:, None]
+    return {"masked": masked, "unmasked": sums[:, 1] / real.shape[1], "pad": padded,
+            "cls": sums[:, 3], "valid": np.asarray(valid, bool)}
+
+
+TEXT_SUM_ROWS = ("real", "all", "pad", "cls")
 
 
 @_quiet
@@ -477,7 +582,11 @@ class TextStats:
 
     def add(self, h: np.ndarray, mask: np.ndarray) -> None:
         """Accumulate one batch of the last layer's states ``[B, T, H]``."""
-        v = text_vectors(h, mask)
+        self.add_vectors(text_vectors(h, mask))
+
+    def add_vectors(self, v: dict[str, np.ndarray]) -> None:
+        """Accumulate one batch of per-text vectors (``text_vectors``, or
+        ``text_vectors_from_sums`` for the in-graph statistics)."""
         ok = v["valid"]
         self.texts += len(ok)
         self.failed += int((~ok).sum())

@@ -1,0 +1,255 @@
+"""In-graph pad statistics: the reductions the metrics need, appended to the instrumented model.
+
+ONNX Runtime computes, per hidden layer, the sums ``padlens.inspector.metrics`` reduces states
+to (‖h‖² per position, Σu over pads and over real tokens, the anchor pad's dot with every
+position, neighbour differences, pad sums per position) and, per attention map, the mass each
+query puts on each key group; for the last layer the pooled sums of the cross-text metrics.
+Only these small tensors ([B, T], [B, k, H], [T, H], [B, T, 4]) leave the session: no
+[B, T, H] state and no [B, heads, T, T] map is copied out. The masks that select pads, real
+tokens, anchors and key groups are fed as extra graph inputs, made in numpy from each batch.
+
+Precision: reductions over one sequence run in float32 inside the graph (the pooled sums of
+the last layer in float64, which the cross-text rankings need); norms, cosines and every sum
+across sequences are taken in float64 in numpy. tests/inspector/test_ingraph.py checks the
+results against the float64 reference path (``PadStats.add`` etc.) within 1e-6.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from padlens.inspector import metrics as M
+
+log = logging.getLogger(__name__)
+
+PREFIX = "padlens.stats"
+MIN_OPSET = 13  # Slice/Unsqueeze/ReduceSum take their axes as inputs from here on
+IN_MASKS = f"{PREFIX}.masks"  # [B, 2, T] (layer dtype): pad, real
+IN_ANCHOR = f"{PREFIX}.anchor"  # [B, 1, T] (layer dtype): one-hot of the anchor pad
+IN_PAD = f"{PREFIX}.pad"  # [B, T] (layer dtype): pad
+IN_TEXT = f"{PREFIX}.text_weights"  # [B, 4, T] float64: real, all, pad, first real (M.TEXT_SUM_ROWS)
+IN_KEYS = f"{PREFIX}.keys"  # [B, T, 4] float32: key groups (M.key_groups)
+FLOAT_TYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16,
+               "bfloat16": TensorProto.BFLOAT16, "float64": TensorProto.DOUBLE}
+LAYER_DTYPE = "float32"  # per-layer reductions (the pooled sums of the last layer: float64)
+
+
+@dataclass(frozen=True)
+class LayerOutputs:
+    """Output names of one hidden layer's reductions.
+
+    Attributes:
+        sq: ``[B, T]`` ‖h‖²; sums: ``[B, 3, H]`` Σu over pads, over real tokens, and h_anchor;
+        dots: ``[B, T, 1]`` h_t · h_anchor; steps: ``[B, T-1]`` ‖h_t − h_{t+1}‖²;
+        positions: ``[T, H]`` Σ over the batch's pads of h per position.
+    """
+
+    sq: str
+    sums: str
+    dots: str
+    steps: str
+    positions: str
+
+
+@dataclass(frozen=True)
+class StatsPlan:
+    """What the statistics added to a model are called.
+
+    Attributes:
+        layers: one ``LayerOutputs`` per hidden layer, layer 0 first.
+        text: ``[B, 4, H]`` float64 pooled sums of the last layer (``M.TEXT_SUM_ROWS``).
+        attention: ``[B, T, 4]`` head-mean mass per key group, one per attention map.
+        dtype: the numpy dtype the per-layer reductions run in (``float32`` or ``float64``).
+    """
+
+    layers: tuple[LayerOutputs, ...]
+    text: str
+    attention: tuple[str, ...]
+    dtype: str = "float32"
+
+    @property
+    def fetch(self) -> list[str]:
+        """Every output, in a fixed order (``split`` reads them back in it)."""
+        names = [n for layer in self.layers for n in (layer.sq, layer.sums, layer.dots, layer.steps,
+                                                      layer.positions)]
+        return names + [self.text, *self.attention]
+
+
+@dataclass
+class BatchSums:
+    """One batch's statistics as numpy arrays (``read``).
+
+    Attributes:
+        layers: ``M.LayerSums`` per hidden layer.
+        text: ``[B, 4, H]`` float64 pooled sums of the last layer.
+        attention: ``[B, T, 4]`` masses per attention map.
+    """
+
+    layers: list[M.LayerSums]
+    text: np.ndarray
+    attention: list[np.ndarray]
+
+    @property
+    def valid(self) -> bool:
+        """Every layer's states finite with no zero row (else the batch goes the numpy way)."""
+        return all(bool(np.all(layer.valid)) for layer in self.layers)
+
+
+# ---------------------------------------------------------------- building the graph
+
+def unsupported(model: onnx.ModelProto, float_dtype: str, structure) -> str:
+    """Why statistics cannot be added to ``model`` ("" when they can)."""
+    opset = default_opset(model)
+    if opset < MIN_OPSET:
+        return f"opset {opset} < {MIN_OPSET}"
+    if float_dtype != "float32":  # ORT fuses our Cast with its own around fp16 kernels: unrounded states
+        return f"hidden states of type {float_dtype} (measured from the states as fetched)"
+    if structure is not None and (structure.fixed_batch or structure.fixed_length):
+        return "the graph fixes its batch or length (batches are split or padded to fit)"
+    return ""
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The version of the default (ai.onnx) opset ``model`` imports (0 when none)."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+class _Builder:
+    """Appends nodes and constants with fresh names to a delta graph."""
+
+    def __init__(self, opset: int):
+        self.opset = opset
+        self.graph = onnx.GraphProto()
+        self.count = 0
+
+    def name(self, what: str) -> str:
+        self.count += 1
+        return f"{PREFIX}.{what}.{self.count}"
+
+    def const(self, values, dtype=np.int64) -> str:
+        name = self.name("const")
+        self.graph.initializer.append(numpy_helper.from_array(np.asarray(values, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs) -> str:
+        output = output or self.name(op_type.lower())
+        self.graph.node.append(helper.make_node(op_type, inputs, [output], name=self.name(op_type), **attrs))
+        return output
+
+    def reduce(self, op_type: str, x: str, axes: list[int], output: str | None = None, keepdims: int = 0) -> str:
+        """A Reduce* node, with axes as an input or an attribute as the opset wants."""
+        as_input = self.opset >= 18 or (op_type == "ReduceSum" and self.opset >= 13)
+        if as_input:
+            return self.op(op_type, [x, self.const(axes)], output, keepdims=keepdims)
+        return self.op(op_type, [x], output, axes=axes, keepdims=keepdims)
+
+    def cast(self, x: str, source: str, to: int) -> str:
+        return x if FLOAT_TYPES.get(source) == to else self.op("Cast", [x], to=to)
+
+    def slice(self, x: str, start: int, end: int, axis: int) -> str:
+        return self.op("Slice", [x, self.const([start]), self.const([end]), self.const([axis])])
+
+
+def build(model: onnx.ModelProto, hidden: list[str], attention: list[str],
+          float_dtype: str, dtype: str = LAYER_DTYPE) -> tuple[onnx.ModelProto, StatsPlan]:
+    """A delta ModelProto adding the statistics of ``hidden`` and ``attention`` to ``model``
+    (merged into it, or its bytes appended to the model's), and the output names.
+    ``dtype``: what the per-layer reductions run in (the pooled sums always run in float64)."""
+    b = _Builder(default_opset(model))
+    layers = tuple(_layer(b, name, float_dtype, i, FLOAT_TYPES[dtype]) for i, name in enumerate(hidden))
+    text = b.op("MatMul", [IN_TEXT, b.cast(hidden[-1], float_dtype, TensorProto.DOUBLE)], f"{PREFIX}.text")
+    masses = tuple(_attention(b, name, float_dtype, i) for i, name in enumerate(attention))
+    plan = StatsPlan(layers, text, masses, dtype)
+    _declare(b.graph, plan)
+    delta = onnx.ModelProto()
+    delta.graph.CopyFrom(b.graph)
+    return delta, plan
+
+
+def _layer(b: _Builder, tensor: str, float_dtype: str, index: int, to: int) -> LayerOutputs:
+    """‖h‖², Σu over pads and real tokens with h_anchor, h·h_anchor, neighbour steps, pad sums."""
+    out = LayerOutputs(*(f"{PREFIX}.{index}.{k}" for k in ("sq", "sums", "dots", "steps", "positions")))
+    x = b.cast(tensor, float_dtype, to)
+    sq = b.reduce("ReduceSumSquare", x, [-1], out.sq)
+    inv = b.op("Unsqueeze", [b.op("Reciprocal", [b.op("Sqrt", [sq])]), b.const([1])])  # [B, 1, T]
+    weights = b.op("Concat", [b.op("Mul", [IN_MASKS, inv]), IN_ANCHOR], axis=1)  # [B, 3, T]
+    sums = b.op("MatMul", [weights, x], out.sums)  # [B, 3, H]
+    anchor = b.op("Transpose", [b.slice(sums, 2, 3, 1)], perm=[0, 2, 1])  # [B, H, 1]
+    b.op("MatMul", [x, anchor], out.dots)
+    diff = b.op("Sub", [b.slice(x, 1, np.iinfo(np.int64).max, 1), b.slice(x, 0, -1, 1)])
+    b.reduce("ReduceSumSquare", diff, [-1], out.steps)
+    b.op("Einsum", [IN_PAD, x], out.positions, equation="bt,bth->th")
+    return out
+
+
+def _attention(b: _Builder, tensor: str, float_dtype: str, index: int) -> str:
+    """Head-mean mass per key group: the mean over heads [B, T, T], then @ [B, T, 4]."""
+    probs = b.cast(tensor, float_dtype, TensorProto.FLOAT)
+    return b.op("MatMul", [b.reduce("ReduceMean", probs, [1]), IN_KEYS], f"{PREFIX}.attention.{index}")
+
+
+def _declare(graph: onnx.GraphProto, plan: StatsPlan) -> None:
+    """The fed masks as typed graph inputs; the statistics as (untyped) graph outputs."""
+    f32, f64, layer = TensorProto.FLOAT, TensorProto.DOUBLE, FLOAT_TYPES[plan.dtype]
+    for name, dtype, shape in ((IN_MASKS, layer, ["B", 2, "T"]), (IN_ANCHOR, layer, ["B", 1, "T"]),
+                               (IN_PAD, layer, ["B", "T"]), (IN_TEXT, f64, ["B", 4, "T"])):
+        graph.input.append(helper.make_tensor_value_info(name, dtype, shape))
+    if plan.attention:
+        graph.input.append(helper.make_tensor_value_info(IN_KEYS, f32, ["B", "T", 4]))
+    for name in plan.fetch:
+        graph.output.append(onnx.ValueInfoProto(name=name))
+
+
+# ---------------------------------------------------------------- feeding and reading
+
+def feeds(plan: StatsPlan, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """The masks the statistics read, made from a batch's attention mask ``[B, T]``."""
+    mask = np.asarray(mask)
+    b, t = mask.shape
+    pad = (mask == 0).astype(plan.dtype)
+    rows = np.arange(b)
+    anchor = np.zeros((b, 1, t), plan.dtype)
+    anchor[rows, 0, M.pad_anchor(mask)] = 1.0
+    first = np.zeros((b, t), np.float64)
+    first[rows, (mask != 0).argmax(1)] = 1.0
+    real64 = (mask != 0).astype(np.float64)
+    out = {IN_MASKS: np.stack([pad, 1.0 - pad], axis=1), IN_ANCHOR: anchor, IN_PAD: pad,
+           IN_TEXT: np.stack([real64, np.ones_like(real64), 1.0 - real64, first], axis=1)}
+    if plan.attention:
+        out[IN_KEYS] = M.key_groups(mask).astype(np.float32)
+    return out
+
+
+def read(plan: StatsPlan, values: list[np.ndarray], mask: np.ndarray) -> BatchSums:
+    """``BatchSums`` from the session's outputs for ``plan.fetch``, in float64."""
+    mask = np.asarray(mask)
+    it = iter(values)
+    layers = [_layer_sums(*(next(it) for _ in range(5)), mask) for _ in plan.layers]
+    text = np.asarray(next(it), np.float64)
+    return BatchSums(layers, text, [np.asarray(next(it), np.float64) for _ in plan.attention])
+
+
+@M._quiet
+def _layer_sums(sq, sums, dots, steps, positions, mask: np.ndarray) -> M.LayerSums:
+    norms = np.sqrt(np.asarray(sq, np.float64))
+    sums = np.asarray(sums, np.float64)
+    rows = np.arange(norms.shape[0])
+    anchor = M.pad_anchor(mask)
+    cos = np.asarray(dots, np.float64)[..., 0] / norms / norms[rows, anchor][:, None]
+    valid = (np.isfinite(norms) & (norms > 0)).all(axis=1)
+    return M.LayerSums(norms=norms, pad_sum=sums[:, 0], real_sum=sums[:, 1], anchor_cos=cos,
+                       steps=np.sqrt(np.asarray(steps, np.float64)), position_sum=positions, valid=valid)
+
+
+def accumulate(sums: BatchSums, mask: np.ndarray, pads: list[M.PadStats],
+               attention: list[M.AttentionStats | None], texts: M.TextStats) -> None:
+    """Add one batch's statistics to a run's accumulators (every layer valid: ``sums.valid``)."""
+    for stats, layer in zip(pads, sums.layers):
+        stats.add_sums(layer, mask)
+    for stats, masses in zip(attention[1:], sums.attention):
+        stats.add_masses(masses, mask)
+    texts.add_vectors(M.text_vectors_from_sums(sums.text, mask, sums.layers[-1].valid))

@@ -1,0 +1,202 @@
+"""In-graph pad statistics equal the float64 numpy reference on the same batches (within 1e-6)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from padlens.inspector import ingraph
+from padlens.inspector import metrics as M
+from padlens.inspector.encoder import Encoder
+from padlens.inspector.inspect import inspect
+from padlens.inspector.resolve import resolve_models
+from padlens.inspector.texts import default_corpus
+
+TOL = 1e-6
+STYLES = ["padlens", "torchscript", "dynamo", "ort-fused", "int8-dynamic", "int8-qdq"]
+
+
+def _open(folder, **kwargs) -> Encoder:
+    path = folder if (folder / "padlens.json").exists() else folder / "model.onnx"
+    return Encoder.open(resolve_models([str(path)], str(folder))[0], **kwargs)
+
+
+def _batches(enc: Encoder, side: str, n: int = 3, size: int = 8, length: int = 24):
+    texts = default_corpus()
+    for i in range(n):
+        yield enc.tokenizer.encode(texts[i * size:(i + 1) * size], max_length=length, padding="max_length",
+                                   side=side)
+
+
+def _both_paths(enc: Encoder, batches) -> tuple[dict, dict]:
+    """Accumulators filled from the states (numpy, float64) and from the in-graph sums."""
+    n = enc.num_layers + 1
+    ref = {"pads": [M.PadStats(64) for _ in range(n)], "attn": [None] + [M.AttentionStats() for _ in range(n - 1)],
+           "texts": M.TextStats()}
+    got = {"pads": [M.PadStats(64) for _ in range(n)], "attn": [None] + [M.AttentionStats() for _ in range(n - 1)],
+           "texts": M.TextStats()}
+    for batch in batches:
+        mask = batch.attention_mask
+        forward = enc.run(batch)
+        for stats, h in zip(ref["pads"], forward.hidden):
+            stats.add(h, mask)
+        for stats, probs in zip(ref["attn"][1:], forward.attention):
+            stats.add(probs, mask)
+        ref["texts"].add(forward.hidden[-1], mask)
+        sums = enc.run_stats(batch)
+        assert sums.valid
+        ingraph.accumulate(sums, mask, got["pads"], got["attn"] if forward.attention else [], got["texts"])
+    return ref, got
+
+
+def assert_close(a, b, what: str, rel: bool = False) -> None:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape, what
+    assert np.array_equal(np.isnan(a), np.isnan(b)), what
+    scale = np.maximum(1.0, np.abs(a)) if rel else 1.0
+    diff = np.where(np.isnan(a), 0.0, np.abs(a - b) / scale)
+    assert diff.max(initial=0.0) <= TOL, f"{what}: off by {diff.max():.3g}"
+
+
+def assert_same_stats(ref: dict, got: dict) -> None:
+    for i, (a, b) in enumerate(zip(ref["pads"], got["pads"])):
+        assert (a.sequences, a.failed, a.without_pads, a.single_pad) == (b.sequences, b.failed, b.without_pads,
+                                                                         b.single_pad)
+        assert a.values.counts == b.values.counts
+        for name, value in a.means().items():
+            assert_close(value, b.means()[name], f"layer {i} {name}", rel=name.endswith("norm"))
+        assert a.offset_curve().keys() == b.offset_curve().keys()
+        for key, value in a.offset_curve().items():
+            assert_close(value, b.offset_curve()[key], f"layer {i} offset {key}")
+        assert np.array_equal(a.position_count, b.position_count)
+        assert_close(a.position_means(), b.position_means(), f"layer {i} position means", rel=True)
+    for i, (a, b) in enumerate(zip(ref["attn"][1:], got["attn"][1:]), 1):
+        assert (a.sequences, a.failed) == (b.sequences, b.failed)
+        for name, value in a.means().items():
+            assert_close(value, b.means()[name], f"layer {i} attention {name}")
+    ta, tb = ref["texts"], got["texts"]
+    assert (ta.texts, ta.failed, ta.kept) == (tb.texts, tb.failed, tb.kept)
+    for key, value in ta.pooling().items():
+        assert_close(value, tb.pooling()[key], f"pooling {key}")
+    assert_close(ta.pad_content_rsa(), tb.pad_content_rsa(), "pad_content_rsa")
+    for key in ("masked", "unmasked", "pad"):
+        assert_close(ta.stacked(key), tb.stacked(key), f"kept {key} vectors", rel=True)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("style", STYLES)
+def test_in_graph_statistics_equal_the_float64_reference_on_the_same_batches(zoo, style, side):
+    enc = _open(zoo(style), stats=True)
+    assert enc.uses_stats and enc.describe().stats == "graph"
+    ref, got = _both_paths(enc, list(_batches(enc, side)))
+    assert ref["pads"][0].sequences == 24 and ref["pads"][0].values.counts["pad_pad_cos"] > 0
+    assert_same_stats(ref, got)
+
+
+def test_attention_masses_come_from_the_graph_where_attention_maps_were_located(zoo):
+    enc = _open(zoo("padlens"), stats=True)
+    assert len(enc.stats.attention) == len(enc.attention_outputs) == enc.num_layers
+    ref, got = _both_paths(enc, list(_batches(enc, "right", n=1)))
+    assert got["attn"][1].sequences == 8 and not math.isnan(got["attn"][1].means()["pad_to_pad"])
+
+
+def test_statistics_of_batches_merged_equal_those_of_one_accumulator(zoo):
+    enc = _open(zoo("padlens"), stats=True)
+    batches = list(_batches(enc, "right"))
+    _, whole = _both_paths(enc, batches)
+    _, first = _both_paths(enc, batches[:1])
+    _, rest = _both_paths(enc, batches[1:])
+    for key in ("pads", "attn"):
+        for a, b in zip(first[key], rest[key]):
+            if a is not None:
+                a.merge(b)
+    first["texts"].merge(rest["texts"])
+    assert_same_stats(whole, first)
+
+
+def test_inspect_gives_the_same_json_with_graph_and_numpy_statistics(zoo):
+    kwargs = {"texts": default_corpus()[:40], "max_length": 32, "batch_size": 16}
+    graph = inspect([str(zoo("padlens"))], stats="graph", **kwargs).to_dict()
+    numpy = inspect([str(zoo("padlens"))], stats="numpy", **kwargs).to_dict()
+    assert graph["runs"][0]["encoder"]["stats"] == "graph" and graph["settings"]["stats"] == "graph"
+    assert numpy["runs"][0]["encoder"]["stats"] == "" and numpy["settings"]["stats"] == "numpy"
+    _assert_same_json(numpy, graph)
+
+
+def _assert_same_json(a, b, path: str = "") -> None:
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for key in a:
+            if key not in ("timings", "stats"):
+                _assert_same_json(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same_json(x, y, f"{path}[{i}]")
+    elif isinstance(a, float):
+        assert isinstance(b, float) and (math.isnan(a) and math.isnan(b) or
+                                         abs(a - b) <= TOL * max(1.0, abs(a))), f"{path}: {a} vs {b}"
+    else:
+        assert a == b, f"{path}: {a!r} vs {b!r}"
+
+
+def test_a_batch_with_nan_states_is_measured_from_its_states_and_names_its_faults(zoo, tmp_path):
+    import json
+
+    from tests.hardening import tiny
+
+    src = zoo("padlens")
+    vocab = json.loads((src / "tokenizer.json").read_text())["model"]["vocab"]
+    tiny.copy_tokenizer(src, tmp_path)
+    tiny.nan_rows(tmp_path / "model.onnx", max(vocab.values()) + 1, vocab["cat"])
+    texts = ["the cat sat on the mat", "a dog", "this is a sample sentence", "short text"] * 3
+    kwargs = {"texts": texts, "max_length": 16, "batch_size": 4}
+    graph = inspect([str(tmp_path)], stats="graph", **kwargs)
+    numpy = inspect([str(tmp_path)], stats="numpy", **kwargs)
+    assert graph.runs[0].encoder.stats == "graph"
+    assert [f.text_index for f in graph.runs[0].faults] == [f.text_index for f in numpy.runs[0].faults] != []
+    assert graph.runs[0].layers[1].failed == numpy.runs[0].layers[1].failed == 3
+    _assert_same_json(numpy.to_dict(), graph.to_dict())
+
+
+def test_a_graph_that_fixes_its_batch_runs_the_numpy_path_and_says_why(zoo, tmp_path):
+    from tests.inspector.test_production import fix_input_dims
+
+    fixed = fix_input_dims(zoo("torchscript"), tmp_path / "fixed", batch=1, length=16)
+    enc = _open(fixed, stats=True)
+    assert enc.stats is None and not enc.uses_stats
+    assert enc.describe().stats.startswith("numpy: the graph fixes its batch or length")
+
+
+def test_float16_states_run_the_numpy_path_and_say_why(zoo):
+    enc = _open(zoo("ort-fused-fp16"), stats=True)
+    assert enc.stats is None and enc.describe().stats.startswith("numpy: hidden states of type float16")
+
+
+def test_statistics_are_only_added_when_asked(zoo):
+    enc = _open(zoo("padlens"))
+    assert enc.stats is None and enc.describe().stats == ""
+    assert not any(o.name.startswith(ingraph.PREFIX) for o in enc.session.session.get_outputs())
+
+
+def test_an_unknown_stats_mode_is_bad_input(zoo):
+    from padlens.errors import BadInput
+
+    with pytest.raises(BadInput, match="stats must be one of graph, numpy"):
+        inspect([str(zoo("padlens"))], texts=["a text"], stats="gpu")
+
+
+@pytest.mark.slow
+def test_minilm_in_graph_statistics_equal_the_reference(tmp_path_factory):
+    from tests.conftest import run_padlens
+
+    out = tmp_path_factory.mktemp("minilm") / "minilm"
+    done = run_padlens("-q", "export", "minilm-l6", "-o", str(out), "--precision", "fp32", cwd=out.parent)
+    assert done.returncode == 0, done.stderr  # exported in a subprocess: this process never imports torch
+    enc = Encoder.open(resolve_models([str(out)])[0], stats=True)
+    texts = default_corpus()
+    batches = [enc.tokenizer.encode(texts[i:i + 16], max_length=128, padding="max_length", side="right")
+               for i in range(0, 48, 16)]
+    ref, got = _both_paths(enc, batches)
+    assert_same_stats(ref, got)
