@@ -1,0 +1,79 @@
+"""The audit stacks variants only when a model's rows are shown independent of their batch,
+and stacking changes no verdict, value or detail."""
+from __future__ import annotations
+
+import pytest
+
+from padlens.inspector.audit import Probe, audit, tokenize
+from padlens.inspector.audit import probes as P
+
+TEXTS = ["this is a sample sentence", "the cat sat on the mat", "a dog", "padding text is short",
+         "what was the model", "it is long and it is short and it is a word"]
+
+
+def _runs(monkeypatch) -> list[int]:
+    """Every Probe made from now on, in order (to read its ``batched`` and ``runs``)."""
+    seen: list[Probe] = []
+    original = Probe.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        seen.append(self)
+
+    monkeypatch.setattr(Probe, "__init__", init)
+    return seen
+
+
+def _open(folder):
+    from padlens.inspector.encoder import Encoder
+    from padlens.inspector.resolve import resolve_models
+
+    enc = Encoder.open(resolve_models([folder])[0])
+    return Probe(enc, tokenize(enc, TEXTS, 32), 32)
+
+
+@pytest.mark.parametrize("kind", ["honest", "leaky", "nan", "positional", "ignores-mask"])
+def test_stacked_variants_give_exactly_the_results_of_every_variant_run_alone(toy, monkeypatch, kind):
+    probes = _runs(monkeypatch)
+    stacked = audit([str(toy(kind))], texts=TEXTS, max_length=32).to_dict()
+    monkeypatch.setattr(Probe, "check_rows_independent", lambda self, allowed=True: False)
+    alone = audit([str(toy(kind))], texts=TEXTS, max_length=32).to_dict()
+    assert stacked == alone
+    assert not probes[1].batched and probes[0].runs <= probes[1].runs + 1  # + the batch that tried
+    if kind == "honest":  # the others may round differently in a batch: they run alone (exact)
+        assert probes[0].batched and probes[0].runs < probes[1].runs / 2
+
+
+@pytest.mark.parametrize("kind", ["batch-mix", "dynamic"])
+def test_a_model_whose_rows_feel_their_batch_runs_every_variant_alone(toy, monkeypatch, kind):
+    probes = _runs(monkeypatch)
+    audit([str(toy(kind))], texts=TEXTS, max_length=32)
+    assert not probes[0].batched
+
+
+def test_rows_are_independent_for_an_honest_model_and_not_for_one_that_mixes_them(toy):
+    assert _open(toy("honest")).check_rows_independent()
+    assert not _open(toy("batch-mix")).check_rows_independent()
+
+
+def test_a_batch_size_keeps_the_neighbour_batches_as_asked(toy):
+    probe = _open(toy("honest"))
+    probe.batch_size = 4
+    assert not probe.check_rows_independent() and probe.runs == 0
+
+
+def test_rows_built_from_the_one_tokenization_equal_the_tokenizer_s_batches(toy):
+    probe = _open(toy("honest"))
+    for side in ("right", "left"):
+        ours, theirs = probe.rows([0, 2, 5], 32, side), probe.encode([TEXTS[i] for i in (0, 2, 5)], 32, side)
+        for name in ("input_ids", "attention_mask", "token_type_ids", "position_ids", "special_tokens_mask",
+                     "lengths"):
+            assert (getattr(ours, name) == getattr(theirs, name)).all(), name
+
+
+def test_stacking_keeps_rows_in_order(toy):
+    probe = _open(toy("honest"))
+    one, two = probe.rows([0], 32), probe.rows([3, 1], 32)
+    both = P.stack([one, two])
+    assert both.shape == (3, 32)
+    assert (both.input_ids[1:] == two.input_ids).all() and (both.input_ids[0] == one.input_ids[0]).all()
