@@ -77,9 +77,12 @@ def check_output_file(path: str | None, option: str = "--json") -> None:
 
 @click.command("inspect")
 @input_options
+@click.option("--stats", type=click.Choice(["graph", "numpy"]), default="graph", show_default=True,
+              help="Where the pad statistics are computed: graph (reductions added to the ONNX graph, only "
+                   "small tensors leave ONNX Runtime) or numpy (float64 from the copied-out states, the reference).")
 @output_options(json=True, html=True, junit=False)
 @click.pass_context
-def inspect_cmd(ctx: click.Context, outputs: OutputTargets, **options) -> None:
+def inspect_cmd(ctx: click.Context, outputs: OutputTargets, stats: str, **options) -> None:
     """Show what the [PAD] positions of each MODEL hold, layer by layer.
 
     MODEL is a padlens export dir (every precision in it) or any .onnx encoder. Several
@@ -97,7 +100,7 @@ def inspect_cmd(ctx: click.Context, outputs: OutputTargets, **options) -> None:
 
     kwargs = input_kwargs(**options)
     with progress_bar(ctx, count_texts_or_none(kwargs["texts_file"])) as progress:
-        result = inspect(**kwargs, progress=progress)
+        result = inspect(**kwargs, progress=progress, stats=stats)
     log_timings(result)
     if outputs.html:
         from padlens.inspector.report import write_html

@@ -200,3 +200,15 @@ def test_minilm_in_graph_statistics_equal_the_reference(tmp_path_factory):
                for i in range(0, 48, 16)]
     ref, got = _both_paths(enc, batches)
     assert_same_stats(ref, got)
+
+
+def test_the_cli_takes_stats_numpy_and_writes_it_in_the_json(zoo, tmp_path):
+    import json
+
+    from tests.conftest import run_padlens
+
+    out = tmp_path / "pads.json"
+    done = run_padlens("-q", "inspect", zoo("padlens"), "--text", "a sample sentence", "--max-length", "16",
+                       "--stats", "numpy", "--json", out, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["settings"]["stats"] == "numpy"
