@@ -52,6 +52,8 @@ class EmbedResult:
         max_length: tokens kept per text.
         tokens: real tokens of every text (special tokens included; after truncation).
         tokens_fed: tokens fed to the model, pads included (batches are padded to their longest).
+        normalize_source: where ``normalize`` came from (a modules.json, ``manifest``,
+            ``default`` or ``option``), independently of the pooling's source.
     """
 
     path: Path
@@ -64,6 +66,7 @@ class EmbedResult:
     max_length: int
     tokens: int | None = None
     tokens_fed: int | None = None
+    normalize_source: str = ""
 
     def to_dict(self) -> dict:
         """Plain JSON values (the path as a string)."""
@@ -178,4 +181,4 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
     log.info("%s: fed %d tokens for %d real ones (%.3f×; batches sorted by length within windows of %d texts)",
              ref.label, fed, real, fed / max(real, 1), int(batch_size) * WINDOW_BATCHES)
     return EmbedResult(Path(out), total, dim, ref.label, config.mode, config.normalize,
-                       config.source, limit, real, fed)
+                       config.source, limit, real, fed, config.normalize_source)

@@ -57,6 +57,8 @@ def embed_command(ctx, model, texts_file, out, tokenizer, pooling, normalize, ba
                        batch_size=batch_size, max_length=max_length, providers=tuple(providers) or ("cpu",),
                        allow_fallback=allow_fallback, threads=threads, progress=progress)
     norm = "normalized" if result.normalize else "not normalized"
+    if result.normalize_source and result.normalize_source != result.pooling_source:
+        norm += f" ({result.normalize_source})"
     click.echo(f"wrote {result.path}: {result.rows} x {result.dim} float32 ({result.model}, "
                f"{result.pooling} pooling from {result.pooling_source}, {norm}, max length {result.max_length})")
     return 0

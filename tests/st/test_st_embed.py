@@ -60,10 +60,10 @@ def test_a_file_of_the_folder_can_be_chosen_and_finds_the_tokenizer_above_it(cli
 
 
 @pytest.mark.parametrize("options, ref, said", [
-    (["--pooling", "mean"], "auto", "mean pooling from option, normalized"),      # Normalize still read
-    (["--no-normalize"], "mean", "mean pooling from"),                             # Pooling still read
+    (["--pooling", "mean"], "auto", "mean pooling from option, normalized ("),    # Normalize still read
+    (["--no-normalize"], "mean", "modules.json, not normalized (option)"),        # Pooling still read
     (["--pooling", "cls"], "cls", "cls pooling from option, normalized"),
-    (["--pooling", "cls", "--normalize"], "cls", "cls pooling from option, normalized"),
+    (["--pooling", "cls", "--normalize"], "cls", "cls pooling from option, normalized, max"),
 ])
 def test_pooling_and_normalize_override_the_folder_independently(cli_run, st_models, tmp_path, options, ref, said):
     folder = st_models["encoder"]
