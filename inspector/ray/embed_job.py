@@ -146,7 +146,8 @@ def embed_ray(model, texts_file, out, tokenizer=None, pooling: str = "auto", nor
              config.mode, config.source, config.normalize, limit)
     dim = _run(job, plan, target, to_npy, ray_address, workers, progress, show_progress,
                {"model": ref.label, "pooling": config.mode, "normalize": config.normalize, "max_length": limit})
-    return E.EmbedResult(target, plan.total, dim, ref.label, config.mode, config.normalize, config.source, limit)
+    return E.EmbedResult(target, plan.total, dim, ref.label, config.mode, config.normalize, config.source, limit,
+                         normalize_source=config.normalize_source)
 
 
 def _check_target(out, to_npy: bool, keep_text: bool) -> Path:
