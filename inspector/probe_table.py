@@ -80,6 +80,21 @@ def target_block(run: ProbeRun, target: str) -> list[str]:
     return lines
 
 
+def summary(run: ProbeRun) -> list[str]:
+    """A short table of what one pad state reveals per layer: length, content, first word,
+    each as score (control); for the demo."""
+    cells = (("length", "length R²"), ("content", "content cos"), ("first_token", "first word acc"))
+    width = 18
+    lines = ["layer".ljust(LAYER_W) + "".join(title.rjust(width) for _, title in cells)]
+    for layer in run.layers:
+        row = ("0 emb" if layer.index == 0 else str(layer.index)).ljust(LAYER_W)
+        for target, _ in cells:
+            p = layer.get(target, "pad")
+            row += (f"{fmt(p.score)} ({fmt(p.control)})" if p and p.applicable else "n/a").rjust(width)
+        lines.append(row)
+    return lines
+
+
 def _notes(run: ProbeRun) -> list[str]:
     reasons = []
     for layer in run.layers:
