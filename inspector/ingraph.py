@@ -8,10 +8,11 @@ Only these small tensors ([B, T], [B, k, H], [T, H], [B, T, 4]) leave the sessio
 [B, T, H] state and no [B, heads, T, T] map is copied out. The masks that select pads, real
 tokens, anchors and key groups are fed as extra graph inputs, made in numpy from each batch.
 
-Precision: reductions over one sequence run in float32 inside the graph (the pooled sums of
-the last layer in float64, which the cross-text rankings need); norms, cosines and every sum
-across sequences are taken in float64 in numpy. tests/inspector/test_ingraph.py checks the
-results against the float64 reference path (``PadStats.add`` etc.) within 1e-6.
+Precision: reductions over one sequence run in float32 inside the graph (``LAYER_DTYPE``;
+ONNX Runtime's float64 MatMul is several times slower than its float32 one and was not needed
+for 1e-6); norms, cosines and every sum across sequences are taken in float64 in numpy.
+tests/inspector/test_ingraph.py checks the results against the float64 reference path
+(``PadStats.add`` etc.) within 1e-6.
 """
 from __future__ import annotations
 
@@ -31,11 +32,11 @@ MIN_OPSET = 13  # Slice/Unsqueeze/ReduceSum take their axes as inputs from here 
 IN_MASKS = f"{PREFIX}.masks"  # [B, 2, T] (layer dtype): pad, real
 IN_ANCHOR = f"{PREFIX}.anchor"  # [B, 1, T] (layer dtype): one-hot of the anchor pad
 IN_PAD = f"{PREFIX}.pad"  # [B, T] (layer dtype): pad
-IN_TEXT = f"{PREFIX}.text_weights"  # [B, 4, T] float64: real, all, pad, first real (M.TEXT_SUM_ROWS)
+IN_TEXT = f"{PREFIX}.text_weights"  # [B, 4, T] (layer dtype): real, all, pad, first real (M.TEXT_SUM_ROWS)
 IN_KEYS = f"{PREFIX}.keys"  # [B, T, 4] float32: key groups (M.key_groups)
 FLOAT_TYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16,
                "bfloat16": TensorProto.BFLOAT16, "float64": TensorProto.DOUBLE}
-LAYER_DTYPE = "float32"  # per-layer reductions (the pooled sums of the last layer: float64)
+LAYER_DTYPE = "float32"  # what the in-graph reductions run in
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class StatsPlan:
 
     Attributes:
         layers: one ``LayerOutputs`` per hidden layer, layer 0 first.
-        text: ``[B, 4, H]`` float64 pooled sums of the last layer (``M.TEXT_SUM_ROWS``).
+        text: ``[B, 4, H]`` pooled sums of the last layer (``M.TEXT_SUM_ROWS``).
         attention: ``[B, T, 4]`` head-mean mass per key group, one per attention map.
         dtype: the numpy dtype the per-layer reductions run in (``float32`` or ``float64``).
     """
@@ -158,10 +159,10 @@ def build(model: onnx.ModelProto, hidden: list[str], attention: list[str],
           float_dtype: str, dtype: str = LAYER_DTYPE) -> tuple[onnx.ModelProto, StatsPlan]:
     """A delta ModelProto adding the statistics of ``hidden`` and ``attention`` to ``model``
     (merged into it, or its bytes appended to the model's), and the output names.
-    ``dtype``: what the per-layer reductions run in (the pooled sums always run in float64)."""
+    ``dtype``: what the reductions run in (float32 or float64)."""
     b = _Builder(default_opset(model))
     layers = tuple(_layer(b, name, float_dtype, i, FLOAT_TYPES[dtype]) for i, name in enumerate(hidden))
-    text = b.op("MatMul", [IN_TEXT, b.cast(hidden[-1], float_dtype, TensorProto.DOUBLE)], f"{PREFIX}.text")
+    text = b.op("MatMul", [IN_TEXT, b.cast(hidden[-1], float_dtype, FLOAT_TYPES[dtype])], f"{PREFIX}.text")
     masses = tuple(_attention(b, name, float_dtype, i) for i, name in enumerate(attention))
     plan = StatsPlan(layers, text, masses, dtype)
     _declare(b.graph, plan)
@@ -194,9 +195,9 @@ def _attention(b: _Builder, tensor: str, float_dtype: str, index: int) -> str:
 
 def _declare(graph: onnx.GraphProto, plan: StatsPlan) -> None:
     """The fed masks as typed graph inputs; the statistics as (untyped) graph outputs."""
-    f32, f64, layer = TensorProto.FLOAT, TensorProto.DOUBLE, FLOAT_TYPES[plan.dtype]
+    f32, layer = TensorProto.FLOAT, FLOAT_TYPES[plan.dtype]
     for name, dtype, shape in ((IN_MASKS, layer, ["B", 2, "T"]), (IN_ANCHOR, layer, ["B", 1, "T"]),
-                               (IN_PAD, layer, ["B", "T"]), (IN_TEXT, f64, ["B", 4, "T"])):
+                               (IN_PAD, layer, ["B", "T"]), (IN_TEXT, layer, ["B", 4, "T"])):
         graph.input.append(helper.make_tensor_value_info(name, dtype, shape))
     if plan.attention:
         graph.input.append(helper.make_tensor_value_info(IN_KEYS, f32, ["B", "T", 4]))
@@ -214,11 +215,11 @@ def feeds(plan: StatsPlan, mask: np.ndarray) -> dict[str, np.ndarray]:
     rows = np.arange(b)
     anchor = np.zeros((b, 1, t), plan.dtype)
     anchor[rows, 0, M.pad_anchor(mask)] = 1.0
-    first = np.zeros((b, t), np.float64)
+    first = np.zeros((b, t), plan.dtype)
     first[rows, (mask != 0).argmax(1)] = 1.0
-    real64 = (mask != 0).astype(np.float64)
-    out = {IN_MASKS: np.stack([pad, 1.0 - pad], axis=1), IN_ANCHOR: anchor, IN_PAD: pad,
-           IN_TEXT: np.stack([real64, np.ones_like(real64), 1.0 - real64, first], axis=1)}
+    real = 1.0 - pad
+    out = {IN_MASKS: np.stack([pad, real], axis=1), IN_ANCHOR: anchor, IN_PAD: pad,
+           IN_TEXT: np.stack([real, np.ones_like(real), pad, first], axis=1)}
     if plan.attention:
         out[IN_KEYS] = M.key_groups(mask).astype(np.float32)
     return out
