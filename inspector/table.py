@@ -166,7 +166,8 @@ def _header(result: InspectResult) -> list[str]:
     from padlens.inspector.tokenize import side_words
 
     side = side_words(result.padding_side, result.settings.padding_side_source)
-    return [f"padlens inspect: {n} text{'s' if n != 1 else ''}, {pad_to}, {side}"]
+    head = f"padlens inspect: {n} text{'s' if n != 1 else ''}, {pad_to}"
+    return [f"{head}, {side}"] if len(head) + len(side) < 78 else [f"{head},", f"  {side}"]
 
 
 def _legend(runs: list[RunResult]) -> list[str]:

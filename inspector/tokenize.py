@@ -145,12 +145,12 @@ def arange_positions(mask: np.ndarray) -> np.ndarray:
 SIDE_SOURCES = ("option", "tokenizer_config", "causal", "default")
 
 
-SIDE_REASONS = {"tokenizer_config": "auto: the tokenizer config's padding_side",
-                "causal": "auto: a causal model pads on the left", "default": "auto: an encoder pads on the right"}
+SIDE_REASONS = {"tokenizer_config": "auto: tokenizer config", "causal": "auto: causal model"}
 
 
 def side_words(side: str, source: str) -> str:
-    """``left padding (auto: a causal model pads on the left)``; ``right padding`` when asked for."""
+    """``left padding (auto: causal model)``, ``right padding (auto: tokenizer config)``; plain
+    ``right padding`` when asked for or by default (an encoder)."""
     reason = SIDE_REASONS.get(source)
     return f"{side} padding" + (f" ({reason})" if reason else "")
 

@@ -96,7 +96,7 @@ def test_audit_says_which_side_it_padded_on_and_why(ctoy, tmp_path):
     proc = run_padlens("audit", folder / "model.onnx", "--tokenizer", folder, "--text", TEXTS[0], "--text",
                        TEXTS[1], "--max-length", "16", "--json", tmp_path / "a.json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "left padding (auto: a causal model pads on the left)" in proc.stdout.splitlines()[0]
+    assert "left padding (auto: causal model)" in proc.stdout.splitlines()[0]
     runs = json.loads((tmp_path / "a.json").read_text())["runs"]
     assert runs[0]["padding_side"] == "left" and runs[0]["padding_side_source"] == "causal"
     assert "Trilu" in runs[0]["causal"]
@@ -107,7 +107,7 @@ def test_inspect_pads_a_causal_model_on_the_left_by_default_and_says_so(ctoy, tm
     proc = run_padlens("inspect", folder / "model.onnx", "--tokenizer", folder, "--text", TEXTS[1],
                        "--max-length", "8", "--json", tmp_path / "i.json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "left padding (auto: a causal model pads on the left)" in proc.stdout
+    assert "left padding (auto: causal model)" in proc.stdout
     data = json.loads((tmp_path / "i.json").read_text())
     assert data["padding_side"] == "left" and data["settings"]["padding_side_source"] == "causal"
     assert data["runs"][0]["encoder"]["causal"] is True

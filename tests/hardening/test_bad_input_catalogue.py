@@ -26,7 +26,8 @@ RECIPES = ("all-mpnet-base-v2, bert-base-uncased, bge-small-en-v1.5, distilbert-
 KNOWN_PROVIDERS = "coreml, cpu, cuda, directml, dml, dnnl, gpu, migraphx, openvino, qnn, rocm, tensorrt, trt, webgpu, xnnpack"
 TOLERANCES = ("padding_invariance, padding_invariance.delta, batch_neighbour_invariance, "
               "batch_neighbour_invariance.delta, mask_honoured, mask_honoured.delta, fully_masked_row, "
-              "fully_masked_row.delta, left_padding, left_padding.delta, mask_honoured_other_side, "
+              "fully_masked_row.delta, position_ids_follow_mask, position_ids_follow_mask.delta, "
+              "last_token_pooling, last_token_pooling.delta, left_padding, left_padding.delta, mask_honoured_other_side, "
               "mask_honoured_other_side.delta, reference_drift")
 NOT_PROTOBUF = "is not an ONNX model: its bytes do not parse as an ONNX protobuf (truncated, or another format)"
 NO_LAYERS = ("tok/no_layers.onnx: found no normalisation nodes behind output 'emb'; searched for "
