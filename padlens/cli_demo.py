@@ -21,7 +21,8 @@ def demo(ctx: click.Context, out_dir: str, force: bool) -> None:
     \b
     Exports minilm-l6 in fp32, fp16, int8-dynamic and int8-static with every layer
     exposed, inspects the pad states of "this is a sample sentence" padded to 128,
-    audits the four precisions for padding leaks, and writes a report.
+    audits the four precisions for padding leaks, writes a report, and probes what one
+    pad state of the fp32 model reveals per layer (needs scikit-learn).
 
     \b
     Example:
@@ -42,6 +43,13 @@ def demo(ctx: click.Context, out_dir: str, force: bool) -> None:
 
         click.echo("Does padding leak into real tokens? (padlens audit)")
         render_audit(result.audit)
+    if getattr(result, "probe", None) is not None:
+        from padlens.inspector.probe_table import summary
+
+        click.echo("What does one pad state reveal? (padlens probe, fp32: score (control) per layer)")
+        for line in summary(result.probe.runs[0]):
+            click.echo(line)
+        click.echo("")
     click.echo(f"padlens demo wrote {result.out_dir}/")
     for path in result.files:
         click.echo(f"  {path}")

@@ -12,6 +12,7 @@ from padlens.errors import BadInput
 if TYPE_CHECKING:  # the results' types; importing them here would load onnxruntime
     from padlens.inspector.audit import AuditResult
     from padlens.inspector.inspect import InspectResult
+    from padlens.inspector.probe import ProbeResult
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,8 @@ QUESTION_TEXT = "this is a sample sentence"
 REPORT_NAME = "report.html"
 #: Texts of the report's inspection: the question's sentence and corpus lines.
 REPORT_TEXTS = 12
+#: Texts and states per text of the demo's short probe (the fp32 model, built-in corpus).
+PROBE_TEXTS, PROBE_PER_TEXT = 200, 2
 
 
 @dataclass
@@ -34,6 +37,8 @@ class DemoResult:
         question: the inspection of the question's sentence alone, padded to 128.
         inspect: the inspection behind the report (several texts) or None.
         audit: the audit of the four precisions (AuditResult) or None.
+        probe: what one pad state of the fp32 model reveals per layer (ProbeResult), or None
+            without scikit-learn.
         timings: seconds per stage.
     """
 
@@ -44,6 +49,7 @@ class DemoResult:
     question: InspectResult | None = None
     inspect: InspectResult | None = None
     audit: AuditResult | None = None
+    probe: ProbeResult | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -53,7 +59,7 @@ def _check_demo_dir(out: Path, force: bool) -> bool:
         raise BadInput(f"{out} exists and is not a folder")
     if not out.is_dir() or not any(out.iterdir()):
         return False
-    mine = {"minilm-l6", "inspect.json", "audit.json", "report.html", "audit.xml"}
+    mine = {"minilm-l6", "inspect.json", "audit.json", "report.html", "audit.xml", "probe.json"}
     foreign = sorted(p.name for p in out.iterdir() if p.name not in mine and not p.name.startswith("."))
     if foreign and not force:
         raise BadInput(f"{out} holds files the demo did not write ({', '.join(foreign[:3])}); "
@@ -144,4 +150,25 @@ def report_stage(result: DemoResult, say: Callable[[str], None], progress: bool)
     result.files.append(path)
 
 
-STAGES = (question_stage, audit_stage, report_stage)
+def probe_stage(result: DemoResult, say: Callable[[str], None], progress: bool) -> None:
+    """A short probe of the fp32 model on the corpus: what one pad state reveals per layer.
+    Without scikit-learn (the ``probe`` extra) it says how to enable it and skips."""
+    from padlens.errors import MissingExtra
+    from padlens.inspector.probe import fitter, probe
+
+    try:
+        fitter()
+    except MissingExtra as exc:
+        say(f"[probe] skipped: {exc}")
+        return
+    model = str(result.export_dir / "model.onnx")
+
+    def run(bar):
+        update = None if bar is None else (lambda done, total: (setattr(bar, "total", total), bar(done)))
+        return probe([model], limit=PROBE_TEXTS, per_text=PROBE_PER_TEXT, progress=update)
+
+    result.probe = _stage(result, "probe", say, lambda: _with_bar(progress, None, "steps", run))
+    _write_json(result, "probe.json", result.probe.to_dict())
+
+
+STAGES = (question_stage, audit_stage, report_stage, probe_stage)

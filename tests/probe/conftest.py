@@ -66,3 +66,13 @@ def cli(capsys):
         return exc.value.code, out, err
 
     return run
+
+
+@pytest.fixture
+def no_sklearn(monkeypatch):
+    """scikit-learn made unimportable (it and every submodule already loaded), probe_fit unloaded."""
+    import sys
+
+    for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")] + ["sklearn"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "padlens.inspector.probe_fit", raising=False)

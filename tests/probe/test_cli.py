@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
@@ -63,9 +62,7 @@ def test_bad_input_is_one_error_line_exit_2_and_nothing_written(cli, tiny, short
     assert not out.exists() and stdout == ""
 
 
-def test_without_scikit_learn_the_error_names_the_extra(cli, tiny, monkeypatch):
-    monkeypatch.setitem(sys.modules, "sklearn", None)
-    monkeypatch.delitem(sys.modules, "padlens.inspector.probe_fit", raising=False)
+def test_without_scikit_learn_the_error_names_the_extra(cli, tiny, no_sklearn):
     code, _, err = cli("probe", tiny, "--text", "a b c")
     assert code == 2
     assert err.startswith("Error:") and "pip install 'padlens[probe]'" in err
