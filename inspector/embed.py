@@ -120,7 +120,8 @@ def _embed_batch(runner: LastLayer, batch: Batch, config: PoolingConfig) -> np.n
 
 
 def _write_rows(runner: LastLayer, texts_file, tmp: Path, total: int, config: PoolingConfig,
-                max_length: int, batch_size: int, progress=None) -> tuple[int, int, int]:
+                max_length: int, batch_size: int, progress=None,
+                text_column: str | None = None) -> tuple[int, int, int]:
     """Embed the texts of ``texts_file`` into a memory-mapped .npy at ``tmp``: (dim, real tokens,
     tokens fed). A window of WINDOW_BATCHES batches is tokenized at once and run in batches of
     similar length (little padding); rows go back to their input positions."""
@@ -129,7 +130,7 @@ def _write_rows(runner: LastLayer, texts_file, tmp: Path, total: int, config: Po
     from padlens.inspector.texts import iter_texts
 
     out, done, real, fed = None, 0, 0, 0
-    for chunk in batches_of(iter_texts(texts_file), batch_size * WINDOW_BATCHES):
+    for chunk in batches_of(iter_texts(texts_file, text_column), batch_size * WINDOW_BATCHES):
         if done + len(chunk) > total:
             raise BadInput(f"{texts_file} changed while it was read (more than {total} texts)")
         window = runner.tokenizer.encode(chunk, max_length=max_length, padding="longest", side="right")
@@ -153,7 +154,9 @@ def _write_rows(runner: LastLayer, texts_file, tmp: Path, total: int, config: Po
 
 def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normalize: bool | None = None,
           batch_size: int = 32, max_length: int | None = None, providers: Sequence[str] = ("cpu",),
-          allow_fallback: bool = False, threads: int | None = None, progress=None) -> EmbedResult:
+          allow_fallback: bool = False, threads: int | None = None, progress=None, text_column: str | None = None,
+          engine: str = "local", keep_text: bool = False, ray_address: str | None = None,
+          workers: int | None = None, progress_bars: bool = False) -> EmbedResult:
     """Embed every text of ``texts_file`` with ``model`` into ``out`` (float32 .npy, one row per text).
 
     Streams: a counting pass sizes a memory-mapped .npy beside ``out``, then windows of
@@ -161,14 +164,28 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
     ``batch_size`` padded to their own longest text, and written back at their input
     positions; the file is renamed onto ``out`` only when complete. Memory holds one window's
     token ids and one batch's states, whatever the file's size. ``progress`` is called with the
-    number of texts written after each batch.
+    number of texts written after each batch. ``text_column`` names the Parquet/CSV column
+    or JSONL field. ``engine="ray"`` embeds on Ray Data actors (the same vectors): ``out``
+    ending in .npy is gathered as here, anything else becomes a Parquet dataset folder
+    (``keep_text`` adds the texts); see ``padlens.inspector.ray.embed_job``.
     """
     from padlens.inspector.resolve import resolve_models
     from padlens.inspector.texts import count_texts
 
+    from padlens.inspector.ray import check_engine
+
+    check_engine(engine, ray_address, workers)
+    if engine == "ray":
+        from padlens.inspector.ray.embed_job import embed_ray
+
+        return embed_ray(model, texts_file, out, tokenizer, pooling, normalize, batch_size, max_length, providers,
+                         allow_fallback, threads, progress, text_column, keep_text, ray_address, workers,
+                         progress_bars)
+    if keep_text:
+        raise BadInput("--keep-text needs --engine ray (it writes a Parquet dataset)")
     check_counts(batch_size=batch_size, max_length=max_length, threads=threads)
     ref = pick_ref(resolve_models([model], tokenizer))
-    total = count_texts(texts_file)
+    total = count_texts(texts_file, text_column)
     if total == 0:
         raise BadInput(f"no texts: {texts_file} is empty")
     runner = EmbedModel(ref, providers, allow_fallback, threads, graph_pooling=pooling == "auto")
@@ -177,7 +194,8 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
     log.info("%s: %d texts, %s pooling (%s), normalize %s, max length %d", ref.label, total,
              config.mode, config.source, config.normalize, limit)
     with atomic_path(out) as tmp:
-        dim, real, fed = _write_rows(runner, texts_file, tmp, total, config, limit, int(batch_size), progress)
+        dim, real, fed = _write_rows(runner, texts_file, tmp, total, config, limit, int(batch_size), progress,
+                                     text_column)
     log.info("%s: fed %d tokens for %d real ones (%.3f×; batches sorted by length within windows of %d texts)",
              ref.label, fed, real, fed / max(real, 1), int(batch_size) * WINDOW_BATCHES)
     return EmbedResult(Path(out), total, dim, ref.label, config.mode, config.normalize,

@@ -16,6 +16,7 @@ from padlens.inspector import metrics as M
 from padlens.inspector.encoder import Encoder, EncoderInfo, Forward, check_memory
 from padlens.inspector.jsonable import NOT_IN_JSON, to_jsonable
 from padlens.inspector.options import check_options
+from padlens.inspector.ray import check_engine
 from padlens.inspector.resolve import ModelRef, resolve_models
 from padlens.inspector.texts import batches_of, default_corpus, iter_texts, read_texts
 from padlens.inspector.tokenize import Batch
@@ -155,6 +156,9 @@ class InspectSettings:
             ``causal`` (a decoder pads on the left) or ``default`` (right).
         text_cap: texts kept for the cross-text metrics.
         knn_k: neighbours in the k-NN overlap.
+        text_column: the Parquet/CSV column or JSONL field read (None: "text").
+        engine: "local" (this process) or "ray" (Ray Data actors: ``padlens.inspector.ray``).
+        ray: with engine "ray": address, workers, CPUs and threads per worker, texts per shard.
         stats: ``graph`` (reductions inside the session where they can be built; each run's
             ``encoder.stats`` says where they ran) or ``numpy`` (the float64 reference path).
         timings: seconds: tokenize, total.
@@ -174,6 +178,9 @@ class InspectSettings:
     text_cap: int = M.TEXT_CAP
     knn_k: int = M.KNN_K
     stats: str = "graph"
+    text_column: str | None = None
+    engine: str = "local"
+    ray: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -254,7 +261,8 @@ class InspectResult:
 
 # ---------------------------------------------------------------- texts
 
-def text_source(texts: Iterable[str] | None, texts_file: str | None) -> Iterator[str]:
+def text_source(texts: Iterable[str] | None, texts_file: str | None,
+                text_column: str | None = None) -> Iterator[str]:
     """The texts to measure, streamed: ``texts`` first, then the file's; by default the corpus.
 
     A file (or an iterator passed as ``texts``) is read lazily, never held whole; blank
@@ -265,7 +273,7 @@ def text_source(texts: Iterable[str] | None, texts_file: str | None) -> Iterator
             raise BadInput("no texts given")
         texts = read_texts(list(texts), None) if texts else []
     if texts_file is not None:
-        return itertools.chain(texts or [], iter_texts(texts_file))  # checks the file exists now
+        return itertools.chain(texts or [], iter_texts(texts_file, text_column))  # checks the file exists now
     if texts is None:
         return iter(default_corpus())
     return (t for t in texts if t.strip())
@@ -482,6 +490,17 @@ def _tokenizer_groups(runs: list[_Run]) -> dict[str, list[_Run]]:
     return groups
 
 
+def _inspect_on_ray(args: dict) -> InspectResult:
+    """``inspect()`` with ``engine="ray"``: the same result from Ray Data actors (the ``ray`` extra)."""
+    from padlens.inspector.ray.inspect_job import inspect_ray
+
+    if args["texts"] is not None:
+        raise BadInput("--engine ray reads a corpus: pass --texts FILE, FOLDER or GLOB, not --text")
+    keys = ("models", "texts_file", "text_column", "tokenizer", "max_length", "padding", "padding_side", "providers",
+            "allow_fallback", "batch_size", "layers", "threads", "progress", "stats", "ray_address", "workers")
+    return inspect_ray(**{key: args[key] for key in keys}, show_progress=args["progress_bars"])
+
+
 def inspect(
     models: list[str],
     texts: list[str] | Iterable[str] | None = None,
@@ -497,6 +516,11 @@ def inspect(
     threads: int | None = None,
     progress: Callable[[int], None] | None = None,
     stats: str = "graph",
+    text_column: str | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
+    progress_bars: bool = False,
 ) -> InspectResult:
     """Measure what the pad positions of each model hold, every model on the same batches.
 
@@ -509,12 +533,18 @@ def inspect(
     ``stats``: ``graph`` computes the pad statistics inside the ONNX Runtime session where the
     graph allows it (``padlens.inspector.ingraph``; else numpy, with the reason in the run's
     ``encoder.stats``), ``numpy`` from the copied-out states (the float64 reference path).
+    ``text_column`` names the Parquet/CSV column or JSONL field holding the texts.
+    ``engine="ray"`` measures on Ray Data actors (``ray_address``: None starts a local Ray,
+    "auto" joins a cluster; ``workers``; ``progress_bars``: Ray's own) with the same result.
     """
+    check_engine(engine, ray_address, workers)
+    if engine == "ray":
+        return _inspect_on_ray(locals())
     started = time.perf_counter()
     providers = check_options(max_length, padding, padding_side, batch_size, providers, threads)
     if stats not in STATS:
         raise BadInput(f"stats must be one of {', '.join(STATS)}, got {stats!r}")
-    chunks = batches_of(text_source(texts, texts_file), int(batch_size))
+    chunks = batches_of(text_source(texts, texts_file, text_column), int(batch_size))
     first = _first_chunk(chunks, texts_file)
     opened = _open_encoders(resolve_models(models, tokenizer), providers,
                             {"allow_fallback": allow_fallback, "threads": threads, "layers": layers,
@@ -539,6 +569,6 @@ def inspect(
     settings = InspectSettings(
         padding=padding, batch_size=int(batch_size), providers=providers, allow_fallback=allow_fallback,
         layers=layers, threads=threads, tokenizer=tokenizer, texts_file=texts_file, max_length_asked=max_length,
-        padding_side_asked=asked_side, padding_side_source=side_source, stats=stats,
+        padding_side_asked=asked_side, padding_side_source=side_source, stats=stats, text_column=text_column,
         timings={"tokenize": round(tokenize_s, 4), "total": round(time.perf_counter() - started, 4)})
     return InspectResult([_finish(run) for run in runs], count, length, padding_side, settings)

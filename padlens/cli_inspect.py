@@ -1,8 +1,9 @@
 """`padlens inspect`, and the input options audit and embed reuse (`input_options`)."""
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Callable
+from typing import Callable, Iterator
 
 import click
 
@@ -27,8 +28,9 @@ def input_options(func: Callable) -> Callable:
                      help="Tokenizer folder or tokenizer.json (needed for a bare .onnx; an export dir brings its own)."),
         click.option("--text", "texts", metavar="T", multiple=True, help="A text to feed (repeatable)."),
         click.option("--texts", "texts_file", metavar="FILE",
-                     help="Texts file: .txt one per line, .jsonl with a 'text' field, .csv with a 'text' "
-                          "column. Default: the sample corpus shipped with padlens."),
+                     help="Texts file: .txt one per line, .jsonl with a 'text' field, .csv or .parquet with a "
+                          "'text' column; or a folder or glob of them. Default: the sample corpus shipped "
+                          "with padlens."),
         click.option("--max-length", type=int, metavar="N",
                      help="Truncate to N tokens and, with --pad-to max-length, pad to N. "
                           "[default: 128, or the model's position embeddings if fewer]"),
@@ -66,6 +68,51 @@ def input_kwargs(models, tokenizer, texts, texts_file, max_length, padding_side,
             "allow_fallback": allow_fallback, "batch_size": batch_size, "layers": names, "threads": threads}
 
 
+ENGINE_KEYS = ("engine", "ray_address", "workers", "text_column")
+
+
+def engine_options(func: Callable) -> Callable:
+    """``--engine``, ``--ray-address``, ``--workers`` and ``--text-column``: where inspect and
+    embed run, and which column holds the texts. Pair with ``engine_kwargs``."""
+    options = [
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="local: this process. ray: Ray Data actors on a local Ray or a cluster, "
+                          "the same results (pip install 'padlens[ray]')."),
+        click.option("--ray-address", metavar="ADDR",
+                     help="With --engine ray: 'auto' joins the cluster this node belongs to, HOST:PORT "
+                          "another. [default: start a local Ray sized to this machine]"),
+        click.option("--workers", type=int, metavar="N",
+                     help="With --engine ray: actors, each with one ONNX Runtime session. "
+                          "[default: one per GPU with --provider cuda, else one per 4 CPUs]"),
+        click.option("--text-column", metavar="NAME",
+                     help="The Parquet or CSV column, or JSONL field, holding the texts. [default: text]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def engine_kwargs(ctx: click.Context, engine: str, ray_address: str | None, workers: int | None,
+                  text_column: str | None) -> dict:
+    """The library's keyword arguments for ``engine_options`` (Ray's progress bars unless -q)."""
+    from padlens.cli_options import is_quiet
+    from padlens.inspector.ray import check_engine
+
+    check_engine(engine, ray_address, workers)
+    return {"engine": engine, "ray_address": ray_address, "workers": workers, "text_column": text_column,
+            "progress_bars": engine == "ray" and not is_quiet(ctx)}
+
+
+@contextlib.contextmanager
+def engine_progress(ctx: click.Context, engine: dict, texts_file: str | None) -> Iterator:
+    """The tqdm bar in-process; with --engine ray, Ray Data draws its own (no callback)."""
+    if engine["engine"] == "ray":
+        yield None
+        return
+    with progress_bar(ctx, count_texts_or_none(texts_file)) as progress:
+        yield progress
+
+
 def check_output_file(path: str | None, option: str = "--json") -> None:
     """Refuse an output path that cannot be written before any work is done.
 
@@ -77,6 +124,7 @@ def check_output_file(path: str | None, option: str = "--json") -> None:
 
 @click.command("inspect")
 @input_options
+@engine_options
 @click.option("--stats", type=click.Choice(["graph", "numpy"]), default="graph", show_default=True,
               help="Where the pad statistics are computed: graph (reductions added to the ONNX graph, only "
                    "small tensors leave ONNX Runtime) or numpy (float64 from the copied-out states, the reference).")
@@ -93,14 +141,17 @@ def inspect_cmd(ctx: click.Context, outputs: OutputTargets, stats: str, **option
       padlens inspect out/minilm --text "this is a sample sentence"
       padlens inspect model.onnx --tokenizer tok/ --texts corpus.jsonl --json pads.json
       padlens inspect out/minilm --provider cpu --provider cuda --padding-side left
+      padlens inspect out/minilm --texts corpus.parquet --engine ray --json pads.json
+      padlens inspect out/minilm --texts 'shards/*.jsonl' --engine ray --ray-address auto --workers 8
     """
     from padlens.inspector.inspect import inspect
     from padlens.inspector.table import render
     from padlens.timings import log_timings
 
+    engine = engine_kwargs(ctx, **{key: options.pop(key) for key in ENGINE_KEYS})
     kwargs = input_kwargs(**options)
-    with progress_bar(ctx, count_texts_or_none(kwargs["texts_file"])) as progress:
-        result = inspect(**kwargs, progress=progress, stats=stats)
+    with engine_progress(ctx, engine, kwargs["texts_file"]) as progress:
+        result = inspect(**kwargs, **engine, progress=progress, stats=stats)
     log_timings(result)
     if outputs.html:
         from padlens.inspector.report import write_html

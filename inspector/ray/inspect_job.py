@@ -230,8 +230,9 @@ def inspect_ray(models: list[str], texts_file: str | None, text_column: str | No
                 tokenizer: str | None = None, max_length: int | None = None, padding: str = "max_length",
                 padding_side: str = "auto", providers: Sequence[str] = ("cpu",), allow_fallback: bool = False,
                 batch_size: int = 32, layers: list[str] | None = None, threads: int | None = None,
-                progress: Callable[[int], None] | None = None, ray_address: str | None = None,
-                workers: int | None = None, show_progress: bool = True) -> I.InspectResult:
+                progress: Callable[[int], None] | None = None, stats: str = "graph",
+                ray_address: str | None = None, workers: int | None = None,
+                show_progress: bool = True) -> I.InspectResult:
     """``inspect()`` on Ray Data: the same result, measured by ``workers`` actors.
 
     ``texts_file`` is a .txt/.jsonl/.csv/.parquet file, a folder or a glob of them; ``ray_address``
@@ -250,6 +251,8 @@ def inspect_ray(models: list[str], texts_file: str | None, text_column: str | No
         raise BadInput("--engine ray reads a corpus: pass --texts FILE, FOLDER or GLOB")
     check_workers(workers)
     providers = check_options(max_length, padding, padding_side, batch_size, providers, threads)
+    if stats not in I.STATS:
+        raise BadInput(f"stats must be one of {', '.join(I.STATS)}, got {stats!r}")
     plan = C.plan_corpus(texts_file, text_column)
     refs = resolve_models(models, tokenizer)
     local = [_local_encoder(ref, layers) for ref in refs]
@@ -258,7 +261,8 @@ def inspect_ray(models: list[str], texts_file: str | None, text_column: str | No
     padding_side, side_source = I.resolve_side(asked_side, local)
     I.check_memory(local, int(batch_size), length)
     job = InspectJob(refs, providers,
-                     {"allow_fallback": allow_fallback, "threads": threads, "layers": layers}, length, padding,
+                     {"allow_fallback": allow_fallback, "threads": threads, "layers": layers,
+                      "stats": stats == "graph"}, length, padding,
                      padding_side, int(batch_size), plan.total, M.TEXT_CAP, os.environ.get(FAULT_ENV))
     graphs = {enc.ref.path: enc.graph for enc in local}
     merges, info = _run_job(job, plan, refs, providers, graphs, ray_address, workers, threads, progress,
@@ -266,9 +270,8 @@ def inspect_ray(models: list[str], texts_file: str | None, text_column: str | No
     settings = I.InspectSettings(
         padding=padding, batch_size=int(batch_size), providers=providers, allow_fallback=allow_fallback,
         layers=layers, threads=threads, tokenizer=tokenizer, texts_file=texts_file, max_length_asked=max_length,
-        padding_side_asked=asked_side, padding_side_source=side_source,
-        timings={"total": round(time.perf_counter() - started, 4)})
-    log.info("ray: %s", info)
+        padding_side_asked=asked_side, padding_side_source=side_source, stats=stats, text_column=text_column,
+        engine="ray", ray=info, timings={"total": round(time.perf_counter() - started, 4)})
     return I.InspectResult([I._finish(m.run) for m in merges], plan.total, length, padding_side, settings)
 
 
@@ -309,6 +312,6 @@ def _stream(job, plan, refs, providers, graphs, cluster, workers, threads, progr
         done += int(row["texts"])
         if progress is not None:
             progress(done)
-    info = {"engine": "ray", "ray_address": cluster.address, "workers": workers, "worker_cpus": cpus,
+    info = {"address": cluster.address, "workers": workers, "worker_cpus": cpus,
             "worker_threads": actor_threads, "shard_texts": size}
     return merges, info
