@@ -16,6 +16,10 @@ rotates per round), ``--reps`` rounds, medians:
 - ``graph``: ``padlens.inspect(stats="graph")``: the same with the statistics reduced inside the
   ONNX Runtime session (``padlens.inspector.ingraph``).
 
+``--paired``: the same three paths batch by batch in one process (each batch goes through all
+three, in an order that rotates per batch; open, exposure check, finish and JSON timed apart),
+so that a busy spell of a shared machine hits them alike.
+
 Tokens/s counts padded tokens (texts x max length). Also times ``Encoder.open`` (load, locate,
 expose, session) with and without the statistics graph. Prints a Markdown table and writes
 ``benchmarks/work/inspect_speed.json``.
@@ -101,6 +105,58 @@ def padlens_inspect(args, texts: list[str], stats: str) -> dict:
             "stats": run.encoder.stats, "n_texts": run.n_texts}
 
 
+def paired(args, texts: list[str]) -> dict:
+    """Batch by batch in one process: each batch through the bare loop, then inspect's numpy and
+    graph paths (``inspect._measure``: forward, metrics, the exposure check on the first batch),
+    in an order that rotates per batch; then each path's finish and JSON. A slow spell of a
+    shared machine hits the three alike. Seconds per path: open, batches, finish + JSON."""
+    import onnxruntime as ort
+
+    from padlens.inspector import inspect as I
+    from padlens.inspector.encoder import make_feeds
+    from padlens.inspector.resolve import resolve_models
+    from padlens.inspector.session import resolve_providers
+
+    ref = resolve_models([model_file(args.model)])[0]
+    seconds = {mode: {"open": 0.0, "batches": 0.0, "finish": 0.0} for mode in MODES}
+    start = time.perf_counter()
+    options = ort.SessionOptions()
+    if args.threads:
+        options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
+    session = ort.InferenceSession(str(ref.path), options, providers=resolve_providers(args.provider))
+    seconds["bare"]["open"] = time.perf_counter() - start
+    runs = {}
+    for mode in ("numpy", "graph"):
+        start = time.perf_counter()
+        enc = I.Encoder.open(resolve_models([model_file(args.model)])[0], providers=tuple(args.provider),
+                             threads=args.threads, keep_model=False, stats=mode == "graph")
+        runs[mode] = I._new_run(enc.ref, args.provider[0], enc, time.perf_counter() - start, args.max_length)
+        seconds[mode]["open"] = time.perf_counter() - start
+    tokenizer, inputs = runs["numpy"].encoder.tokenizer, runs["numpy"].encoder.graph.inputs
+    fetch = [str(t) for t in runs["numpy"].encoder.graph.layers.hidden]
+    for index, i in enumerate(range(0, len(texts), args.batch_size)):
+        chunk = texts[i:i + args.batch_size]
+        batch = tokenizer.encode(chunk, max_length=args.max_length, padding="max_length", side="right")
+        for mode in MODES[index % 3:] + MODES[:index % 3]:
+            start = time.perf_counter()
+            if mode == "bare":
+                session.run(fetch, make_feeds(inputs, batch))
+            else:
+                I._measure(runs[mode], batch, first=index == 0, texts=chunk)
+            seconds[mode]["batches"] += time.perf_counter() - start
+    for mode in ("numpy", "graph"):
+        start = time.perf_counter()
+        doc = json.dumps(I._finish(runs[mode]).to_dict(), indent=2, allow_nan=False)
+        (WORK / f"inspect_speed_paired_{mode}.json").write_text(doc)
+        seconds[mode]["finish"] = time.perf_counter() - start
+    for mode in MODES:
+        seconds[mode]["total"] = sum(seconds[mode].values())
+    for mode in ("numpy", "graph"):
+        seconds[mode]["vs_bare"] = seconds["bare"]["total"] / seconds[mode]["total"]
+        seconds[mode]["batches_vs_bare"] = seconds["bare"]["batches"] / seconds[mode]["batches"]
+    return seconds
+
+
 def open_times(args, runs: int = 5) -> dict:
     """Median seconds of ``Encoder.open`` without and with the statistics graph (interleaved)."""
     from padlens.inspector.encoder import Encoder
@@ -133,6 +189,11 @@ def machine() -> dict:
 
 def measure(args) -> dict:
     texts = corpus_texts(args.texts)
+    if args.paired:
+        before = os.getloadavg()
+        passes = [paired(args, texts) for _ in range(args.reps)]
+        return {"args": vars(args), "machine": machine() | {"load_before": before}, "paired": passes,
+                "load_after": os.getloadavg()}
     runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
     for rep in range(args.reps):
         order = MODES[rep % len(MODES):] + MODES[:rep % len(MODES)]
@@ -213,12 +274,28 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--provider", action="append", default=None, help="cpu (default), cuda, ...")
+    parser.add_argument("--paired", action="store_true",
+                        help="batch by batch in one process (the three paths take turns on each batch)")
     args = parser.parse_args()
     args.provider = args.provider or ["cpu"]
     WORK.mkdir(parents=True, exist_ok=True)
     out = measure(args)
-    (WORK / "inspect_speed.json").write_text(json.dumps(out, indent=2))
-    print(table(out))
+    (WORK / ("inspect_speed_paired.json" if args.paired else "inspect_speed.json")).write_text(json.dumps(out, indent=2))
+    print(paired_table(out) if args.paired else table(out))
+
+
+def paired_table(out: dict) -> str:
+    rows = ["| pass | path | open s | batches s | finish + JSON s | total s | vs bare | batches vs bare |",
+            "|---|---|---|---|---|---|---|---|"]
+    for n, seconds in enumerate(out["paired"], 1):
+        for mode in MODES:
+            s = seconds[mode]
+            rows.append(f"| {n} | {mode} | {s['open']:.2f} | {s['batches']:.2f} | {s['finish']:.2f} | {s['total']:.2f} "
+                        f"| {s.get('vs_bare', 1):.3f} | {s.get('batches_vs_bare', 1):.3f} |")
+    for mode in ("numpy", "graph"):
+        ratio = statistics.median(p[mode]["vs_bare"] for p in out["paired"])
+        rows.append(f"\nmedian {mode} vs bare: {ratio:.3f}×")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
