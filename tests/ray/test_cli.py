@@ -14,8 +14,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.cli.conftest import cli_run  # noqa: F401  (fixture)
-
 from .conftest import BATCH, MAX_LEN, assert_same_json
 
 N = 200
