@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 
 
-
-
 @pytest.fixture(scope="module")
 def honest(zoo, tmp_path_factory):
     from tests.audit import toys
