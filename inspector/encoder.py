@@ -222,7 +222,7 @@ class Encoder:
         attention = [names[t] for t in graph.layers.attention]
         log.info("%s: %d layers (%s) on %s", ref.label, len(hidden) - 1, graph.layers.style, session.used)
         for note in structure_notes(graph):
-            log.warning("%s: %s", ref.label, note)
+            log.info("%s: %s", ref.label, note)  # commands show it once: run warnings, audit note
         return cls(ref, graph, tokenizer, session, hidden, attention, tuple(providers),
                    allow_fallback, threads, stats=plan, stats_note=why)
 
@@ -297,7 +297,8 @@ class Encoder:
         values = dict(zip(fetch, self._run(fetch, batch)))
         hidden = [np.asarray(values[n], dtype=np.float32) for n in self.hidden_outputs]
         self._check_hidden(hidden, batch)
-        attention = [np.asarray(values[n], dtype=np.float32) for n in self.attention_outputs]
+        # one-head graphs may drop the heads axis: [B, T, T] becomes [B, 1, T, T]
+        attention = [_with_heads(np.asarray(values[n], dtype=np.float32)) for n in self.attention_outputs]
         return Forward(hidden, attention, {n: values[n] for n in own})
 
     def fetch(self, names: Sequence[str], batch: Batch) -> list[np.ndarray]:
@@ -391,6 +392,11 @@ def _session_with_stats(graph: graph_mod.EncoderGraph, model, providers, allow_f
     if full is model:
         model = graph_mod.exposed_model(graph, list(layers.hidden) + list(layers.attention))[0]
     return None, why, create_session(model, providers, allow_fallback, threads)
+
+
+def _with_heads(probs: np.ndarray) -> np.ndarray:
+    """Attention probabilities as [B, heads, T, T] (a [B, T, T] tensor is one head)."""
+    return probs[:, None] if probs.ndim == 3 else probs
 
 
 def check_vocab(tokenizer: PadTokenizer, embedding_rows: int | None, label: str) -> None:

@@ -213,3 +213,12 @@ def test_a_run_failure_inside_the_library_names_model_batch_and_shape(toy_dir):
     with pytest.raises(ModelLoadError, match=r"bad-gather/model on a batch of 2 texts x 8 tokens"):
         enc.run(batch)
     assert json.dumps(enc.describe().notes) == "[]"
+
+
+def test_inspect_of_a_batch_1_graph_runs_and_says_so_once(toy_dir, tmp_path):
+    model = toy_dir("batch-1")
+    proc = run_padlens("inspect", model / "model.onnx", "--tokenizer", model, "--text", "a cat sat",
+                       "--text", "the dog", "--max-length", "8", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (proc.stdout + proc.stderr).count("fixes the batch at 1") == 1
+    assert "real->pad" in proc.stdout  # its one-head [B, T, T] attention is read as [B, 1, T, T]
