@@ -588,7 +588,8 @@ def _probe_run(enc: Encoder, provider: str, texts: list[str], labels, column, te
 def _window_notes(data: Collected, pad_texts: int, kept: int) -> list[str]:
     if pad_texts == 0:
         return [f"no text has a pad at or past position {data.floor} (the common pad window): "
-                "pad probes are not applicable; raise --max-length or use shorter texts"]
+                "pad probes are not applicable; raise --max-length, use shorter texts, or pad to "
+                "--max-length (padded to its longest text, a batch has few pads)"]
     if pad_texts < kept:
         return [f"pad probes use the {pad_texts} of {kept} texts with pads in the common window "
                 f"(positions from {data.floor} on, counted from the text side)"]
