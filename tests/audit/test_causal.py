@@ -48,9 +48,11 @@ def run_audit(folder: Path, side: str = "auto"):
 
 
 @pytest.mark.parametrize("style, causal", [
-    ("qwen3-optimum", True), ("qwen3-dynamo", True), ("qwen3-ort-fused", True),
+    ("qwen3-optimum", True), ("qwen3-dynamo", True), ("qwen3-ort-fused", True), ("qwen3-rmsnorm-op", True),
+    ("llama-optimum", True),
     ("modernbert-optimum", False),  # its sliding window compares |i - j|: a band, not a triangle
-    ("torchscript", False), ("roberta", False),
+    ("modernbert-dynamo", False), ("modernbert-ort-fused", False),
+    ("torchscript", False), ("dynamo", False), ("position-ids", False), ("roberta", False),
 ])
 def test_causal_attention_is_read_from_the_graph(zoo, style, causal):
     structure = load_encoder(zoo(style) / "model.onnx").structure
