@@ -1,6 +1,8 @@
 """Ray Data gives the same numbers as in-process: inspect's JSON, embed's vectors, even after a fault."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -50,12 +52,15 @@ def test_inspect_on_ray_gives_the_same_json_as_in_process(ray_local, tiny, txt_c
     assert_same_json(local_json, remote)
 
 
-def test_inspect_reads_a_parquet_folder_with_a_text_column(ray_local, tiny, tmp_path, texts, parquet_folder):
-    local = inspect([str(tiny)], texts_file=str(small_txt(tmp_path, texts)), max_length=MAX_LEN,
+def test_inspect_reads_a_parquet_folder_with_a_text_column(ray_local, tiny, nan_model, tmp_path, texts,
+                                                            parquet_folder):
+    models = [str(tiny), str(nan_model)]  # two runs on the same batches, in the order asked
+    local = inspect(models, texts_file=str(small_txt(tmp_path, texts)), max_length=MAX_LEN,
                     batch_size=BATCH, padding="longest").to_dict()
-    remote = inspect_ray([str(tiny)], str(parquet_folder), text_column="body", max_length=MAX_LEN,
+    remote = inspect_ray(models, str(parquet_folder), text_column="body", max_length=MAX_LEN,
                          batch_size=BATCH, padding="longest", workers=2, show_progress=False).to_dict()
-    assert remote["texts_count"] == SMALL
+    assert remote["texts_count"] == SMALL and [r["model"] for r in remote["runs"]] == [str(Path(m) / "model.onnx")
+                                                                                      for m in models]
     assert_same_json(local, remote)
 
 
@@ -128,13 +133,12 @@ def nan_model(tiny, tmp_path_factory):
     return folder
 
 
-def test_failed_texts_leave_the_same_faults_and_the_same_first_2000_texts(ray_local, tiny, nan_model,
-                                                                          txt_corpus, texts):
-    models = [str(tiny), str(nan_model)]  # two runs on the same batches, in the order asked
-    local = inspect(models, texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH).to_dict()
-    remote = inspect_ray(models, str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH, workers=2,
+def test_failed_texts_leave_the_same_faults_and_the_same_first_2000_texts(ray_local, nan_model, txt_corpus,
+                                                                          texts):
+    local = inspect([str(nan_model)], texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH).to_dict()
+    remote = inspect_ray([str(nan_model)], str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH, workers=2,
                          show_progress=False).to_dict()
-    run = remote["runs"][1]
+    run = remote["runs"][0]
     assert run["layers"][1]["failed"] > 100 and len(run["faults"]) == 10
     failed = run["layers"][1]["failed"]
     assert run["pooling"]["texts_compared"] == len(texts) - failed  # so kept texts reach past text 2,000
