@@ -120,3 +120,13 @@ def test_ctrl_c_stops_the_job_leaves_no_output_and_no_ray_processes(tiny, corpor
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt"]
     time.sleep(2)
     assert _processes_of(session) == []
+
+
+def test_without_ray_the_engine_names_the_extra_to_install(tiny, corpora):
+    """``ray`` made unimportable (as in an install without the extra): one Error line, exit 2."""
+    code = ("import sys\nsys.modules['ray'] = None\nfrom padlens.cli import main\n"
+            f"main(['inspect', {str(tiny)!r}, '--texts', {str(corpora / 'c.txt')!r}, '--engine', 'ray'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("Error: --engine ray needs Ray Data (ray is not installed): "
+                                   "pip install 'padlens[ray]'")
