@@ -5,7 +5,8 @@ windows of ``WINDOW_BATCHES`` batches) is tokenized, sorted by length, run and p
 as in-process, so the vectors are the same bits. The output is a folder of Parquet files, one row per text: ``index`` (int64, the
 text's position in the input), ``embedding`` (fixed-size list of float32) and, with
 ``keep_text``, ``text``. Files are named ``part-<first index>.parquet`` and hold
-consecutive texts, so reading the folder (pyarrow, pandas, Ray, Spark) gives input order.
+consecutive texts, so reading the folder with pyarrow or pandas gives input order (Ray Data
+keeps it with ``preserve_order``; anything else can sort by ``index``).
 A ``.npy`` target gathers the rows on the driver into a memory-mapped array instead.
 """
 from __future__ import annotations
