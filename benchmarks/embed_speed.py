@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/embed_speed.py                 # 4,096 texts, 3 rounds, 2 threads
     .venv/bin/python benchmarks/embed_speed.py --texts 2048 --reps 3
+    .venv/bin/python benchmarks/embed_speed.py forward --n 512   # forward time only, one process
 
 Three processes per round, interleaved, on the same texts (4–120 words, made deterministically
 from the bundled corpus) and the same model (all-MiniLM-L6-v2 fp32), each limited to the same
@@ -98,6 +99,43 @@ def st_main(args) -> int:
     return 0
 
 
+def forward_main(args) -> int:
+    """In one process: the same length-sorted batches through padlens' ONNX Runtime session and
+    through the PyTorch model sentence-transformers wraps, interleaved batch by batch; forward
+    time only (no process start, no tokenizing, no pooling)."""
+    import numpy as np
+    import torch
+    from transformers import AutoModel
+
+    from padlens.inspector import embed as E
+    from padlens.inspector.resolve import resolve_models
+
+    torch.set_num_threads(args.threads)
+    runner = E.EmbedModel(resolve_models([str(EXPORT)])[0], ("cpu",), False, args.threads)
+    model = AutoModel.from_pretrained(str(hf_dir())).eval()
+    texts = make_corpus(WORK / f"embed_texts_{args.n}.txt", args.n).read_text(encoding="utf-8").splitlines()
+    window = runner.tokenizer.encode(texts, max_length=256, padding="longest", side="right")
+    spent, worst = {"onnxruntime": 0.0, "torch": 0.0}, 0.0
+    for _, batch in E.sorted_batches(window, BATCH):
+        start = time.perf_counter()
+        ours = runner.run(batch)
+        spent["onnxruntime"] += time.perf_counter() - start
+        feeds = {k: torch.from_numpy(getattr(batch, k)) for k in ("input_ids", "attention_mask", "token_type_ids")}
+        start = time.perf_counter()
+        with torch.inference_mode():
+            theirs = model(**feeds).last_hidden_state.numpy()
+        spent["torch"] += time.perf_counter() - start
+        real = batch.attention_mask.astype(bool)
+        worst = max(worst, float(np.abs(ours[real] - theirs[real]).max()))
+    tokens = int(window.lengths.sum())
+    print(json.dumps({"texts": args.n, "threads": args.threads, "tokens": tokens,
+                      "forward_s": {k: round(v, 2) for k, v in spent.items()},
+                      "tokens_per_s": {k: round(tokens / v) for k, v in spent.items()},
+                      "torch_over_onnxruntime": round(spent["torch"] / spent["onnxruntime"], 3),
+                      "max_abs_diff_real_tokens": worst, "load": os.getloadavg()}, indent=2))
+    return 0
+
+
 # ---------------------------------------------------------------- measuring
 
 
@@ -113,8 +151,9 @@ def run_measured(cmd: list[str], env: dict) -> dict:
     stderr = err_path.read_text(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
-    print(f"  {wall:7.1f} s {usage.ru_maxrss / 1024:6.0f} MB  {' '.join(cmd[1:])[:120]}", flush=True)
-    return {"wall_s": wall, "rss_mb": usage.ru_maxrss / 1024, "stderr": stderr}
+    cpu = usage.ru_utime + usage.ru_stime
+    print(f"  {wall:7.1f} s (CPU {cpu:6.1f} s) {usage.ru_maxrss / 1024:6.0f} MB  {' '.join(cmd[1:])[:100]}", flush=True)
+    return {"wall_s": wall, "cpu_s": cpu, "rss_mb": usage.ru_maxrss / 1024, "stderr": stderr}
 
 
 def commands(texts: Path, threads: int) -> dict[str, list[str]]:
@@ -175,6 +214,7 @@ def bench(n: int, reps: int, threads: int) -> dict:
         "texts": n, "reps": reps, "threads": threads, "batch_size": BATCH,
         "commands": {k: " ".join(v) for k, v in cmds.items()},
         "wall_s": {k: [round(x["wall_s"], 2) for x in v] for k, v in runs.items()},
+        "cpu_s": {k: [round(x["cpu_s"], 1) for x in v] for k, v in runs.items()},
         "rss_mb": {k: round(max(x["rss_mb"] for x in v)) for k, v in runs.items()},
         "median_s": {k: round(v, 2) for k, v in med.items()},
         "speedup_vs_st_torch": round(med["st_torch"] / med["padlens"], 3),
@@ -194,12 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--out", required=True)
     st.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     st.add_argument("--threads", type=int, default=2)
+    fwd = sub.add_parser("forward", help="forward time only, ONNX Runtime vs PyTorch, in one process")
+    fwd.add_argument("--n", type=int, default=512)
+    fwd.add_argument("--threads", type=int, default=2)
     parser.add_argument("--texts", type=int, default=4096)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if args.cmd == "st":
         return st_main(args)
+    if args.cmd == "forward":
+        return forward_main(args)
     result = bench(args.texts, args.reps, args.threads)
     (WORK / "embed_speed.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "commands"}, indent=2))
