@@ -221,7 +221,17 @@ def locate_layers(model: onnx.ModelProto) -> LayerMap:
         try:
             return trace_residual(g, model, out)
         except LayersNotFound as pre_norm:
-            raise LayersNotFound(f"{post_norm} Read as a pre-norm graph: {pre_norm}") from None
+            raise LayersNotFound(_both_readings(str(post_norm), str(pre_norm))) from None
+
+
+LAYERS_HINT = "Name the tensors with --layers NAME,..."
+
+
+def _both_readings(post_norm: str, pre_norm: str) -> str:
+    """One message for a graph that is neither post-norm nor pre-norm, the --layers hint last."""
+    def bare(text: str) -> str:
+        return text.replace(LAYERS_HINT, "").strip().rstrip(".")
+    return f"{bare(post_norm)}; read as a pre-norm graph: {bare(pre_norm)}. {LAYERS_HINT}"
 
 
 def final_norm_of(g: Graph, model: onnx.ModelProto) -> tuple[str | None, str | None]:

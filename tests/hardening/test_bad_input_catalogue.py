@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 
 E = "export"  # the good export dir inside the world folder
 PROVIDERS = ", ".join(ort.get_available_providers())
-SUPPORTED = "bert, distilbert, electra, mpnet, roberta, xlm-roberta"
+SUPPORTED = "bert, distilbert, electra, modernbert, mpnet, qwen2, qwen3, roberta, xlm-roberta"
 RECIPES = ("all-mpnet-base-v2, bert-base-uncased, bge-small-en-v1.5, distilbert-base-uncased, "
-           "e5-small-v2, electra-base-discriminator, minilm-l6, roberta-base, xlm-roberta-base")
+           "e5-small-v2, electra-base-discriminator, gte-modernbert-base, minilm-l6, modernbert-base, "
+           "qwen3-embedding-0.6b, roberta-base, xlm-roberta-base")
 KNOWN_PROVIDERS = "coreml, cpu, cuda, directml, dml, dnnl, gpu, migraphx, openvino, qnn, rocm, tensorrt, trt, webgpu, xnnpack"
 TOLERANCES = ("padding_invariance, padding_invariance.delta, batch_neighbour_invariance, "
               "batch_neighbour_invariance.delta, mask_honoured, mask_honoured.delta, fully_masked_row, "
@@ -31,9 +32,11 @@ TOLERANCES = ("padding_invariance, padding_invariance.delta, batch_neighbour_inv
               "mask_honoured_other_side.delta, reference_drift")
 NOT_PROTOBUF = "is not an ONNX model: its bytes do not parse as an ONNX protobuf (truncated, or another format)"
 NO_LAYERS = ("tok/no_layers.onnx: found no normalisation nodes behind output 'emb'; searched for "
-             "LayerNormalization (plain or ORT Skip/Embed fused) or a decomposed LayerNorm "
-             "(ReduceMean-Sub-Pow-ReduceMean-Sqrt-Div), one per residual step, delimited by attention "
-             "(Softmax over keys, or a fused Attention op). Name the tensors with --layers NAME,...")
+             "post-norm blocks (LayerNormalization, plain or ORT Skip/Embed fused, or decomposed "
+             "ReduceMean-Sub-Pow-ReduceMean-Sqrt-Div, one per residual step) or a pre-norm residual chain "
+             "(Add or Skip[Simplified]LayerNormalization sums, a LayerNorm or RMSNorm before the output), "
+             "delimited by attention (Softmax over keys, or a fused Attention op); read as a pre-norm graph: "
+             "found no residual sums behind output 'emb'. Name the tensors with --layers NAME,...")
 
 # (id, argv, expected stderr line without "Error: ")
 CATALOGUE = [
