@@ -208,13 +208,15 @@ class Encoder:
             ref.precision = guess_precision(graph.model)
         tensors = list(graph.layers.hidden) + list(graph.layers.attention)
         own = set(graph.outputs)  # fetched by their own names: no Identity copying them each run
-        model, names = graph_mod.exposed_model(graph, [t for t in tensors if t not in own])
-        names.update({t: t for t in tensors if t in own})
+        exposed = [t for t in tensors if t not in own]
         plan, why, session = None, "", None
         if stats:
-            plan, why, session = _session_with_stats(graph, model, providers, allow_fallback, threads)
-        session = session or create_session(model, providers, allow_fallback, threads)
-        del model
+            plan, why, session = _session_with_stats(graph, exposed, providers, allow_fallback, threads)
+        if session is None:
+            model = graph_mod.exposed_model(graph, exposed)[0]
+            session = create_session(model, providers, allow_fallback, threads)
+            del model
+        names = {**graph_mod.output_delta(graph.model, exposed)[1], **{t: t for t in tensors if t in own}}
         graph.raw = None
         if not keep_model:
             graph.model = None
@@ -369,29 +371,23 @@ class Encoder:
         return f"numpy: {self.stats_note}" if self.stats_note else ""
 
 
-def _session_with_stats(graph: graph_mod.EncoderGraph, model, providers, allow_fallback: bool,
+def _session_with_stats(graph: graph_mod.EncoderGraph, exposed: list[str], providers, allow_fallback: bool,
                         threads: int | None) -> tuple[ingraph.StatsPlan | None, str, SessionInfo | None]:
-    """(plan, "", session) over ``model`` with the in-graph statistics added, or
-    (None, why not, None) when they cannot be built or ONNX Runtime refuses them."""
+    """(plan, "", session) over the model with ``exposed`` as outputs and the in-graph
+    statistics added, or (None, why not, None) when they cannot be built or ORT refuses them."""
     layers = graph.layers
     why = ingraph.unsupported(graph.model, graph.float_dtype, graph.structure)
     if why:
         log.info("%s: pad statistics in numpy: %s", graph.path.name, why)
         return None, why, None
     delta, plan = ingraph.build(graph.model, list(layers.hidden), list(layers.attention), graph.float_dtype)
-    if isinstance(model, (bytes, bytearray)):
-        full = bytes(model) + delta.SerializeToString()
-    else:  # a proto past 2 GB: merged in place (no second copy), exposed afresh if ORT refuses
-        model.MergeFrom(delta)
-        full = model
+    model = graph_mod.exposed_model(graph, exposed, extra=delta)[0]  # one copy of the file's bytes
     try:
-        return plan, "", create_session(full, providers, allow_fallback, threads)
+        return plan, "", create_session(model, providers, allow_fallback, threads)
     except ModelLoadError as exc:
         why = f"onnxruntime refused the statistics graph ({exc})"
         log.warning("%s: pad statistics in numpy: %s", graph.path.name, why)
-    if full is model:
-        model = graph_mod.exposed_model(graph, list(layers.hidden) + list(layers.attention))[0]
-    return None, why, create_session(model, providers, allow_fallback, threads)
+        return None, why, None
 
 
 def _with_heads(probs: np.ndarray) -> np.ndarray:

@@ -107,11 +107,15 @@ def load_encoder(path: str | os.PathLike, layers: list[str] | None = None) -> En
                         raw, structure, rows)
 
 
-def exposed_model(graph: EncoderGraph, tensors: list[str]) -> tuple[bytes | onnx.ModelProto, dict[str, str]]:
+def exposed_model(graph: EncoderGraph, tensors: list[str],
+                  extra: onnx.ModelProto | None = None) -> tuple[bytes | onnx.ModelProto, dict[str, str]]:
     """The model with ``tensors`` as extra outputs, for ``create_session``, and the output
     name to fetch each by. A self-contained file under 2 GB becomes its own bytes with the
-    small addition appended (protobuf merges them): no copy of the weights, no reserialising."""
+    small addition appended (protobuf merges them): no copy of the weights, no reserialising.
+    ``extra``: another delta merged in as well (the in-graph statistics), in the same one copy."""
     delta, fetch = output_delta(graph.model, tensors)
+    if extra is not None:
+        delta.MergeFrom(extra)
     if graph.raw is not None and len(graph.raw) <= EXTERNAL_OVER:
         return graph.raw + delta.SerializeToString(), fetch
     model = onnx.ModelProto()

@@ -115,8 +115,9 @@ def test_statistics_of_batches_merged_equal_those_of_one_accumulator(zoo):
     assert_same_stats(whole, first)
 
 
-def test_inspect_gives_the_same_json_with_graph_and_numpy_statistics(zoo):
-    kwargs = {"texts": default_corpus()[:40], "max_length": 32, "batch_size": 16}
+@pytest.mark.parametrize("padding", ["max_length", "longest"])
+def test_inspect_gives_the_same_json_with_graph_and_numpy_statistics(zoo, padding):
+    kwargs = {"texts": default_corpus()[:40], "max_length": 32, "batch_size": 16, "padding": padding}
     graph = inspect([str(zoo("padlens"))], stats="graph", **kwargs).to_dict()
     numpy = inspect([str(zoo("padlens"))], stats="numpy", **kwargs).to_dict()
     assert graph["runs"][0]["encoder"]["stats"] == "graph" and graph["settings"]["stats"] == "graph"
