@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / "work"
-CONFIGS = (("local", None), ("ray", 1), ("ray", 2))
+#: (engine, workers, ORT threads): in-process with ORT's default threads (pinned to cores) and
+#: with 2 threads like the 1-worker actor (not pinned), then Ray with 1 and 2 workers
+CONFIGS = (("local", None, None), ("local", None, 2), ("ray", 1, None), ("ray", 2, None))
 
 
 def one(args) -> dict:
@@ -56,7 +58,7 @@ def one(args) -> dict:
 
 
 def _inspect(args):
-    common = {"max_length": args.max_length, "batch_size": args.batch_size}
+    common = {"max_length": args.max_length, "batch_size": args.batch_size, "threads": args.threads}
     if args.engine == "local":
         from padlens.inspector.inspect import inspect
 
@@ -66,16 +68,17 @@ def _inspect(args):
     return inspect_ray([args.model], args.texts, workers=args.workers, show_progress=False, **common)
 
 
-def run_one(model: str, texts: Path, engine: str, workers: int | None, args) -> dict:
+def run_one(model: str, texts: Path, engine: str, workers: int | None, args, threads: int | None = None) -> dict:
     cmd = [sys.executable, __file__, "one", model, str(texts), "--engine", engine, "--max-length",
            str(args.max_length), "--batch-size", str(args.batch_size)] + (["--workers", str(workers)] if workers else [])
+    cmd += ["--threads", str(threads)] if threads else []
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["wall_s"] = time.perf_counter() - start
-    print(f"  {engine:5} workers={workers or '-'} texts={out['texts']:6} job {out['job_s']:7.1f} s "
+    print(f"  {engine:5} workers={workers or '-'} threads={threads or '-'} texts={out['texts']:6} job {out['job_s']:7.1f} s "
           f"wall {out['wall_s']:7.1f} s driver {out['driver_rss_mb']:6.0f} MB", flush=True)
     return out
 
@@ -88,11 +91,11 @@ def scaling(args) -> dict:
     WORK.mkdir(parents=True, exist_ok=True)
     big = write_texts(WORK / f"texts_{args.texts}.txt", args.texts)
     small = write_texts(WORK / f"texts_{args.texts // 4}.txt", args.texts // 4)
-    runs = {f"{e}-{w or 0}": [] for e, w in CONFIGS}
+    runs = {_key(*c): [] for c in CONFIGS}
     for round_ in range(args.rounds):
         print(f"round {round_ + 1}/{args.rounds}", flush=True)
-        for engine, workers in CONFIGS:
-            runs[f"{engine}-{workers or 0}"].append(run_one(args.model, big, engine, workers, args))
+        for engine, workers, threads in CONFIGS:
+            runs[_key(engine, workers, threads)].append(run_one(args.model, big, engine, workers, args, threads))
     memory = {"small": run_one(args.model, small, "ray", 1, args), "big": runs["ray-1"][0]}
     medians = {k: {m: statistics.median(r[m] for r in v) for m in ("job_s", "wall_s", "ray_start_s", "driver_rss_mb")}
                for k, v in runs.items()}
@@ -102,6 +105,10 @@ def scaling(args) -> dict:
     (WORK / "ray_scaling.json").write_text(json.dumps(out, indent=2))
     print(table(out))
     return out
+
+
+def _key(engine: str, workers: int | None, threads: int | None) -> str:
+    return f"{engine}-{workers or 0}" + (f"-t{threads}" if threads else "")
 
 
 def table(out: dict) -> str:
@@ -127,6 +134,7 @@ def main() -> None:
             p.add_argument("texts")
             p.add_argument("--engine", choices=("local", "ray"), default="local")
             p.add_argument("--workers", type=int)
+            p.add_argument("--threads", type=int)
         else:
             p.add_argument("--texts", type=int, default=10_000)
             p.add_argument("--rounds", type=int, default=3)
