@@ -129,7 +129,7 @@ def with_blank_rows(batch: Batch, rows: Sequence[int], pad_type: int) -> Batch:
 # --------------------------------------------------------------------------- running
 
 #: rows per stacked run once rows are shown independent of their batch
-STACK_ROWS = 32
+STACK_ROWS = 8
 
 
 class Probe:
