@@ -130,6 +130,8 @@ def with_blank_rows(batch: Batch, rows: Sequence[int], pad_type: int) -> Batch:
 
 #: rows per stacked run once rows are shown independent of their batch
 STACK_ROWS = 8
+#: rows of one batch that shows whether rows are independent (texts, the filler, a blank row)
+INDEPENDENCE_ROWS = 32
 
 
 class Probe:
@@ -304,13 +306,13 @@ class Probe:
 
     def check_rows_independent(self, allowed: bool = True) -> bool:
         """Run every text alone, then once in a batch beside the filler and a fully masked row
-        (STACK_ROWS rows at a time); ``batched`` when every text's row is bit-identical in both.
+        (INDEPENDENCE_ROWS rows at a time); ``batched`` when every text's row is bit-identical in both.
         Not tried when not ``allowed`` or with a ``batch_size`` (neighbour batches as asked)."""
         if not allowed or self.batch_size is not None or not self.count:
             return False
         alone = [self.alone(i) for i in range(self.count)]
         extra = [self.filler_row, self.blank_row()]
-        same, step = True, max(STACK_ROWS - len(extra), 1)
+        same, step = True, max(INDEPENDENCE_ROWS - len(extra), 1)
         for start in range(0, self.count, step):
             idx = list(range(start, min(start + step, self.count)))
             batch = stack([self.rows(idx, self.width), *extra])
