@@ -169,10 +169,9 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
     ending in .npy is gathered as here, anything else becomes a Parquet dataset folder
     (``keep_text`` adds the texts); see ``padlens.inspector.ray.embed_job``.
     """
+    from padlens.inspector.ray import check_engine
     from padlens.inspector.resolve import resolve_models
     from padlens.inspector.texts import count_texts
-
-    from padlens.inspector.ray import check_engine
 
     check_engine(engine, ray_address, workers)
     if engine == "ray":

@@ -69,6 +69,7 @@ def build_plots(inspect_result=None, audit_result=None) -> list[P.Plot]:
 # ---------------------------------------------------------------- html pieces
 
 def esc(value) -> str:
+    """HTML-escaped text of ``value``."""
     return html.escape(str(value), quote=True)
 
 

@@ -39,7 +39,8 @@ def export(ctx: click.Context, source: str, output: str, precisions: tuple[str, 
       padlens export ./my-bert -o out/my-bert --precision fp32 --precision int8-static \\
           --calibration-texts my_texts.txt
     """
-    from padlens.exporter import export as run_export, read_texts
+    from padlens.exporter import export as run_export
+    from padlens.exporter import read_texts
 
     texts = read_texts(None, calibration_texts) if calibration_texts else None
     quiet = bool((ctx.obj or {}).get("quiet"))

@@ -111,6 +111,7 @@ def random_pad_cases(ctx, side: str) -> list[Case]:
 
 
 def other_side(probe: Probe) -> str:
+    """The padding side the probe does not use."""
     return "left" if probe.side == "right" else "right"
 
 
@@ -118,6 +119,7 @@ def other_side(probe: Probe) -> str:
 
 
 def padding_invariance(ctx) -> Verdict:
+    """Real tokens padded by +1, +8 and to the full width against each text alone."""
     cases, probe = ctx.padding_cases, ctx.probe
     scope = (f"{probe.count} texts × pad lengths +1, +8 and {probe.width} ({probe.side} padding) "
              "against each text alone")
@@ -125,6 +127,7 @@ def padding_invariance(ctx) -> Verdict:
 
 
 def batch_neighbour_invariance(ctx) -> Verdict:
+    """Each text batched beside a short and a full-width neighbour against the text alone."""
     probe, cases = ctx.probe, []
     for i in range(probe.count):
         batch, row = probe.neighbour_batch(i)
@@ -150,6 +153,7 @@ def _all_ones_words(ctx) -> str:
 
 
 def mask_honoured(ctx) -> Verdict:
+    """Random ids under the mask must not move real tokens; an all-ones mask must."""
     facts, tol, side, where = ctx.facts, ctx.tol("mask_honoured"), ctx.probe.side, ""
     if facts.positions_from_ids and side == "left":  # random left pad ids shift positions: not the mask
         side, where = "right", (" (measured right-padded: on the left, random pad ids shift the positions "
@@ -165,6 +169,7 @@ def mask_honoured(ctx) -> Verdict:
 
 
 def fully_masked_row(ctx) -> Verdict:
+    """A row with every position masked beside a text: finite states, the text unmoved."""
     probe, cases = ctx.probe, []
     for i in range(probe.count):
         batch = with_blank_rows(probe.rows([i, i], probe.width), [1], ctx.seqs.pad_type)
@@ -179,6 +184,7 @@ def fully_masked_row(ctx) -> Verdict:
 
 
 def left_padding(ctx) -> Verdict:
+    """The texts padded on the other side against each text alone."""
     probe, other, cases = ctx.probe, other_side(ctx.probe), []
     probe.prefetch_padded([(i, probe.width, other) for i in range(probe.count) if probe.has_pads(i)])
     for i in range(probe.count):

@@ -23,16 +23,19 @@ INVARIANCE, GRAPH, DRIFT = "invariance", "graph", "drift"
 
 
 def always(facts: Facts) -> str | None:
+    """Applies to every model."""
     return None
 
 
 def needs_pads(facts: Facts) -> str | None:
+    """Not applicable when no audited text has a pad."""
     if facts.texts_with_pads:
         return None
     return f"every text fills the padded width ({facts.width} tokens): there are no pads to test"
 
 
 def needs_neighbours(facts: Facts) -> str | None:
+    """Not applicable when every text runs alone (batch fixed at 1 in the graph, or --batch-size 1)."""
     if facts.fixed_batch:
         return f"the graph fixes the batch at 1 ({facts.fixed_batch}): every text runs alone"
     if facts.batch_size == 1:
@@ -138,6 +141,7 @@ def help_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m padlens.inspector.audit.registry --markdown`: print the README's check table."""
     args = sys.argv[1:] if argv is None else argv
     if args != ["--markdown"]:
         print("usage: python -m padlens.inspector.audit.registry --markdown", file=sys.stderr)

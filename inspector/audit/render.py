@@ -33,6 +33,7 @@ def check_lines(check: CheckResult, verbose: bool = False) -> list[str]:
 
 
 def summary(result: AuditResult) -> str:
+    """The audit's last line: passed, or which error-level checks failed."""
     failures = result.failures
     if not failures:
         return "audit passed: every error-level check passed"

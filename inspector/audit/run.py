@@ -48,6 +48,7 @@ class Settings:
 
 
 def result_of(spec: registry.CheckSpec, label: str, verdict: Verdict) -> CheckResult:
+    """A check's verdict on one run as the CheckResult the JSON reports."""
     return CheckResult(label, spec.name, spec.severity, bool(verdict.passed), verdict.value,
                        verdict.threshold, verdict.detail)
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from padlens.inspector import texts as T
 from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
 
 from padlens.errors import BadInput
+from padlens.inspector import texts as T
 
 log = logging.getLogger(__name__)
 

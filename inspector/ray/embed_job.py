@@ -65,6 +65,7 @@ class EmbedWorker:
 
     def __call__(self, block: dict):
         import pyarrow as pa
+
         from padlens.inspector.embed import WINDOW_BATCHES
         from padlens.inspector.ray.corpus import chunk_bounds
         from padlens.inspector.ray.inspect_job import maybe_fault
@@ -216,10 +217,10 @@ def _arrays(table) -> tuple[np.ndarray, np.ndarray]:
 def _write_dataset(ds, target: Path, total: int, meta: dict) -> int:
     """Ray writes the Parquet files (in order) into a folder beside ``target``; once every row
     is there and the files tile 0..total-1 in order, the folder is renamed onto ``target``."""
-    from padlens.inspector.ray.cluster import READ_CPUS
     from ray.data import DataContext
 
     from padlens.fsio import atomic_dir
+    from padlens.inspector.ray.cluster import READ_CPUS
 
     context = DataContext.get_current()
     ordered = context.execution_options.preserve_order

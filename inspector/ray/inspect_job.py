@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
 from padlens.inspector import inspect as I
 from padlens.inspector import metrics as M
 
@@ -237,11 +238,10 @@ def inspect_ray(models: list[str], texts_file: str | None, text_column: str | No
     ``texts_file`` is a .txt/.jsonl/.csv/.parquet file, a folder or a glob of them; ``ray_address``
     None starts a local Ray sized to this machine, "auto" joins the running cluster.
     """
+    from padlens.errors import BadInput
     from padlens.inspector.options import check_options
     from padlens.inspector.ray.cluster import check_workers, require_ray
     from padlens.inspector.resolve import resolve_models
-
-    from padlens.errors import BadInput
 
     require_ray()
     from padlens.inspector.ray import corpus as C

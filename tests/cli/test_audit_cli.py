@@ -7,6 +7,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+
 @pytest.fixture(scope="module")
 def toy_dirs(zoo, tmp_path_factory):
     from tests.audit import toys

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_padlens
-
 from tests.hardening import tiny
 
 log = logging.getLogger(__name__)
@@ -76,9 +75,9 @@ def _bad_models(root: Path, good: Path) -> None:
     shutil.copy(good / "model.onnx", bare / "model.onnx")
     small = root / "small_vocab"  # the zoo's tokenizer (~120 tokens) beside a 10-row table
     tiny.copy_tokenizer(good, small)
-    from tests.audit import toys
-
     import onnx
+
+    from tests.audit import toys
     onnx.save(toys.build("honest", 10), str(small / "model.onnx"))
     (root / "notok").mkdir()
     (root / "notok" / "vocab.json").write_text("{}")

@@ -9,7 +9,11 @@ from onnx import TensorProto, helper
 from padlens.errors import ModelLoadError, ProviderError
 from padlens.inspector import session as sess
 from padlens.inspector.session import (
-    CPU, PROVIDER_ALIASES, check_providers, create_session, resolve_providers,
+    CPU,
+    PROVIDER_ALIASES,
+    check_providers,
+    create_session,
+    resolve_providers,
 )
 
 CUDA = "CUDAExecutionProvider"

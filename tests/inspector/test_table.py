@@ -8,7 +8,6 @@ import pytest
 from padlens.inspector.inspect import InspectResult, InspectSettings, LayerMetrics, PoolingDamage, RunResult
 from padlens.inspector.table import fmt_cos, fmt_norm, render
 
-
 NAN = float("nan")
 
 

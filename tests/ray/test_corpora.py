@@ -8,9 +8,9 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from padlens.inspector.texts import corpus_files, count_texts, iter_texts
 
 from padlens.errors import BadInput
+from padlens.inspector.texts import corpus_files, count_texts, iter_texts
 
 
 def test_parquet_texts_come_in_row_order_without_nulls_or_blanks(tmp_path):

@@ -7,12 +7,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from padlens.errors import BadInput
 from padlens.inspector.embed import embed
 from padlens.inspector.inspect import inspect
 from padlens.inspector.ray.embed_job import embed_ray
 from padlens.inspector.ray.inspect_job import FAULT_ENV, inspect_ray
-
-from padlens.errors import BadInput
 
 from .conftest import BATCH, MAX_LEN, assert_same_json
 
