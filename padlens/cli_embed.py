@@ -40,7 +40,7 @@ def embed_command(ctx, model, texts_file, out, tokenizer, pooling, normalize, ba
 
     MODEL is an export dir (its fp32 model is used), a sentence-transformers folder (its
     onnx/model.onnx; tokenizer, pooling, Normalize and max_seq_length read from the folder)
-    or a .onnx file. Memory holds one batch whatever the size of the texts file.
+    or a .onnx file. Texts are read in windows of 64 batches, sorted by length so each batch pads little, and written back in input order: memory holds one window of token ids and one batch of states, whatever the size of the texts file.
 
     \b
     Examples:
