@@ -64,11 +64,31 @@ torch.load(path, weights_only=True)
     assert len(found) == 6, found
 
 
+#: Files allowed a pickle import, and why: none of them ever reads bytes that came with a model.
+PICKLE_ALLOWED = {
+    # The Ray job pickles the metric accumulators its own actors computed and unpickles them on the
+    # driver of the same job (Ray itself pickles every task result); model files are never unpickled.
+    "inspector/ray/inspect_job.py": "imports pickle",
+}
+
+
+def allowed(violation: str) -> bool:
+    where, _, what = violation.partition(" ")
+    path = where.rsplit(":", 1)[0]
+    return PICKLE_ALLOWED.get(path) == what
+
+
 def test_no_source_file_unpickles_loads_custom_ops_or_trusts_remote_code():
     files = source_files()
     assert len(files) > 20  # the scan really covers the packages
     found = [v for path in files for v in violations(path.read_text(), str(path.relative_to(ROOT)))]
-    assert found == []
+    assert [v for v in found if not allowed(v)] == []
+
+
+def test_the_pickle_allowance_is_narrow():
+    assert allowed("inspector/ray/inspect_job.py:15 imports pickle")
+    assert not allowed("inspector/ray/inspect_job.py:15 passes allow_pickle=True")
+    assert not allowed("inspector/encoder.py:3 imports pickle")
 
 
 @pytest.mark.parametrize("domain", ["com.example.evil", "ai.onnx.contrib"])
