@@ -104,20 +104,12 @@ class EmbedModel:
         """The fetched output for ``batch``: ``[B, T, H]`` token states, or ``[B, H]`` when pooled
         (float32); run within a batch or length fixed in the graph, a failure worded with its cause."""
         from padlens.inspector.encoder import make_feeds
-        from padlens.inspector.fixed import failure_words, likely_cause, run_shaped
+        from padlens.inspector.fixed import failure_words, run_explained
 
         def once(part) -> list[np.ndarray]:
             return self.session.run([self.output], make_feeds(self.graph.inputs, part), failure_words(self.label, part))
 
-        try:
-            out = run_shaped(once, batch, self.graph.structure)[0]
-        except ModelLoadError as exc:
-            cause = likely_cause(str(exc), self.graph.structure, self.graph.position_rows, batch,
-                                 [s.name for s in self.graph.inputs])
-            if not cause:
-                raise
-            raise ModelLoadError(f"{exc}. Likely cause: {cause}") from exc
-        return np.asarray(out, dtype=np.float32)
+        return np.asarray(run_explained(once, batch, self.graph)[0], dtype=np.float32)
 
     def embed(self, batch, mode: str, normalize: bool) -> np.ndarray:
         """Sentence embeddings ``[B, D]`` (float64) of ``batch``: pooled with ``mode`` under its

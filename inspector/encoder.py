@@ -10,7 +10,7 @@ import numpy as np
 from padlens.errors import BadInput, ModelLoadError
 from padlens.inspector import graph as graph_mod
 from padlens.inspector import ingraph
-from padlens.inspector.fixed import failure_words, likely_cause, run_shaped
+from padlens.inspector.fixed import failure_words, run_explained
 from padlens.inspector.lengths import choose_max_length
 from padlens.inspector.loader import InputSpec
 from padlens.inspector.resolve import ModelRef, guess_precision
@@ -315,14 +315,7 @@ class Encoder:
             feeds = self.feeds(part) if session is self.session else make_feeds(self.graph.inputs, part)
             return session.run(fetch, feeds, failure_words(self.label, part))
 
-        try:
-            return run_shaped(once, batch, self.graph.structure)
-        except ModelLoadError as exc:
-            cause = likely_cause(str(exc), self.graph.structure, self.graph.position_rows, batch,
-                                 [s.name for s in self.graph.inputs])
-            if not cause:
-                raise
-            raise ModelLoadError(f"{exc}. Likely cause: {cause}") from exc
+        return run_explained(once, batch, self.graph)
 
     def _check_hidden(self, hidden: list[np.ndarray], batch: Batch) -> None:
         for index, (name, h) in enumerate(zip(self.graph.layers.hidden, hidden)):

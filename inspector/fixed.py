@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from padlens.errors import ModelLoadError
 from padlens.inspector.structure import Structure
 from padlens.inspector.tokenize import Batch, mask_positions
 
@@ -106,3 +107,15 @@ def failure_words(label: str, batch: Batch) -> str:
     """What ran, for an error line: ``m.onnx on a batch of 2 texts x 128 tokens (right-padded)``."""
     rows, width = batch.shape
     return f"{label} on a batch of {rows} text{'s' if rows != 1 else ''} x {width} tokens ({batch.side}-padded)"
+
+
+def run_explained(run: Callable[[Batch], list[np.ndarray]], batch: Batch, graph) -> list[np.ndarray]:
+    """``run_shaped`` on ``graph`` (an EncoderGraph), a failure's likely cause appended when known."""
+    try:
+        return run_shaped(run, batch, graph.structure)
+    except ModelLoadError as exc:
+        cause = likely_cause(str(exc), graph.structure, graph.position_rows, batch,
+                             [s.name for s in graph.inputs])
+        if not cause:
+            raise
+        raise ModelLoadError(f"{exc}. Likely cause: {cause}") from exc

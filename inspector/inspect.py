@@ -490,6 +490,23 @@ def _tokenizer_groups(runs: list[_Run]) -> dict[str, list[_Run]]:
     return groups
 
 
+def _stream(runs: list[_Run], chunks: Iterable[list[str]], length: int, padding: str, side: str,
+            progress: Callable[[int], None] | None) -> tuple[int, float]:
+    """Feed every chunk, tokenized once per tokenizer, to every run: (texts done, seconds tokenizing)."""
+    count, tokenize_s = 0, 0.0
+    for index, chunk in enumerate(chunks):
+        for group in _tokenizer_groups(runs).values():
+            start = time.perf_counter()
+            batch = group[0].encoder.tokenizer.encode(chunk, max_length=length, padding=padding, side=side)
+            tokenize_s += time.perf_counter() - start
+            for run in group:
+                _measure(run, batch, first=index == 0, texts=chunk)
+        count += len(chunk)
+        if progress is not None:
+            progress(count)
+    return count, tokenize_s
+
+
 def _inspect_on_ray(args: dict) -> InspectResult:
     """``inspect()`` with ``engine="ray"``: the same result from Ray Data actors (the ``ray`` extra)."""
     from padlens.inspector.ray.inspect_job import inspect_ray
@@ -554,18 +571,7 @@ def inspect(
     padding_side, side_source = resolve_side(asked_side, [enc for _, _, enc, _ in opened])
     check_memory([enc for _, _, enc, _ in opened], int(batch_size), length)
     runs = [_new_run(*item, length) for item in opened]
-    count, tokenize_s = 0, 0.0
-    for index, chunk in enumerate(itertools.chain([first], chunks)):
-        for group in _tokenizer_groups(runs).values():
-            start = time.perf_counter()
-            batch = group[0].encoder.tokenizer.encode(chunk, max_length=length, padding=padding,
-                                                      side=padding_side)
-            tokenize_s += time.perf_counter() - start
-            for run in group:
-                _measure(run, batch, first=index == 0, texts=chunk)
-        count += len(chunk)
-        if progress is not None:
-            progress(count)
+    count, tokenize_s = _stream(runs, itertools.chain([first], chunks), length, padding, padding_side, progress)
     settings = InspectSettings(
         padding=padding, batch_size=int(batch_size), providers=providers, allow_fallback=allow_fallback,
         layers=layers, threads=threads, tokenizer=tokenizer, texts_file=texts_file, max_length_asked=max_length,

@@ -40,6 +40,7 @@ import numpy as np
 
 from padlens.errors import BadInput, MissingExtra
 from padlens.inspector.encoder import Encoder
+from padlens.inspector.jsonable import to_jsonable
 from padlens.inspector.probe_data import Collected, Collector, StateSet, pad_floor
 from padlens.inspector.resolve import resolve_models
 from padlens.inspector.texts import iter_texts, read_texts
@@ -111,7 +112,7 @@ class ProbeScore:
         return not self.reason
 
     def to_dict(self) -> dict:
-        return jsonable(vars(self))
+        return to_jsonable(vars(self))
 
 
 @dataclass
@@ -167,7 +168,7 @@ class ProbeRun:
     def to_dict(self) -> dict:
         out = {k: v for k, v in vars(self).items() if k != "layers"}
         out["layers"] = [layer.to_dict() for layer in self.layers]
-        return jsonable(out)
+        return to_jsonable(out)
 
 
 @dataclass
@@ -192,28 +193,9 @@ class ProbeResult:
     def to_dict(self) -> dict:
         """DESIGN.md's probe JSON: ``{"runs": [{"model", "precision", "provider", "texts", "layers":
         [{"index", "probes": [{"target", "states", "metric", "score", ...}]}]}]}``."""
-        return jsonable({"runs": [run.to_dict() for run in self.runs], "texts_count": self.texts_count,
+        return to_jsonable({"runs": [run.to_dict() for run in self.runs], "texts_count": self.texts_count,
                          "max_length": self.max_length, "padding_side": self.padding_side,
                          "labels": self.labels, "settings": self.settings})
-
-
-def jsonable(value):
-    """Plain JSON values: NaN/Inf -> None, numpy scalars and arrays -> Python."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 # ---------------------------------------------------------------- inputs
