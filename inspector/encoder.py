@@ -379,7 +379,7 @@ def _session_with_stats(graph: graph_mod.EncoderGraph, exposed: list[str], provi
         return plan, "", create_session(model, providers, allow_fallback, threads)
     except ModelLoadError as exc:
         why = f"onnxruntime refused the statistics graph ({exc})"
-        log.warning("%s: pad statistics in numpy: %s", graph.path.name, why)
+        log.info("%s: pad statistics in numpy: %s", graph.path.name, why)  # the run's encoder.stats says why
         return None, why, None
 
 

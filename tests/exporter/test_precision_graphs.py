@@ -67,3 +67,15 @@ def test_int8_static_leaves_the_attention_mask_path_in_float(tiny, arch):
     assert seen, "the attention mask feeds nothing"
     assert all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear"
                for n in g.node if n.op_type in ("Where", "Softmax") for i in n.input)
+
+
+def test_inspecting_an_fp16_export_measures_from_the_fetched_states_and_says_why(tiny, caplog):
+    from padlens.inspector.encoder import Encoder
+    from padlens.inspector.resolve import resolve_models
+
+    ref = resolve_models([str(tiny.model("bert", "fp16"))])[0]
+    with caplog.at_level("WARNING"):
+        enc = Encoder.open(ref, stats=True)
+    assert enc.stats is None  # float32 outputs over float16 blocks: no statistics graph is tried
+    assert enc.describe().stats == "numpy: a float16 graph (measured from the states as fetched)"
+    assert not [r for r in caplog.records if "statistics" in r.getMessage()]
