@@ -53,6 +53,20 @@ def cpu_only_onnxruntime() -> None:
         pytest.skip("a GPU build of onnxruntime is installed: it does not drop CUDAExecutionProvider")
 
 
+@pytest.fixture
+def cli_run(capsys):
+    """``cli_run(*args) -> (exit_code, stdout, stderr)`` of ``padlens ARGS`` in this process."""
+    from padlens.cli import main
+
+    def run(*args):
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return exc.value.code, out, err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def zoo(tmp_path_factory) -> ModelZoo:
     """``zoo("torchscript")`` -> folder with model.onnx and a tokenizer."""

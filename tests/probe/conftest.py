@@ -55,17 +55,9 @@ def short_texts(tmp_path_factory):
 
 
 @pytest.fixture
-def cli(capsys):
-    """``cli(*args) -> (exit code, stdout, stderr)`` of ``padlens ARGS`` in this process."""
-    from padlens.cli import main
-
-    def run(*args):
-        with pytest.raises(SystemExit) as exc:
-            main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return exc.value.code, out, err
-
-    return run
+def cli(cli_run):
+    """``cli(*args) -> (exit code, stdout, stderr)``: tests/conftest.py's ``cli_run``."""
+    return cli_run
 
 
 @pytest.fixture

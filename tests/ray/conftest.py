@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import cli_run  # noqa: F401  (the fixture, for test_cli)
 from tests.scale.conftest import corpus
 
 MAX_LEN = 24

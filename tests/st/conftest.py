@@ -10,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cli.conftest import cli_run  # noqa: F401  (padlens ARGS in this process)
-
 BUILDER = Path(__file__).with_name("build.py")
 
 
