@@ -20,8 +20,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from spawn import spawn_measured
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +39,9 @@ def prepare(export: Path) -> None:
 
 def run_measured(cmd: list[str], env: dict) -> float:
     """Wall seconds of ``cmd`` as its own process (exit 0 or 1: the audit's verdict)."""
-    err_path = WORK / ".audit_speed.stderr"
-    start = time.perf_counter()
-    with open(os.devnull, "w") as out, open(err_path, "w") as err:
-        pid = os.posix_spawn(cmd[0], cmd, env, file_actions=[
-            (os.POSIX_SPAWN_DUP2, out.fileno(), 1), (os.POSIX_SPAWN_DUP2, err.fileno(), 2)])
-        _, status, usage = os.wait4(pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{err_path.read_text(errors='replace')[-3000:]}")
-    print(f"  {wall:7.1f} s {usage.ru_maxrss / 1024:6.0f} MB  {' '.join(cmd[1:])[:110]}", flush=True)
-    return wall
+    m = spawn_measured(cmd, env, WORK / ".audit_speed.stderr", ok=(0, 1))
+    print(f"  {m.wall_s:7.1f} s {m.rss_mb:6.0f} MB  {' '.join(cmd[1:])[:110]}", flush=True)
+    return m.wall_s
 
 
 def compare(before: Path, after: Path) -> dict:

@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from spawn import spawn_measured
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,19 +143,9 @@ def forward_main(args) -> int:
 
 def run_measured(cmd: list[str], env: dict) -> dict:
     """``cmd`` as its own process: wall seconds and peak RSS from the kernel (os.wait4), its stderr."""
-    err_path = WORK / ".embed_speed.stderr"
-    start = time.perf_counter()
-    with open(os.devnull, "w") as out, open(err_path, "w") as err:
-        pid = os.posix_spawn(cmd[0], cmd, env, file_actions=[
-            (os.POSIX_SPAWN_DUP2, out.fileno(), 1), (os.POSIX_SPAWN_DUP2, err.fileno(), 2)])
-        _, status, usage = os.wait4(pid, 0)
-    wall = time.perf_counter() - start
-    stderr = err_path.read_text(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
-    cpu = usage.ru_utime + usage.ru_stime
-    print(f"  {wall:7.1f} s (CPU {cpu:6.1f} s) {usage.ru_maxrss / 1024:6.0f} MB  {' '.join(cmd[1:])[:100]}", flush=True)
-    return {"wall_s": wall, "cpu_s": cpu, "rss_mb": usage.ru_maxrss / 1024, "stderr": stderr}
+    m = spawn_measured(cmd, env, WORK / ".embed_speed.stderr")
+    print(f"  {m.wall_s:7.1f} s (CPU {m.cpu_s:6.1f} s) {m.rss_mb:6.0f} MB  {' '.join(cmd[1:])[:100]}", flush=True)
+    return {"wall_s": m.wall_s, "cpu_s": m.cpu_s, "rss_mb": m.rss_mb, "stderr": m.stderr}
 
 
 def commands(texts: Path, threads: int) -> dict[str, list[str]]:
