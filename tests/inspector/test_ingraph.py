@@ -213,3 +213,16 @@ def test_the_cli_takes_stats_numpy_and_writes_it_in_the_json(zoo, tmp_path):
                        "--stats", "numpy", "--json", out, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text())["settings"]["stats"] == "numpy"
+
+
+def test_a_one_head_attention_map_without_a_heads_axis_gives_the_reference_masses(zoo, tmp_path):
+    """The toy's Softmax is [B, T, T]: the graph reads it as [B, 1, T, T] (a mean over queries
+    instead of heads would be far off)."""
+    from tests.audit import toys
+
+    folder = toys.make("honest", tmp_path / "honest", zoo("padlens"))
+    enc = _open(folder, stats=True)
+    assert enc.uses_stats and len(enc.stats.attention) == 1
+    ref, got = _both_paths(enc, list(_batches(enc, "right")))
+    assert ref["attn"][1].sequences == 24
+    assert_same_stats(ref, got)

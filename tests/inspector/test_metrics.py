@@ -339,3 +339,20 @@ def test_text_with_nan_states_is_counted_not_pooled():
     stats.add(h, mask)
     assert (stats.texts, stats.failed, stats.kept) == (4, 1, 3)
     assert np.isfinite(stats.pooling()["masked_unmasked_cos"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nearest_sets_equal_a_stable_sort_with_ties_and_non_finite_values(seed):
+    """The partition-based k-NN sets are the stable argsort's, ties at the k-th place included."""
+    rng = np.random.default_rng(seed)
+    n, k = 40, 7
+    sim = np.round(rng.normal(size=(n, n)), 1)  # rounded: many ties, also at the k-th place
+    if seed % 3 == 2:
+        sim[3, 5] = sim[10, 2] = np.nan  # the sort's order decides here
+    ref = np.array(sim)
+    np.fill_diagonal(ref, -np.inf)
+    expected = np.zeros((n, n), bool)
+    expected[np.arange(n)[:, None], np.argsort(-ref, axis=1, kind="stable")[:, :k]] = True
+    got = M.nearest_sets(sim, k)
+    np.testing.assert_array_equal(got, expected)
+    assert (got.sum(1) == k).all()
