@@ -193,26 +193,31 @@ class Encoder:
     @classmethod
     def open(cls, ref: ModelRef, providers: Sequence[str] = ("cpu",), allow_fallback: bool = False,
              threads: int | None = None, layers: list[str] | None = None, keep_model: bool = True,
-             stats: bool = False) -> Encoder:
+             stats: bool = False, attention: bool = True) -> Encoder:
         """Load ``ref``, check its tokenizer fits, expose every layer, and create the session.
 
         ``keep_model=False`` drops the loaded proto (``graph.model`` becomes None) once the
         session exists: the session holds its own copy, and inspect needs no other.
         ``stats=True`` also adds the pad statistics' reductions to the graph
         (``padlens.inspector.ingraph``) where they can be built (``stats_note`` says why not).
+        ``attention=False`` leaves the attention maps unexposed and unfetched (the audit and the
+        probes read hidden states only); a file that lists every hidden state as an output then
+        loads as it is, from its path, with no copy of its bytes.
         """
         tokenizer = load_tokenizer(ref.tokenizer_path)
         graph = graph_mod.load_encoder(ref.path, layers)
         check_vocab(tokenizer, graph.vocab_size, ref.label)
         if ref.precision == "unknown":
             ref.precision = guess_precision(graph.model)
-        tensors = list(graph.layers.hidden) + list(graph.layers.attention)
+        tensors = list(graph.layers.hidden) + (list(graph.layers.attention) if attention else [])
         own = set(graph.outputs)  # fetched by their own names: no Identity copying them each run
         exposed = [t for t in tensors if t not in own]
         plan, why, session = None, "", None
         if stats:
             plan, why, session = _session_with_stats(graph, exposed, providers, allow_fallback, threads)
-        if session is None:
+        if session is None and not exposed:  # nothing to add: ONNX Runtime reads the file itself
+            session = create_session(ref.path, providers, allow_fallback, threads)
+        elif session is None:
             model = graph_mod.exposed_model(graph, exposed)[0]
             session = create_session(model, providers, allow_fallback, threads)
             del model
@@ -221,7 +226,7 @@ class Encoder:
         if not keep_model:
             graph.model = None
         hidden = [names[t] for t in graph.layers.hidden]
-        attention = [names[t] for t in graph.layers.attention]
+        attention = [names[t] for t in graph.layers.attention] if attention else []
         log.info("%s: %d layers (%s) on %s", ref.label, len(hidden) - 1, graph.layers.style, session.used)
         for note in structure_notes(graph):
             log.info("%s: %s", ref.label, note)  # commands show it once: run warnings, audit note

@@ -519,7 +519,7 @@ def probe(
     for ref, provider in itertools.product(refs, providers):
         start = time.perf_counter()
         enc = Encoder.open(ref, providers=(provider,), allow_fallback=allow_fallback, threads=threads,
-                           layers=layers)
+                           layers=layers, attention=False)  # probes read hidden states only
         length = choose_length(max_length, enc)
         side = enc.padding_side(padding_side)[0] if padding_side == "auto" else padding_side
         lengths.append(length)

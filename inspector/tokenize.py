@@ -1,6 +1,7 @@
 """Tokenize texts into padded int64 batches with the `tokenizers` library (no PyTorch)."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -86,9 +87,9 @@ class PadTokenizer:
         self.tokenizer.no_padding()
         self._lock = threading.Lock()
 
-    @property
+    @functools.cached_property
     def vocab_size(self) -> int:
-        """One more than the largest id the tokenizer can emit (added tokens included)."""
+        """One more than the largest id the tokenizer can emit (added tokens included; read once)."""
         ids = self.tokenizer.get_vocab(with_added_tokens=True).values()
         return max(ids) + 1 if ids else 0
 
@@ -178,11 +179,45 @@ def _check_encode_args(texts, max_length: int, padding: str, side: str) -> list[
     return texts
 
 
+#: files a tokenizer is read from; a loaded one is reused while none of them changed
+SOURCE_FILES = ("tokenizer.json", "vocab.txt", "special_tokens_map.json", "tokenizer_config.json")
+_LOADED: dict[tuple, PadTokenizer] = {}
+LOADED_MAX = 8
+
+
 def load_tokenizer(path: str | Path) -> PadTokenizer:
-    """Load a tokenizer from a folder (tokenizer.json, or a BERT vocab.txt) or a tokenizer.json."""
+    """Load a tokenizer from a folder (tokenizer.json, or a BERT vocab.txt) or a tokenizer.json.
+
+    One loaded from the same files (same paths, sizes and modification times) is returned
+    again: the audit opens each precision of an export with the same tokenizer. A
+    PadTokenizer is never changed after loading, and ``encode`` holds its lock."""
     path = Path(path)
     if not path.exists():
         raise BadInput(f"tokenizer {path} does not exist")
+    key = _stamp(path)
+    if key not in _LOADED:
+        if len(_LOADED) >= LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = _load_tokenizer(path)
+    return _LOADED[key]
+
+
+def _stamp(path: Path) -> tuple:
+    """What identifies a tokenizer's files on disk: each one's path, size and mtime."""
+    folder = path if path.is_dir() else path.parent
+    files = [path] if path.is_file() else []
+    files += [folder / name for name in SOURCE_FILES]
+    stamps = []
+    for file in files:
+        try:
+            st = file.stat()
+        except OSError:
+            continue
+        stamps.append((str(file.resolve()), st.st_size, st.st_mtime_ns))
+    return (str(path.resolve()), tuple(stamps))
+
+
+def _load_tokenizer(path: Path) -> PadTokenizer:
     folder = path if path.is_dir() else path.parent
     config = _read_configs(folder)
     tokenizer, tokenizer_json = _load_backend(path, config)

@@ -57,29 +57,60 @@ def compare_states(ref: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> Stat
     """Compare per-layer real-token states ``[n, H]`` of a text with its reference.
 
     NaN/Inf in ``got`` (at any position handed in) sets ``nonfinite_layer`` and counts as
-    the worst possible cosine.
+    the worst possible cosine. Layers of one shape are compared together (one set of numpy
+    calls for every layer: the audit compares thousands of such pairs).
     """
     diff = StateDiff()
-    for layer, (r, g) in enumerate(zip(ref, got)):
-        r64, g64 = np.asarray(r, np.float64), np.asarray(g, np.float64)
-        if not np.isfinite(g64).all():
-            if diff.nonfinite_layer is None:
-                diff.nonfinite_layer = layer
-            diff.min_cos, diff.cos_layer = -1.0, layer
-            continue
-        cos = float(cosines(r64, g64).min()) if len(r64) else 1.0
-        scale = float(np.linalg.norm(r64, axis=-1).mean()) or 1.0
-        delta = float(np.linalg.norm(g64 - r64, axis=-1).max() / scale) if len(r64) else 0.0
-        if cos < diff.min_cos:
-            diff.min_cos, diff.cos_layer = cos, layer
-        if delta > diff.max_delta:
-            diff.max_delta, diff.delta_layer = delta, layer
+    stacked = _stacked(ref, got)
+    if stacked is None:
+        for layer, (r, g) in enumerate(zip(ref, got)):
+            r64, g64 = np.asarray(r, np.float64), np.asarray(g, np.float64)
+            if not np.isfinite(g64).all():
+                if diff.nonfinite_layer is None:
+                    diff.nonfinite_layer = layer
+                diff.min_cos, diff.cos_layer = -1.0, layer
+                continue
+            cos = float(cosines(r64, g64).min()) if len(r64) else 1.0
+            _note_layer(diff, layer, cos, _max_delta(r64[None], g64[None])[0] if len(r64) else 0.0)
+    else:
+        r64, g64 = stacked  # [L, n, H], every state finite, n >= 1
+        cos = cosines(r64.reshape(-1, r64.shape[-1]), g64.reshape(-1, g64.shape[-1])).reshape(r64.shape[:2])
+        for layer, (c, d) in enumerate(zip(cos.min(axis=1).tolist(), _max_delta(r64, g64).tolist())):
+            _note_layer(diff, layer, c, d)
     if diff.nonfinite_layer is not None:
         diff.pooled_cos = -1.0
     elif len(ref) and len(ref[-1]):
         diff.pooled_cos = float(cosines(np.mean(np.asarray(ref[-1], np.float64), 0),
                                         np.mean(np.asarray(got[-1], np.float64), 0))[0])
     return diff
+
+
+def _stacked(ref: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``ref`` and ``got`` as float64 ``[L, n, H]`` when every layer has one shape with n >= 1
+    and ``got`` is finite; None when the layers must be compared one by one."""
+    if not len(ref) or len(ref) != len(got):
+        return None
+    shape = np.shape(ref[0])
+    if len(shape) != 2 or not shape[0] or any(np.shape(x) != shape for x in (*ref, *got)):
+        return None
+    g64 = np.asarray(got, np.float64)
+    if not np.isfinite(g64).all():
+        return None
+    return np.asarray(ref, np.float64), g64
+
+
+def _max_delta(r64: np.ndarray, g64: np.ndarray) -> np.ndarray:
+    """Per layer of ``[L, n, H]``: the largest ‖g − r‖ of one token over the mean ‖r‖ (1 when 0)."""
+    scale = np.linalg.norm(r64, axis=-1).mean(axis=-1)
+    return np.linalg.norm(g64 - r64, axis=-1).max(axis=-1) / np.where(scale > 0, scale, 1.0)
+
+
+def _note_layer(diff: StateDiff, layer: int, cos: float, delta: float) -> None:
+    """Keep ``layer``'s cosine and Δ when they are the worst so far (the first layer wins ties)."""
+    if cos < diff.min_cos:
+        diff.min_cos, diff.cos_layer = cos, layer
+    if delta > diff.max_delta:
+        diff.max_delta, diff.delta_layer = float(delta), layer
 
 
 def first_nonfinite(layers: Sequence[np.ndarray]) -> int | None:

@@ -137,7 +137,7 @@ def _encoders(models, tokenizer, providers, allow_fallback, threads, layers):
     for ref in refs:
         for provider in providers:
             yield ref, provider, Encoder.open(ref, providers=(provider,), allow_fallback=allow_fallback,
-                                              threads=threads, layers=layers)
+                                              threads=threads, layers=layers, attention=False)
 
 
 def run_settings(encoder, settings: Settings, label: str) -> RunSettings:

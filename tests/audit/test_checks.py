@@ -71,6 +71,36 @@ def test_compare_states_names_the_first_layer_with_nan():
     assert d.nonfinite_layer == 1 and d.worst_cos == -1.0
 
 
+def _per_layer(ref, got) -> tuple:
+    """compare_states' definition, one layer at a time in plain numpy (the reference)."""
+    cos_min, cos_layer, delta_max, delta_layer = 1.0, 0, 0.0, 0
+    for layer, (r, g) in enumerate(zip(ref, got)):
+        r, g = np.asarray(r, np.float64), np.asarray(g, np.float64)
+        cos = (np.sum(r * g, 1) / np.linalg.norm(r, axis=1) / np.linalg.norm(g, axis=1)).min()
+        delta = np.linalg.norm(g - r, axis=1).max() / np.linalg.norm(r, axis=1).mean()
+        if cos < cos_min:
+            cos_min, cos_layer = cos, layer
+        if delta > delta_max:
+            delta_max, delta_layer = delta, layer
+    return cos_min, cos_layer, delta_max, delta_layer
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("same_shapes", [True, False])
+def test_compare_states_of_stacked_layers_equals_the_layer_by_layer_definition(seed, same_shapes):
+    rng = np.random.default_rng(seed)
+    ref = [rng.normal(size=(5, 8)).astype(np.float32) for _ in range(7)]
+    if not same_shapes:  # one odd layer: compared one by one
+        ref[3] = rng.normal(size=(5, 6)).astype(np.float32)
+    got = [r + rng.normal(scale=0.1 * (i + 1), size=r.shape).astype(np.float32) for i, r in enumerate(ref)]
+    got[2] = ref[2].copy()
+    d = ck.compare_states(ref, got)
+    cos, cos_layer, delta, delta_layer = _per_layer(ref, got)
+    assert (d.cos_layer, d.delta_layer) == (cos_layer, delta_layer)
+    assert d.min_cos == pytest.approx(cos, abs=1e-12) and d.max_delta == pytest.approx(delta, rel=1e-12)
+    assert d.nonfinite_layer is None
+
+
 def test_compare_states_reports_the_worst_layer():
     ref = [np.eye(2, dtype=np.float32)] * 2
     got = [ref[0], np.array([[1, 1], [0, 1]], np.float32)]

@@ -160,3 +160,21 @@ def test_a_corrupt_tokenizer_json_is_bad_input(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{not json")
     with pytest.raises(BadInput, match="cannot be read"):
         load_tokenizer(tmp_path)
+
+
+def test_a_tokenizer_is_loaded_once_until_its_files_change(zoo, tmp_path):
+    import os
+    import shutil
+
+    folder = tmp_path / "tok"
+    shutil.copytree(zoo("padlens"), folder, ignore=shutil.ignore_patterns("*.onnx", "*.json.bak"))
+    first = load_tokenizer(folder)
+    assert load_tokenizer(folder) is first
+    config = folder / "tokenizer_config.json"
+    data = json.loads(config.read_text())
+    data["padding_side"] = "left"
+    config.write_text(json.dumps(data))
+    later = config.stat().st_mtime_ns + 10**9  # a changed time even where the clock is coarse
+    os.utime(config, ns=(later, later))
+    second = load_tokenizer(folder)
+    assert second is not first and second.padding_side == "left" and first.padding_side != "left"
