@@ -53,6 +53,24 @@ def test_exposing_layers_leaves_the_models_own_outputs_unchanged(encoder):
     assert encoder.describe().exposure_max_abs_diff == delta
 
 
+def test_without_attention_a_padlens_export_runs_as_the_file_is_with_the_same_states(encoder, export, monkeypatch):
+    """attention=False exposes nothing on a file that lists every hidden state: the session
+    is made from the file's path (never from rewritten bytes) and gives the same states."""
+    from padlens.inspector import encoder as encoder_mod
+
+    made = []
+    real = encoder_mod.create_session
+    monkeypatch.setattr(encoder_mod, "create_session", lambda model, *a, **k: made.append(model) or real(model, *a, **k))
+    (ref,) = resolve_models([export])
+    plain = Encoder.open(ref, threads=1, attention=False)
+    assert made == [ref.path] and plain.attention_outputs == []
+    batch = encoder.encode(TEXTS, max_length=16)
+    forward, full = plain.run(batch), encoder.run(batch)
+    assert forward.attention == [] and len(full.attention) == LAYERS
+    for a, b in zip(forward.hidden, full.hidden):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_describe_names_the_run(encoder, export):
     info = encoder.describe()
     assert info.label == f"{export.name}/fp32" and info.precision == "fp32"
