@@ -129,7 +129,7 @@ def paired(args, texts: list[str]) -> dict:
     for mode in ("numpy", "graph"):
         start = time.perf_counter()
         enc = I.Encoder.open(resolve_models([model_file(args.model)])[0], providers=tuple(args.provider),
-                             threads=args.threads, keep_model=False, stats=mode == "graph")
+                             threads=args.threads, keep_model=False, stats=mode == "graph", plain_ahead=True)
         runs[mode] = I._new_run(enc.ref, args.provider[0], enc, time.perf_counter() - start, args.max_length)
         seconds[mode]["open"] = time.perf_counter() - start
     tokenizer, inputs = runs["numpy"].encoder.tokenizer, runs["numpy"].encoder.graph.inputs

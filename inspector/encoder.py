@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -189,11 +190,12 @@ class Encoder:
     exposure_delta: float | None = None
     stats: ingraph.StatsPlan | None = None
     stats_note: str = ""
+    _plain: _PlainAhead | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def open(cls, ref: ModelRef, providers: Sequence[str] = ("cpu",), allow_fallback: bool = False,
              threads: int | None = None, layers: list[str] | None = None, keep_model: bool = True,
-             stats: bool = False, attention: bool = True) -> Encoder:
+             stats: bool = False, attention: bool = True, plain_ahead: bool = False) -> Encoder:
         """Load ``ref``, check its tokenizer fits, expose every layer, and create the session.
 
         ``keep_model=False`` drops the loaded proto (``graph.model`` becomes None) once the
@@ -203,7 +205,24 @@ class Encoder:
         ``attention=False`` leaves the attention maps unexposed and unfetched (the audit and the
         probes read hidden states only); a file that lists every hidden state as an output then
         loads as it is, from its path, with no copy of its bytes.
+        ``plain_ahead=True`` also starts creating a session over the unmodified file in a
+        background thread, for ``verify_exposure``: it overlaps with loading and instrumenting
+        (inspect checks exposure on its first batch).
         """
+        ahead = _PlainAhead(ref.path, providers, allow_fallback, threads) if plain_ahead else None
+        try:
+            enc = cls._open(ref, providers, allow_fallback, threads, layers, keep_model, stats, attention)
+        except BaseException:
+            if ahead is not None:
+                ahead.take()  # wait for it, and drop it
+            raise
+        enc._plain = ahead
+        return enc
+
+    @classmethod
+    def _open(cls, ref: ModelRef, providers: Sequence[str], allow_fallback: bool, threads: int | None,
+              layers: list[str] | None, keep_model: bool, stats: bool, attention: bool) -> Encoder:
+        """``open`` without the session made ahead."""
         tokenizer = load_tokenizer(ref.tokenizer_path)
         graph = graph_mod.load_encoder(ref.path, layers)
         check_vocab(tokenizer, graph.vocab_size, ref.label)
@@ -334,7 +353,10 @@ class Encoder:
         # only the model's own outputs are compared: no states or attention maps copied out
         mine = forward.outputs if forward is not None else dict(zip(own, self._run(own, batch)))
         # the same providers the instrumented session ended up on, so only exposure differs
-        plain_info = create_session(self.ref.path, self.session.used, self.allow_fallback, self.threads)
+        plain_info = self._plain.take() if self._plain is not None else None
+        self._plain = None
+        if plain_info is None or list(plain_info.used) != list(self.session.used):
+            plain_info = create_session(self.ref.path, self.session.used, self.allow_fallback, self.threads)
         plain = dict(zip(own, self._run(own, batch, plain_info)))
         del plain_info
         delta = max((max_abs_diff(mine[n], plain[n]) for n in own), default=0.0)
@@ -387,6 +409,29 @@ def _session_with_stats(graph: graph_mod.EncoderGraph, exposed: list[str], provi
         why = f"onnxruntime refused the statistics graph ({exc})"
         log.info("%s: pad statistics in numpy: %s", graph.path.name, why)  # the run's encoder.stats says why
         return None, why, None
+
+
+class _PlainAhead:
+    """A session over the unmodified file, created in a background thread (``Encoder.open``'s
+    ``plain_ahead``); ``take`` waits for it: the session, or None when it could not be made
+    (``verify_exposure`` then makes one itself and reports any error in its own words)."""
+
+    def __init__(self, path, providers: Sequence[str], allow_fallback: bool, threads: int | None):
+        self._session: SessionInfo | None = None
+        self._thread = threading.Thread(target=self._make, args=(path, tuple(providers), allow_fallback, threads),
+                                        name="padlens-plain-session", daemon=True)
+        self._thread.start()
+
+    def _make(self, path, providers: tuple[str, ...], allow_fallback: bool, threads: int | None) -> None:
+        try:
+            self._session = create_session(path, providers, allow_fallback, threads)
+        except Exception as exc:  # noqa: BLE001  (made again, and worded, in the foreground)
+            log.debug("plain session ahead of time failed: %s", exc)
+
+    def take(self) -> SessionInfo | None:
+        self._thread.join()
+        session, self._session = self._session, None
+        return session
 
 
 def _with_heads(probs: np.ndarray) -> np.ndarray:

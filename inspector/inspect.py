@@ -330,10 +330,13 @@ def _open_encoders(refs: list[ModelRef], providers: list[str], options: dict) ->
     """(ref, provider, encoder, seconds to open) for every run, in the order asked; the pad
     statistics are computed in the graph unless ``options`` says ``stats=False``."""
     options = {"stats": True, **options}
+    runs = list(itertools.product(refs, providers))
     opened = []
-    for ref, provider in itertools.product(refs, providers):
+    for ref, provider in runs:
         start = time.perf_counter()
-        enc = Encoder.open(ref, providers=(provider,), keep_model=False, **options)
+        # one run: the unmodified session for the exposure check is made while this one loads
+        # (with several, each would stay in memory beside every instrumented session)
+        enc = Encoder.open(ref, providers=(provider,), keep_model=False, plain_ahead=len(runs) == 1, **options)
         opened.append((ref, provider, enc, time.perf_counter() - start))
     return opened
 

@@ -118,6 +118,32 @@ def int32_copy(export, dest):
     return dest
 
 
+def test_the_unmodified_session_made_ahead_serves_the_exposure_check(encoder, export, monkeypatch):
+    from padlens.inspector import encoder as encoder_mod
+
+    (ref,) = resolve_models([export])
+    ahead = Encoder.open(ref, threads=1, plain_ahead=True)
+    made = []
+    real = encoder_mod.create_session
+    monkeypatch.setattr(encoder_mod, "create_session", lambda model, *a, **k: made.append(model) or real(model, *a, **k))
+    batch = encoder.encode(TEXTS, max_length=16)
+    assert ahead.verify_exposure(batch) == encoder.verify_exposure(batch)
+    assert made == [ref.path]  # the encoder without a session ahead made its own; the other none
+    assert ahead._plain is None  # used once, then released
+
+
+def test_a_failed_open_waits_for_the_session_made_ahead(export, tmp_path):
+    import threading
+
+    tok = Tokenizer.from_file(str(export / "tokenizer.json"))
+    tok.add_tokens([f"extra{i}" for i in range(50)])
+    tok.save(str(tmp_path / "tokenizer.json"))
+    ref = ModelRef(export / "model.onnx", "big-vocab", "fp32", tmp_path)
+    with pytest.raises(BadInput, match="embedding table has .* rows"):
+        Encoder.open(ref, plain_ahead=True)
+    assert not [t for t in threading.enumerate() if t.name == "padlens-plain-session"]
+
+
 def test_int32_inputs_are_fed_as_int32_and_give_the_same_states(export, encoder, tmp_path):
     (ref,) = resolve_models([int32_copy(export, tmp_path / "int32")])
     narrow = Encoder.open(ref, threads=1)
