@@ -244,29 +244,32 @@ def feeds(plan: StatsPlan, mask: np.ndarray) -> dict[str, np.ndarray]:
 def read(plan: StatsPlan, values: list[np.ndarray], mask: np.ndarray) -> BatchSums:
     """``BatchSums`` from the session's outputs for ``plan.fetch``, in float64."""
     mask = np.asarray(mask)
-    it = iter(values)
-    layers = [_layer_sums(*(next(it) for _ in range(5)), mask) for _ in plan.layers]
-    text = np.asarray(next(it), np.float64)
-    return BatchSums(layers, text, [np.asarray(next(it), np.float64) for _ in plan.attention])
+    n = len(plan.layers)
+    layers = _layer_sums(*(values[k:5 * n:5] for k in range(5)), mask)
+    text = np.asarray(values[5 * n], np.float64)
+    return BatchSums(layers, text, [np.asarray(v, np.float64) for v in values[5 * n + 1:]])
 
 
 @M._quiet
-def _layer_sums(sq, sums, dots, steps, positions, mask: np.ndarray) -> M.LayerSums:
+def _layer_sums(sq, sums, dots, steps, positions, mask: np.ndarray) -> list[M.LayerSums]:
+    """Every layer's ``LayerSums`` from its outputs (lists, layer 0 first), the float64 maths
+    done on the layers stacked: [L, B, T] and [L, B, 3, H]."""
     norms = np.sqrt(np.asarray(sq, np.float64))
     sums = np.asarray(sums, np.float64)
-    rows = np.arange(norms.shape[0])
+    rows = np.arange(norms.shape[1])
     anchor = M.pad_anchor(mask)
-    cos = np.asarray(dots, np.float64)[..., 0] / norms / norms[rows, anchor][:, None]
-    valid = (np.isfinite(norms) & (norms > 0)).all(axis=1)
-    return M.LayerSums(norms=norms, pad_sum=sums[:, 0], real_sum=sums[:, 1], anchor_cos=cos,
-                       steps=np.sqrt(np.asarray(steps, np.float64)), position_sum=positions[:, 0], valid=valid)
+    cos = np.asarray(dots, np.float64)[..., 0] / norms / norms[:, rows, anchor][..., None]
+    valid = (np.isfinite(norms) & (norms > 0)).all(axis=-1)
+    steps = np.sqrt(np.asarray(steps, np.float64))
+    return [M.LayerSums(norms=norms[i], pad_sum=sums[i, :, 0], real_sum=sums[i, :, 1], anchor_cos=cos[i],
+                        steps=steps[i], position_sum=positions[i][:, 0], valid=valid[i]) for i in range(len(norms))]
 
 
 def accumulate(sums: BatchSums, mask: np.ndarray, pads: list[M.PadStats],
                attention: list[M.AttentionStats | None], texts: M.TextStats) -> None:
     """Add one batch's statistics to a run's accumulators (every layer valid: ``sums.valid``)."""
-    for stats, layer in zip(pads, sums.layers):
-        stats.add_sums(layer, mask)
-    for stats, masses in zip(attention[1:], sums.attention):
-        stats.add_masses(masses, mask)
+    M.add_layer_sums(pads, sums.layers, mask)
+    n = min(len(attention) - 1, len(sums.attention))  # attention[0] (embeddings) has none
+    if n > 0:
+        M.add_attention_masses(attention[1:1 + n], sums.attention[:n], mask)
     texts.add_vectors(M.text_vectors_from_sums(sums.text, mask, sums.layers[-1].valid))

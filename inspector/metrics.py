@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,11 +100,11 @@ def sequence_metrics_from_sums(norms: np.ndarray, pad_sum: np.ndarray, real_sum:
     n_p, n_r = pad.sum(1), real.sum(1)
     s_p, s_r = np.asarray(pad_sum, np.float64), np.asarray(real_sum, np.float64)
     norms = np.asarray(norms, np.float64)
-    return {
-        "pad_pad_cos": _safe_div(np.einsum("bh,bh->b", s_p, s_p) - n_p, n_p * (n_p - 1)),
-        "pad_real_cos": _safe_div(np.einsum("bh,bh->b", s_p, s_r), n_p * n_r),
-        "pad_norm": _safe_div((norms * pad).sum(1), n_p),
-        "real_norm": _safe_div((norms * real).sum(1), n_r),
+    return {  # leading axes before [B] (layers stacked) broadcast: see add_layer_sums
+        "pad_pad_cos": _safe_div(np.einsum("...h,...h->...", s_p, s_p) - n_p, n_p * (n_p - 1)),
+        "pad_real_cos": _safe_div(np.einsum("...h,...h->...", s_p, s_r), n_p * n_r),
+        "pad_norm": _safe_div((norms * pad).sum(-1), n_p),
+        "real_norm": _safe_div((norms * real).sum(-1), n_r),
         "n_pad": n_p, "n_real": n_r, "valid": np.asarray(valid, bool),
     }
 
@@ -167,9 +168,9 @@ def position_metrics_from_sums(cos: np.ndarray, steps: np.ndarray, mask: np.ndar
     anchor = pad_anchor(mask)
     offset = np.abs(np.arange(t)[None, :] - anchor[:, None])
     is_offset = pad & (offset > 0)
-    anchor_cos = _safe_div(np.where(is_offset, cos, 0.0).sum(1), is_offset.sum(1))
+    anchor_cos = _safe_div(np.where(is_offset, cos, 0.0).sum(-1), is_offset.sum(1))  # cos may be [L, B, T]
     pairs = pad[:, 1:] & pad[:, :-1]
-    step = _safe_div(np.where(pairs, steps, 0.0).sum(1), pairs.sum(1))
+    step = _safe_div(np.where(pairs, steps, 0.0).sum(-1), pairs.sum(1))
     return {"pad_anchor_cos": anchor_cos, "pad_step": step, "cos_to_anchor": cos,
             "offset": offset, "is_offset": is_offset}
 
@@ -214,8 +215,8 @@ def masses_per_sequence(masses: np.ndarray, mask: np.ndarray, valid: np.ndarray)
     masses = np.asarray(masses, np.float64)
     mass = {k: masses[..., i] for i, k in enumerate(KEY_GROUPS)}
     padf, realf = (~real).astype(np.float64), real.astype(np.float64)
-    out = {f"pad_to_{k}": _safe_div((m * padf).sum(1), padf.sum(1)) for k, m in mass.items()}
-    out["real_to_pad"] = _safe_div((mass["pad"] * realf).sum(1), realf.sum(1))
+    out = {f"pad_to_{k}": _safe_div((m * padf).sum(-1), padf.sum(1)) for k, m in mass.items()}  # m may be [A, B, T]
+    out["real_to_pad"] = _safe_div((mass["pad"] * realf).sum(-1), realf.sum(1))
     out["valid"] = np.asarray(valid, bool)
     return out
 
@@ -483,6 +484,56 @@ class PadStats:
         if self.position_sum is None:
             return None
         return self.position_sum / np.where(self.position_count > 0, self.position_count, np.nan)[:, None]
+
+
+#: the values of sequence_metrics_from_sums / position_metrics_from_sums / masses_per_sequence
+#: that differ per layer (the rest depend on the mask only)
+_PER_LAYER = frozenset(("pad_pad_cos", "pad_real_cos", "pad_norm", "real_norm", "pad_anchor_cos",
+                        "pad_step", "cos_to_anchor", "pad_to_cls", "pad_to_sep", "pad_to_content",
+                        "pad_to_pad", "real_to_pad", "valid"))
+
+
+def _layer_of(values: dict[str, np.ndarray], layer: int, keys=_PER_LAYER) -> dict[str, np.ndarray]:
+    """One layer's values from values computed for stacked layers (mask-only ones shared)."""
+    return {k: v[layer] if k in keys else v for k, v in values.items()}
+
+
+def add_layer_sums(stats: Sequence[PadStats], layers: Sequence[LayerSums], mask: np.ndarray) -> None:
+    """``stats[l].add_sums(layers[l], mask)`` for every layer, the per-sequence maths done once
+    for the layers stacked (the in-graph statistics of one batch: a few numpy calls instead of a
+    few per layer). Every layer must be valid and of one shape."""
+    mask = np.asarray(mask)
+    shapes = {(l.norms.shape, l.pad_sum.shape) for l in layers}
+    if len(layers) < 2 or len(shapes) != 1:
+        for stat, layer in zip(stats, layers):
+            stat.add_sums(layer, mask)
+        return
+    if not all(np.all(layer.valid) for layer in layers):
+        raise ValueError("add_layer_sums needs valid states in every sequence: use PadStats.add(h, mask)")
+
+    def stacked(name: str) -> np.ndarray:
+        return np.stack([np.asarray(getattr(layer, name), np.float64) for layer in layers])
+
+    valid = np.ones(mask.shape[0], bool)
+    per = sequence_metrics_from_sums(stacked("norms"), stacked("pad_sum"), stacked("real_sum"), mask, valid)
+    per["valid"] = np.broadcast_to(valid, (len(layers), len(valid)))
+    pos = position_metrics_from_sums(stacked("anchor_cos"), stacked("steps"), mask)
+    counts = (mask == 0).sum(0)
+    for index, (stat, layer) in enumerate(zip(stats, layers)):
+        stat._add_sequences(_layer_of(per, index), _layer_of(pos, index))
+        stat._add_position_sums(np.asarray(layer.position_sum, np.float64), counts)
+
+
+def add_attention_masses(stats: Sequence[AttentionStats], masses: Sequence[np.ndarray], mask: np.ndarray) -> None:
+    """``stats[a].add_masses(masses[a], mask)`` for every attention map, computed stacked."""
+    if len(masses) < 2 or len({np.shape(m) for m in masses}) != 1:
+        for stat, m in zip(stats, masses):
+            stat.add_masses(m, mask)
+        return
+    stacked = np.stack([np.asarray(m, np.float64) for m in masses])  # [A, B, T, 4]
+    per = masses_per_sequence(stacked, mask, np.isfinite(stacked).all(axis=(2, 3)))
+    for index, stat in enumerate(stats):
+        stat._add_sequences(_layer_of(per, index))
 
 
 @dataclass
