@@ -234,12 +234,8 @@ class Encoder:
         plan, why, session = None, "", None
         if stats:
             plan, why, session = _session_with_stats(graph, exposed, providers, allow_fallback, threads)
-        if session is None and not exposed:  # nothing to add: ONNX Runtime reads the file itself
-            session = create_session(ref.path, providers, allow_fallback, threads)
-        elif session is None:
-            model = graph_mod.exposed_model(graph, exposed)[0]
-            session = create_session(model, providers, allow_fallback, threads)
-            del model
+        if session is None:
+            session = _session_for(graph, exposed, None, providers, allow_fallback, threads)
         names = {**graph_mod.output_delta(graph.model, exposed)[1], **{t: t for t in tensors if t in own}}
         graph.raw = None
         if not keep_model:
@@ -402,9 +398,8 @@ def _session_with_stats(graph: graph_mod.EncoderGraph, exposed: list[str], provi
         log.info("%s: pad statistics in numpy: %s", graph.path.name, why)
         return None, why, None
     delta, plan = ingraph.build(graph.model, list(layers.hidden), list(layers.attention), graph.float_dtype)
-    model = graph_mod.exposed_model(graph, exposed, extra=delta)[0]  # one copy of the file's bytes
     try:
-        return plan, "", create_session(model, providers, allow_fallback, threads)
+        return plan, "", _session_for(graph, exposed, delta, providers, allow_fallback, threads)
     except ModelLoadError as exc:
         why = f"onnxruntime refused the statistics graph ({exc})"
         log.info("%s: pad statistics in numpy: %s", graph.path.name, why)  # the run's encoder.stats says why
@@ -432,6 +427,23 @@ class _PlainAhead:
         self._thread.join()
         session, self._session = self._session, None
         return session
+
+
+def _session_for(graph: graph_mod.EncoderGraph, exposed: list[str], extra, providers, allow_fallback: bool,
+                 threads: int | None) -> SessionInfo:
+    """A session over the model with ``exposed`` as outputs and ``extra`` (a delta) merged in.
+    Its weights are read in place from the file where it allows (``padlens.inspector.inplace``:
+    ≈ 4x faster to create, no copy of the weights); else it gets the whole bytes, or the path
+    when nothing is added."""
+    model = graph_mod.in_place_model(graph, exposed, extra)
+    if model is not None:
+        try:
+            return create_session(model, providers, allow_fallback, threads, weights_folder=graph.path.parent)
+        except ModelLoadError as exc:  # then as before: the whole model
+            log.debug("%s: weights not read in place (%s)", graph.path.name, exc)
+    if not exposed and extra is None:
+        return create_session(graph.path, providers, allow_fallback, threads)  # ONNX Runtime reads the file itself
+    return create_session(graph_mod.exposed_model(graph, exposed, extra)[0], providers, allow_fallback, threads)
 
 
 def _with_heads(probs: np.ndarray) -> np.ndarray:

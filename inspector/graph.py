@@ -10,6 +10,7 @@ import onnx
 from onnx import TensorProto
 
 from padlens.errors import LayersNotFound, ModelLoadError
+from padlens.inspector import inplace
 from padlens.inspector.expose import EXTERNAL_OVER, expose_outputs, output_delta, save_model
 from padlens.inspector.loader import InputSpec, read_model, recognise_inputs
 from padlens.inspector.locate import Graph, LayerMap, hidden_size, locate_layers, token_output
@@ -113,15 +114,33 @@ def exposed_model(graph: EncoderGraph, tensors: list[str],
     name to fetch each by. A self-contained file under 2 GB becomes its own bytes with the
     small addition appended (protobuf merges them): no copy of the weights, no reserialising.
     ``extra``: another delta merged in as well (the in-graph statistics), in the same one copy."""
-    delta, fetch = output_delta(graph.model, tensors)
-    if extra is not None:
-        delta.MergeFrom(extra)
+    delta, fetch = _delta(graph, tensors, extra)
     if graph.raw is not None and len(graph.raw) <= EXTERNAL_OVER:
         return graph.raw + delta.SerializeToString(), fetch
     model = onnx.ModelProto()
     model.CopyFrom(graph.model)
     model.MergeFrom(delta)
     return model, fetch
+
+
+def in_place_model(graph: EncoderGraph, tensors: list[str], extra: onnx.ModelProto | None = None) -> bytes | None:
+    """``exposed_model``'s bytes with the weights left in the file: each large initializer refers
+    to its bytes inside ``graph.path`` (``padlens.inspector.inplace``), for ``create_session(...,
+    weights_folder=graph.path.parent)``. None when the file's bytes are not at hand (external
+    data, over 2 GB) or do not read as expected."""
+    if graph.raw is None or len(graph.raw) > EXTERNAL_OVER:
+        return None
+    small = inplace.referencing_bytes(graph.raw, graph.path.name)
+    if small is None:
+        return None
+    return small + _delta(graph, tensors, extra)[0].SerializeToString()
+
+
+def _delta(graph: EncoderGraph, tensors: list[str], extra: onnx.ModelProto | None) -> tuple[onnx.ModelProto, dict]:
+    delta, fetch = output_delta(graph.model, tensors)
+    if extra is not None:
+        delta.MergeFrom(extra)
+    return delta, fetch
 
 
 def _output_names(model: onnx.ModelProto) -> str:

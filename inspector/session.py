@@ -148,15 +148,19 @@ def check_providers(asked: Sequence[str], used: Sequence[str], allow_fallback: b
 
 
 def create_session(model: str | Path | bytes | onnx.ModelProto, providers: Iterable[str] | str | None = ("cpu",),
-                   allow_fallback: bool = False, threads: int | None = None) -> SessionInfo:
+                   allow_fallback: bool = False, threads: int | None = None,
+                   weights_folder: Path | None = None) -> SessionInfo:
     """Create an InferenceSession on ``providers`` and verify ORT really uses them.
 
     A model's bytes go to ONNX Runtime as they are; a ModelProto is handed over as bytes; only one past protobuf's 2 GB limit is
     written (with external data) to a temporary folder, removed once the session exists.
-    Nothing is written beside the user's model.
+    Nothing is written beside the user's model. ``weights_folder``: where the external data of
+    a model given as bytes lies (``padlens.inspector.inplace``: the weights read from the file).
     """
     asked = resolve_providers(providers)
     options = _session_options(threads)
+    if weights_folder is not None:
+        options.add_session_config_entry(EXTERNAL_FOLDER_KEY, str(weights_folder))
     if isinstance(model, onnx.ModelProto):
         session = _session_from_proto(model, options, asked)
     elif isinstance(model, (bytes, bytearray)):
@@ -167,6 +171,10 @@ def create_session(model: str | Path | bytes | onnx.ModelProto, providers: Itera
     notes = check_providers(asked, used, allow_fallback)
     log.debug("session on %s (asked %s)", used, asked)
     return SessionInfo(session, asked, used, notes)
+
+
+#: where ONNX Runtime looks for the external data of a model loaded from bytes
+EXTERNAL_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:
