@@ -469,9 +469,10 @@ def _finish(run: _Run) -> RunResult:
     layers = [_layer_metrics(i, str(tensors[i]), pads, attn)
               for i, (pads, attn) in enumerate(zip(run.pads, run.attention))]
     describe = run.encoder.describe()
+    pooling, rsa = run.texts.pooling_and_rsa()
     return RunResult(
         model=str(run.ref.path), precision=run.ref.precision, provider=run.provider, label=run.ref.label,
-        layers=layers, pooling=PoolingDamage(**run.texts.pooling()), pad_content_rsa=run.texts.pad_content_rsa(),
+        layers=layers, pooling=PoolingDamage(**pooling), pad_content_rsa=rsa,
         exposure_max_abs_diff=run.exposure, n_texts=run.n_texts, n_tokens=run.n_tokens,
         n_pad_tokens=run.n_pad_tokens, warnings=_run_warnings(run, layers), faults=list(run.faults),
         timings={k: round(v, 4) for k, v in run.timings.items()}, encoder=describe,

@@ -687,6 +687,11 @@ class TextStats:
     def pooling(self, k: int = KNN_K) -> dict[str, float | int]:
         """Pooling damage: per-text cosines, and across the kept texts the k-NN overlap and
         the Spearman correlation between the masked and unmasked similarity matrices."""
+        return self.pooling_and_rsa(k, rsa=False)[0]
+
+    def pooling_and_rsa(self, k: int = KNN_K, rsa: bool = True) -> tuple[dict[str, float | int], float]:
+        """``pooling(k)`` and ``pad_content_rsa()`` together: the masked similarity matrix and
+        its ranks, which both need, are computed once (the same values as the two calls)."""
         means = self.values.means()
         out: dict[str, float | int] = {
             "masked_unmasked_cos": means["masked_unmasked_cos"],
@@ -694,22 +699,43 @@ class TextStats:
             "masked_unmasked_cos_max": self.max_cos if self.values.counts["masked_unmasked_cos"] else float("nan"),
             "cls_masked_cos": means["cls_masked_cos"],
         }
-        return {**out, **self._cross_text(k)}
+        cross, ranks = self._cross_text(k)
+        return {**out, **cross}, (self._rsa(ranks) if rsa else float("nan"))
 
-    def _cross_text(self, k: int) -> dict[str, float | int]:
+    def _cross_text(self, k: int) -> tuple[dict[str, float | int], np.ndarray | None]:
+        """The cross-text pooling metrics, and the ranks of the masked similarities (None
+        unless every pair's similarity is finite)."""
         nan = float("nan")
         out = {"texts_compared": self.kept, "knn_k": 0, "knn_overlap": nan, "similarity_spearman": nan,
                "similarity_mean_masked": nan, "similarity_mean_unmasked": nan}
         if self.kept < 2:
-            return out
+            return out, None
         sim_m = cosine_matrix(self.stacked("masked"))
         sim_u = cosine_matrix(self.stacked("unmasked"))
         out["knn_overlap"], out["knn_k"] = knn_overlap(sim_m, sim_u, k)
         tri_m, tri_u = upper_triangle(sim_m), upper_triangle(sim_u)
-        out["similarity_spearman"] = spearman(tri_m, tri_u) if len(tri_m) >= 2 else nan
+        ranks = rankdata(tri_m) if np.isfinite(tri_m).all() else None
+        if len(tri_m) < 2:
+            pass
+        elif ranks is not None and np.isfinite(tri_u).all():  # spearman's pairs: all of them
+            out["similarity_spearman"] = pearson(ranks, rankdata(tri_u))
+        else:
+            out["similarity_spearman"] = spearman(tri_m, tri_u)
         out["similarity_mean_masked"] = float(tri_m.mean())
         out["similarity_mean_unmasked"] = float(tri_u.mean())
-        return out
+        return out, ranks
+
+    def _rsa(self, masked_ranks: np.ndarray | None) -> float:
+        """``pad_content_rsa``, reusing the masked similarities' ranks when every text is kept
+        by it (every pad mean finite) and every pair's similarity is finite."""
+        if self.kept < 3:
+            return float("nan")
+        pads, masked = self.stacked("pad"), self.stacked("masked")
+        if masked_ranks is not None and np.isfinite(pads).all() and np.isfinite(masked).all():
+            tri_p = upper_triangle(cosine_matrix(pads))
+            if np.isfinite(tri_p).all():
+                return pearson(rankdata(tri_p), masked_ranks)
+        return pad_content_rsa(pads, masked)
 
     def pad_content_rsa(self) -> float:
         """``pad_content_rsa`` over the kept texts that have pads (NaN with fewer than 3)."""

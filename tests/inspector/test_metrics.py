@@ -356,3 +356,23 @@ def test_nearest_sets_equal_a_stable_sort_with_ties_and_non_finite_values(seed):
     got = M.nearest_sets(sim, k)
     np.testing.assert_array_equal(got, expected)
     assert (got.sum(1) == k).all()
+
+
+@pytest.mark.parametrize("no_pads", [False, True])
+def test_pooling_and_rsa_together_equal_the_two_calls(no_pads):
+    """The shared masked ranks give exactly what pooling() and pad_content_rsa() give apart."""
+    rng = np.random.default_rng(11)
+    stats = M.TextStats()
+    for _ in range(3):
+        masked, unmasked, pad = (rng.normal(size=(7, 6)) for _ in range(3))
+        if no_pads:
+            pad[2] = np.nan  # a text without pads: left out of the RSA only
+        stats.add_vectors({"masked": masked, "unmasked": masked + 0.3 * unmasked, "pad": pad,
+                           "cls": rng.normal(size=(7, 6)), "valid": np.ones(7, bool)})
+    pooling, rsa = stats.pooling_and_rsa()
+    expected = stats.pooling()
+    assert pooling.keys() == expected.keys()
+    for key, value in expected.items():
+        assert pooling[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
+    assert rsa == pytest.approx(stats.pad_content_rsa(), rel=1e-12) and not np.isnan(rsa)
+    assert rsa == pytest.approx(M.pad_content_rsa(stats.stacked("pad"), stats.stacked("masked")), rel=1e-12)
