@@ -284,15 +284,20 @@ def nearest_sets(sim: np.ndarray, k: int) -> np.ndarray:
     s = np.array(sim, dtype=np.float64)
     n = s.shape[0]
     np.fill_diagonal(s, -np.inf)
-    if not np.isfinite(s[~np.eye(n, dtype=bool)]).all():  # NaN/inf order: the sort decides
+    if np.count_nonzero(np.isfinite(s)) != n * n - n:  # NaN/inf off the diagonal: the sort decides
         member = np.zeros((n, n), bool)
         member[np.arange(n)[:, None], np.argsort(-s, axis=1, kind="stable")[:, :k]] = True
         return member
-    kth = -np.partition(-s, k - 1, axis=1)[:, k - 1:k]  # each row's k-th largest value
-    above = s > kth
+    kth = np.partition(s, n - k, axis=1)[:, n - k:n - k + 1]  # each row's k-th largest value
+    member = s > kth
     tied = s == kth
-    room = k - above.sum(1, keepdims=True)  # places left for the values equal to the k-th
-    return above | (tied & (np.cumsum(tied, axis=1) <= room))
+    room = k - member.sum(1)  # places left for the values equal to the k-th
+    crowded = tied.sum(1) > room  # rows where ties at the k-th place go to the lower indexes
+    member |= tied
+    if crowded.any():
+        rows = np.flatnonzero(crowded)
+        member[rows] &= ~tied[rows] | (np.cumsum(tied[rows], axis=1) <= room[rows, None])
+    return member
 
 
 def rsa(x: np.ndarray, y: np.ndarray) -> float:
