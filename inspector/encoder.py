@@ -4,13 +4,15 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from padlens.errors import BadInput, ModelLoadError
 from padlens.inspector import graph as graph_mod
-from padlens.inspector import ingraph
+from padlens.inspector import ingraph, inplace
+from padlens.inspector.expose import EXTERNAL_OVER
 from padlens.inspector.fixed import failure_words, run_explained
 from padlens.inspector.lengths import choose_max_length
 from padlens.inspector.loader import InputSpec
@@ -352,7 +354,7 @@ class Encoder:
         plain_info = self._plain.take() if self._plain is not None else None
         self._plain = None
         if plain_info is None or list(plain_info.used) != list(self.session.used):
-            plain_info = create_session(self.ref.path, self.session.used, self.allow_fallback, self.threads)
+            plain_info = _plain_session(self.ref.path, self.session.used, self.allow_fallback, self.threads)
         plain = dict(zip(own, self._run(own, batch, plain_info)))
         del plain_info
         delta = max((max_abs_diff(mine[n], plain[n]) for n in own), default=0.0)
@@ -419,7 +421,7 @@ class _PlainAhead:
 
     def _make(self, path, providers: tuple[str, ...], allow_fallback: bool, threads: int | None) -> None:
         try:
-            self._session = create_session(path, providers, allow_fallback, threads)
+            self._session = _plain_session(path, providers, allow_fallback, threads)
         except Exception as exc:  # noqa: BLE001  (made again, and worded, in the foreground)
             log.debug("plain session ahead of time failed: %s", exc)
 
@@ -444,6 +446,24 @@ def _session_for(graph: graph_mod.EncoderGraph, exposed: list[str], extra, provi
     if not exposed and extra is None:
         return create_session(graph.path, providers, allow_fallback, threads)  # ONNX Runtime reads the file itself
     return create_session(graph_mod.exposed_model(graph, exposed, extra)[0], providers, allow_fallback, threads)
+
+
+def _plain_session(path: Path, providers, allow_fallback: bool, threads: int | None) -> SessionInfo:
+    """A session over the unmodified file, its weights read in place when the file allows (the
+    same outputs bit for bit, ≈ 3x faster to create than from the path), else from the path."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes() if path.stat().st_size <= EXTERNAL_OVER else None
+    except OSError:
+        raw = None
+    small = inplace.referencing_bytes(raw, path.name) if raw is not None else None
+    del raw
+    if small is not None:
+        try:
+            return create_session(small, providers, allow_fallback, threads, weights_folder=path.parent)
+        except ModelLoadError as exc:
+            log.debug("%s: weights not read in place (%s)", path.name, exc)
+    return create_session(path, providers, allow_fallback, threads)
 
 
 def _with_heads(probs: np.ndarray) -> np.ndarray:

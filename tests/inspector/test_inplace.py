@@ -77,7 +77,7 @@ def test_encoders_read_their_weights_in_place_and_fall_back_when_refused(zoo, mo
         enc = Encoder.open(ref, stats=stats)
         assert calls[-1] == folder and enc.uses_stats == stats
     batch = enc.encode(TEXTS, max_length=16)
-    assert enc.verify_exposure(batch) == 0.0  # against a session on the file itself
+    assert enc.verify_exposure(batch) == 0.0  # against a session on the unmodified file
 
     def refuse(model, *args, weights_folder=None, **kwargs):
         if weights_folder is not None:
