@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from spawn import spawn_measured
+from spawn import spawn_measured, write_result
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     result = bench(args.before_site.resolve(), args.export.resolve(), args.reps)
-    (WORK / "audit_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "commands"}, indent=2))
+    write_result(WORK / "audit_speed.json", result)
     return 0
 
 

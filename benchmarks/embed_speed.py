@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from spawn import spawn_measured
+from spawn import spawn_measured, write_result
 
 log = logging.getLogger(__name__)
 
@@ -238,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "forward":
         return forward_main(args)
     result = bench(args.texts, args.reps, args.threads)
-    (WORK / "embed_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "commands"}, indent=2))
+    write_result(WORK / "embed_speed.json", result)
     return 0
 
 

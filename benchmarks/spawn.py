@@ -1,6 +1,7 @@
 """Run a command as its own process and read its wall time, CPU time and peak RSS from the kernel."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -39,3 +40,9 @@ def spawn_measured(cmd: list[str], env: dict, err_path: Path, ok: tuple[int, ...
     if code not in ok:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
     return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code, stderr)
+
+
+def write_result(path: Path, result: dict) -> None:
+    """Write ``result`` as JSON to ``path`` and print it (without its ``commands``)."""
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "commands"}, indent=2))

@@ -206,7 +206,7 @@ class Encoder:
         (``padlens.inspector.ingraph``) where they can be built (``stats_note`` says why not).
         ``attention=False`` leaves the attention maps unexposed and unfetched (the audit and the
         probes read hidden states only); a file that lists every hidden state as an output then
-        loads as it is, from its path, with no copy of its bytes.
+        runs with nothing added to its graph.
         ``plain_ahead=True`` also starts creating a session over the unmodified file in a
         background thread, for ``verify_exposure``: it overlaps with loading and instrumenting
         (inspect checks exposure on its first batch).
@@ -433,24 +433,21 @@ class _PlainAhead:
 
 def _session_for(graph: graph_mod.EncoderGraph, exposed: list[str], extra, providers, allow_fallback: bool,
                  threads: int | None) -> SessionInfo:
-    """A session over the model with ``exposed`` as outputs and ``extra`` (a delta) merged in.
-    Its weights are read in place from the file where it allows (``padlens.inspector.inplace``:
-    ≈ 4x faster to create, no copy of the weights); else it gets the whole bytes, or the path
-    when nothing is added."""
-    model = graph_mod.in_place_model(graph, exposed, extra)
-    if model is not None:
-        try:
-            return create_session(model, providers, allow_fallback, threads, weights_folder=graph.path.parent)
-        except ModelLoadError as exc:  # then as before: the whole model
-            log.debug("%s: weights not read in place (%s)", graph.path.name, exc)
-    if not exposed and extra is None:
-        return create_session(graph.path, providers, allow_fallback, threads)  # ONNX Runtime reads the file itself
-    return create_session(graph_mod.exposed_model(graph, exposed, extra)[0], providers, allow_fallback, threads)
+    """A session over the model with ``exposed`` as outputs and ``extra`` (a delta) merged in
+    (``_in_place_or``: the weights read from the file; else the whole bytes, or the path when
+    nothing is added)."""
+    def whole():
+        if not exposed and extra is None:
+            return graph.path  # ONNX Runtime reads the file itself
+        return graph_mod.exposed_model(graph, exposed, extra)[0]
+
+    return _in_place_or(graph_mod.in_place_model(graph, exposed, extra), graph.path, whole,
+                        providers, allow_fallback, threads)
 
 
 def _plain_session(path: Path, providers, allow_fallback: bool, threads: int | None) -> SessionInfo:
-    """A session over the unmodified file, its weights read in place when the file allows (the
-    same outputs bit for bit, ≈ 3x faster to create than from the path), else from the path."""
+    """A session over the unmodified file (``_in_place_or``: its weights read in place, the same
+    outputs bit for bit, ≈ 3x faster to create; else from the path)."""
     path = Path(path)
     try:
         raw = path.read_bytes() if path.stat().st_size <= EXTERNAL_OVER else None
@@ -458,12 +455,20 @@ def _plain_session(path: Path, providers, allow_fallback: bool, threads: int | N
         raw = None
     small = inplace.referencing_bytes(raw, path.name) if raw is not None else None
     del raw
+    return _in_place_or(small, path, lambda: path, providers, allow_fallback, threads)
+
+
+def _in_place_or(small: bytes | None, path: Path, whole, providers, allow_fallback: bool,
+                 threads: int | None) -> SessionInfo:
+    """A session over ``small`` (a model whose weights refer to their bytes in ``path``,
+    ``padlens.inspector.inplace``: ≈ 4x faster to create, no copy of the weights); when there is
+    none or ONNX Runtime refuses it, over ``whole()`` (the model as bytes, a proto or a path)."""
     if small is not None:
         try:
             return create_session(small, providers, allow_fallback, threads, weights_folder=path.parent)
         except ModelLoadError as exc:
             log.debug("%s: weights not read in place (%s)", path.name, exc)
-    return create_session(path, providers, allow_fallback, threads)
+    return create_session(whole(), providers, allow_fallback, threads)
 
 
 def _with_heads(probs: np.ndarray) -> np.ndarray:

@@ -720,12 +720,10 @@ class TextStats:
         out["knn_overlap"], out["knn_k"] = knn_overlap(sim_m, sim_u, k)
         tri_m, tri_u = upper_triangle(sim_m), upper_triangle(sim_u)
         ranks = rankdata(tri_m) if np.isfinite(tri_m).all() else None
-        if len(tri_m) < 2:
-            pass
-        elif ranks is not None and np.isfinite(tri_u).all():  # spearman's pairs: all of them
-            out["similarity_spearman"] = pearson(ranks, rankdata(tri_u))
+        if ranks is not None and np.isfinite(tri_u).all():  # spearman's pairs: all of them
+            out["similarity_spearman"] = pearson(ranks, rankdata(tri_u))  # NaN with < 2 pairs
         else:
-            out["similarity_spearman"] = spearman(tri_m, tri_u)
+            out["similarity_spearman"] = spearman(tri_m, tri_u) if len(tri_m) >= 2 else nan
         out["similarity_mean_masked"] = float(tri_m.mean())
         out["similarity_mean_unmasked"] = float(tri_u.mean())
         return out, ranks
