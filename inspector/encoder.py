@@ -415,8 +415,10 @@ class _PlainAhead:
 
     def __init__(self, path, providers: Sequence[str], allow_fallback: bool, threads: int | None):
         self._session: SessionInfo | None = None
+        # not a daemon: a process that exits (an error right after open) first waits for it; a
+        # daemon thread still inside ONNX Runtime at exit aborts it ("terminate called ...")
         self._thread = threading.Thread(target=self._make, args=(path, tuple(providers), allow_fallback, threads),
-                                        name="padlens-plain-session", daemon=True)
+                                        name="padlens-plain-session", daemon=False)
         self._thread.start()
 
     def _make(self, path, providers: tuple[str, ...], allow_fallback: bool, threads: int | None) -> None:

@@ -207,3 +207,17 @@ def test_a_third_party_file_with_only_last_hidden_state_is_located_and_exposed(z
     assert forward.attention[0].shape == (3, 2, 16, 16)
     np.testing.assert_allclose(forward.attention[0].sum(axis=-1), 1.0, atol=1e-5)
     assert bare.verify_exposure(batch, forward) < 1e-5
+
+
+def test_a_process_that_exits_right_after_open_waits_for_the_session_made_ahead(export):
+    """An error just after open (inspect's length check) ends the process while the unmodified
+    session is still being made: it must exit with its own code, not abort inside ONNX Runtime."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from padlens.inspector.encoder import Encoder; "
+            "from padlens.inspector.resolve import resolve_models; "
+            f"Encoder.open(resolve_models([{str(export)!r}])[0], plain_ahead=True); sys.exit(2)")
+    for _ in range(3):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr[-500:]
