@@ -110,7 +110,7 @@ def forward_main(args) -> int:
     from transformers import AutoModel
 
     from padlens.inspector import embed as E
-    from padlens.inspector.resolve import resolve_models
+    from padlens.inspector.inputs.resolve import resolve_models
 
     torch.set_num_threads(args.threads)
     runner = E.EmbedModel(resolve_models([str(EXPORT)])[0], ("cpu",), False, args.threads)

@@ -32,8 +32,8 @@ def last_only(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def every_layer(path: Path) -> onnx.ModelProto:
-    """What padlens runs: layers located and exposed (padlens.inspector.graph)."""
-    from padlens.inspector import graph
+    """What padlens runs: layers located and exposed (padlens.inspector.model.graph)."""
+    from padlens.inspector.model import graph
 
     g = graph.load_encoder(path)
     model, _ = graph.expose_outputs(last_only(g.model), list(g.layers.hidden) + list(g.layers.attention))
@@ -73,9 +73,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
 
-    from padlens.inspector.encoder import make_feeds
-    from padlens.inspector.graph import load_encoder
-    from padlens.inspector.tokenize import load_tokenizer
+    from padlens.inspector.inputs.tokenize import load_tokenizer
+    from padlens.inspector.model.graph import load_encoder
+    from padlens.inspector.runtime.feeds import make_feeds
 
     src = Path(args.export) / "model.onnx"
     tok = load_tokenizer(args.export)

@@ -14,7 +14,7 @@ rotates per round), ``--reps`` rounds, medians:
 - ``numpy``: ``padlens.inspect(stats="numpy")``: every layer, every metric in float64 from the
   copied-out states and attention maps, then the result's JSON written to a file.
 - ``graph``: ``padlens.inspect(stats="graph")``: the same with the statistics reduced inside the
-  ONNX Runtime session (``padlens.inspector.ingraph``).
+  ONNX Runtime session (``padlens.inspector.stats.ingraph``).
 
 ``--paired``: the same three paths batch by batch in one process (each batch goes through all
 three, in an order that rotates per batch; open, exposure check, finish and JSON timed apart),
@@ -60,11 +60,11 @@ def bare(args, texts: list[str]) -> dict:
     """A bare ORT loop: session on the file, the same tokenizer and padding, hidden states fetched."""
     import onnxruntime as ort
 
-    from padlens.inspector.encoder import make_feeds
-    from padlens.inspector.graph import load_encoder
-    from padlens.inspector.resolve import resolve_models
-    from padlens.inspector.session import resolve_providers
-    from padlens.inspector.tokenize import load_tokenizer
+    from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.inputs.tokenize import load_tokenizer
+    from padlens.inspector.model.graph import load_encoder
+    from padlens.inspector.runtime.feeds import make_feeds
+    from padlens.inspector.runtime.session import resolve_providers
 
     ref = resolve_models([model_file(args.model)])[0]
     graph = load_encoder(ref.path)  # outside the timing: only to know the inputs and the hidden outputs
@@ -113,9 +113,9 @@ def paired(args, texts: list[str]) -> dict:
     import onnxruntime as ort
 
     from padlens.inspector import inspect as I
-    from padlens.inspector.encoder import make_feeds
-    from padlens.inspector.resolve import resolve_models
-    from padlens.inspector.session import resolve_providers
+    from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.runtime.feeds import make_feeds
+    from padlens.inspector.runtime.session import resolve_providers
 
     ref = resolve_models([model_file(args.model)])[0]
     seconds = {mode: {"open": 0.0, "batches": 0.0, "finish": 0.0} for mode in MODES}
@@ -159,8 +159,8 @@ def paired(args, texts: list[str]) -> dict:
 
 def open_times(args, runs: int = 5) -> dict:
     """Median seconds of ``Encoder.open`` without and with the statistics graph (interleaved)."""
-    from padlens.inspector.encoder import Encoder
-    from padlens.inspector.resolve import resolve_models
+    from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.runtime.encoder import Encoder
 
     times: dict[str, list[float]] = {"open": [], "open_stats": []}
     for i in range(runs + 1):

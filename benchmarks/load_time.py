@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def main(folder: str, runs: int) -> None:
-    from padlens.inspector.encoder import Encoder
-    from padlens.inspector.resolve import resolve_models
+    from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.runtime.encoder import Encoder
 
     Encoder.open(resolve_models([folder])[0])
     wall, cpu = [], []

@@ -25,8 +25,8 @@ def read_lines(path: str) -> list[str]:
 
 
 def bare(args) -> dict:
-    from padlens.inspector.encoder import Encoder
-    from padlens.inspector.resolve import resolve_models
+    from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.runtime.encoder import Encoder
 
     start = time.perf_counter()
     enc = Encoder.open(resolve_models([args.model])[0], providers=("cpu",), threads=args.threads)

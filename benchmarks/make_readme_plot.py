@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "docs" / "pad_pad_cos.png"))
     args = parser.parse_args()
     from padlens.demo import run_demo
-    from padlens.inspector import plots
+    from padlens.inspector.report import plots
 
     result = run_demo(args.demo_dir, say=print, progress=False)
     runs = result.question.runs if getattr(result, "question", None) else result.inspect.runs

@@ -14,7 +14,7 @@ import numpy as np
 from padlens.errors import BadInput, ExportFailed
 from padlens.fsio import atomic_dir, check_output_dir
 from padlens.inspector.contract import PRECISION_FILES, PRECISIONS
-from padlens.inspector.lengths import PositionLimit, choose_max_length
+from padlens.inspector.inputs.lengths import PositionLimit, choose_max_length
 
 from . import deps, manifest, precision, texts, validate
 from .source import SENTENCE_TRANSFORMERS_FILES, ModelSource, check_source, pooling_of, resolve_source

@@ -115,7 +115,7 @@ def pooling_of(src: ModelSource) -> tuple[str, bool]:
     """(pooling, normalize): the sentence-transformers modules, read as `padlens embed` reads
     them, else the recipe, else the last token for decoders and CLS for encoders."""
     if (src.folder / "modules.json").is_file():
-        from padlens.inspector.pooling import read_st_pooling
+        from padlens.inspector.stats.pooling import read_st_pooling
 
         try:
             config = read_st_pooling(src.folder)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from padlens.inspector.texts import read_texts  # noqa: F401  (the one text reader; re-exported)
+from padlens.inspector.inputs.texts import read_texts  # noqa: F401  (the one text reader; re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ MAX_HELDOUT = 48
 
 def sample_corpus() -> list[str]:
     """padlens.inspector's sample corpus (shipped with the package)."""
-    from padlens.inspector.texts import default_corpus
+    from padlens.inspector.inputs.texts import default_corpus
 
     return default_corpus()
 

@@ -81,7 +81,7 @@ class PrecisionCheck:
 
 def session(path: Path):
     """A CPU InferenceSession for an exported variant, from the one module that makes them."""
-    from padlens.inspector.session import create_session
+    from padlens.inspector.runtime.session import create_session
 
     return create_session(path, ("cpu",)).session
 
@@ -129,8 +129,8 @@ def reference_states(folder: Path, feed: Feed) -> States:
 
 def pool(hidden: np.ndarray, mask: np.ndarray, pooling: str, normalize: bool = True) -> np.ndarray:
     """Sentence embeddings from token states (float64), pooled as `padlens embed` pools them."""
-    from padlens.inspector.pooling import l2_normalize
-    from padlens.inspector.pooling import pool as pool_states
+    from padlens.inspector.stats.pooling import l2_normalize
+    from padlens.inspector.stats.pooling import pool as pool_states
 
     out = last_token(hidden, mask) if pooling == "lasttoken" else pool_states(hidden, mask, pooling)
     return l2_normalize(out) if normalize else out

@@ -16,16 +16,16 @@ log = logging.getLogger(__name__)
 _EXPORTS = {
     "InspectResult": "inspect", "RunResult": "inspect", "LayerMetrics": "inspect",
     "PoolingDamage": "inspect", "Fault": "inspect", "InspectSettings": "inspect",
-    "choose_max_length": "lengths",
+    "choose_max_length": "inputs.lengths",
     "AuditResult": "audit", "CheckResult": "audit", "EmbedResult": "embed",
-    "pool": "pooling", "l2_normalize": "pooling", "PoolingConfig": "pooling", "resolve_pooling": "pooling",
-    "Encoder": "encoder", "EncoderInfo": "encoder", "Forward": "encoder",
-    "ModelRef": "resolve", "resolve_models": "resolve",
-    "load_encoder": "graph", "EncoderGraph": "graph",
-    "create_session": "session", "SessionInfo": "session",
-    "load_tokenizer": "tokenize", "Batch": "tokenize",
-    "read_texts": "texts", "iter_texts": "texts",
-    "render": "table",
+    "pool": "stats.pooling", "l2_normalize": "stats.pooling", "PoolingConfig": "stats.pooling", "resolve_pooling": "stats.pooling",
+    "Encoder": "runtime.encoder", "EncoderInfo": "runtime.encoder", "Forward": "runtime.encoder",
+    "ModelRef": "inputs.resolve", "resolve_models": "inputs.resolve",
+    "load_encoder": "model.graph", "EncoderGraph": "model.graph",
+    "create_session": "runtime.session", "SessionInfo": "runtime.session",
+    "load_tokenizer": "inputs.tokenize", "Batch": "inputs.tokenize",
+    "read_texts": "inputs.texts", "iter_texts": "inputs.texts",
+    "render": "report.table",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -10,11 +10,12 @@ import numpy as np
 
 from padlens.errors import BadInput
 from padlens.fsio import atomic_path
-from padlens.inspector.embed_model import GRAPH_POOLING, SENTENCE_EMBEDDING, EmbedModel, pick_ref  # noqa: F401
-from padlens.inspector.jsonable import to_jsonable
-from padlens.inspector.lengths import choose_max_length
-from padlens.inspector.options import check_counts
-from padlens.inspector.pooling import (  # noqa: F401  (pooling used to live here; re-exported)
+from padlens.inspector.inputs.lengths import choose_max_length
+from padlens.inspector.inputs.options import check_counts
+from padlens.inspector.inputs.texts import batches_of
+from padlens.inspector.report.jsonable import to_jsonable
+from padlens.inspector.runtime.embed_model import GRAPH_POOLING, SENTENCE_EMBEDDING, EmbedModel, pick_ref  # noqa: F401
+from padlens.inspector.stats.pooling import (  # noqa: F401  (pooling used to live here; re-exported)
     POOLINGS,
     PoolingConfig,
     l2_normalize,
@@ -24,10 +25,9 @@ from padlens.inspector.pooling import (  # noqa: F401  (pooling used to live her
     resolve_pooling,
     st_folder,
 )
-from padlens.inspector.texts import batches_of
 
 if TYPE_CHECKING:
-    from padlens.inspector.tokenize import Batch
+    from padlens.inspector.inputs.tokenize import Batch
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def _write_rows(runner: LastLayer, texts_file, tmp: Path, total: int, config: Po
     similar length (little padding); rows go back to their input positions."""
     from numpy.lib.format import open_memmap
 
-    from padlens.inspector.texts import iter_texts
+    from padlens.inspector.inputs.texts import iter_texts
 
     out, done, real, fed = None, 0, 0, 0
     for chunk in batches_of(iter_texts(texts_file, text_column), batch_size * WINDOW_BATCHES):
@@ -169,9 +169,9 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
     ending in .npy is gathered as here, anything else becomes a Parquet dataset folder
     (``keep_text`` adds the texts); see ``padlens.inspector.ray.embed_job``.
     """
+    from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.inputs.texts import count_texts
     from padlens.inspector.ray import check_engine
-    from padlens.inspector.resolve import resolve_models
-    from padlens.inspector.texts import count_texts
 
     check_engine(engine, ray_address, workers)
     if engine == "ray":

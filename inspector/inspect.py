@@ -11,15 +11,17 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from padlens.errors import BadInput, ModelLoadError
-from padlens.inspector import ingraph, lengths
-from padlens.inspector import metrics as M
-from padlens.inspector.encoder import Encoder, EncoderInfo, Forward, check_memory
-from padlens.inspector.jsonable import NOT_IN_JSON, to_jsonable
-from padlens.inspector.options import check_options
+from padlens.inspector.inputs import lengths
+from padlens.inspector.inputs.options import check_options
+from padlens.inspector.inputs.resolve import ModelRef, resolve_models
+from padlens.inspector.inputs.texts import batches_of, default_corpus, iter_texts, read_texts
+from padlens.inspector.inputs.tokenize import Batch
 from padlens.inspector.ray import check_engine
-from padlens.inspector.resolve import ModelRef, resolve_models
-from padlens.inspector.texts import batches_of, default_corpus, iter_texts, read_texts
-from padlens.inspector.tokenize import Batch
+from padlens.inspector.report.jsonable import NOT_IN_JSON, to_jsonable
+from padlens.inspector.runtime.encoder import Encoder, EncoderInfo, Forward
+from padlens.inspector.runtime.memory import check_memory
+from padlens.inspector.stats import ingraph
+from padlens.inspector.stats import metrics as M
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +312,7 @@ class _Run:
 def choose_max_length(asked: int | None, encoders: Sequence[Encoder]) -> int:
     """``asked`` when every encoder has that many positions (else BadInput); without a
     value, DEFAULT_MAX_LENGTH or the fewest position embeddings among the encoders
-    (``padlens.inspector.lengths.choose_max_length``, the one rule)."""
+    (``padlens.inspector.inputs.lengths.choose_max_length``, the one rule)."""
     return lengths.choose_max_length(asked, encoders, DEFAULT_MAX_LENGTH)
 
 
@@ -552,7 +554,7 @@ def inspect(
     ``padding_side`` ``auto``: the tokenizer config's, else left for a causal model, else right.
     ``progress`` is called with the number of texts done after each batch.
     ``stats``: ``graph`` computes the pad statistics inside the ONNX Runtime session where the
-    graph allows it (``padlens.inspector.ingraph``; else numpy, with the reason in the run's
+    graph allows it (``padlens.inspector.stats.ingraph``; else numpy, with the reason in the run's
     ``encoder.stats``), ``numpy`` from the copied-out states (the float64 reference path).
     ``text_column`` names the Parquet/CSV column or JSONL field holding the texts.
     ``engine="ray"`` measures on Ray Data actors (``ray_address``: None starts a local Ray,

@@ -58,7 +58,7 @@ def audit_command(ctx, outputs: OutputTargets, tolerances, **opts):
       padlens audit model.int8.onnx --tolerance padding_invariance=0.999
     """
     from padlens.inspector.audit import audit
-    from padlens.inspector.tolerances import parse_tolerances
+    from padlens.inspector.audit.tolerances import parse_tolerances
 
     overrides = parse_tolerances(tolerances)
     kwargs = input_kwargs(**opts)
@@ -67,7 +67,7 @@ def audit_command(ctx, outputs: OutputTargets, tolerances, **opts):
         result = audit(models, tolerances=overrides, progress=progress, **kwargs)
     render(result, verbose=bool((ctx.obj or {}).get("verbose")))
     if outputs.html:
-        from padlens.inspector.report import write_html
+        from padlens.inspector.report.html import write_html
 
         write_html(outputs.html, audit_result=result, title="padlens audit")
     outputs.write_json(result.to_dict())

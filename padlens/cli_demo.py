@@ -34,7 +34,7 @@ def demo(ctx: click.Context, out_dir: str, force: bool) -> None:
     say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     result = run_demo(out_dir, force=force, say=say, progress=not quiet)
     if result.question is not None:
-        from padlens.inspector.table import render as render_table
+        from padlens.inspector.report.table import render as render_table
 
         click.echo(f'What the pads of "{QUESTION_TEXT}" hold, padded to 128:')
         click.echo(render_table(result.question))
@@ -44,7 +44,7 @@ def demo(ctx: click.Context, out_dir: str, force: bool) -> None:
         click.echo("Does padding leak into real tokens? (padlens audit)")
         render_audit(result.audit)
     if getattr(result, "probe", None) is not None:
-        from padlens.inspector.probe_table import summary
+        from padlens.inspector.probe.table import summary
 
         click.echo("What does one pad state reveal? (padlens probe, fp32: score (control) per layer)")
         for line in summary(result.probe.runs[0]):

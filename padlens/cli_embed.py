@@ -52,7 +52,7 @@ def embed_command(ctx, model, texts_file, out, tokenizer, pooling, normalize, ba
       padlens embed out/minilm --texts 'shards/*.parquet' --text-column body --engine ray --ray-address auto -o emb/
     """
     from padlens.inspector.embed import embed
-    from padlens.inspector.options import check_counts
+    from padlens.inspector.inputs.options import check_counts
 
     check_counts(batch_size=batch_size, max_length=max_length, threads=threads)
     engine = engine_kwargs(ctx, **{key: options.pop(key) for key in ENGINE_KEYS})

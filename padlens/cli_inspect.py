@@ -10,7 +10,7 @@ import click
 from padlens.cli_options import OutputTargets, count_texts_or_none, output_options, progress_bar
 from padlens.errors import BadInput
 from padlens.fsio import check_file_target
-from padlens.inspector.options import check_counts  # noqa: F401  (the audit command imports it from here)
+from padlens.inspector.inputs.options import check_counts  # noqa: F401  (the audit command imports it from here)
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def inspect_cmd(ctx: click.Context, outputs: OutputTargets, stats: str, **option
       padlens inspect out/minilm --texts 'shards/*.jsonl' --engine ray --ray-address auto --workers 8
     """
     from padlens.inspector.inspect import inspect
-    from padlens.inspector.table import render
+    from padlens.inspector.report.table import render
     from padlens.timings import log_timings
 
     engine = engine_kwargs(ctx, **{key: options.pop(key) for key in ENGINE_KEYS})
@@ -154,7 +154,7 @@ def inspect_cmd(ctx: click.Context, outputs: OutputTargets, stats: str, **option
         result = inspect(**kwargs, **engine, progress=progress, stats=stats)
     log_timings(result)
     if outputs.html:
-        from padlens.inspector.report import write_html
+        from padlens.inspector.report.html import write_html
 
         write_html(outputs.html, inspect_result=result, title="padlens inspect")
     outputs.write_json(result.to_dict())

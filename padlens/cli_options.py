@@ -43,7 +43,7 @@ class OutputTargets:
             if path is not None:
                 check_file_target(path, f"--{option}")
         if self.html is not None:
-            from padlens.inspector.report import check_available
+            from padlens.inspector.report.html import check_available
 
             check_available()
 
@@ -103,7 +103,7 @@ def count_texts_or_none(texts_file: str | None) -> int | None:
     the command reports a bad file itself)."""
     if texts_file is None:
         return None
-    from padlens.inspector.texts import count_texts
+    from padlens.inspector.inputs.texts import count_texts
 
     try:
         return count_texts(texts_file)

@@ -38,8 +38,8 @@ def probe_cmd(ctx: click.Context, labels: str | None, seed: int, per_text: int, 
       padlens probe out/minilm --texts corpus.txt --max-length 64 --json probe.json
       padlens probe out/minilm --texts news.jsonl --labels topic --html probe.html
     """
-    from padlens.inspector.probe import fitter, probe
-    from padlens.inspector.probe_table import render
+    from padlens.inspector.probe.run import fitter, probe
+    from padlens.inspector.probe.table import render
 
     kwargs = input_kwargs(**options)
     for name, value in (("--per-text", per_text), ("--limit", limit)):
@@ -50,7 +50,7 @@ def probe_cmd(ctx: click.Context, labels: str | None, seed: int, per_text: int, 
         result = probe(**kwargs, labels=labels, seed=seed, per_text=per_text, limit=limit,
                        progress=None if bar is None else _updater(bar))
     if outputs.html:
-        from padlens.inspector.probe_plots import write_html
+        from padlens.inspector.probe.plots import write_html
 
         write_html(outputs.html, result)
     outputs.write_json(result.to_dict())

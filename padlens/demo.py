@@ -12,7 +12,7 @@ from padlens.errors import BadInput
 if TYPE_CHECKING:  # the results' types; importing them here would load onnxruntime
     from padlens.inspector.audit import AuditResult
     from padlens.inspector.inspect import InspectResult
-    from padlens.inspector.probe import ProbeResult
+    from padlens.inspector.probe.run import ProbeResult
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def _stage(result: DemoResult, name: str, say: Callable[[str], None], fn: Callab
 def run_demo(out_dir: str | Path = "padlens-demo", force: bool = False,
              say: Callable[[str], None] = log.info, progress: bool = True) -> DemoResult:
     """Export minilm-l6 (reusing an earlier demo export), inspect and audit it."""
-    from padlens.inspector.report import check_available
+    from padlens.inspector.report.html import check_available
 
     check_available()  # a missing matplotlib is said before a minute of export, not after
     out = Path(out_dir)
@@ -136,9 +136,9 @@ def audit_stage(result: DemoResult, say: Callable[[str], None], progress: bool) 
 def report_stage(result: DemoResult, say: Callable[[str], None], progress: bool) -> None:
     """report.html: the audit, and an inspection of REPORT_TEXTS texts (enough for the
     pooling similarity matrices, which one sentence cannot fill)."""
+    from padlens.inspector.inputs.texts import default_corpus
     from padlens.inspector.inspect import inspect
-    from padlens.inspector.report import write_html
-    from padlens.inspector.texts import default_corpus
+    from padlens.inspector.report.html import write_html
 
     texts = [QUESTION_TEXT] + [t for t in default_corpus() if t != QUESTION_TEXT][:REPORT_TEXTS - 1]
     result.inspect = _stage(result, "report inspect", say, lambda: _with_bar(
@@ -154,7 +154,7 @@ def probe_stage(result: DemoResult, say: Callable[[str], None], progress: bool) 
     """A short probe of the fp32 model on the corpus: what one pad state reveals per layer.
     Without scikit-learn (the ``probe`` extra) it says how to enable it and skips."""
     from padlens.errors import MissingExtra
-    from padlens.inspector.probe import fitter, probe
+    from padlens.inspector.probe.run import fitter, probe
 
     try:
         fitter()

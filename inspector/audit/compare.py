@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from padlens.inspector import tolerances as tl
-from padlens.inspector.fmt import fmt_cos
-from padlens.inspector.metrics import row_cos
+from padlens.inspector.audit import tolerances as tl
+from padlens.inspector.report.fmt import fmt_cos
+from padlens.inspector.stats.metrics import row_cos
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from padlens.inspector import tolerances as tl
+from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.audit.compare import cosines
-from padlens.inspector.audit.probes import Probe, Sequences
 from padlens.inspector.audit.results import Verdict
+from padlens.inspector.audit.variants import Probe, Sequences
 
 log = logging.getLogger(__name__)
 

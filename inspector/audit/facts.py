@@ -11,11 +11,11 @@ import logging
 import math
 from dataclasses import dataclass
 
-from padlens.inspector import tolerances as tl
-from padlens.inspector.audit import graph as G
+from padlens.inspector.audit import graph_checks as G
+from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.audit.compare import Case, compare_states
 from padlens.inspector.audit.invariance import measure_padding
-from padlens.inspector.audit.probes import Probe, with_full_mask
+from padlens.inspector.audit.variants import Probe, with_full_mask
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Facts:
 
 def effective_precision(precision: str, model) -> str:
     """A graph holding quantization ops is held to int8 tolerances, whatever its label says."""
-    from padlens.inspector.resolve import guess_precision
+    from padlens.inspector.inputs.resolve import guess_precision
 
     if precision in ("fp32", "unknown"):
         guessed = guess_precision(model)
@@ -126,7 +126,7 @@ def last_token_reason(encoder) -> str:
     """Why ``encoder`` pools its last token: its folder, manifest or recipe says ``lasttoken``,
     or the graph is causal (decoder embedders pool the last token); "" otherwise."""
     from padlens.errors import PadlensError
-    from padlens.inspector.pooling import pooling_config
+    from padlens.inspector.stats.pooling import pooling_config
 
     try:
         config = pooling_config(encoder.ref.path, encoder.ref.manifest)

@@ -7,9 +7,9 @@ import math
 import numpy as np
 
 from padlens.inspector.audit.compare import Case, StateDiff, compare_states, describe, first_nonfinite, worst
-from padlens.inspector.audit.graph import names
-from padlens.inspector.audit.probes import Probe, with_blank_rows, with_random_pads
+from padlens.inspector.audit.graph_checks import names
 from padlens.inspector.audit.results import DriftPoint, Verdict
+from padlens.inspector.audit.variants import Probe, with_blank_rows, with_random_pads
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import numpy as np
 from padlens.inspector.audit.compare import cosines
 from padlens.inspector.audit.invariance import other_side
 from padlens.inspector.audit.results import Verdict
-from padlens.inspector.fmt import fmt_cos
+from padlens.inspector.report.fmt import fmt_cos
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from padlens.inspector.audit.compare import Case, worst
 from padlens.inspector.audit.invariance import fold, random_pad_cases, state_diff
 from padlens.inspector.audit.results import Verdict
-from padlens.inspector.tokenize import arange_positions
+from padlens.inspector.inputs.tokenize import arange_positions
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ import logging
 
 from padlens.inspector.audit.registry import GRAPH, spec
 from padlens.inspector.audit.results import AuditResult, CheckResult
-from padlens.inspector.fmt import fmt_cos
-from padlens.inspector.tokenize import side_words
+from padlens.inspector.inputs.tokenize import side_words
+from padlens.inspector.report.fmt import fmt_cos
 
 log = logging.getLogger(__name__)
 

@@ -53,7 +53,7 @@ class CheckResult:
 
     def to_dict(self) -> dict:
         """Plain JSON values (NaN/Inf as null)."""
-        from padlens.inspector.jsonable import to_jsonable
+        from padlens.inspector.report.jsonable import to_jsonable
 
         return to_jsonable(self)
 
@@ -83,7 +83,7 @@ class DriftPoint:
     max_delta: float
 
     def to_dict(self) -> dict:
-        from padlens.inspector.jsonable import to_jsonable
+        from padlens.inspector.report.jsonable import to_jsonable
 
         return to_jsonable(self)
 
@@ -107,7 +107,7 @@ class RunSettings:
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        from padlens.inspector.jsonable import to_jsonable
+        from padlens.inspector.report.jsonable import to_jsonable
 
         return to_jsonable(self)
 
@@ -146,7 +146,7 @@ class AuditResult:
     def to_dict(self) -> dict:
         """``{"passed", "checks", "runs"}``: the contract's keys and how each run was fed (the
         drift points are for the report)."""
-        from padlens.inspector.jsonable import to_jsonable
+        from padlens.inspector.report.jsonable import to_jsonable
 
         return to_jsonable(self)
 

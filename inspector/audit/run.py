@@ -6,21 +6,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from padlens.errors import BadInput
-from padlens.inspector import tolerances as tl
-from padlens.inspector.audit import graph, invariance, pooling_checks, positions, registry
+from padlens.inspector.audit import graph_checks, invariance, pooling_checks, positions, registry
+from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.audit.drift import RunRecord, drift_verdicts
 from padlens.inspector.audit.facts import RunContext, gather_facts
-from padlens.inspector.audit.probes import Probe, tokenize
 from padlens.inspector.audit.results import AuditResult, CheckResult, DriftPoint, RunSettings, Verdict
-from padlens.inspector.lengths import choose_max_length
-from padlens.inspector.options import check_counts, check_options, check_padding
+from padlens.inspector.audit.variants import Probe, tokenize
+from padlens.inspector.inputs.lengths import choose_max_length
+from padlens.inspector.inputs.options import check_counts, check_options, check_padding
 
 log = logging.getLogger(__name__)
 
 #: Texts audited when none are given: the first lines of the built-in corpus.
 DEFAULT_TEXTS = 16
 #: check name -> the function that measures it on one run (drift compares runs: see drift.py)
-RUN_CHECKS = {**invariance.CHECKS, **positions.CHECKS, **pooling_checks.CHECKS, **graph.CHECKS}
+RUN_CHECKS = {**invariance.CHECKS, **positions.CHECKS, **pooling_checks.CHECKS, **graph_checks.CHECKS}
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def open_probe(encoder, texts: list[str], settings: Settings) -> Probe:
     width = max_len if settings.padding == "max_length" else max(len(ids) for ids in seqs.ids)
     probe = Probe(encoder, seqs, width, encoder.padding_side(settings.side)[0], settings.batch_size)
     model = encoder.graph.model
-    probe.check_rows_independent(allowed=model is not None and not graph.find_dynamic_quantization(model))
+    probe.check_rows_independent(allowed=model is not None and not graph_checks.find_dynamic_quantization(model))
     return probe
 
 
@@ -102,7 +102,7 @@ def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None,
     every check; reference_drift compares runs against the fp32 CPU one. ``progress`` is called
     with the number of (model, provider) runs audited so far.
     """
-    from padlens.inspector.texts import read_texts
+    from padlens.inspector.inputs.texts import read_texts
 
     overrides = tl.validate(tolerances)
     settings = Settings(max_length, padding, padding_side, batch_size, seed)
@@ -128,8 +128,8 @@ def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None,
 
 def _encoders(models, tokenizer, providers, allow_fallback, threads, layers):
     """(ref, provider, encoder) per run, opened one at a time (one model in memory)."""
-    from padlens.inspector.encoder import Encoder
-    from padlens.inspector.resolve import ModelRef, resolve_models
+    from padlens.inspector.inputs.resolve import ModelRef, resolve_models
+    from padlens.inspector.runtime.encoder import Encoder
 
     refs = [m for m in models if isinstance(m, ModelRef)]
     paths = [m for m in models if not isinstance(m, ModelRef)]

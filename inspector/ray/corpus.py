@@ -20,7 +20,7 @@ from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
 
 from padlens.errors import BadInput
-from padlens.inspector import texts as T
+from padlens.inspector.inputs import texts as T
 
 log = logging.getLogger(__name__)
 

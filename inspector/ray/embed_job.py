@@ -101,10 +101,10 @@ class _LocalModel:
     """The tokenizer and graph facts the driver needs to choose a length (no session)."""
 
     def __init__(self, ref, graph_pooling: bool = False):
-        from padlens.inspector.embed_model import choose_output, open_graph
-        from padlens.inspector.encoder import check_vocab
-        from padlens.inspector.locate import token_output
-        from padlens.inspector.tokenize import load_tokenizer
+        from padlens.inspector.inputs.tokenize import load_tokenizer
+        from padlens.inspector.model.locate import token_output
+        from padlens.inspector.runtime.embed_model import choose_output, open_graph
+        from padlens.inspector.runtime.encoder import check_vocab
 
         self.ref, self.label = ref, ref.label
         self.tokenizer = load_tokenizer(ref.tokenizer_path)
@@ -125,9 +125,9 @@ def embed_ray(model, texts_file, out, tokenizer=None, pooling: str = "auto", nor
     anything else: a Parquet dataset folder (see the module docstring), written beside
     ``out`` and renamed onto it only when complete."""
     from padlens.inspector import embed as E
-    from padlens.inspector.options import check_counts
+    from padlens.inspector.inputs.options import check_counts
+    from padlens.inspector.inputs.resolve import resolve_models
     from padlens.inspector.ray.cluster import check_workers, require_ray
-    from padlens.inspector.resolve import resolve_models
 
     require_ray()
     from padlens.inspector.ray.corpus import plan_corpus

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from padlens.inspector import inspect as I
-from padlens.inspector import metrics as M
+from padlens.inspector.stats import metrics as M
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +211,10 @@ def _describe_run(merge: RunMerge) -> None:
 
 def _local_encoder(ref, layers):
     """The graph, tokenizer and located layers of ``ref`` without a session (the actors have those)."""
-    from padlens.inspector import graph as graph_mod
-    from padlens.inspector.encoder import Encoder, check_vocab
-    from padlens.inspector.resolve import guess_precision
-    from padlens.inspector.tokenize import load_tokenizer
+    from padlens.inspector.inputs.resolve import guess_precision
+    from padlens.inspector.inputs.tokenize import load_tokenizer
+    from padlens.inspector.model import graph as graph_mod
+    from padlens.inspector.runtime.encoder import Encoder, check_vocab
 
     tokenizer = load_tokenizer(ref.tokenizer_path)
     graph = graph_mod.load_encoder(ref.path, layers)
@@ -239,9 +239,9 @@ def inspect_ray(models: list[str], texts_file: str | None, text_column: str | No
     None starts a local Ray sized to this machine, "auto" joins the running cluster.
     """
     from padlens.errors import BadInput
-    from padlens.inspector.options import check_options
+    from padlens.inspector.inputs.options import check_options
+    from padlens.inspector.inputs.resolve import resolve_models
     from padlens.inspector.ray.cluster import check_workers, require_ray
-    from padlens.inspector.resolve import resolve_models
 
     require_ray()
     from padlens.inspector.ray import corpus as C

@@ -86,8 +86,8 @@ def test_a_single_model_has_no_reference_drift(toy):
 
 
 def test_references_are_computed_once_per_text(toy):
-    from padlens.inspector.encoder import Encoder
-    from padlens.inspector.resolve import resolve_models
+    from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.runtime.encoder import Encoder
 
     enc = Encoder.open(resolve_models([toy("honest")])[0])
     probe = Probe(enc, tokenize(enc, TEXTS, 32), 32)
@@ -142,7 +142,7 @@ def test_a_fused_graph_that_turns_the_mask_into_lengths_fails_the_other_padding_
 
 
 def test_batch_size_sets_the_rows_of_each_neighbour_batch(toy, monkeypatch):
-    from padlens.inspector.audit.probes import Probe as P
+    from padlens.inspector.audit.variants import Probe as P
 
     rows = []
     forward = P.forward
@@ -189,8 +189,8 @@ def test_facts_are_gathered_once_frozen_and_the_check_order_does_not_matter(toy)
     from padlens.inspector.audit import registry
     from padlens.inspector.audit.facts import RunContext, gather_facts
     from padlens.inspector.audit.run import Settings, open_probe, run_check
-    from padlens.inspector.encoder import Encoder
-    from padlens.inspector.resolve import resolve_models
+    from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.runtime.encoder import Encoder
 
     enc = Encoder.open(resolve_models([toy("ignores-mask")])[0])
     results = []

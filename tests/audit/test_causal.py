@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from padlens.inspector import tolerances as tl
 from padlens.inspector.audit import audit
+from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.audit.compare import cosines
 from padlens.inspector.audit.pooling_checks import naive_index
-from padlens.inspector.encoder import Encoder
-from padlens.inspector.graph import load_encoder
-from padlens.inspector.resolve import resolve_models
-from padlens.inspector.structure import causal_in_config
-from padlens.inspector.tokenize import choose_side, load_tokenizer, mask_positions
+from padlens.inspector.inputs.resolve import resolve_models
+from padlens.inspector.inputs.tokenize import choose_side, load_tokenizer, mask_positions
+from padlens.inspector.model.graph import load_encoder
+from padlens.inspector.model.structure import causal_in_config
+from padlens.inspector.runtime.encoder import Encoder
 from tests.audit import causal_toys
 from tests.conftest import run_padlens
 

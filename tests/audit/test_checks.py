@@ -8,9 +8,9 @@ import onnx
 import pytest
 
 from padlens.errors import BadInput
-from padlens.inspector import tolerances as tl
 from padlens.inspector.audit import compare as ck
-from padlens.inspector.audit import graph as G
+from padlens.inspector.audit import graph_checks as G
+from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.embed import l2_normalize, pool
 
 

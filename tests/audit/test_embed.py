@@ -8,7 +8,7 @@ import pytest
 
 from padlens.errors import BadInput
 from padlens.inspector.embed import embed, pool, pooling_config, resolve_pooling
-from padlens.inspector.pooling import read_st_folder
+from padlens.inspector.stats.pooling import read_st_folder
 from tests.audit import toys
 
 TEXTS = ["this is a sample sentence", "the cat sat on the mat", "a dog", "padding text is short",
@@ -130,8 +130,8 @@ def _texts(tmp_path, texts=TEXTS):
 
 
 def _expected(folder, texts, mode="mean"):
-    from padlens.inspector.encoder import Encoder
-    from padlens.inspector.resolve import resolve_models
+    from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.runtime.encoder import Encoder
 
     enc = Encoder.open(resolve_models([folder])[0])
     rows = []

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from padlens.inspector import embed as E
-from padlens.inspector.resolve import resolve_models
-from padlens.inspector.texts import batches_of
+from padlens.inspector.inputs.resolve import resolve_models
+from padlens.inspector.inputs.texts import batches_of
 
 WORDS = "the cat sat on a mat while rain fell over quiet hills and rivers ran to sea".split()
 

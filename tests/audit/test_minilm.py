@@ -47,7 +47,7 @@ def test_embed_matches_sentence_transformers_encode(minilm, tmp_path):
     from sentence_transformers import SentenceTransformer
 
     from padlens.inspector.embed import embed
-    from padlens.inspector.texts import default_corpus
+    from padlens.inspector.inputs.texts import default_corpus
     from padlens.models import get_recipe, package_folder
 
     texts = default_corpus()[:64]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from padlens.inspector.audit import Probe, audit, tokenize
-from padlens.inspector.audit import probes as P
+from padlens.inspector.audit import variants as P
 
 TEXTS = ["this is a sample sentence", "the cat sat on the mat", "a dog", "padding text is short",
          "what was the model", "it is long and it is short and it is a word"]
@@ -25,8 +25,8 @@ def _runs(monkeypatch) -> list[int]:
 
 
 def _open(folder):
-    from padlens.inspector.encoder import Encoder
-    from padlens.inspector.resolve import resolve_models
+    from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.runtime.encoder import Encoder
 
     enc = Encoder.open(resolve_models([folder])[0])
     return Probe(enc, tokenize(enc, TEXTS, 32), 32)

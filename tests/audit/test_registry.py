@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from padlens.inspector import tolerances as tl
 from padlens.inspector.audit import registry
+from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.audit.run import RUN_CHECKS
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -104,7 +104,7 @@ def test_pad_to_longest_pads_the_variants_to_the_longest_text(cli_run, toy_dirs,
     code, _, _ = cli_run("audit", str(toy_dirs["honest"]), "--text", texts[0], "--text", texts[1],
                          "--pad-to", "longest", "--json", tmp_path / "a.json")
     assert code == 0
-    from padlens.inspector.tokenize import load_tokenizer
+    from padlens.inspector.inputs.tokenize import load_tokenizer
 
     longest = int(load_tokenizer(toy_dirs["honest"]).encode(texts, padding="longest").lengths.max())
     checks = {c["name"]: c for c in json.loads((tmp_path / "a.json").read_text())["checks"]}

@@ -12,8 +12,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from padlens.inspector.graph import expose_outputs
-from padlens.inspector.locate import locate_layers
+from padlens.inspector.model.graph import expose_outputs
+from padlens.inspector.model.locate import locate_layers
 
 from .conftest import ARCHITECTURES as POST_NORM
 from .conftest import FILES, LAYERS, PRECISIONS, TinyExports, run_builder

@@ -70,8 +70,8 @@ def test_int8_static_leaves_the_attention_mask_path_in_float(tiny, arch):
 
 
 def test_inspecting_an_fp16_export_measures_from_the_fetched_states_and_says_why(tiny, caplog):
-    from padlens.inspector.encoder import Encoder
-    from padlens.inspector.resolve import resolve_models
+    from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.runtime.encoder import Encoder
 
     ref = resolve_models([str(tiny.model("bert", "fp16"))])[0]
     with caplog.at_level("WARNING"):

@@ -13,9 +13,9 @@ import onnx
 import pytest
 
 from padlens.errors import ModelLoadError
-from padlens.inspector import loader
-from padlens.inspector.graph import save_model
 from padlens.inspector.inspect import inspect
+from padlens.inspector.model import loader
+from padlens.inspector.model.graph import save_model
 from tests.hardening.conftest import snapshot
 from tests.hardening.tiny import copy_tokenizer
 

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from padlens.errors import PadlensError
-from padlens.inspector.encoder import Encoder
-from padlens.inspector.graph import load_encoder
-from padlens.inspector.resolve import ModelRef, read_manifest, resolve_models
-from padlens.inspector.texts import iter_texts, read_texts
-from padlens.inspector.tokenize import load_tokenizer
+from padlens.inspector.inputs.resolve import ModelRef, read_manifest, resolve_models
+from padlens.inspector.inputs.texts import iter_texts, read_texts
+from padlens.inspector.inputs.tokenize import load_tokenizer
+from padlens.inspector.model.graph import load_encoder
+from padlens.inspector.runtime.encoder import Encoder
 
 log = logging.getLogger(__name__)
 

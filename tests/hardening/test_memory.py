@@ -6,10 +6,11 @@ import logging
 import pytest
 
 from padlens.errors import BadInput
-from padlens.inspector import encoder as encoder_mod
-from padlens.inspector.encoder import Encoder, output_bytes_per_text
+from padlens.inspector.inputs.resolve import resolve_models
 from padlens.inspector.inspect import inspect
-from padlens.inspector.resolve import resolve_models
+from padlens.inspector.runtime import memory as memory_mod
+from padlens.inspector.runtime.encoder import Encoder
+from padlens.inspector.runtime.memory import output_bytes_per_text
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def test_one_texts_outputs_are_estimated_from_layers_hidden_size_and_attention(e
 
 def test_a_batch_that_would_not_fit_is_refused_with_a_batch_size_that_fits(export, per_text, monkeypatch):
     available = per_text * 2 * 5 + 100  # room for 5 texts after the safety factor of 2
-    monkeypatch.setattr(encoder_mod, "available_memory", lambda: available)
+    monkeypatch.setattr(memory_mod, "available_memory", lambda: available)
     with pytest.raises(BadInput, match=r"for a batch of 8 at max length 16, .*: pass --batch-size 5 or less$"):
         inspect([str(export)], texts=TEXTS, max_length=16, batch_size=8)
     result = inspect([str(export)], texts=TEXTS, max_length=16, batch_size=5)
@@ -46,16 +47,16 @@ def test_a_batch_that_would_not_fit_is_refused_with_a_batch_size_that_fits(expor
 
 
 def test_when_not_even_one_text_fits_the_error_asks_for_a_smaller_max_length(export, per_text, monkeypatch):
-    monkeypatch.setattr(encoder_mod, "available_memory", lambda: per_text)
+    monkeypatch.setattr(memory_mod, "available_memory", lambda: per_text)
     with pytest.raises(BadInput, match="too little even for one text: pass a smaller --max-length"):
         inspect([str(export)], texts=TEXTS, max_length=16, batch_size=1)
 
 
 def test_unknown_available_memory_skips_the_check(export, monkeypatch):
-    monkeypatch.setattr(encoder_mod, "available_memory", lambda: None)
+    monkeypatch.setattr(memory_mod, "available_memory", lambda: None)
     assert inspect([str(export)], texts=TEXTS[:2], max_length=16).texts_count == 2
 
 
 def test_available_memory_reads_a_positive_number_on_this_machine():
-    value = encoder_mod.available_memory()
+    value = memory_mod.available_memory()
     assert value is None or value > 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from padlens.errors import ModelLoadError
-from padlens.inspector.graph import load_encoder
+from padlens.inspector.model.graph import load_encoder
 from tests.hardening import tiny
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def test_no_source_file_unpickles_loads_custom_ops_or_trusts_remote_code():
 def test_the_pickle_allowance_is_narrow():
     assert allowed("inspector/ray/inspect_job.py:15 imports pickle")
     assert not allowed("inspector/ray/inspect_job.py:15 passes allow_pickle=True")
-    assert not allowed("inspector/encoder.py:3 imports pickle")
+    assert not allowed("inspector/runtime/encoder.py:3 imports pickle")
 
 
 @pytest.mark.parametrize("domain", ["com.example.evil", "ai.onnx.contrib"])

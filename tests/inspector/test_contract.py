@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from padlens.inspector import contract
-from padlens.inspector.resolve import guess_precision, precision_from_name
+from padlens.inspector.inputs.resolve import guess_precision, precision_from_name
 
 
 def test_every_precision_but_fp32_has_a_file_name_that_states_it():
@@ -36,6 +36,6 @@ def test_a_graph_with_only_integer_matmuls_reads_as_dynamic_int8():
 
 def test_exporter_and_resolve_read_the_same_manifest_name():
     from padlens.exporter import manifest
-    from padlens.inspector import resolve
+    from padlens.inspector.inputs import resolve
 
     assert manifest.MANIFEST == resolve.MANIFEST == contract.MANIFEST == "padlens.json"

@@ -11,9 +11,10 @@ from onnx import TensorProto, helper
 from tokenizers import Tokenizer
 
 from padlens.errors import BadInput
-from padlens.inspector.encoder import Encoder, make_feeds, max_abs_diff
-from padlens.inspector.resolve import ModelRef, resolve_models
-from padlens.inspector.tokenize import load_tokenizer
+from padlens.inspector.inputs.resolve import ModelRef, resolve_models
+from padlens.inspector.inputs.tokenize import load_tokenizer
+from padlens.inspector.runtime.encoder import Encoder, max_abs_diff
+from padlens.inspector.runtime.feeds import make_feeds
 from tests.inspector.test_tokenize import write_tokenizer
 
 LAYERS, HIDDEN, MAX_POS = 2, 32, 64  # tests/fixtures/build.py
@@ -56,7 +57,7 @@ def test_exposing_layers_leaves_the_models_own_outputs_unchanged(encoder):
 def test_without_attention_a_padlens_export_runs_as_the_file_is_with_the_same_states(encoder, export, monkeypatch):
     """attention=False exposes nothing on a file that lists every hidden state: the session is
     the file's own graph, its weights read in place (no delta, no copy) and gives the same states."""
-    from padlens.inspector import encoder as encoder_mod
+    from padlens.inspector.runtime import encoder as encoder_mod
 
     made = []
     real = encoder_mod.create_session
@@ -127,7 +128,7 @@ def int32_copy(export, dest):
 
 
 def test_the_unmodified_session_made_ahead_serves_the_exposure_check(encoder, export, monkeypatch):
-    from padlens.inspector import encoder as encoder_mod
+    from padlens.inspector.runtime import encoder as encoder_mod
 
     (ref,) = resolve_models([export])
     ahead = Encoder.open(ref, threads=1, plain_ahead=True)
@@ -215,8 +216,8 @@ def test_a_process_that_exits_right_after_open_waits_for_the_session_made_ahead(
     import subprocess
     import sys
 
-    code = ("import sys; from padlens.inspector.encoder import Encoder; "
-            "from padlens.inspector.resolve import resolve_models; "
+    code = ("import sys; from padlens.inspector.runtime.encoder import Encoder; "
+            "from padlens.inspector.inputs.resolve import resolve_models; "
             f"Encoder.open(resolve_models([{str(export)!r}])[0], plain_ahead=True); sys.exit(2)")
     for _ in range(3):
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

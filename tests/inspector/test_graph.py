@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 
 from padlens.errors import BadInput, LayersNotFound
-from padlens.inspector.graph import expose_outputs, load_encoder, locate_layers
+from padlens.inspector.model.graph import expose_outputs, load_encoder, locate_layers
 
 LAYERS = 2
 EXACT = 1e-4
@@ -161,7 +161,7 @@ def test_exposed_outputs_are_left_untyped_and_onnx_runtime_infers_them(zoo, styl
 
 
 def test_the_exposed_bytes_are_the_file_with_the_addition_appended(zoo):
-    from padlens.inspector.graph import exposed_model
+    from padlens.inspector.model.graph import exposed_model
 
     encoder = load_encoder(zoo("torchscript") / "model.onnx")
     assert encoder.raw == (zoo("torchscript") / "model.onnx").read_bytes()

@@ -10,8 +10,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from padlens.errors import LayersNotFound, ModelLoadError
-from padlens.inspector import loader
-from padlens.inspector.graph import load_encoder, save_model
+from padlens.inspector.model import loader
+from padlens.inspector.model.graph import load_encoder, save_model
 
 
 def tiny_graph(path, *, input_type=TensorProto.INT64, output_rank=3):

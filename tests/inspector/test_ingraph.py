@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from padlens.inspector import ingraph
-from padlens.inspector import metrics as M
-from padlens.inspector.encoder import Encoder
+from padlens.inspector.inputs.resolve import resolve_models
+from padlens.inspector.inputs.texts import default_corpus
 from padlens.inspector.inspect import inspect
-from padlens.inspector.resolve import resolve_models
-from padlens.inspector.texts import default_corpus
+from padlens.inspector.runtime.encoder import Encoder
+from padlens.inspector.stats import ingraph
+from padlens.inspector.stats import metrics as M
 
 TOL = 1e-6
 STYLES = ["padlens", "torchscript", "dynamo", "ort-fused", "int8-dynamic", "int8-qdq"]

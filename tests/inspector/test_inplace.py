@@ -6,11 +6,12 @@ import onnx
 import pytest
 
 from padlens.errors import ModelLoadError
-from padlens.inspector import encoder as encoder_mod
-from padlens.inspector import inplace
-from padlens.inspector.encoder import Encoder, make_feeds
-from padlens.inspector.resolve import resolve_models
-from padlens.inspector.session import create_session
+from padlens.inspector.inputs.resolve import resolve_models
+from padlens.inspector.model import inplace
+from padlens.inspector.runtime import encoder as encoder_mod
+from padlens.inspector.runtime.encoder import Encoder
+from padlens.inspector.runtime.feeds import make_feeds
+from padlens.inspector.runtime.session import create_session
 
 TEXTS = ["this is a sample sentence", "the cat sat on the mat", "dog"]
 

@@ -11,8 +11,8 @@ from tokenizers import Tokenizer
 
 from padlens.errors import BadInput
 from padlens.inspector import inspect as inspect_mod
+from padlens.inspector.inputs.tokenize import PadTokenizer
 from padlens.inspector.inspect import InspectResult, inspect
-from padlens.inspector.tokenize import PadTokenizer
 
 TEXTS = [
     "this is a sample sentence",

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from padlens.errors import LayersNotFound
-from padlens.inspector.graph import expose_outputs, load_encoder, locate_layers
+from padlens.inspector.model.graph import expose_outputs, load_encoder, locate_layers
 
 LAYERS = 2
 TOLERANCE = 1e-4
@@ -118,7 +118,7 @@ def test_the_fused_final_norm_holds_no_separate_raw_output(zoo, style):
 
 
 def test_a_fused_modernbert_says_its_last_layer_is_after_the_final_norm(zoo, caplog):
-    with caplog.at_level("WARNING", logger="padlens.inspector.locate"):
+    with caplog.at_level("WARNING", logger="padlens.inspector.model.locate"):
         load_encoder(zoo("modernbert-ort-fused") / "model.onnx")
     assert "fused into the final norm" in caplog.text
 
@@ -155,8 +155,8 @@ def test_a_broken_residual_chain_names_both_readings_in_the_error(zoo):
 
 
 def test_a_runs_description_names_the_final_norm_and_the_stream_before_it(zoo):
-    from padlens.inspector.encoder import Encoder
-    from padlens.inspector.resolve import resolve_models
+    from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.runtime.encoder import Encoder
 
     (ref,) = resolve_models([zoo("modernbert-optimum") / "model.onnx"])
     info = Encoder.open(ref, threads=1).describe()

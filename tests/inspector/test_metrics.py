@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from padlens.inspector import metrics as M
+from padlens.inspector.stats import metrics as M
 
 E = np.eye(6)
 

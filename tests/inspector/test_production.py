@@ -12,14 +12,14 @@ import pytest
 from onnx import numpy_helper
 
 from padlens.errors import BadInput, ModelLoadError
-from padlens.inspector.encoder import Encoder
-from padlens.inspector.expose import expose_outputs
-from padlens.inspector.fixed import likely_cause
-from padlens.inspector.graph import load_encoder
+from padlens.inspector.inputs.resolve import resolve_models
+from padlens.inspector.inputs.tokenize import load_tokenizer
 from padlens.inspector.inspect import inspect
-from padlens.inspector.resolve import resolve_models
-from padlens.inspector.structure import Structure
-from padlens.inspector.tokenize import load_tokenizer
+from padlens.inspector.model.expose import expose_outputs
+from padlens.inspector.model.graph import load_encoder
+from padlens.inspector.model.structure import Structure
+from padlens.inspector.runtime.encoder import Encoder
+from padlens.inspector.runtime.failures import likely_cause
 from tests.conftest import run_padlens
 
 TEXTS = ["the cat sat on the mat", "a dog", "this is a sample sentence with some more words",

@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from padlens.errors import BadInput, ModelLoadError
-from padlens.inspector.resolve import guess_precision, precision_from_name, resolve_models
+from padlens.inspector.inputs.resolve import guess_precision, precision_from_name, resolve_models
 
 FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx",
          "int8-dynamic": "model.int8-dynamic.onnx", "int8-static": "model.int8-static.onnx"}

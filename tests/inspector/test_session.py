@@ -7,8 +7,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from padlens.errors import ModelLoadError, ProviderError
-from padlens.inspector import session as sess
-from padlens.inspector.session import (
+from padlens.inspector.runtime import session as sess
+from padlens.inspector.runtime.session import (
     CPU,
     PROVIDER_ALIASES,
     check_providers,
@@ -134,7 +134,7 @@ def test_a_model_proto_under_2_gb_is_handed_to_onnxruntime_without_touching_the_
 
 
 def test_a_model_proto_past_the_limit_is_written_to_a_temporary_folder_that_is_removed(tmp_path, monkeypatch):
-    from padlens.inspector import expose
+    from padlens.inspector.model import expose
 
     monkeypatch.setattr(expose, "EXTERNAL_OVER", 10)  # any model counts as "past 2 GB"
     made = _spy_mkdtemp(tmp_path, monkeypatch)

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from padlens.inspector.inspect import InspectResult, InspectSettings, LayerMetrics, PoolingDamage, RunResult
-from padlens.inspector.table import fmt_cos, fmt_norm, render
+from padlens.inspector.report.table import fmt_cos, fmt_norm, render
 
 NAN = float("nan")
 

@@ -1,4 +1,4 @@
-"""Behaviour of padlens.inspector.texts: reading --text values, text files and the corpus."""
+"""Behaviour of padlens.inspector.inputs.texts: reading --text values, text files and the corpus."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import types
 import pytest
 
 from padlens.errors import BadInput
-from padlens.inspector import texts as T
-from padlens.inspector.texts import (
+from padlens.inspector.inputs import texts as T
+from padlens.inspector.inputs.texts import (
     MAX_TEXT_CHARS,
     count_texts,
     default_corpus,
@@ -402,4 +402,4 @@ def test_error_messages_are_one_line(tmp_path):
 
 
 def test_module_logger_is_named_after_the_module():
-    assert T.log.name == "padlens.inspector.texts"
+    assert T.log.name == "padlens.inspector.inputs.texts"

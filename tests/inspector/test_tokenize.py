@@ -8,7 +8,7 @@ import pytest
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
 from padlens.errors import BadInput
-from padlens.inspector.tokenize import load_tokenizer
+from padlens.inspector.inputs.tokenize import load_tokenizer
 
 SPECIALS = ["[UNK]", "[CLS]", "[SEP]", "[MASK]", "[PAD]"]  # pad deliberately not id 0
 WORDS = ["this", "is", "a", "sample", "sentence", "cat", "sat", "on", "the", "mat", "play", "##ing"]

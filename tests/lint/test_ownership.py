@@ -28,14 +28,14 @@ def banned(source: str, as_file: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("source", "owner", "stranger"), [
-    ("import torch\n", "exporter/validate.py", "inspector/encoder.py"),
-    ("from transformers import AutoModel\n", "exporter/pipeline.py", "inspector/tokenize.py"),
+    ("import torch\n", "exporter/validate.py", "inspector/runtime/encoder.py"),
+    ("from transformers import AutoModel\n", "exporter/pipeline.py", "inspector/inputs/tokenize.py"),
     ("from optimum.exporters.onnx import main_export\n", "exporter/optimum_backend.py", "padlens/demo.py"),
-    ("import onnxruntime as ort\nort.InferenceSession('m.onnx')\n", "inspector/session.py", "inspector/embed.py"),
+    ("import onnxruntime as ort\nort.InferenceSession('m.onnx')\n", "inspector/runtime/session.py", "inspector/embed.py"),
     ("from onnxruntime.quantization import quantize_dynamic\n", "exporter/precision.py", "inspector/audit/run.py"),
     ("import click\n", "padlens/cli_inspect.py", "inspector/inspect.py"),
-    ("from matplotlib.figure import Figure\n", "inspector/plots.py", "inspector/report.py"),
-    ("from sklearn.linear_model import Ridge\n", "inspector/probe_fit.py", "inspector/probe.py"),
+    ("from matplotlib.figure import Figure\n", "inspector/report/plots.py", "inspector/report/html.py"),
+    ("from sklearn.linear_model import Ridge\n", "inspector/probe/fit.py", "inspector/probe/run.py"),
     ("import ray\n", "inspector/ray/cluster.py", "inspector/inspect.py"),
 ])
 def test_a_dependency_is_allowed_in_its_owner_and_banned_elsewhere(source, owner, stranger):

@@ -67,4 +67,4 @@ def no_sklearn(monkeypatch):
 
     for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")] + ["sklearn"]:
         monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.delitem(sys.modules, "padlens.inspector.probe_fit", raising=False)
+    monkeypatch.delitem(sys.modules, "padlens.inspector.probe.fit", raising=False)

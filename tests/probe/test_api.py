@@ -8,13 +8,13 @@ import sys
 def test_probe_is_the_public_library_function():
     import padlens
     from padlens import probe
-    from padlens.inspector.probe import probe as probe_fn
+    from padlens.inspector.probe.run import probe as probe_fn
 
     assert probe is probe_fn and "probe" in padlens.__all__
 
 
 def test_importing_the_probe_module_loads_neither_scikit_learn_nor_matplotlib():
-    code = ("import sys, padlens.inspector.probe, padlens.inspector.probe_table\n"
+    code = ("import sys, padlens.inspector.probe.run, padlens.inspector.probe.table\n"
             "print(sorted(m for m in ('sklearn', 'matplotlib', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from padlens.inspector.probe_data import Collector, pad_floor
+from padlens.inspector.probe.data import Collector, pad_floor
 
 WIDTH, DIMS, LAYERS = 16, 3, 2
 

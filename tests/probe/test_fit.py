@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from padlens.inspector import probe_fit as F
+from padlens.inspector.probe import fit as F
 
 
 def _shuffled_by_text(y, groups, rng):

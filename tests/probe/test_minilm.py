@@ -8,7 +8,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def minilm_probe(minilm_export):
-    from padlens.inspector.probe import probe
+    from padlens.inspector.probe.run import probe
 
     # the README's run: the built-in corpus (400 texts, 120 held out), max length 128, seed 0
     return probe([str(minilm_export)], max_length=128)

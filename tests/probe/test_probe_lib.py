@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from padlens.errors import BadInput
-from padlens.inspector.probe import (
+from padlens.inspector.probe.data import Collected, StateSet
+from padlens.inspector.probe.run import (
     TARGETS,
     build_targets,
     class_target,
@@ -16,7 +17,6 @@ from padlens.inspector.probe import (
     read_labels,
     split_texts,
 )
-from padlens.inspector.probe_data import Collected, StateSet
 
 N, PER, DIMS = 240, 3, 16
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from padlens.inspector.probe import probe
+from padlens.inspector.probe.run import probe
 
 STYLES = ("padlens", "torchscript", "ort-fused", "int8-dynamic", "st-pooled", "roberta")
 

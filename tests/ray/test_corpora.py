@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from padlens.errors import BadInput
-from padlens.inspector.texts import corpus_files, count_texts, iter_texts
+from padlens.inspector.inputs.texts import corpus_files, count_texts, iter_texts
 
 
 def test_parquet_texts_come_in_row_order_without_nulls_or_blanks(tmp_path):
@@ -65,7 +65,7 @@ def test_a_glob_matching_nothing_is_refused(tmp_path):
 
 def test_reading_text_files_imports_neither_pyarrow_nor_ray(tmp_path):
     (tmp_path / "a.txt").write_text("one\n")
-    code = ("import sys; from padlens.inspector.texts import iter_texts; "
+    code = ("import sys; from padlens.inspector.inputs.texts import iter_texts; "
             f"assert list(iter_texts({str(tmp_path)!r})) == ['one']; "
             "print(sorted(m for m in ('ray', 'pyarrow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from padlens.errors import BadInput, MissingExtra
-from padlens.inspector import report
-from padlens.inspector.report import PLOT_NAMES, build_html, write_html
+from padlens.inspector.report import html as report
+from padlens.inspector.report.html import PLOT_NAMES, build_html, write_html
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_the_matrix_has_a_coloured_cell_per_run_and_check(page, audited):
 
 
 def test_the_matrix_shows_the_worst_value_of_each_check(page, audited):
-    from padlens.inspector.fmt import fmt_cos
+    from padlens.inspector.report.fmt import fmt_cos
 
     check = next(c for c in audited.checks if c.name == "padding_invariance")
     assert f"<span class='v'>{fmt_cos(check.value, precise=True)}</span>" in page

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from padlens.inspector.report import PLOT_NAMES, write_html
+from padlens.inspector.report.html import PLOT_NAMES, write_html
 
 pytestmark = pytest.mark.browser
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from padlens.inspector.report import PLOT_NAMES
+from padlens.inspector.report.html import PLOT_NAMES
 
 
 def padlens(*args, cwd):

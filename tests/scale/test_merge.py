@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from padlens.inspector import metrics as M
-from padlens.inspector.encoder import Encoder
+from padlens.inspector.inputs.resolve import resolve_models
 from padlens.inspector.inspect import inspect
-from padlens.inspector.resolve import resolve_models
+from padlens.inspector.runtime.encoder import Encoder
+from padlens.inspector.stats import metrics as M
 
 from .conftest import corpus
 

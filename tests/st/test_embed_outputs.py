@@ -13,8 +13,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from padlens.errors import BadInput, LayersNotFound
 from padlens.inspector.embed import embed
-from padlens.inspector.graph import load_encoder
-from padlens.inspector.pooling import resolve_pooling
+from padlens.inspector.model.graph import load_encoder
+from padlens.inspector.stats.pooling import resolve_pooling
 
 H = 6
 TEXTS = ["the cat sat on the mat", "a dog", "this is a sample sentence with some words in it", "it"]
@@ -77,7 +77,7 @@ def _texts(tmp_path: Path) -> Path:
 
 
 def _expected(folder: Path, table: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    from padlens.inspector.tokenize import load_tokenizer
+    from padlens.inspector.inputs.tokenize import load_tokenizer
 
     tok = load_tokenizer(folder)
     rows = [np.tanh(table[tok.encode([t], padding="longest").input_ids[0]]).mean(0) for t in TEXTS]

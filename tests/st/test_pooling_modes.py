@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from padlens.inspector.contract import POOLING_MODES
-from padlens.inspector.pooling import POOLINGS, pool
+from padlens.inspector.stats.pooling import POOLINGS, pool
 
 #: (mode, side) where padlens and sentence-transformers' padded code path agree. Under left
 #: padding sentence-transformers' weightedmean weighs each token by its column, pads counted;

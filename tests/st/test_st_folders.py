@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from padlens.inspector.pooling import pooling_config
-from padlens.inspector.resolve import resolve_models
+from padlens.inspector.inputs.resolve import resolve_models
+from padlens.inspector.stats.pooling import pooling_config
 
 #: the encoder folder's ONNX files (tests/st/build.py) and the precision each graph holds
 ENCODER_FILES = {"model": "fp32", "model_O3": "fp32", "model_fp16": "fp16", "model_qdq": "int8-static",

@@ -5,7 +5,7 @@ import logging
 import math
 import textwrap
 
-from padlens.inspector.probe import ProbeResult, ProbeRun
+from padlens.inspector.probe.run import ProbeResult, ProbeRun
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 from padlens.errors import BadInput
-from padlens.inspector.options import check_counts
+from padlens.inspector.inputs.options import check_counts
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ import onnx
 from onnx import TensorProto
 
 from padlens.errors import LayersNotFound, ModelLoadError
-from padlens.inspector import inplace
-from padlens.inspector.expose import EXTERNAL_OVER, expose_outputs, output_delta, save_model
-from padlens.inspector.loader import InputSpec, read_model, recognise_inputs
-from padlens.inspector.locate import Graph, LayerMap, hidden_size, locate_layers, token_output
-from padlens.inspector.structure import Structure, read_structure
+from padlens.inspector.model import inplace
+from padlens.inspector.model.expose import EXTERNAL_OVER, expose_outputs, output_delta, save_model
+from padlens.inspector.model.loader import InputSpec, read_model, recognise_inputs
+from padlens.inspector.model.locate import Graph, LayerMap, hidden_size, locate_layers, token_output
+from padlens.inspector.model.structure import Structure, read_structure
 
 __all__ = ["EncoderGraph", "InputSpec", "LayerMap", "expose_outputs", "exposed_model", "load_encoder",
            "locate_layers", "output_delta", "save_model"]
@@ -43,7 +43,7 @@ class EncoderGraph:
         raw: the file's bytes when they hold every tensor (no external data), else None;
             kept until the session exists (``exposed_model`` reuses them).
         structure: causal attention, positions counted from ids, a fixed batch or length
-            (``padlens.inspector.structure.Structure``), read once at load.
+            (``padlens.inspector.model.structure.Structure``), read once at load.
         position_rows: rows of the position-embedding table as stored (None if unknown).
     """
 
@@ -125,7 +125,7 @@ def exposed_model(graph: EncoderGraph, tensors: list[str],
 
 def in_place_model(graph: EncoderGraph, tensors: list[str], extra: onnx.ModelProto | None = None) -> bytes | None:
     """``exposed_model``'s bytes with the weights left in the file: each large initializer refers
-    to its bytes inside ``graph.path`` (``padlens.inspector.inplace``), for ``create_session(...,
+    to its bytes inside ``graph.path`` (``padlens.inspector.model.inplace``), for ``create_session(...,
     weights_folder=graph.path.parent)``. None when the file's bytes are not at hand (external
     data, over 2 GB) or do not read as expected."""
     if graph.raw is None or len(graph.raw) > EXTERNAL_OVER:

@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from padlens.inspector.fmt import fmt_cos  # noqa: F401  (one cosine format; tests import it from here)
 from padlens.inspector.inspect import InspectResult, PoolingDamage, RunResult
+from padlens.inspector.report.fmt import fmt_cos  # noqa: F401  (one cosine format; tests import it from here)
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def _header(result: InspectResult) -> list[str]:
     if result.settings.max_length_asked is None and result.max_length < 128:
         pad_to += " (the model's limit)"
     n = result.texts_count
-    from padlens.inspector.tokenize import side_words
+    from padlens.inspector.inputs.tokenize import side_words
 
     side = side_words(result.padding_side, result.settings.padding_side_source)
     head = f"padlens inspect: {n} text{'s' if n != 1 else ''}, {pad_to}"

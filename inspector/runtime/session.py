@@ -155,7 +155,7 @@ def create_session(model: str | Path | bytes | onnx.ModelProto, providers: Itera
     A model's bytes go to ONNX Runtime as they are; a ModelProto is handed over as bytes; only one past protobuf's 2 GB limit is
     written (with external data) to a temporary folder, removed once the session exists.
     Nothing is written beside the user's model. ``weights_folder``: where the external data of
-    a model given as bytes lies (``padlens.inspector.inplace``: the weights read from the file).
+    a model given as bytes lies (``padlens.inspector.model.inplace``: the weights read from the file).
     """
     asked = resolve_providers(providers)
     options = _session_options(threads)
@@ -190,7 +190,7 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
 
 
 def _session_from_proto(model: onnx.ModelProto, options, asked: list[str]) -> ort.InferenceSession:
-    from padlens.inspector.expose import EXTERNAL_OVER, proto_size, save_model
+    from padlens.inspector.model.expose import EXTERNAL_OVER, proto_size, save_model
 
     if proto_size(model) <= EXTERNAL_OVER:
         return _new_session(model.SerializeToString(), options, asked, "the instrumented model")

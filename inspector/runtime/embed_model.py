@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from padlens.errors import LayersNotFound, ModelLoadError
-from padlens.inspector.pooling import GRAPH_POOLING, SENTENCE_EMBEDDING, l2_normalize, pool  # noqa: F401
+from padlens.inspector.stats.pooling import GRAPH_POOLING, SENTENCE_EMBEDDING, l2_normalize, pool  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,9 @@ def choose_output(outputs: Sequence[str], token_output: str | None, graph_poolin
 def open_graph(path):
     """The encoder graph at ``path``, its layers located when they can be; else with its
     token output as the only layer (embed needs nothing else)."""
-    from padlens.inspector.graph import load_encoder
-    from padlens.inspector.loader import read_model
-    from padlens.inspector.locate import token_output
+    from padlens.inspector.model.graph import load_encoder
+    from padlens.inspector.model.loader import read_model
+    from padlens.inspector.model.locate import token_output
 
     try:
         return load_encoder(path)
@@ -69,10 +69,10 @@ class EmbedModel:
 
     def __init__(self, ref, providers: Sequence[str], allow_fallback: bool, threads: int | None,
                  graph_pooling: bool = False):
-        from padlens.inspector.encoder import check_vocab, structure_notes
-        from padlens.inspector.locate import token_output
-        from padlens.inspector.session import create_session
-        from padlens.inspector.tokenize import load_tokenizer
+        from padlens.inspector.inputs.tokenize import load_tokenizer
+        from padlens.inspector.model.locate import token_output
+        from padlens.inspector.runtime.encoder import check_vocab, structure_notes
+        from padlens.inspector.runtime.session import create_session
 
         self.ref = ref
         self.tokenizer = load_tokenizer(ref.tokenizer_path)
@@ -103,8 +103,8 @@ class EmbedModel:
     def run(self, batch) -> np.ndarray:
         """The fetched output for ``batch``: ``[B, T, H]`` token states, or ``[B, H]`` when pooled
         (float32); run within a batch or length fixed in the graph, a failure worded with its cause."""
-        from padlens.inspector.encoder import make_feeds
-        from padlens.inspector.fixed import failure_words, run_explained
+        from padlens.inspector.runtime.failures import failure_words, run_explained
+        from padlens.inspector.runtime.feeds import make_feeds
 
         def once(part) -> list[np.ndarray]:
             return self.session.run([self.output], make_feeds(self.graph.inputs, part), failure_words(self.label, part))

@@ -1,6 +1,6 @@
 """The probe's HTML page: per run, score per layer (pads vs real tokens vs control) as an embedded PNG.
 
-Matplotlib is imported lazily through ``padlens.inspector.plots`` (the ``report`` extra), object
+Matplotlib is imported lazily through ``padlens.inspector.report.plots`` (the ``report`` extra), object
 API and Agg canvas only; the page is one self-contained file with no script.
 """
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from padlens import __version__
-from padlens.inspector import plots as P
-from padlens.inspector import report as R
-from padlens.inspector.probe import ProbeResult, ProbeRun
-from padlens.inspector.probe_table import DESCRIBE, UNITS, targets_of
+from padlens.inspector.probe.run import ProbeResult, ProbeRun
+from padlens.inspector.probe.table import DESCRIBE, UNITS, targets_of
+from padlens.inspector.report import html as R
+from padlens.inspector.report import plots as P
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from padlens.errors import BadInput
-from padlens.inspector.options import PADDINGS, SIDES, check_counts, check_padding  # noqa: F401  (PADDINGS re-exported)
+from padlens.inspector.inputs.options import PADDINGS, SIDES, check_counts, check_padding  # noqa: F401  (PADDINGS re-exported)
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from padlens.inspector.loader import InputSpec, iter_nodes
-from padlens.inspector.locate import Graph
+from padlens.inspector.model.loader import InputSpec, iter_nodes
+from padlens.inspector.model.locate import Graph
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import onnx
 
 from padlens.inspector.audit.results import Verdict
 from padlens.inspector.contract import DYNAMIC_QUANT_OPS, INTEGER_OPS
-from padlens.inspector.loader import iter_nodes
+from padlens.inspector.model.loader import iter_nodes
 
 log = logging.getLogger(__name__)
 

@@ -10,22 +10,19 @@ from typing import Sequence
 import numpy as np
 
 from padlens.errors import BadInput, ModelLoadError
-from padlens.inspector import graph as graph_mod
-from padlens.inspector import ingraph, inplace
-from padlens.inspector.expose import EXTERNAL_OVER
-from padlens.inspector.fixed import failure_words, run_explained
-from padlens.inspector.lengths import choose_max_length
-from padlens.inspector.loader import InputSpec
-from padlens.inspector.resolve import ModelRef, guess_precision
-from padlens.inspector.session import SessionInfo, create_session
-from padlens.inspector.tokenize import Batch, PadTokenizer, choose_side, load_tokenizer
+from padlens.inspector.inputs.lengths import choose_max_length
+from padlens.inspector.inputs.resolve import ModelRef, guess_precision
+from padlens.inspector.inputs.tokenize import Batch, PadTokenizer, choose_side, load_tokenizer
+from padlens.inspector.model import graph as graph_mod
+from padlens.inspector.model import inplace
+from padlens.inspector.model.expose import EXTERNAL_OVER
+from padlens.inspector.model.loader import InputSpec
+from padlens.inspector.runtime.failures import failure_words, run_explained
+from padlens.inspector.runtime.feeds import make_feeds
+from padlens.inspector.runtime.session import SessionInfo, create_session
+from padlens.inspector.stats import ingraph
 
 log = logging.getLogger(__name__)
-
-# what a graph input may be fed as; float and bool only occur for odd attention masks
-FEED_DTYPES = {"int64": np.int64, "int32": np.int32, "float32": np.float32,
-               "float16": np.float16, "bool": np.bool_}
-
 
 @dataclass
 class Forward:
@@ -47,31 +44,6 @@ class Forward:
     def num_layers(self) -> int:
         """L: the number of encoder blocks (``len(hidden) - 1``)."""
         return len(self.hidden) - 1
-
-
-def make_feeds(inputs: Sequence, batch: Batch) -> dict[str, np.ndarray]:
-    """Fill each graph input (anything with ``name``, ``role``, ``dtype``) from ``batch``.
-
-    token_type_ids carry the tokenizer's types and its pad token type on pads; position_ids
-    follow the mask (``tokenize.mask_positions``: 0..n-1 on real tokens, either side); every array is cast to the input's dtype (int64, int32, or float/bool
-    for an attention mask given as such).
-    """
-    arrays = {
-        "input_ids": batch.input_ids,
-        "attention_mask": batch.attention_mask,
-        "token_type_ids": batch.token_type_ids,
-        "position_ids": batch.position_ids,
-    }
-    feeds = {}
-    for spec in inputs:
-        if spec.role not in arrays:
-            raise ModelLoadError(f"graph input {spec.name!r} has role {spec.role!r}, which padlens cannot fill")
-        dtype = FEED_DTYPES.get(spec.dtype)
-        if dtype is None:
-            raise ModelLoadError(f"graph input {spec.name!r} has type {spec.dtype}; padlens feeds "
-                                 f"{', '.join(FEED_DTYPES)}")
-        feeds[spec.name] = np.ascontiguousarray(arrays[spec.role], dtype=dtype)
-    return feeds
 
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -114,7 +86,7 @@ class EncoderInfo:
         fixed_batch, fixed_length: a batch size / sequence length fixed inside the graph, else None.
         notes: what the reader must know about how it was run (one text per batch, ...).
         stats: where the pad statistics are computed: ``graph`` (reductions inside the session,
-            ``padlens.inspector.ingraph``), or ``numpy`` with the reason ("" when not asked).
+            ``padlens.inspector.stats.ingraph``), or ``numpy`` with the reason ("" when not asked).
     """
 
     label: str
@@ -165,7 +137,7 @@ class Encoder:
 
     Attributes:
         ref: the model file, label, precision and tokenizer path.
-        graph: the loaded graph (``padlens.inspector.graph.EncoderGraph``), unmodified.
+        graph: the loaded graph (``padlens.inspector.model.graph.EncoderGraph``), unmodified.
         tokenizer: the tokenizer ``ref`` names.
         session: the session over the instrumented graph and the providers it uses.
         hidden_outputs: output name to fetch for hidden layer 0..L.
@@ -175,7 +147,7 @@ class Encoder:
         threads: intra-op threads, or None for ORT's default.
         exposure_delta: max |Δ| of the model's own outputs, instrumented vs unmodified,
             once ``verify_exposure`` ran.
-        stats: the in-graph statistics the session computes (``padlens.inspector.ingraph``;
+        stats: the in-graph statistics the session computes (``padlens.inspector.stats.ingraph``;
             their masks are fed on every run), or None.
         stats_note: "" while ``stats`` are used; else why the metrics are computed in numpy.
     """
@@ -203,7 +175,7 @@ class Encoder:
         ``keep_model=False`` drops the loaded proto (``graph.model`` becomes None) once the
         session exists: the session holds its own copy, and inspect needs no other.
         ``stats=True`` also adds the pad statistics' reductions to the graph
-        (``padlens.inspector.ingraph``) where they can be built (``stats_note`` says why not).
+        (``padlens.inspector.stats.ingraph``) where they can be built (``stats_note`` says why not).
         ``attention=False`` leaves the attention maps unexposed and unfetched (the audit and the
         probes read hidden states only); a file that lists every hidden state as an output then
         runs with nothing added to its graph.
@@ -463,7 +435,7 @@ def _plain_session(path: Path, providers, allow_fallback: bool, threads: int | N
 def _in_place_or(small: bytes | None, path: Path, whole, providers, allow_fallback: bool,
                  threads: int | None) -> SessionInfo:
     """A session over ``small`` (a model whose weights refer to their bytes in ``path``,
-    ``padlens.inspector.inplace``: ≈ 4x faster to create, no copy of the weights); when there is
+    ``padlens.inspector.model.inplace``: ≈ 4x faster to create, no copy of the weights); when there is
     none or ONNX Runtime refuses it, over ``whole()`` (the model as bytes, a proto or a path)."""
     if small is not None:
         try:
@@ -483,70 +455,3 @@ def check_vocab(tokenizer: PadTokenizer, embedding_rows: int | None, label: str)
     if embedding_rows is not None and tokenizer.vocab_size > int(embedding_rows):
         raise BadInput(f"the tokenizer {tokenizer.path} has {tokenizer.vocab_size} tokens but {label}'s "
                        f"embedding table has {embedding_rows} rows: pass the model's own tokenizer")
-
-
-# ---------------------------------------------------------------- memory
-
-MEMORY_SAFETY = 2.0
-"""Outputs may take at most 1/MEMORY_SAFETY of the available memory: ONNX Runtime's own
-intermediate tensors and the float32 copies padlens makes need about as much again."""
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (MemAvailable), or None when unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        import os
-
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def output_bytes_per_text(encoder: Encoder, max_length: int) -> int | None:
-    """Bytes one text's exposed outputs take at ``max_length`` tokens: (L+1) float32 [T, H]
-    states, the model's own token output, and [heads, T, T] attention per located block."""
-    hidden = encoder.graph.layers.hidden_size
-    if not hidden:
-        return None
-    t = int(max_length)
-    states = (encoder.num_layers + 2) * t * int(hidden) * 4
-    heads = max(1, int(hidden) // 64)
-    attention = len(encoder.attention_outputs) * heads * t * t * 4
-    return states + attention
-
-
-def check_memory(encoders: Sequence[Encoder], batch_size: int, max_length: int,
-                 available: int | None = None) -> None:
-    """BadInput, suggesting a batch size that fits, when one batch's exposed outputs would
-    not fit in the available memory (runs take turns, so the largest run counts)."""
-    available = available_memory() if available is None else available
-    sizes = [(size, enc) for enc in encoders if (size := output_bytes_per_text(enc, max_length))]
-    if not available or not sizes:
-        return
-    per_text, worst = max(sizes, key=lambda item: item[0])
-    budget = available / MEMORY_SAFETY
-    if per_text * int(batch_size) <= budget:
-        return
-    fits = int(budget // per_text)
-    need = _size(per_text * int(batch_size))
-    head = (f"{worst.label}'s {worst.num_layers + 1} exposed layers need about {need} for a batch of "
-            f"{batch_size} at max length {max_length}, but only {_size(available)} of memory is available")
-    if fits >= 1:
-        raise BadInput(f"{head}: pass --batch-size {fits} or less")
-    raise BadInput(f"{head}, too little even for one text: pass a smaller --max-length")
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
-

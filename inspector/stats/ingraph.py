@@ -1,6 +1,6 @@
 """In-graph pad statistics: the reductions the metrics need, appended to the instrumented model.
 
-ONNX Runtime computes, per hidden layer, the sums ``padlens.inspector.metrics`` reduces states
+ONNX Runtime computes, per hidden layer, the sums ``padlens.inspector.stats.metrics`` reduces states
 to (‖h‖² per position, Σu over pads and over real tokens, the anchor pad's dot with every
 position, neighbour differences, pad sums per position) and, per attention map, the mass each
 query puts on each key group; for the last layer the pooled sums of the cross-text metrics.
@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from padlens.inspector import metrics as M
+from padlens.inspector.stats import metrics as M
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from padlens import __version__
 from padlens.errors import BadInput
-from padlens.inspector import plots as P
+from padlens.inspector.report import plots as P
 
 if TYPE_CHECKING:
     from padlens.inspector.audit.results import DriftPoint
@@ -93,7 +93,7 @@ def _banner(audit_result) -> str:
 def _cell_value(check) -> str:
     """The worst value of a check, short: a cosine, ``3 found``, or nothing."""
     from padlens.inspector.audit.registry import GRAPH, spec
-    from padlens.inspector.fmt import fmt_cos
+    from padlens.inspector.report.fmt import fmt_cos
 
     if not check.applicable or check.value is None:
         return ""

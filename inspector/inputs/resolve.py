@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from padlens.errors import BadInput, ModelLoadError
-
-from .contract import DYNAMIC_QUANT_OPS, INTEGER_OPS, MANIFEST, PRECISIONS, STATIC_QUANT_OPS
+from padlens.inspector.contract import DYNAMIC_QUANT_OPS, INTEGER_OPS, MANIFEST, PRECISIONS, STATIC_QUANT_OPS
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +160,7 @@ def find_tokenizer(file: Path) -> Path | None:
     folder, the folder above it (sentence-transformers 5.x, transformers.js); else the
     sentence-transformers folder above it or its token module (old ones keep the tokenizer
     in ``0_Transformer/``)."""
-    from padlens.inspector.pooling import read_st_folder, st_folder
+    from padlens.inspector.stats.pooling import read_st_folder, st_folder
 
     candidates = [file.parent] + ([file.parent.parent] if file.parent.name == ONNX_SUBFOLDER else [])
     folder = st_folder(file)

@@ -94,7 +94,7 @@ def sequence_metrics_from_sums(norms: np.ndarray, pad_sum: np.ndarray, real_sum:
                                mask: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
     """``pad_sequence_metrics`` from its sums: ``norms`` ``[B, T]`` = ‖h‖, ``pad_sum`` /
     ``real_sum`` ``[B, H]`` = Σu over P / over R, ``valid`` ``[B]`` (float64 wherever given;
-    the in-graph statistics of ``padlens.inspector.ingraph`` bring these sums)."""
+    the in-graph statistics of ``padlens.inspector.stats.ingraph`` bring these sums)."""
     pad = (np.asarray(mask) == 0).astype(np.float64)
     real = 1.0 - pad
     n_p, n_r = pad.sum(1), real.sum(1)
@@ -417,7 +417,7 @@ class PadStats:
 
     def add_sums(self, sums: LayerSums, mask: np.ndarray) -> None:
         """Accumulate one batch from its sums instead of its states (the in-graph statistics,
-        ``padlens.inspector.ingraph``): the same values ``add`` would add. Every sequence must
+        ``padlens.inspector.stats.ingraph``): the same values ``add`` would add. Every sequence must
         be valid (a batch with NaN/Inf/zero states goes through ``add``)."""
         mask = np.asarray(mask)
         if not np.all(sums.valid):

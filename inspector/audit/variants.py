@@ -1,6 +1,6 @@
 """The padded variants the checks compare: each text alone, padded, beside neighbours, with its pads altered.
 
-Every row comes from the model's own tokenizer (``inspector/tokenize.py``), tokenized once per
+Every row comes from the model's own tokenizer (``inspector/inputs/tokenize.py``), tokenized once per
 text; the variants only alter a padded Batch (random ids under the mask, an all-ones mask, a
 fully masked row).
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from padlens.errors import ModelLoadError
-from padlens.inspector.tokenize import Batch, mask_positions
+from padlens.inspector.inputs.tokenize import Batch, mask_positions
 
 log = logging.getLogger(__name__)
 

@@ -39,11 +39,11 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from padlens.errors import BadInput, MissingExtra
-from padlens.inspector.encoder import Encoder
-from padlens.inspector.jsonable import to_jsonable
-from padlens.inspector.probe_data import Collected, Collector, StateSet, pad_floor
-from padlens.inspector.resolve import resolve_models
-from padlens.inspector.texts import iter_texts, read_texts
+from padlens.inspector.inputs.resolve import resolve_models
+from padlens.inspector.inputs.texts import iter_texts, read_texts
+from padlens.inspector.probe.data import Collected, Collector, StateSet, pad_floor
+from padlens.inspector.report.jsonable import to_jsonable
+from padlens.inspector.runtime.encoder import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def fitter():
     import importlib
 
     try:
-        return importlib.import_module("padlens.inspector.probe_fit")
+        return importlib.import_module("padlens.inspector.probe.fit")
     except ImportError as exc:
         raise MissingExtra(f"padlens probe needs scikit-learn: {INSTALL_HINT}") from exc
 
@@ -269,7 +269,7 @@ def read_inputs(texts: Sequence[str] | None, texts_file: str | None, labels: str
 
 def _check_options(max_length, padding: str, padding_side: str, batch_size: int, per_text: int,
                    providers) -> list[str]:
-    from padlens.inspector.tokenize import PADDINGS, SIDES
+    from padlens.inspector.inputs.tokenize import PADDINGS, SIDES
 
     if padding_side == "auto":
         padding_side = SIDES[0]  # checked per model when it opens
