@@ -5,6 +5,8 @@ The package: ``results`` (CheckResult, AuditResult, JUnit), ``variants`` (the pa
 and ``drift``, the ``registry`` describing each check once, ``render`` (terminal text) and
 ``run`` (the ``audit()`` entry point). Names are imported lazily, so reading the registry
 (``padlens --help``) does not load onnx or ONNX Runtime.
+
+May import: inputs/, model/, runtime/, stats/, report/ (formatting, JSON), contract. Never probe/ or ray/.
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ import logging
 from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
+from padlens.inspector.report.fmt import fmt_measure
+
 log = logging.getLogger(__name__)
 
 ERROR, WARNING = "error", "warning"
@@ -167,7 +169,7 @@ def _junit_suite(root: ET.Element, model: str, results: list[CheckResult]) -> No
                           failures=str(len(failed)), errors="0", skipped=str(len(skipped)))
     for c in results:
         case = ET.SubElement(suite, "testcase", classname=f"padlens.audit.{model}", name=c.name)
-        summary = f"value={_fmt(c.value)} threshold={_fmt(c.threshold)} severity={c.severity}"
+        summary = f"value={fmt_measure(c.value)} threshold={fmt_measure(c.threshold)} severity={c.severity}"
         if c.mark == "FAIL":
             failure = ET.SubElement(case, "failure", message=c.detail, type=c.name)
             failure.text = f"{summary}\n{c.detail}"
@@ -176,10 +178,6 @@ def _junit_suite(root: ET.Element, model: str, results: list[CheckResult]) -> No
         out = ET.SubElement(case, "system-out")
         prefix = "WARNING: " if c.mark == "WARN" else ""
         out.text = f"{prefix}{summary}\n{c.detail}"
-
-
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.6g}"
 
 
 @dataclass(frozen=True)

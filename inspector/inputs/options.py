@@ -5,6 +5,7 @@ import logging
 from typing import Sequence
 
 from padlens.errors import BadInput
+from padlens.inspector.inputs.providers import canonical_provider
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,6 @@ def check_options(max_length: int | None, padding: str, padding_side: str, batch
                   providers: Sequence[str] | str | None, threads: int | None) -> list[str]:
     """Every shared option at once, before any model is loaded; returns the providers
     asked for, without duplicates (unknown provider names raise ProviderError)."""
-    from padlens.inspector.runtime.session import canonical_provider
-
     check_counts(max_length=max_length, batch_size=batch_size, threads=threads)
     check_padding(padding, padding_side, allow_auto=True)
     providers = [providers] if isinstance(providers, str) else list(providers or ["cpu"])

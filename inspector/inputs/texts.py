@@ -61,11 +61,11 @@ def iter_file_texts(p: Path, text_column: str | None = None) -> Iterator[str]:
     suffix = p.suffix.lower()
     field = text_column or _TEXT_FIELD
     if suffix in PARQUET_SUFFIXES:
-        return _non_blank(iter_parquet(p, field), p)
+        return non_blank(iter_parquet(p, field), p)
     if suffix == ".jsonl":
-        return _non_blank(_iter_jsonl(p, field), p)
+        return non_blank(_iter_jsonl(p, field), p)
     if suffix == ".csv":
-        return _non_blank(_iter_csv(p, field), p)
+        return non_blank(_iter_csv(p, field), p)
     if suffix != ".txt":
         log.debug("treating %s as plain text, one text per line", p)
     return _iter_txt(p)
@@ -208,7 +208,7 @@ def _too_long(p: Path, lineno: int) -> BadInput:
     return BadInput(f"line too long: {p} line {lineno} has over {MAX_TEXT_CHARS:,} characters")
 
 
-def _non_blank(texts: Iterator[str], p: Path) -> Iterator[str]:
+def non_blank(texts: Iterator[str], p: Path) -> Iterator[str]:
     """``texts`` without the blank ones, warning once with how many were skipped."""
     skipped = 0
     for text in texts:

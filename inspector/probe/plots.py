@@ -17,6 +17,7 @@ from padlens.inspector.probe.run import ProbeResult, ProbeRun
 from padlens.inspector.probe.table import DESCRIBE, UNITS, targets_of
 from padlens.inspector.report import html as R
 from padlens.inspector.report import plots as P
+from padlens.inspector.report.fmt import fmt_num
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,11 @@ def run_table(run: ProbeRun) -> str:
     rows = []
     for layer in run.layers:
         for p in layer.probes:
-            ci = "-" if not p.ci or p.ci[0] is None else f"{R._num(p.ci[0])} … {R._num(p.ci[1])}"
+            ci = "-" if not p.ci or p.ci[0] is None else f"{fmt_num(p.ci[0])} … {fmt_num(p.ci[1])}"
             rows.append(f"<tr class='probe'><td class='num'>{layer.index}</td><td>{R.esc(p.target)}</td>"
-                        f"<td>{p.states}</td><td>{p.metric}</td><td class='num'>{R._num(p.score)}</td>"
-                        f"<td class='num'>{ci}</td><td class='num'>{R._num(p.control)}</td>"
-                        f"<td class='num'>{R._num(p.selectivity)}</td><td class='num'>{R._num(p.baseline)}</td>"
+                        f"<td>{p.states}</td><td>{p.metric}</td><td class='num'>{fmt_num(p.score)}</td>"
+                        f"<td class='num'>{ci}</td><td class='num'>{fmt_num(p.control)}</td>"
+                        f"<td class='num'>{fmt_num(p.selectivity)}</td><td class='num'>{fmt_num(p.baseline)}</td>"
                         f"<td class='num'>{p.n_train} / {p.n_test}</td>"
                         f"<td class='num'>{p.n_train_states} / {p.n_test_states}</td>"
                         f"<td class='detail'>{R.esc(p.reason)}</td></tr>")

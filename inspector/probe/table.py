@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import logging
-import math
 import textwrap
 
 from padlens.inspector.probe.run import ProbeResult, ProbeRun
+from padlens.inspector.report.fmt import fmt_num
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +22,8 @@ UNITS = {"r2": "R²", "cosine": "mean cosine", "accuracy": "accuracy"}
 
 
 def fmt(value) -> str:
-    """3 decimals; missing or NaN as 'n/a'."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{value:.3f}"
+    """A probe score: 3 decimals, missing or NaN as 'n/a' (``report.fmt.fmt_num``)."""
+    return fmt_num(value, missing="n/a")
 
 
 def render(result: ProbeResult) -> str:

@@ -112,7 +112,7 @@ def _part_texts(part: FilePart, column: str | None) -> list[str]:
     p = Path(part.path)
     if p.suffix.lower() in T.PARQUET_SUFFIXES:
         handle = T.open_parquet(p, column or "text")
-        stream = T._non_blank(T.iter_parquet(p, column or "text", range(part.group, handle.num_row_groups),
+        stream = T.non_blank(T.iter_parquet(p, column or "text", range(part.group, handle.num_row_groups),
                                              handle), p)
         return list(itertools.islice(stream, part.start - part.group_start, part.stop - part.group_start))
     return list(itertools.islice(T.iter_file_texts(p, column), part.start, part.stop))

@@ -1,4 +1,5 @@
 """Rendering results: the terminal table, the HTML report and its plots, number formatting, JSON conversion.
 
-Reads results only: never runtime/, model/, inputs/ loaders, ray/.
+Reads results only. May import: result types (inspect, audit results and registry), inputs/ (side names).
+Never runtime/, model/, ray/.
 """

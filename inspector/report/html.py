@@ -4,13 +4,13 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import logging
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from padlens import __version__
 from padlens.errors import BadInput
 from padlens.inspector.report import plots as P
+from padlens.inspector.report.fmt import fmt_num
 
 if TYPE_CHECKING:
     from padlens.inspector.audit.results import DriftPoint
@@ -73,16 +73,6 @@ def esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _num(value, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return esc(value)
-    return "-" if not math.isfinite(v) else f"{v:.{digits}f}"
-
-
 def _banner(audit_result) -> str:
     failures = audit_result.failures
     if not failures:
@@ -143,7 +133,7 @@ def details_html(audit_result) -> str:
         value = _cell_value(c)
         summary = f"{c.mark} · {esc(c.model)} · {esc(c.name)}" + (f" · {esc(value)}" if value else "")
         parts.append(f"<details class='check {_css(c)}'><summary>{summary}</summary>"
-                     f"<p class='detail'>{esc(c.severity)}, threshold {_num(c.threshold, 6)}: "
+                     f"<p class='detail'>{esc(c.severity)}, threshold {fmt_num(c.threshold, 6)}: "
                      f"{esc(c.detail)}</p></details>")
     return "<h2 id='details-heading'>Check details</h2><div id='details'>" + "".join(parts) + "</div>"
 
@@ -160,10 +150,10 @@ def runs_html(inspect_result) -> str:
         first, last = run.layers[0], run.layers[-1]
         rows.append(f"<tr class='run'><td>{esc(name)}</td><td>{esc(run.model)}</td><td>{esc(run.precision)}</td>"
                     f"<td>{esc(run.provider)}</td><td class='num'>{len(run.layers) - 1}</td>"
-                    f"<td class='num'>{_num(first.pad_pad_cos)} → {_num(last.pad_pad_cos)}</td>"
-                    f"<td class='num'>{_num(first.pad_real_cos)} → {_num(last.pad_real_cos)}</td>"
-                    f"<td class='num'>{_num(run.pooling.masked_unmasked_cos)}</td>"
-                    f"<td class='num'>{_num(run.pad_content_rsa)}</td></tr>")
+                    f"<td class='num'>{fmt_num(first.pad_pad_cos)} → {fmt_num(last.pad_pad_cos)}</td>"
+                    f"<td class='num'>{fmt_num(first.pad_real_cos)} → {fmt_num(last.pad_real_cos)}</td>"
+                    f"<td class='num'>{fmt_num(run.pooling.masked_unmasked_cos)}</td>"
+                    f"<td class='num'>{fmt_num(run.pad_content_rsa)}</td></tr>")
     notes = [f"<li>{esc(name)}: {esc(w)}</li>" for name, run in zip(P.run_names(inspect_result.runs),
                                                                    inspect_result.runs) for w in run.warnings]
     summary = (f"<p class='meta'>{inspect_result.texts_count} texts, max length {inspect_result.max_length}, "

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from padlens.errors import MissingExtra
+from padlens.inspector.report.fmt import fmt_num
 
 if TYPE_CHECKING:
     from padlens.inspector.audit.results import DriftPoint
@@ -191,7 +192,7 @@ def pad_heatmap(runs) -> Plot:
     axes = _grid(fig, 1, len(data))[0]
     vmin = _floor([sim for _, _, (_, sim) in data])
     for ax, (name, run, (pos, sim)) in zip(axes, data):
-        image = _heat(ax, sim, pos, f"{name}\npad_pad_cos {_fmt(run.layers[-1].pad_pad_cos)}", vmin)
+        image = _heat(ax, sim, pos, f"{name}\npad_pad_cos {fmt_num(run.layers[-1].pad_pad_cos)}", vmin)
         ax.set_xlabel("position")
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="cosine")
     return _finish(plot, fig)
@@ -211,10 +212,6 @@ def _floor(matrices) -> float:
     """The colour scale's low end: the lowest finite value over ``matrices``, at most 0."""
     lows = [float(np.nanmin(m)) for m in matrices if np.isfinite(m).any()]
     return min([0.0, *lows])
-
-
-def _fmt(value) -> str:
-    return "-" if value is None or not math.isfinite(float(value)) else f"{float(value):.3f}"
 
 
 def _left_out(n: int) -> str:
@@ -241,7 +238,7 @@ def pooling_similarity(runs) -> Plot:
         for row, key in enumerate(("masked", "unmasked")):
             m = np.asarray(sim[key], dtype=np.float64)
             image = _heat(axes[row, col], m, None, f"{name}\n{key}: mean off-diagonal "
-                          f"{_fmt(_off_diagonal(m))}", vmin)
+                          f"{fmt_num(_off_diagonal(m))}", vmin)
             axes[row, col].set_xlabel("text")
     fig.colorbar(image, ax=list(axes.ravel()), shrink=0.8, label="cosine")
     return _finish(plot, fig)

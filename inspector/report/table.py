@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from padlens.inspector.inspect import InspectResult, PoolingDamage, RunResult
-from padlens.inspector.report.fmt import fmt_cos  # noqa: F401  (one cosine format; tests import it from here)
+from padlens.inspector.report.fmt import fmt_cos, fmt_norm
 
 log = logging.getLogger(__name__)
 
@@ -15,13 +15,6 @@ WIDTH = 80
 LAYER_W = 8   # "0 emb" column
 COL_W = 8     # one run's value
 GAP = 2
-
-
-def fmt_norm(value) -> str:
-    """Norms and distances: 2 decimals, whole numbers from 1000 up."""
-    if _missing(value):
-        return "-"
-    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.2f}"
 
 
 def _missing(value) -> bool:

@@ -20,31 +20,13 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 
 from padlens.errors import ModelLoadError, ProviderError
+from padlens.inspector.inputs.providers import CPU, PROVIDER_ALIASES, canonical_provider, known_providers  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-CPU = "CPUExecutionProvider"
 #: ORT log severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal. Errors are raised and
 #: worded by padlens, so ORT's own lines stay quiet unless padlens logs at DEBUG (-vv).
 QUIET_SEVERITY, DEBUG_SEVERITY = 4, 2
-
-PROVIDER_ALIASES: dict[str, str] = {
-    "cpu": CPU,
-    "cuda": "CUDAExecutionProvider",
-    "gpu": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "trt": "TensorrtExecutionProvider",
-    "rocm": "ROCMExecutionProvider",
-    "dml": "DmlExecutionProvider",
-    "directml": "DmlExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-    "migraphx": "MIGraphXExecutionProvider",
-    "dnnl": "DnnlExecutionProvider",
-    "xnnpack": "XnnpackExecutionProvider",
-    "qnn": "QNNExecutionProvider",
-    "webgpu": "WebGpuExecutionProvider",
-}
 
 # Exceptions ONNX Runtime raises for a model or provider it cannot load or run.
 ORT_ERRORS: tuple[type[BaseException], ...] = tuple(
@@ -86,25 +68,6 @@ def first_line(exc: BaseException) -> str:
     """The first line of an ONNX Runtime error (its native messages run over several)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def known_providers() -> list[str]:
-    """Every provider name padlens accepts: the aliases and ORT's full names."""
-    return sorted(set(PROVIDER_ALIASES) | set(ort.get_all_providers()))
-
-
-def canonical_provider(name: str) -> str:
-    """``cuda`` -> ``CUDAExecutionProvider``; a full ORT name is returned as ORT spells it."""
-    key = name.strip()
-    if key.lower() in PROVIDER_ALIASES:
-        return PROVIDER_ALIASES[key.lower()]
-    full = {p.lower(): p for p in ort.get_all_providers()}
-    full.update({v.lower(): v for v in PROVIDER_ALIASES.values()})
-    for candidate in (key.lower(), key.lower() + "executionprovider"):
-        if candidate in full:
-            return full[candidate]
-    raise ProviderError(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDER_ALIASES))}, "
-                        "or any ONNX Runtime provider name such as CUDAExecutionProvider")
 
 
 def resolve_providers(names: Iterable[str] | str | None) -> list[str]:
