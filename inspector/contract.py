@@ -20,6 +20,15 @@ PRECISION_FILES: dict[str, str] = {
 }
 #: the precisions ``padlens export`` makes, in export order
 PRECISIONS: tuple[str, ...] = tuple(PRECISION_FILES)
+#: weight-only quantization, named by the bits and scheme of its weights (MatMulNBits bits=4,
+#: GatherBlockQuantized bits=4 or int4 DequantizeLinear weights -> int4; 8 bits -> int8;
+#: MatMulBnb4 quant_type 1 -> nf4, 0 -> fp4); activations stay float, so padding cannot leak
+WEIGHT_ONLY_PRECISIONS: tuple[str, ...] = ("int8-weight", "int4-weight", "nf4-weight", "fp4-weight")
+#: added to a weight-only name when the graph computes in fp16 (transformers.js q4f16: "int4-weight+fp16")
+FP16_COMPUTE_SUFFIX = "+fp16"
+#: every precision name read from a graph (never from a file name): the export precisions, then
+#: weight-only ones, each of which may carry FP16_COMPUTE_SUFFIX
+READ_PRECISIONS: tuple[str, ...] = PRECISIONS + WEIGHT_ONLY_PRECISIONS
 
 #: sentence-transformers' pooling modes, all of which padlens pools with (``--pooling``); "a+b"
 #: concatenates modes, as sentence-transformers does for a list of modes

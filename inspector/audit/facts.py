@@ -77,12 +77,12 @@ class Facts:
 
 
 def effective_precision(precision: str, model) -> str:
-    """A graph holding quantization ops is held to int8 tolerances, whatever its label says."""
+    """A graph holding quantization ops is held to its quantized class's tolerances, whatever its label says."""
     from padlens.inspector.inputs.resolve import guess_precision
 
     if precision in ("fp32", "unknown"):
         guessed = guess_precision(model)
-        if tl.precision_class(guessed) == "int8":
+        if tl.precision_class(guessed) in ("int8", "int4"):
             return guessed
     return precision
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, replace
 
 from padlens.errors import BadInput
@@ -11,20 +12,23 @@ from padlens.inspector.audit import registry
 log = logging.getLogger(__name__)
 
 #: Numerical classes a model's precision falls into; each has its own rounding noise.
-CLASSES = ("fp32", "fp16", "int8")
+#: ``int4`` holds the 4-bit (and narrower) weight-only precisions: int4-weight, nf4-weight, fp4-weight.
+CLASSES = ("fp32", "fp16", "int8", "int4")
 
 #: Minimum cosine (real tokens at every layer, and the pooled embedding) for the
 #: invariance checks, where the model is compared with itself: a correct graph is exact
 #: up to rounding, so these only absorb rounding noise (fp32 ~1e-6, fp16 ~1e-3, one int8
 #: step). ORT's dynamically quantized MiniLM reaches ~0.985 and must fail.
-INVARIANCE_COS = {"fp32": 0.99999, "fp16": 0.9999, "int8": 0.999}
+INVARIANCE_COS = {"fp32": 0.99999, "fp16": 0.9999, "int8": 0.999, "int4": 0.999}
 #: Maximum |Δ| of a real token, relative to the mean norm of that text's states at that layer.
-INVARIANCE_DELTA = {"fp32": 1e-3, "fp16": 1e-2, "int8": 5e-2}
+INVARIANCE_DELTA = {"fp32": 1e-3, "fp16": 1e-2, "int8": 5e-2, "int4": 5e-2}
 #: Minimum pooled cosine against the fp32 CPU reference (a different graph: here the
 #: precision's own error counts, not only rounding). Measured on MiniLM: fp16 0.999999;
 #: int8 static (MatMul-only QDQ, per-channel) 0.983-0.999 per text, int8 dynamic 0.93-0.96; a quantized
 #: mask path wrecks it (0.38, DESIGN.md). The int8 floor catches broken, not mediocre, int8.
-DRIFT_COS = {"fp32": 0.99999, "fp16": 0.999, "int8": 0.8}
+#: 4-bit weights (MatMulNBits block 32, MatMulBnb4 NF4 block 64; int4 class) measure 0.957-0.965
+#: on MiniLM: their floor sits below that, above what a broken graph gives.
+DRIFT_COS = {"fp32": 0.99999, "fp16": 0.999, "int8": 0.8, "int4": 0.9}
 #: `mask_honoured` (b): an all-ones mask must move real tokens by at least this (relative).
 MASK_EFFECT = 1e-6
 
@@ -48,13 +52,20 @@ class Tolerance:
 
 
 def precision_class(precision: str | None) -> str:
-    """``fp32``, ``fp16`` or ``int8`` for a precision label (``int8-dynamic`` -> ``int8``)."""
+    """``fp32``, ``fp16``, ``int8`` or ``int4`` for a precision label (``int8-dynamic`` -> ``int8``,
+    ``int4-weight+fp16`` -> ``int4``: the weights' error dominates the fp16 compute's)."""
     p = (precision or "fp32").lower()
+    if _FOUR_BIT.match(p):
+        return "int4"
     if p.startswith(("int", "uint", "q", "u8", "s8")) or "int8" in p:
         return "int8"
     if p.startswith(("fp16", "float16", "bf16", "half")) or "fp16" in p:
         return "fp16"
     return "fp32"
+
+
+#: 4-bit (or narrower) weights: int4-weight, uint4, nf4-weight, fp4-weight, q4, q4f16, bnb4
+_FOUR_BIT = re.compile(r"^(u?int[1-4](?!\d)|nf4|fp4|q4|bnb4)")
 
 
 def default_tolerance(check: str, klass: str) -> Tolerance:
@@ -70,13 +81,15 @@ def tolerance_for(check: str, precision: str | None,
                   overrides: dict[str, float] | None = None) -> Tolerance:
     """Thresholds for ``check`` on a model of ``precision``, after user overrides.
 
-    ``overrides`` maps ``CHECK`` (the cosine) and ``CHECK.delta`` to a value; an override
-    applies to every precision.
+    ``overrides`` maps ``CHECK`` (the cosine) and ``CHECK.delta`` to a value, applied to every
+    precision; ``reference_drift.CLASS`` (e.g. ``reference_drift.int4``) to one precision class only.
     """
-    tol = default_tolerance(check, precision_class(precision))
+    klass = precision_class(precision)
+    tol = default_tolerance(check, klass)
     overrides = overrides or {}
-    if check in overrides:
-        tol = replace(tol, cos=overrides[check])
+    for name in (check, f"{check}.{klass}"):
+        if name in overrides:
+            tol = replace(tol, cos=overrides[name])
     if f"{check}.delta" in overrides:
         tol = replace(tol, delta=overrides[f"{check}.delta"])
     return tol
@@ -87,7 +100,7 @@ def known_names() -> list[str]:
     names = []
     for check in INVARIANCE_CHECKS:
         names += [check, f"{check}.delta"]
-    return names + ["reference_drift"]
+    return names + ["reference_drift"] + [f"reference_drift.{klass}" for klass in CLASSES]
 
 
 def validate(overrides: dict[str, float] | None) -> dict[str, float]:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Iterable
 
 from padlens.errors import BadInput, ModelLoadError
-from padlens.inspector.contract import DYNAMIC_QUANT_OPS, INTEGER_OPS, MANIFEST, PRECISIONS, STATIC_QUANT_OPS
+from padlens.inspector.contract import (
+    DYNAMIC_QUANT_OPS,
+    FP16_COMPUTE_SUFFIX,
+    INTEGER_OPS,
+    MANIFEST,
+    PRECISIONS,
+    STATIC_QUANT_OPS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +32,7 @@ ONNX_SUBFOLDER = "onnx"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 
 __all__ = ["MANIFEST", "PRECISIONS", "ModelRef", "find_tokenizer", "guess_precision", "onnx_files",
-           "precision_from_name", "read_manifest", "resolve_models"]
+           "precision_from_name", "read_manifest", "resolve_models", "weight_only_precision"]
 
 
 @dataclass
@@ -37,8 +44,9 @@ class ModelRef:
         label: how reports name it: "EXPORTDIR/PRECISION" for an export dir, "FOLDER/onnx/model_O3"
             for each file of another folder, else the file stem (prefixed with its folder
             when the stem alone says nothing, e.g. "model").
-        precision: "fp32", "fp16", "int8-dynamic", "int8-static", "int8-weight" (weights
-            only), or "unknown" until the graph is read (see ``guess_precision``).
+        precision: "fp32", "fp16", "int8-dynamic", "int8-static", a weight-only name
+            ("int8-weight", "int4-weight", "nf4-weight", "fp4-weight", with "+fp16" when the
+            compute is fp16), or "unknown" until the graph is read (see ``guess_precision``).
         tokenizer_path: folder or tokenizer.json to tokenize with.
         manifest: the export dir's padlens.json, or None for a bare .onnx.
     """
@@ -192,7 +200,8 @@ def guess_precision(model) -> str:
     """Read a precision off an onnx.ModelProto's ops and weight types.
 
     Dynamic int8 (DynamicQuantizeLinear, MatMulInteger) > static int8 (QuantizeLinear of
-    activations) > weight-only int8 (only DequantizeLinear of int8 weights) > fp16 > fp32.
+    activations) > weight-only (``weight_only_precision``: named by its bits and scheme, with
+    ``+fp16`` when the graph computes in fp16) > fp16 > fp32.
     """
     from onnx import TensorProto
 
@@ -201,12 +210,45 @@ def guess_precision(model) -> str:
         return "int8-dynamic"
     if ops & STATIC_QUANT_OPS:
         return "int8-static"
-    types = {init.data_type for init in model.graph.initializer}
-    if "DequantizeLinear" in ops or types & {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT4,
-                                              TensorProto.UINT4}:
-        return "int8-weight"
     # fp16 exports often keep fp32 islands (norms, casts): any fp16 weight makes it fp16
-    return "fp16" if TensorProto.FLOAT16 in types else "fp32"
+    fp16 = TensorProto.FLOAT16 in {init.data_type for init in model.graph.initializer}
+    weight = weight_only_precision(model)
+    if weight is not None:
+        return weight + (FP16_COMPUTE_SUFFIX if fp16 else "")
+    return "fp16" if fp16 else "fp32"
+
+
+#: weight-only ops whose ``bits`` attribute (default 4) says the width of their weights
+_NBITS_OPS = ("MatMulNBits", "GatherBlockQuantized")
+#: MatMulBnb4's ``quant_type``: 0 FP4, 1 NF4 (onnxruntime's contrib op)
+_BNB4_NAMES = {0: "fp4-weight", 1: "nf4-weight"}
+
+
+def weight_only_precision(model) -> str | None:
+    """``int4-weight``, ``int8-weight``, ``nf4-weight`` or ``fp4-weight`` for a graph whose weights
+    (only) are quantized, named by its narrowest scheme; None when no weight is quantized."""
+    from onnx import TensorProto, helper
+
+    bits: set[int] = set()
+    schemes: set[str] = set()
+    inits = {init.name: init.data_type for init in model.graph.initializer}
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type in _NBITS_OPS:
+            bits.add(int(attrs.get("bits", 4)))
+        elif node.op_type == "MatMulBnb4":
+            schemes.add(_BNB4_NAMES.get(int(attrs.get("quant_type", 1)), "nf4-weight"))
+        elif node.op_type == "DequantizeLinear" and node.input and node.input[0] in inits:
+            four = inits[node.input[0]] in (TensorProto.INT4, TensorProto.UINT4)
+            bits.add(4 if four else 8)
+    if schemes:
+        return sorted(schemes)[-1]  # "nf4-weight" before "fp4-weight"
+    if bits:
+        return f"int{min(bits)}-weight"
+    if "DequantizeLinear" in {n.op_type for n in model.graph.node} or set(inits.values()) & {
+            TensorProto.INT8, TensorProto.UINT8}:
+        return "int8-weight"
+    return None
 
 
 def _dedupe_labels(refs: list[ModelRef]) -> None:
