@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 
 from padlens.exporter import precision, texts
+from padlens.inspector.quantize import recipe
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ def old_recipe(src: Path, dst: Path, feeds, outputs: bool = True, activation: st
     extra = {"DedicatedQDQPair": True}
     if not outputs:
         extra["OpTypesToExcludeOutputQuantization"] = ["MatMul"]
-    quantize_static(str(src), str(dst), precision._reader(feeds), quant_format=QuantFormat.QDQ,
+    quantize_static(str(src), str(dst), recipe._reader(feeds), quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=["MatMul"], per_channel=True, activation_type=QuantType[activation],
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax, extra_options=extra)
 
@@ -198,11 +199,11 @@ def smooth_quant(src: Path, dst: Path, feeds) -> None:
     extra = {"DedicatedQDQPair": True, "OpTypesToExcludeOutputQuantization": ["MatMul"],
              "SmoothQuant": True, "SmoothQuantAlpha": 0.5}
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        quantize_static(str(src), str(dst), precision._reader(feeds), quant_format=QuantFormat.QDQ,
+        quantize_static(str(src), str(dst), recipe._reader(feeds), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=["MatMul"], per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax, extra_options=extra)
-    model = precision._float_inputs(precision._load(dst), R)
-    precision._save(model, dst)
+    model = recipe._float_inputs(recipe._load(dst), R)
+    recipe._save(model, dst)
 
 
 def smooth_quant_missing() -> str | None:

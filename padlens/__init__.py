@@ -8,6 +8,7 @@ The public API, imported lazily (``import padlens`` loads neither onnxruntime no
     result = inspect(["out/minilm"], texts=["this is a sample sentence"])
     verdict = audit(["out/minilm"])                      # verdict.passed, verdict.checks
     embed("out/minilm", "texts.txt", "emb.npy")
+    quantize("folder/onnx/model.onnx", "model.int8-static.onnx")  # verified before kept
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ _API = {
     "audit": "padlens.inspector.audit",
     "embed": "padlens.inspector.embed",
     "probe": "padlens.inspector.probe",
+    "quantize": "padlens.inspector.quantize",
 }
 
 __all__ = ["__version__", *_API]

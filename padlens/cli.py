@@ -49,9 +49,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 def _register() -> None:
     """Attach the commands; each module owns one part of the tool."""
-    from padlens import cli_audit, cli_demo, cli_embed, cli_export, cli_inspect, cli_probe
+    from padlens import cli_audit, cli_demo, cli_embed, cli_export, cli_inspect, cli_probe, cli_quantize
 
-    for module in (cli_export, cli_inspect, cli_audit, cli_embed, cli_probe, cli_demo):
+    for module in (cli_export, cli_inspect, cli_audit, cli_embed, cli_probe, cli_quantize, cli_demo):
         for command in getattr(module, "COMMANDS", ()):
             cli.add_command(command)
 
@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="padlens", standalone_mode=False)
     except PadlensError as exc:
-        click.echo(f"Error: {_one_line(str(exc))}", err=True)
+        from padlens.cli_options import as_flags
+
+        click.echo(f"Error: {_one_line(as_flags(str(exc)))}", err=True)
         sys.exit(exc.exit_code)
     except _NO_ARGS_IS_HELP as exc:  # `padlens inspect` with no arguments: show its help
         click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
