@@ -25,7 +25,8 @@ def _source_files() -> dict[str, str]:
     for folder, installed in FOLDERS.items():
         for path in sorted((ROOT / folder).rglob("*")):
             rel = path.relative_to(ROOT / folder)
-            if not path.is_file() or "__pycache__" in rel.parts or path.suffix == ".pyc":
+            hidden = any(part.startswith(".") or part == "__pycache__" for part in rel.parts)
+            if not path.is_file() or hidden or path.suffix == ".pyc":  # caches (.ruff_cache, bytecode)
                 continue
             if path.name in NOT_SHIPPED:
                 continue
