@@ -37,6 +37,7 @@ IN_KEYS = f"{PREFIX}.keys"  # [B, T, 4] float32: key groups (M.key_groups)
 FLOAT_TYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16,
                "bfloat16": TensorProto.BFLOAT16, "float64": TensorProto.DOUBLE}
 LAYER_DTYPE = "float32"  # what the in-graph reductions run in
+_NP = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64}  # the reductions' constants
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ class BatchSums:
 
     @property
     def valid(self) -> bool:
-        """Every layer's states finite with no zero row (else the batch goes the numpy way)."""
+        """Every layer's states finite (else the batch goes the numpy way, which names the
+        faults); zero states are valid: norm 0, no direction (``padlens.inspector.stats.metrics``)."""
         return all(bool(np.all(layer.valid)) for layer in self.layers)
 
 
@@ -184,7 +186,9 @@ def _layer(b: _Builder, tensor: str, float_dtype: str, index: int, to: int) -> L
     out = LayerOutputs(*(f"{PREFIX}.{index}.{k}" for k in ("sq", "sums", "dots", "steps", "positions")))
     x = b.cast(tensor, float_dtype, to)
     sq = b.reduce("ReduceSumSquare", x, [-1], out.sq)
-    inv = b.op("Unsqueeze", [b.op("Reciprocal", [b.op("Sqrt", [sq])]), b.const([1])])  # [B, 1, T]
+    # 1/max(‖h‖, tiny): a zero state weighs a finite number times 0 = nothing (no direction), not NaN
+    norm = b.op("Max", [b.op("Sqrt", [sq]), b.const(np.finfo(np.float32).tiny, _NP[to])])
+    inv = b.op("Unsqueeze", [b.op("Reciprocal", [norm]), b.const([1])])  # [B, 1, T]
     weights = b.op("Concat", [b.op("Mul", [IN_MASKS, inv]), IN_ANCHOR], axis=1)  # [B, 3, T]
     sums = b.op("MatMul", [weights, x], out.sums)  # [B, 3, H]
     anchor = b.op("Transpose", [b.slice(sums, 2, 3, 1)], perm=[0, 2, 1])  # [B, H, 1]
@@ -259,7 +263,7 @@ def _layer_sums(sq, sums, dots, steps, positions, mask: np.ndarray) -> list[M.La
     rows = np.arange(norms.shape[1])
     anchor = M.pad_anchor(mask)
     cos = np.asarray(dots, np.float64)[..., 0] / norms / norms[:, rows, anchor][..., None]
-    valid = (np.isfinite(norms) & (norms > 0)).all(axis=-1)
+    valid = np.isfinite(norms).all(axis=-1) & np.isfinite(sums).all(axis=(-2, -1))
     steps = np.sqrt(np.asarray(steps, np.float64))
     return [M.LayerSums(norms=norms[i], pad_sum=sums[i, :, 0], real_sum=sums[i, :, 1], anchor_cos=cos[i],
                         steps=steps[i], position_sum=positions[i][:, 0], valid=valid[i]) for i in range(len(norms))]

@@ -5,8 +5,11 @@ processes and machines combine exactly with ``merge``. Nothing is O(n²) over po
 activation is stored, except the capped per-text vectors that the cross-text metrics
 (``pad_content_rsa``, pooling k-NN and Spearman) need: the first ``TEXT_CAP`` texts only.
 
-A sequence whose states at a layer hold NaN, Inf or an all-zero vector is never averaged in:
-it is counted in ``failed`` and left out of every mean of that layer.
+Zero states are degenerate, not undefined (DESIGN.md): a state that is exactly zero (a zero
+embedding row; pads that only see zero pads) has norm 0, counts in the norms, and has no
+direction: it is left out of every cosine and counted (``PadStats.zero_pads``). NaN/Inf is a
+fault: a sequence with a non-finite state at a layer is counted in ``failed`` and left out of
+that layer's pad metrics; its ``real_norm`` still counts when its real tokens are finite.
 """
 from __future__ import annotations
 
@@ -50,18 +53,27 @@ def unit_rows(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @_quiet
 def prepare(h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(h, ‖h‖, 1/‖h‖)`` in float64: computed once per layer and batch and shared by the
-    metrics, which weight rows by 1/‖h‖ instead of materialising unit vectors."""
+    metrics, which weight rows by 1/‖h‖ instead of materialising unit vectors. A zero or
+    non-finite row weighs 0 (no direction); its states are zeroed so it adds nothing to a sum."""
     h = np.asarray(h, dtype=np.float64)
+    finite = np.isfinite(h).all(axis=-1)
+    if not finite.all():  # 0 × NaN is NaN: a faulty row would spoil its sequence's other sums
+        h = np.where(finite[..., None], h, 0.0)
     norms = np.sqrt(np.einsum("bth,bth->bt", h, h))
-    return h, norms, 1.0 / norms
+    inv = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
+    return h, np.where(finite, norms, np.nan), inv
 
 
 def valid_sequences(h: np.ndarray) -> np.ndarray:
-    """``[B]`` bool: True where the states ``[B, T, H]`` are all finite and no row is zero."""
-    h = np.asarray(h)
-    finite = np.isfinite(h).all(axis=(1, 2))
-    nonzero = (np.abs(h) > 0).any(axis=2).all(axis=1)
-    return finite & nonzero
+    """``[B]`` bool: True where the states ``[B, T, H]`` are all finite (a zero state is valid:
+    it has norm 0 and no direction, see the module docstring)."""
+    return np.isfinite(np.asarray(h)).all(axis=(1, 2))
+
+
+def finite_real(h: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``[B]`` bool: the real tokens' states are finite (a faulty pad never drops them)."""
+    finite = np.isfinite(np.asarray(h)).all(axis=-1)
+    return (finite | (np.asarray(mask) == 0)).all(axis=1)
 
 
 def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -78,34 +90,40 @@ def pad_sequence_metrics(h: np.ndarray, mask: np.ndarray,
     ``h`` is ``[B, T, H]``, ``mask`` ``[B, T]`` (1 real incl. specials, 0 pad). Returns arrays
     ``[B]``: ``pad_pad_cos`` = (‖Σu_p‖² − |P|)/(|P|(|P|−1)) (NaN when |P| < 2),
     ``pad_real_cos`` = (Σu_p)·(Σu_r)/(|P||R|), ``pad_norm`` / ``real_norm`` = mean ‖h‖ over
-    P / R (NaN when the set is empty), plus ``n_pad``, ``n_real`` and ``valid``.
-    ``prepared`` is ``prepare(h)`` when the caller already has it (computed once per layer).
+    P / R (NaN when the set is empty), plus ``n_pad``, ``n_real``, ``zero_pad`` and ``valid``.
+    Zero states count in the norms and are left out of the cosines (|P|, |R| count the states
+    that have a direction). ``prepared`` is ``prepare(h)`` when the caller already has it.
     """
     h64, norms, inv = prepared if prepared is not None else prepare(h)
     pad = (np.asarray(mask) == 0).astype(np.float64)
     real = 1.0 - pad
     weights = np.stack([pad * inv, real * inv], axis=1)  # Σ u = Σ h/‖h‖: [B, 2, T] @ [B, T, H]
     s_p, s_r = np.moveaxis(np.matmul(weights, h64), 1, 0)
-    return sequence_metrics_from_sums(norms, s_p, s_r, mask, valid_sequences(h))
+    per = sequence_metrics_from_sums(norms, s_p, s_r, mask, valid_sequences(h))
+    per["real_valid"] = finite_real(h, mask)
+    return per
 
 
 @_quiet
 def sequence_metrics_from_sums(norms: np.ndarray, pad_sum: np.ndarray, real_sum: np.ndarray,
                                mask: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
     """``pad_sequence_metrics`` from its sums: ``norms`` ``[B, T]`` = ‖h‖, ``pad_sum`` /
-    ``real_sum`` ``[B, H]`` = Σu over P / over R, ``valid`` ``[B]`` (float64 wherever given;
-    the in-graph statistics of ``padlens.inspector.stats.ingraph`` bring these sums)."""
+    ``real_sum`` ``[B, H]`` = Σu over P / over R (zero states add nothing), ``valid`` ``[B]``
+    (float64 wherever given; the in-graph statistics of ``padlens.inspector.stats.ingraph``
+    bring these sums). The cosines count only the states with a direction (norm > 0)."""
     pad = (np.asarray(mask) == 0).astype(np.float64)
     real = 1.0 - pad
-    n_p, n_r = pad.sum(1), real.sum(1)
-    s_p, s_r = np.asarray(pad_sum, np.float64), np.asarray(real_sum, np.float64)
     norms = np.asarray(norms, np.float64)
+    directed, zero = norms > 0, norms == 0  # NaN norms (faults): neither
+    n_p, n_r = pad.sum(1), real.sum(1)
+    d_p, d_r = (directed * pad).sum(-1), (directed * real).sum(-1)  # may be [L, B]
+    s_p, s_r = np.asarray(pad_sum, np.float64), np.asarray(real_sum, np.float64)
     return {  # leading axes before [B] (layers stacked) broadcast: see add_layer_sums
-        "pad_pad_cos": _safe_div(np.einsum("...h,...h->...", s_p, s_p) - n_p, n_p * (n_p - 1)),
-        "pad_real_cos": _safe_div(np.einsum("...h,...h->...", s_p, s_r), n_p * n_r),
-        "pad_norm": _safe_div((norms * pad).sum(-1), n_p),
-        "real_norm": _safe_div((norms * real).sum(-1), n_r),
-        "n_pad": n_p, "n_real": n_r, "valid": np.asarray(valid, bool),
+        "pad_pad_cos": _safe_div(np.einsum("...h,...h->...", s_p, s_p) - d_p, d_p * (d_p - 1)),
+        "pad_real_cos": _safe_div(np.einsum("...h,...h->...", s_p, s_r), d_p * d_r),
+        "pad_norm": _safe_div(np.where(pad > 0, norms, 0.0).sum(-1), n_p),
+        "real_norm": _safe_div(np.where(real > 0, norms, 0.0).sum(-1), n_r),
+        "n_pad": n_p, "n_real": n_r, "zero_pad": (zero * pad).sum(-1), "valid": np.asarray(valid, bool),
     }
 
 
@@ -146,15 +164,16 @@ def pad_position_metrics(h: np.ndarray, mask: np.ndarray,
     |p − a|. Returns ``pad_anchor_cos`` ``[B]`` = mean over p ∈ P, p ≠ a of cos(h_p, h_a)
     (NaN when |P| < 2); ``pad_step`` ``[B]`` = mean ‖h_p − h_{p+1}‖ over neighbouring pads
     (both in P; NaN when there is no such pair); and ``cos_to_anchor`` / ``offset`` ``[B, T]``
-    with ``is_offset`` marking the pads p ≠ a (for the per-offset curve). ``prepared`` as in
-    ``pad_sequence_metrics``.
+    with ``is_offset`` marking the pads p ≠ a (for the per-offset curve). A zero pad or anchor
+    has no direction: its cosine is NaN and left out. ``prepared`` as in ``pad_sequence_metrics``.
     """
-    h64, _, inv = prepared if prepared is not None else prepare(h)
+    h64, norms, inv = prepared if prepared is not None else prepare(h)
     b, t = np.asarray(mask).shape
     anchor = pad_anchor(mask)
     rows = np.arange(b)
     dots = np.matmul(h64, h64[rows, anchor][:, :, None])[..., 0]  # h_p · h_a: [B, T]
-    cos = dots * inv * inv[rows, anchor][:, None]
+    directed = (norms > 0) & (norms[rows, anchor] > 0)[:, None]
+    cos = np.where(directed, dots * inv * inv[rows, anchor][:, None], np.nan)
     steps = np.linalg.norm(h64[:, 1:] - h64[:, :-1], axis=-1) if t > 1 else np.zeros((b, 0))
     return position_metrics_from_sums(cos, steps, mask)
 
@@ -162,13 +181,14 @@ def pad_position_metrics(h: np.ndarray, mask: np.ndarray,
 @_quiet
 def position_metrics_from_sums(cos: np.ndarray, steps: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
     """``pad_position_metrics`` from ``cos`` ``[B, T]`` = cos(h_t, h_anchor) (anchor:
-    ``pad_anchor(mask)``) and ``steps`` ``[B, T-1]`` = ‖h_t − h_{t+1}‖."""
+    ``pad_anchor(mask)``) and ``steps`` ``[B, T-1]`` = ‖h_t − h_{t+1}‖. A NaN cosine (a zero
+    pad or anchor: no direction) is left out of the mean and of the per-offset curve."""
     pad = np.asarray(mask) == 0
     t = pad.shape[1]
     anchor = pad_anchor(mask)
     offset = np.abs(np.arange(t)[None, :] - anchor[:, None])
-    is_offset = pad & (offset > 0)
-    anchor_cos = _safe_div(np.where(is_offset, cos, 0.0).sum(-1), is_offset.sum(1))  # cos may be [L, B, T]
+    is_offset = pad & (offset > 0) & np.isfinite(cos)  # cos may be [L, B, T]: so is is_offset
+    anchor_cos = _safe_div(np.where(is_offset, cos, 0.0).sum(-1), is_offset.sum(-1))
     pairs = pad[:, 1:] & pad[:, :-1]
     step = _safe_div(np.where(pairs, steps, 0.0).sum(-1), pairs.sum(1))
     return {"pad_anchor_cos": anchor_cos, "pad_step": step, "cos_to_anchor": cos,
@@ -386,8 +406,12 @@ class PadStats:
 
     Attributes:
         max_positions: positions kept for the per-position mean pad vector (max_length).
-        sequences: sequences seen; failed: those with NaN/Inf/zero states (left out).
+        sequences: sequences seen; failed: those with NaN/Inf states (left out of the pad
+            metrics; their real_norm counts when their real tokens are finite).
         without_pads: valid sequences with no pad; single_pad: valid ones with exactly one.
+        pads, zero_pads: pad positions of the valid sequences, and those whose state is exactly
+            zero (norm 0, no direction: in pad_norm, left out of the cosines).
+        padded: sequences with at least one pad, valid or not ("no text has pads" means 0).
         values: sums/counts of the per-sequence metrics in ``SEQUENCE_METRICS``.
         offset_sum, offset_count: Σ cos(h_p, h_anchor) and counts per offset bucket
             (pooled over all pads at that offset, every sequence's pads together).
@@ -399,6 +423,9 @@ class PadStats:
     failed: int = 0
     without_pads: int = 0
     single_pad: int = 0
+    pads: int = 0
+    zero_pads: int = 0
+    padded: int = 0
     values: MeanSums = field(default_factory=lambda: MeanSums(SEQUENCE_METRICS))
     offset_sum: np.ndarray = field(default_factory=lambda: np.zeros(OFFSET_BUCKETS))
     offset_count: np.ndarray = field(default_factory=lambda: np.zeros(OFFSET_BUCKETS, np.int64))
@@ -418,7 +445,7 @@ class PadStats:
     def add_sums(self, sums: LayerSums, mask: np.ndarray) -> None:
         """Accumulate one batch from its sums instead of its states (the in-graph statistics,
         ``padlens.inspector.stats.ingraph``): the same values ``add`` would add. Every sequence must
-        be valid (a batch with NaN/Inf/zero states goes through ``add``)."""
+        be valid (a batch with NaN/Inf states goes through ``add``; zero states are valid)."""
         mask = np.asarray(mask)
         if not np.all(sums.valid):
             raise ValueError("add_sums needs valid states in every sequence: use add(h, mask)")
@@ -433,7 +460,13 @@ class PadStats:
         self.failed += int((~ok).sum())
         self.without_pads += int((ok & (per["n_pad"] == 0)).sum())
         self.single_pad += int((ok & (per["n_pad"] == 1)).sum())
+        self.padded += int((per["n_pad"] > 0).sum())
+        self.pads += int(per["n_pad"][ok].sum())
+        self.zero_pads += int(per["zero_pad"][ok].sum())
         self.values.add({**per, **pos}, ok)
+        faulty_pads_only = per.get("real_valid", ok) & ~ok  # a faulty pad never drops real_norm
+        if faulty_pads_only.any():
+            MeanSums(("real_norm",), self.values.sums, self.values.counts).add(per, faulty_pads_only)
         self._add_offsets(pos, ok)
 
     def _add_offsets(self, pos: dict[str, np.ndarray], ok: np.ndarray) -> None:
@@ -461,7 +494,7 @@ class PadStats:
 
     def merge(self, other: PadStats) -> PadStats:
         """Add ``other``'s sums into this one (exact: parts merged equal the whole)."""
-        for name in ("sequences", "failed", "without_pads", "single_pad"):
+        for name in ("sequences", "failed", "without_pads", "single_pad", "pads", "zero_pads", "padded"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.values.merge(other.values)
         self.offset_sum = self.offset_sum + other.offset_sum
@@ -491,11 +524,41 @@ class PadStats:
         return self.position_sum / np.where(self.position_count > 0, self.position_count, np.nan)[:, None]
 
 
+def pad_notes(layers: Sequence[PadStats]) -> list[str]:
+    """What a run's pad statistics cannot say, and why, each said once (layer 0 first): NaN/Inf
+    faults per layer; pad states exactly zero (degenerate, not undefined: pad_norm 0, no
+    direction for the cosines); no pads at all (pad metrics undefined)."""
+    notes = [f"layer {i}: {s.failed} of {s.sequences} sequences had NaN or Inf states: their pad "
+             "metrics are left out (real_norm kept where the real tokens are finite)"
+             for i, s in enumerate(layers) if s.failed]
+    zero = [i for i, s in enumerate(layers) if s.zero_pads]
+    if zero:
+        every = all(layers[i].zero_pads == layers[i].pads for i in zero)
+        share = "" if every else " (" + ", ".join(f"{layers[i].zero_pads} of {layers[i].pads}" for i in zero) + ")"
+        notes.append(f"pad states are exactly zero at layers {_spans(zero)}{share}: norm 0 (in pad_norm), "
+                     "no direction (left out of the pad cosines)")
+    if layers and layers[0].sequences and not layers[0].padded:
+        notes.append("no text has pads (each filled max length, or padding to the longest of one): "
+                     "pad metrics are undefined")
+    return notes
+
+
+def _spans(indexes: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    spans: list[list[int]] = []
+    for i in indexes:
+        if spans and spans[-1][1] == i - 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
 #: the values of sequence_metrics_from_sums / position_metrics_from_sums / masses_per_sequence
 #: that differ per layer (the rest depend on the mask only)
 _PER_LAYER = frozenset(("pad_pad_cos", "pad_real_cos", "pad_norm", "real_norm", "pad_anchor_cos",
                         "pad_step", "cos_to_anchor", "pad_to_cls", "pad_to_sep", "pad_to_content",
-                        "pad_to_pad", "real_to_pad", "valid"))
+                        "pad_to_pad", "real_to_pad", "valid", "is_offset", "zero_pad"))
 
 
 def _layer_of(values: dict[str, np.ndarray], layer: int, keys=_PER_LAYER) -> dict[str, np.ndarray]:

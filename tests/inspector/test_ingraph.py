@@ -226,3 +226,19 @@ def test_a_one_head_attention_map_without_a_heads_axis_gives_the_reference_masse
     ref, got = _both_paths(enc, list(_batches(enc, "right")))
     assert ref["attn"][1].sequences == 24
     assert_same_stats(ref, got)
+
+
+def test_zero_pad_states_give_the_same_statistics_in_graph_as_in_numpy(zoo):
+    """A left-padded decoder with a zero pad row: every pad state exactly zero at every layer."""
+    enc = _open(zoo("qwen3-zero-pad"), stats=True)
+    assert enc.uses_stats
+    batches = list(_batches(enc, "left"))
+    for batch in batches:
+        for h in enc.run(batch).hidden:
+            assert not h[batch.attention_mask == 0].any()  # the fixture's promise
+    ref, got = _both_paths(enc, batches)
+    assert_same_stats(ref, got)
+    for a, b in zip(ref["pads"], got["pads"]):
+        assert a.zero_pads == a.pads == b.zero_pads == b.pads > 0 and a.failed == b.failed == 0
+        assert a.means()["pad_norm"] == b.means()["pad_norm"] == 0.0
+        assert a.values.counts["real_norm"] == a.sequences

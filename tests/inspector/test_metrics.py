@@ -108,17 +108,14 @@ def test_sequences_without_pads_are_counted_and_left_out():
     assert stats.means()["pad_pad_cos"] == 1.0
 
 
-@pytest.mark.parametrize("poison", [np.nan, np.inf, -np.inf, "zero"])
-def test_non_finite_or_zero_states_are_counted_as_failures_not_averaged(poison):
+@pytest.mark.parametrize("poison", [np.nan, np.inf, -np.inf])
+def test_non_finite_states_are_counted_as_failures_not_averaged(poison):
     rng = np.random.default_rng(3)
     h, mask = random_batch(rng, b=5)
     clean = M.PadStats(max_positions=11)
     clean.add(h[1:], mask[1:])
     bad = h.copy()
-    if poison == "zero":
-        bad[0, 0] = 0.0
-    else:
-        bad[0, 0, 0] = poison
+    bad[0, 0, 0] = poison  # a real token (right padding): the whole sequence is left out
     stats = M.PadStats(max_positions=11)
     stats.add(bad, mask)
     assert stats.failed == 1 and stats.sequences == 5
@@ -376,3 +373,102 @@ def test_pooling_and_rsa_together_equal_the_two_calls(no_pads):
         assert pooling[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
     assert rsa == pytest.approx(stats.pad_content_rsa(), rel=1e-12) and not np.isnan(rsa)
     assert rsa == pytest.approx(M.pad_content_rsa(stats.stacked("pad"), stats.stacked("masked")), rel=1e-12)
+
+
+def brute_directed(h: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """DESIGN.md's zero-state rule written as loops: zero states count in the norms and are
+    left out of the cosines (no direction)."""
+    norms = np.linalg.norm(h, axis=1)
+    keep = norms > 0
+    cos = brute(h[keep], np.asarray(mask)[keep])
+    P = [t for t, m in enumerate(mask) if m == 0]
+    R = [t for t, m in enumerate(mask) if m != 0]
+    nan = float("nan")
+    return {**cos, "pad_norm": float(np.mean(norms[P])) if P else nan,
+            "real_norm": float(np.mean(norms[R])) if R else nan}
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("zeros", [1, 2, 4])
+def test_zero_pad_states_count_in_pad_norm_and_are_left_out_of_the_cosines(side, zeros):
+    rng = np.random.default_rng(zeros)
+    h = rng.normal(size=(9, 5))
+    mask = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0])
+    if side == "left":
+        h, mask = h[::-1].copy(), mask[::-1].copy()
+    pads = np.flatnonzero(mask == 0)
+    h[pads[:zeros]] = 0.0
+    stats = M.PadStats(max_positions=9)
+    stats.add(*seq(h, mask))
+    expected = brute_directed(h, mask)
+    got = stats.means()
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, nan_ok=True), name
+    assert stats.failed == 0 and stats.zero_pads == zeros and stats.pads == 4 and stats.padded == 1
+    if zeros < 4:
+        assert got["pad_norm"] < np.linalg.norm(h[pads[zeros:]], axis=1).mean()  # the zeros pull it down
+    else:
+        assert got["pad_norm"] == 0.0 and math.isnan(got["pad_pad_cos"]) and math.isnan(got["pad_real_cos"])
+        assert math.isnan(got["pad_anchor_cos"]) and got["pad_step"] == 0.0
+
+
+def test_every_pad_zero_keeps_real_metrics_and_is_said_once_never_as_no_pads():
+    rng = np.random.default_rng(5)
+    h, mask = random_batch(rng, b=6, side="left")
+    mask[:, 0] = 0  # every text has a pad
+    h[mask == 0] = 0.0
+    layers = [M.PadStats(max_positions=11) for _ in range(3)]
+    for stats in layers:
+        stats.add(h, mask)
+    means = layers[0].means()
+    assert means["pad_norm"] == 0.0 and layers[0].failed == 0
+    assert means["real_norm"] == pytest.approx(np.linalg.norm(h, axis=2)[mask == 1].mean(), rel=0.3)
+    assert np.isfinite(means["real_norm"]) and layers[0].values.counts["real_norm"] == 6
+    notes = M.pad_notes(layers)
+    assert notes == ["pad states are exactly zero at layers 0-2: norm 0 (in pad_norm), no direction "
+                     "(left out of the pad cosines)"]
+
+
+def test_no_text_has_pads_only_when_no_text_has_a_pad():
+    rng = np.random.default_rng(6)
+    h = rng.normal(size=(3, 4, 5))
+    full = M.PadStats(max_positions=4)
+    full.add(h, np.ones((3, 4), int))
+    assert any("no text has pads" in n for n in M.pad_notes([full]))
+    nan_pads = M.PadStats(max_positions=4)
+    bad, mask = h.copy(), np.ones((3, 4), int)
+    mask[:, -1] = 0
+    bad[:, -1] = np.nan  # every padded sequence faulty: still not "no pads"
+    nan_pads.add(bad, mask)
+    notes = M.pad_notes([nan_pads])
+    assert not any("no text has pads" in n for n in notes)
+    assert notes[0].startswith("layer 0: 3 of 3 sequences had NaN or Inf states")
+
+
+def test_a_nan_pad_never_drops_its_sequence_real_norm():
+    rng = np.random.default_rng(7)
+    h = rng.normal(size=(1, 6, 4))
+    mask = np.array([[1, 1, 1, 1, 0, 0]])
+    bad = h.copy()
+    bad[0, 5, 1] = np.nan
+    stats = M.PadStats(max_positions=6)
+    stats.add(bad, mask)
+    assert stats.failed == 1
+    assert stats.means()["real_norm"] == pytest.approx(np.linalg.norm(h[0, :4], axis=1).mean())
+    assert math.isnan(stats.means()["pad_norm"]) and math.isnan(stats.means()["pad_real_cos"])
+
+
+def test_zero_pad_states_merge_exactly():
+    rng = np.random.default_rng(8)
+    h, mask = random_batch(rng, b=10, side="left")
+    h[(mask == 0) & (rng.random(mask.shape) < 0.5)] = 0.0
+    whole = M.PadStats(max_positions=11)
+    whole.add(h, mask)
+    a, b = M.PadStats(max_positions=11), M.PadStats(max_positions=11)
+    a.add(h[:4], mask[:4])
+    b.add(h[4:], mask[4:])
+    merged = a.merge(b)
+    assert (merged.zero_pads, merged.pads, merged.padded) == (whole.zero_pads, whole.pads, whole.padded)
+    assert whole.zero_pads > 0
+    assert merged.means() == pytest.approx(whole.means(), nan_ok=True)
+    assert merged.offset_curve() == pytest.approx(whole.offset_curve())
