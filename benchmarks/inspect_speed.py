@@ -107,13 +107,14 @@ def padlens_inspect(args, texts: list[str], stats: str) -> dict:
 
 def paired(args, texts: list[str]) -> dict:
     """Batch by batch in one process: each batch through the bare loop, then inspect's numpy and
-    graph paths (``inspect._measure``: forward, metrics, the exposure check on the first batch),
+    graph paths (``steps.measure``: forward, metrics, the exposure check on the first batch),
     in an order that rotates per batch; then each path's finish and JSON. A slow spell of a
     shared machine hits the three alike. Seconds per path: open, batches, finish + JSON."""
     import onnxruntime as ort
 
-    from padlens.inspector import inspect as I
+    from padlens.inspector import steps
     from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.runtime.encoder import Encoder
     from padlens.inspector.runtime.feeds import make_feeds
     from padlens.inspector.runtime.session import resolve_providers
 
@@ -128,9 +129,9 @@ def paired(args, texts: list[str]) -> dict:
     runs = {}
     for mode in ("numpy", "graph"):
         start = time.perf_counter()
-        enc = I.Encoder.open(resolve_models([model_file(args.model)])[0], providers=tuple(args.provider),
-                             threads=args.threads, keep_model=False, stats=mode == "graph", plain_ahead=True)
-        runs[mode] = I._new_run(enc.ref, args.provider[0], enc, time.perf_counter() - start, args.max_length)
+        enc = Encoder.open(resolve_models([model_file(args.model)])[0], providers=tuple(args.provider),
+                           threads=args.threads, keep_model=False, stats=mode == "graph", plain_ahead=True)
+        runs[mode] = steps.new_run(enc.ref, args.provider[0], enc, time.perf_counter() - start, args.max_length)
         seconds[mode]["open"] = time.perf_counter() - start
     tokenizer, inputs = runs["numpy"].encoder.tokenizer, runs["numpy"].encoder.graph.inputs
     fetch = [str(t) for t in runs["numpy"].encoder.graph.layers.hidden]
@@ -142,11 +143,11 @@ def paired(args, texts: list[str]) -> dict:
             if mode == "bare":
                 session.run(fetch, make_feeds(inputs, batch))
             else:
-                I._measure(runs[mode], batch, first=index == 0, texts=chunk)
+                steps.measure(runs[mode], batch, first=index == 0, texts=chunk)
             seconds[mode]["batches"] += time.perf_counter() - start
     for mode in ("numpy", "graph"):
         start = time.perf_counter()
-        doc = json.dumps(I._finish(runs[mode]).to_dict(), indent=2, allow_nan=False)
+        doc = json.dumps(steps.finish(runs[mode]).to_dict(), indent=2, allow_nan=False)
         (WORK / f"inspect_speed_paired_{mode}.json").write_text(doc)
         seconds[mode]["finish"] = time.perf_counter() - start
     for mode in MODES:

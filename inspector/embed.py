@@ -11,7 +11,7 @@ import numpy as np
 from padlens.errors import BadInput
 from padlens.fsio import atomic_path
 from padlens.inspector.inputs.lengths import choose_max_length
-from padlens.inspector.inputs.options import check_counts
+from padlens.inspector.inputs.options import RunOptions
 from padlens.inspector.inputs.texts import batches_of
 from padlens.inspector.report.jsonable import to_jsonable
 from padlens.inspector.runtime.embed_model import GRAPH_POOLING, SENTENCE_EMBEDDING, EmbedModel, pick_ref  # noqa: F401
@@ -87,7 +87,7 @@ def pooling_for(ref, runner: EmbedModel, pooling: str, normalize: bool | None) -
     return resolve_pooling(ref.path, ref.manifest, pooling, normalize, graph_pooled=runner.pooled)
 
 
-def _max_length(limit: int | None, config: PoolingConfig, runner: LastLayer) -> int:
+def embed_length(limit: int | None, config: PoolingConfig, runner: LastLayer) -> int:
     """``--max-length``, else the model's own: its folder's max_seq_length, its tokenizer's
     model_max_length, else FALLBACK_MAX_LENGTH; always within its position embeddings."""
     own = next((int(c) for c in (config.max_length, runner.tokenizer.model_max_length) if c),
@@ -174,28 +174,29 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
     from padlens.inspector.ray import check_engine
 
     check_engine(engine, ray_address, workers)
+    options = RunOptions(max_length=max_length, padding="longest", padding_side="right", batch_size=batch_size,
+                         providers=providers, threads=threads, allow_fallback=allow_fallback, tokenizer=tokenizer,
+                         texts_file=str(texts_file), text_column=text_column)
     if engine == "ray":
         from padlens.inspector.ray.embed_job import embed_ray
 
-        return embed_ray(model, texts_file, out, tokenizer, pooling, normalize, batch_size, max_length, providers,
-                         allow_fallback, threads, progress, text_column, keep_text, ray_address, workers,
+        return embed_ray(model, options, out, pooling, normalize, progress, keep_text, ray_address, workers,
                          progress_bars)
     if keep_text:
-        raise BadInput("--keep-text needs --engine ray (it writes a Parquet dataset)")
-    check_counts(batch_size=batch_size, max_length=max_length, threads=threads)
-    ref = pick_ref(resolve_models([model], tokenizer))
+        raise BadInput('keep_text needs engine="ray" (it writes a Parquet dataset)')
+    ref = pick_ref(resolve_models([model], options.tokenizer))
     total = count_texts(texts_file, text_column)
     if total == 0:
         raise BadInput(f"no texts: {texts_file} is empty")
-    runner = EmbedModel(ref, providers, allow_fallback, threads, graph_pooling=pooling == "auto")
+    runner = EmbedModel(ref, options.providers, allow_fallback, threads, graph_pooling=pooling == "auto")
     config = pooling_for(ref, runner, pooling, normalize)
-    limit = _max_length(max_length, config, runner)
+    limit = embed_length(options.max_length, config, runner)
     log.info("%s: %d texts, %s pooling (%s), normalize %s, max length %d", ref.label, total,
              config.mode, config.source, config.normalize, limit)
     with atomic_path(out) as tmp:
-        dim, real, fed = _write_rows(runner, texts_file, tmp, total, config, limit, int(batch_size), progress,
+        dim, real, fed = _write_rows(runner, texts_file, tmp, total, config, limit, options.batch_size, progress,
                                      text_column)
     log.info("%s: fed %d tokens for %d real ones (%.3f×; batches sorted by length within windows of %d texts)",
-             ref.label, fed, real, fed / max(real, 1), int(batch_size) * WINDOW_BATCHES)
+             ref.label, fed, real, fed / max(real, 1), options.batch_size * WINDOW_BATCHES)
     return EmbedResult(Path(out), total, dim, ref.label, config.mode, config.normalize,
                        config.source, limit, real, fed, config.normalize_source)

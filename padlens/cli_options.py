@@ -1,10 +1,12 @@
-"""Options every command shares: ``--json/--html/--junit`` targets and the progress bar."""
+"""Options every command shares: the input options (``run_options``), ``--json/--html/--junit`` targets, the
+progress bar, and the one map from the library's parameter names to the flags users type (``as_flags``)."""
 from __future__ import annotations
 
 import contextlib
 import functools
 import json as jsonlib
 import logging
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -109,3 +111,19 @@ def count_texts_or_none(texts_file: str | None) -> int | None:
         return count_texts(texts_file)
     except BadInput:
         return None
+
+
+PARAMETER_FLAGS = {"max_length": "--max-length", "batch_size": "--batch-size", "threads": "--threads",
+                   "workers": "--workers", "ray_address": "--ray-address", "keep_text": "--keep-text",
+                   "per_text": "--per-text", "padding_side": "--padding-side", "engine": "--engine"}
+"""The library names parameters in its messages (``max_length must be at least 2``); the CLI says the flag."""
+
+_PARAMETER = re.compile(r"(?<![\w-])(" + "|".join(PARAMETER_FLAGS) + r")(?= must| needs)")
+_ENGINE_RAY = re.compile(r"""\bengine=["']ray["']""")
+
+
+def as_flags(message: str) -> str:
+    """``max_length must be at least 2`` -> ``--max-length must be at least 2``; ``engine="ray"`` ->
+    ``--engine ray``: a library message as the command line's user reads it."""
+    message = _PARAMETER.sub(lambda m: PARAMETER_FLAGS[m.group(1)], message)
+    return _ENGINE_RAY.sub("--engine ray", message)

@@ -1,13 +1,11 @@
 """The one validation of the options inspect, audit, embed and the tokenizer share."""
 from __future__ import annotations
 
-import logging
+from dataclasses import dataclass
 from typing import Sequence
 
 from padlens.errors import BadInput
 from padlens.inspector.inputs.providers import canonical_provider
-
-log = logging.getLogger(__name__)
 
 #: how a batch is padded: to ``max_length``, or to its longest text
 PADDINGS = ("max_length", "longest")
@@ -21,11 +19,11 @@ LEAST = {"batch_size": 1, "max_length": 2, "threads": 1}
 
 def check_counts(**values: int | None) -> None:
     """``batch_size``, ``max_length``, ``threads`` (None: not given), one wording for every command:
-    ``--max-length must be at least 2 (room for [CLS] and [SEP]), got 1``."""
+    ``max_length must be at least 2 (room for [CLS] and [SEP]), got 1`` (the CLI names the flag)."""
     for name, value in values.items():
         if value is not None and int(value) < LEAST[name]:
             room = " (room for [CLS] and [SEP])" if name == "max_length" else ""
-            raise BadInput(f"--{name.replace('_', '-')} must be at least {LEAST[name]}{room}, got {value}")
+            raise BadInput(f"{name} must be at least {LEAST[name]}{room}, got {value}")
 
 
 def check_padding(padding: str, side: str, allow_auto: bool = False) -> None:
@@ -48,3 +46,56 @@ def check_options(max_length: int | None, padding: str, padding_side: str, batch
     for name in providers:
         canonical_provider(name)
     return list(dict.fromkeys(providers))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What to feed the models and how to run them: the options inspect, audit, embed, probe and the
+    Ray jobs share, validated once, here (a bad value raises BadInput or ProviderError on creation).
+
+    Attributes:
+        max_length: tokens per text (None: each command's default, within the models' positions).
+        padding: ``max_length`` (every batch padded to ``max_length``) or ``longest``.
+        padding_side: ``auto``, ``right`` or ``left``.
+        batch_size: texts per batch.
+        providers: execution providers as asked, without duplicates (names checked).
+        threads: ONNX Runtime intra-op threads (None: ORT's).
+        allow_fallback: accept a provider ONNX Runtime drops, with a warning.
+        tokenizer: a tokenizer folder or tokenizer.json for a bare .onnx (None: the model's own).
+        texts_file: the texts file, folder or glob (None: the texts given, or the corpus).
+        text_column: the Parquet/CSV column or JSONL field holding the texts (None: "text").
+        layers: hidden-state tensors named by the user, embedding output first (None: located).
+    """
+
+    max_length: int | None = None
+    padding: str = "max_length"
+    padding_side: str = "auto"
+    batch_size: int = 32
+    providers: tuple[str, ...] = ("cpu",)
+    threads: int | None = None
+    allow_fallback: bool = False
+    tokenizer: str | None = None
+    texts_file: str | None = None
+    text_column: str | None = None
+    layers: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "providers", tuple(check_options(self.max_length, self.padding, self.padding_side,
+                                                    self.batch_size, self.providers, self.threads)))
+        set_(self, "batch_size", int(self.batch_size))
+        if self.max_length is not None:
+            set_(self, "max_length", int(self.max_length))
+        if self.layers is not None:
+            set_(self, "layers", tuple(self.layers))
+
+    @property
+    def encoder_options(self) -> dict:
+        """``Encoder.open``'s keywords: allow_fallback, threads, layers."""
+        return {"allow_fallback": self.allow_fallback, "threads": self.threads,
+                "layers": list(self.layers) if self.layers is not None else None}
+
+    @property
+    def layer_list(self) -> list[str] | None:
+        """``layers`` as a list (results report it so), or None."""
+        return list(self.layers) if self.layers is not None else None

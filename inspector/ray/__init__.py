@@ -21,8 +21,8 @@ def check_engine(engine: str, ray_address: str | None = None, workers: int | Non
     if engine not in ENGINES:
         raise BadInput(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine != "ray":
-        for option, value in (("--ray-address", ray_address), ("--workers", workers)):
+        for option, value in (("ray_address", ray_address), ("workers", workers)):
             if value is not None:
-                raise BadInput(f"{option} needs --engine ray")
+                raise BadInput(f'{option} needs engine="ray"')
     elif workers is not None and int(workers) < 1:
-        raise BadInput(f"--workers must be at least 1, got {workers}")
+        raise BadInput(f"workers must be at least 1, got {workers}")

@@ -182,7 +182,7 @@ def choose_workers(cluster: Cluster, gpu: bool, workers: int | None, threads: in
 def check_workers(workers: int | None) -> None:
     """BadInput unless ``workers`` is None (the default) or at least 1."""
     if workers is not None and int(workers) < 1:
-        raise BadInput(f"--workers must be at least 1, got {workers}")
+        raise BadInput(f"workers must be at least 1, got {workers}")
 
 
 def actor_pool_args(workers: int, cpus: float, gpu: bool, retries: int) -> dict:

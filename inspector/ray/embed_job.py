@@ -18,11 +18,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 from padlens.errors import BadInput
+from padlens.inspector.inputs.options import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -115,34 +116,29 @@ class _LocalModel:
         self.pooled = choose_output(graph.outputs, token_output(graph.model), graph_pooling)[1]
 
 
-def embed_ray(model, texts_file, out, tokenizer=None, pooling: str = "auto", normalize: bool | None = None,
-              batch_size: int = 32, max_length: int | None = None, providers: Sequence[str] = ("cpu",),
-              allow_fallback: bool = False, threads: int | None = None,
-              progress: Callable[[int], None] | None = None, text_column: str | None = None,
-              keep_text: bool = False, ray_address: str | None = None, workers: int | None = None,
-              show_progress: bool = True):
-    """``embed()`` on Ray Data. ``out`` ending in ``.npy``: the same array as in-process;
-    anything else: a Parquet dataset folder (see the module docstring), written beside
-    ``out`` and renamed onto it only when complete."""
+def embed_ray(model, options: RunOptions, out, pooling: str = "auto", normalize: bool | None = None,
+              progress: Callable[[int], None] | None = None, keep_text: bool = False,
+              ray_address: str | None = None, workers: int | None = None, show_progress: bool = True):
+    """``embed()`` on Ray Data, ``options`` checked once by the caller (``RunOptions``). ``out`` ending
+    in ``.npy``: the same array as in-process; anything else: a Parquet dataset folder (see the module
+    docstring), written beside ``out`` and renamed onto it only when complete."""
     from padlens.inspector import embed as E
-    from padlens.inspector.inputs.options import check_counts
     from padlens.inspector.inputs.resolve import resolve_models
     from padlens.inspector.ray.cluster import check_workers, require_ray
 
     require_ray()
     from padlens.inspector.ray.corpus import plan_corpus
 
-    check_counts(batch_size=batch_size, max_length=max_length, threads=threads)
     check_workers(workers)
     to_npy = str(out).lower().endswith(".npy")
     target = _check_target(out, to_npy, keep_text)
-    ref = E.pick_ref(resolve_models([model], tokenizer))
-    plan = plan_corpus(texts_file, text_column)
+    ref = E.pick_ref(resolve_models([model], options.tokenizer))
+    plan = plan_corpus(options.texts_file, options.text_column)
     local = _LocalModel(ref, graph_pooling=pooling == "auto")
     config = E.pooling_for(ref, local, pooling, normalize)
-    limit = E._max_length(max_length, config, local)
-    job = EmbedJob(ref, tuple(providers), allow_fallback, threads, config.mode, config.normalize, limit,
-                   int(batch_size), plan.total, keep_text and not to_npy, os.environ.get("PADLENS_RAY_FAULT"))
+    limit = E.embed_length(options.max_length, config, local)
+    job = EmbedJob(ref, options.providers, options.allow_fallback, options.threads, config.mode, config.normalize,
+                   limit, options.batch_size, plan.total, keep_text and not to_npy, os.environ.get("PADLENS_RAY_FAULT"))
     log.info("%s: %d texts, %s pooling (%s), normalize %s, max length %d, on Ray", ref.label, plan.total,
              config.mode, config.source, config.normalize, limit)
     dim = _run(job, plan, target, to_npy, ray_address, workers, progress, show_progress,

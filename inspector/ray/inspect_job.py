@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 import os
 import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
-from padlens.inspector import inspect as I
+from padlens.inspector import steps
+from padlens.inspector.inputs.options import RunOptions
+from padlens.inspector.results import InspectResult, InspectSettings
 from padlens.inspector.stats import metrics as M
 
 log = logging.getLogger(__name__)
@@ -71,23 +74,19 @@ class InspectWorker:
 
     def __init__(self, job: InspectJob):
         self.job = job
-        self.opened = I._open_encoders(job.refs, job.providers, job.options)
+        self.opened = steps.open_encoders(job.refs, job.providers, job.options)
 
     def __call__(self, block: dict) -> dict:
         job = self.job
         index = np.asarray(block["index"], dtype=np.int64)
         texts = [str(t) for t in block["text"]]
         start = int(index[0])
-        runs = [I._new_run(ref, provider, enc, load_s, job.max_length) for ref, provider, enc, load_s in self.opened]
+        runs = [steps.new_run(ref, provider, enc, load_s, job.max_length) for ref, provider, enc, load_s in self.opened]
         for lo, hi in _chunks(index, job):
             maybe_fault(job.fault, int(index[lo]), int(index[hi - 1]))
-            chunk = texts[lo:hi]
-            for group in I._tokenizer_groups(runs).values():
-                batch = group[0].encoder.tokenizer.encode(chunk, max_length=job.max_length, padding=job.padding,
-                                                          side=job.padding_side)
-                for run in group:
-                    _limit_vectors(run.texts, int(index[lo]), hi - lo, job.vector_limit)
-                    I._measure(run, batch, first=int(index[lo]) == 0, texts=chunk)
+            first = int(index[lo])
+            steps.measure_chunk(runs, texts[lo:hi], job.max_length, job.padding, job.padding_side, first=first == 0,
+                                before=functools.partial(_limit_vectors, first=first, n=hi - lo, limit=job.vector_limit))
         payload = pickle.dumps([_part(run, start) for run in runs], protocol=pickle.HIGHEST_PROTOCOL)
         return {"start": np.array([start], np.int64), "texts": np.array([len(index)], np.int64),
                 "payload": np.array([payload], dtype=object)}
@@ -99,13 +98,14 @@ def _chunks(index: np.ndarray, job: InspectJob) -> list[tuple[int, int]]:
     return chunk_bounds(index, job.batch_size, job.total)
 
 
-def _limit_vectors(texts: M.TextStats, first: int, n: int, limit: int | None) -> None:
+def _limit_vectors(run: steps.Run, first: int, n: int, limit: int | None) -> None:
     """Keep the pooled vectors of this batch's texts below ``limit`` (and every text's sums)."""
+    texts = run.texts
     room = n if limit is None else max(0, min(n, limit - first))
     texts.cap = texts.kept + room
 
 
-def _part(run: I._Run, start: int) -> dict:
+def _part(run: steps.Run, start: int) -> dict:
     """One block's accumulators of one run; the first block also brings what only it knows."""
     faults = [dataclasses.replace(f, text_index=start + f.text_index) for f in run.faults]
     part = {"pads": run.pads, "attention": run.attention, "texts": run.texts, "faults": faults,
@@ -120,7 +120,7 @@ def _part(run: I._Run, start: int) -> dict:
 # ---------------------------------------------------------------- driver side
 
 class _Described:
-    """Stands in for the driver's Encoder in ``inspect._finish``: the graph, and the
+    """Stands in for the driver's Encoder in ``steps.finish``: the graph, and the
     description the actor that measured the first batch gave."""
 
     def __init__(self, graph, description: dict):
@@ -135,12 +135,12 @@ class RunMerge:
     """A run's accumulators on the driver, merged from every block's part.
 
     Attributes:
-        run: the in-process ``_Run`` being filled (its encoder is a local description).
+        run: the ``steps.Run`` being filled (its encoder is a local description).
         vectors: block start -> TextStats holding only that block's kept vectors, pruned to
             the blocks that can still be among the first ``TEXT_CAP`` texts.
     """
 
-    run: I._Run
+    run: steps.Run
     vectors: dict[int, M.TextStats] = field(default_factory=dict)
     first: dict | None = None
     faults: list[tuple[int, int, dict]] = field(default_factory=list)
@@ -159,7 +159,7 @@ class RunMerge:
                                               unmasked=texts.unmasked, pad=texts.pad)
             self._prune()
         ordered = self.faults + [(start, i, f) for i, f in enumerate(part["faults"])]
-        self.faults = sorted(ordered, key=lambda item: item[:2])[: I.MAX_FAULTS]
+        self.faults = sorted(ordered, key=lambda item: item[:2])[: steps.MAX_FAULTS]
         run.n_texts += part["n_texts"]
         run.n_tokens += part["n_tokens"]
         run.n_pad_tokens += part["n_pad_tokens"]
@@ -191,10 +191,7 @@ def _driver_runs(refs, providers: list[str], graphs: dict, length: int) -> list[
     for ref in refs:
         graph = graphs[ref.path]
         for provider in providers:
-            n = len(graph.layers.hidden)
-            run = I._Run(ref, provider, _Described(graph, {}), [M.PadStats(max_positions=length) for _ in range(n)],
-                         [None] + [M.AttentionStats() for _ in range(n - 1)], M.TextStats(),
-                         {"load": 0.0, "verify": 0.0, "forward": 0.0, "metrics": 0.0}, [])
+            run = steps.empty_run(ref, provider, _Described(graph, {}), len(graph.layers.hidden), length)
             merges.append(RunMerge(run))
     return merges
 
@@ -209,70 +206,39 @@ def _describe_run(merge: RunMerge) -> None:
     run.timings["load"] = first["load"]
 
 
-def _local_encoder(ref, layers):
-    """The graph, tokenizer and located layers of ``ref`` without a session (the actors have those)."""
-    from padlens.inspector.inputs.resolve import guess_precision
-    from padlens.inspector.inputs.tokenize import load_tokenizer
-    from padlens.inspector.model import graph as graph_mod
-    from padlens.inspector.runtime.encoder import Encoder, check_vocab
+def inspect_ray(models: list[str], options: RunOptions, stats: str = "graph",
+                progress: Callable[[int], None] | None = None, ray_address: str | None = None,
+                workers: int | None = None, show_progress: bool = True) -> InspectResult:
+    """``inspect()`` on Ray Data: the same result, measured by ``workers`` actors, with ``options``
+    checked once by the caller (``RunOptions``).
 
-    tokenizer = load_tokenizer(ref.tokenizer_path)
-    graph = graph_mod.load_encoder(ref.path, layers)
-    check_vocab(tokenizer, graph.vocab_size, ref.label)
-    if ref.precision == "unknown":
-        ref.precision = guess_precision(graph.model)
-    graph.model = graph.raw = None  # the driver needs the located layers, not the weights
-    return Encoder(ref, graph, tokenizer, None, [str(t) for t in graph.layers.hidden],
-                   [str(t) for t in graph.layers.attention])
-
-
-def inspect_ray(models: list[str], texts_file: str | None, text_column: str | None = None,
-                tokenizer: str | None = None, max_length: int | None = None, padding: str = "max_length",
-                padding_side: str = "auto", providers: Sequence[str] = ("cpu",), allow_fallback: bool = False,
-                batch_size: int = 32, layers: list[str] | None = None, threads: int | None = None,
-                progress: Callable[[int], None] | None = None, stats: str = "graph",
-                ray_address: str | None = None, workers: int | None = None,
-                show_progress: bool = True) -> I.InspectResult:
-    """``inspect()`` on Ray Data: the same result, measured by ``workers`` actors.
-
-    ``texts_file`` is a .txt/.jsonl/.csv/.parquet file, a folder or a glob of them; ``ray_address``
+    ``options.texts_file`` is a .txt/.jsonl/.csv/.parquet file, a folder or a glob of them; ``ray_address``
     None starts a local Ray sized to this machine, "auto" joins the running cluster.
     """
     from padlens.errors import BadInput
-    from padlens.inspector.inputs.options import check_options
     from padlens.inspector.inputs.resolve import resolve_models
     from padlens.inspector.ray.cluster import check_workers, require_ray
+    from padlens.inspector.runtime.encoder import Encoder
 
     require_ray()
     from padlens.inspector.ray import corpus as C
 
     started = time.perf_counter()
-    if texts_file is None:
+    if options.texts_file is None:
         raise BadInput("--engine ray reads a corpus: pass --texts FILE, FOLDER or GLOB")
     check_workers(workers)
-    providers = check_options(max_length, padding, padding_side, batch_size, providers, threads)
-    if stats not in I.STATS:
-        raise BadInput(f"stats must be one of {', '.join(I.STATS)}, got {stats!r}")
-    plan = C.plan_corpus(texts_file, text_column)
-    refs = resolve_models(models, tokenizer)
-    local = [_local_encoder(ref, layers) for ref in refs]
-    length = I.choose_max_length(max_length, local)
-    asked_side = padding_side
-    padding_side, side_source = I.resolve_side(asked_side, local)
-    I.check_memory(local, int(batch_size), length)
-    job = InspectJob(refs, providers,
-                     {"allow_fallback": allow_fallback, "threads": threads, "layers": layers,
-                      "stats": stats == "graph"}, length, padding,
-                     padding_side, int(batch_size), plan.total, M.TEXT_CAP, os.environ.get(FAULT_ENV))
+    plan = C.plan_corpus(options.texts_file, options.text_column)
+    refs = resolve_models(models, options.tokenizer)
+    local = [Encoder.without_session(ref, options.layer_list) for ref in refs]
+    length, side, side_source = steps.plan_batches(options.max_length, options.padding_side, local, options.batch_size)
+    job = InspectJob(refs, list(options.providers), {**options.encoder_options, "stats": stats == "graph"}, length,
+                     options.padding, side, options.batch_size, plan.total, M.TEXT_CAP, os.environ.get(FAULT_ENV))
     graphs = {enc.ref.path: enc.graph for enc in local}
-    merges, info = _run_job(job, plan, refs, providers, graphs, ray_address, workers, threads, progress,
-                            show_progress)
-    settings = I.InspectSettings(
-        padding=padding, batch_size=int(batch_size), providers=providers, allow_fallback=allow_fallback,
-        layers=layers, threads=threads, tokenizer=tokenizer, texts_file=texts_file, max_length_asked=max_length,
-        padding_side_asked=asked_side, padding_side_source=side_source, stats=stats, text_column=text_column,
-        engine="ray", ray=info, timings={"total": round(time.perf_counter() - started, 4)})
-    return I.InspectResult([I._finish(m.run) for m in merges], plan.total, length, padding_side, settings)
+    merges, info = _run_job(job, plan, refs, list(options.providers), graphs, ray_address, workers, options.threads,
+                            progress, show_progress)
+    settings = InspectSettings.of(options, stats, side_source, engine="ray", ray=info,
+                                  timings={"total": round(time.perf_counter() - started, 4)})
+    return InspectResult([steps.finish(m.run) for m in merges], plan.total, length, side, settings)
 
 
 def _run_job(job: InspectJob, plan, refs, providers, graphs, address, workers, threads, progress,

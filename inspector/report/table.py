@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from padlens.inspector.inspect import InspectResult, PoolingDamage, RunResult
 from padlens.inspector.report.fmt import fmt_cos, fmt_norm
+from padlens.inspector.results import InspectResult, PoolingDamage, RunResult
 
 log = logging.getLogger(__name__)
 

@@ -120,6 +120,44 @@ class EncoderInfo:
     stats: str = ""
 
 
+def _load(ref: ModelRef, layers: list[str] | None) -> tuple[PadTokenizer, graph_mod.EncoderGraph]:
+    """``ref``'s tokenizer and located graph, the tokenizer checked against the vocabulary; an unknown
+    precision is read from the graph."""
+    tokenizer = load_tokenizer(ref.tokenizer_path)
+    graph = graph_mod.load_encoder(ref.path, layers)
+    check_vocab(tokenizer, graph.vocab_size, ref.label)
+    if ref.precision == "unknown":
+        ref.precision = guess_precision(graph.model)
+    return tokenizer, graph
+
+
+#: bytes of weights up to which the exposure check runs a second, unmodified session beside the
+#: instrumented one (its weights are held twice meanwhile; above it, no second session is made)
+PLAIN_CHECK_MAX = 1_000_000_000
+
+
+def weights_on_disk(path: Path) -> int:
+    """Bytes of ``path`` and of the external-data files beside it named after it the usual ways
+    (``model.onnx_data``, ``model.onnx.data``, ``model.data``): a model's weights, known before its
+    graph is parsed (``verify_exposure`` goes by the graph's own count)."""
+    path = Path(path)
+    names = {path.name, path.name + "_data", path.name + ".data", path.stem + ".data", path.stem + "_data"}
+    return sum((path.parent / name).stat().st_size for name in names if (path.parent / name).is_file())
+
+
+def size_notes(graph: graph_mod.EncoderGraph) -> list[str]:
+    """What a run must say about what padlens left out for the model's size."""
+    if graph.weights <= PLAIN_CHECK_MAX:
+        return []
+    return [f"exposure not re-checked against the unmodified model: a second session would hold its "
+            f"{_gb(graph.weights)} of weights again (checked up to {_gb(PLAIN_CHECK_MAX)}); padlens "
+            "only adds outputs and Identity nodes, the model's own outputs come from the same nodes"]
+
+
+def _gb(size: int) -> str:
+    return f"{size / 1e9:.2g} GB" if size >= 1e8 else f"{size / 1e6:.3g} MB"
+
+
 def structure_notes(graph: graph_mod.EncoderGraph) -> list[str]:
     """What a run must say about how the graph's structure shapes it (once per model)."""
     s, notes = graph.structure, []
@@ -183,7 +221,9 @@ class Encoder:
         background thread, for ``verify_exposure``: it overlaps with loading and instrumenting
         (inspect checks exposure on its first batch).
         """
-        ahead = _PlainAhead(ref.path, providers, allow_fallback, threads) if plain_ahead else None
+        ahead = None
+        if plain_ahead and weights_on_disk(ref.path) <= PLAIN_CHECK_MAX:
+            ahead = _PlainAhead(ref.path, providers, allow_fallback, threads)
         try:
             enc = cls._open(ref, providers, allow_fallback, threads, layers, keep_model, stats, attention)
         except BaseException:
@@ -197,11 +237,7 @@ class Encoder:
     def _open(cls, ref: ModelRef, providers: Sequence[str], allow_fallback: bool, threads: int | None,
               layers: list[str] | None, keep_model: bool, stats: bool, attention: bool) -> Encoder:
         """``open`` without the session made ahead."""
-        tokenizer = load_tokenizer(ref.tokenizer_path)
-        graph = graph_mod.load_encoder(ref.path, layers)
-        check_vocab(tokenizer, graph.vocab_size, ref.label)
-        if ref.precision == "unknown":
-            ref.precision = guess_precision(graph.model)
+        tokenizer, graph = _load(ref, layers)
         tensors = list(graph.layers.hidden) + (list(graph.layers.attention) if attention else [])
         own = set(graph.outputs)  # fetched by their own names: no Identity copying them each run
         exposed = [t for t in tensors if t not in own]
@@ -221,6 +257,15 @@ class Encoder:
             log.info("%s: %s", ref.label, note)  # commands show it once: run warnings, audit note
         return cls(ref, graph, tokenizer, session, hidden, attention, tuple(providers),
                    allow_fallback, threads, stats=plan, stats_note=why)
+
+    @classmethod
+    def without_session(cls, ref: ModelRef, layers: list[str] | None = None) -> Encoder:
+        """The tokenizer, located layers and limits of ``ref``, checked as ``open`` checks them, with
+        no session and no weights kept (a Ray driver plans with it; its actors open the sessions)."""
+        tokenizer, graph = _load(ref, layers)
+        graph.model = graph.raw = None
+        return cls(ref, graph, tokenizer, None, [str(t) for t in graph.layers.hidden],
+                   [str(t) for t in graph.layers.attention])
 
     @property
     def num_layers(self) -> int:
@@ -249,7 +294,7 @@ class Encoder:
     @property
     def notes(self) -> list[str]:
         """How the graph's fixed batch or length shapes every run, in words."""
-        return structure_notes(self.graph)
+        return structure_notes(self.graph) + size_notes(self.graph)
 
     def padding_side(self, asked: str = "auto") -> tuple[str, str]:
         """(side, where it came from) for ``--padding-side asked`` (``tokenize.choose_side``)."""
@@ -317,8 +362,13 @@ class Encoder:
                 raise ModelLoadError(f"{self.label}: layer {index} tensor {name!r} has shape {h.shape}, "
                                      f"expected [batch, seq, hidden] = [{batch.shape[0]}, {batch.shape[1]}, H]")
 
-    def verify_exposure(self, batch: Batch, forward: Forward | None = None) -> float:
-        """max |Δ| between the model's own outputs, instrumented vs the unmodified file, on ``batch``."""
+    def verify_exposure(self, batch: Batch, forward: Forward | None = None) -> float | None:
+        """max |Δ| between the model's own outputs, instrumented vs the unmodified file, on ``batch``;
+        None, unchecked, when a second session would hold more than ``PLAIN_CHECK_MAX`` bytes of
+        weights (``size_notes`` says so in the run's notes)."""
+        if self._plain is None and self.graph.weights > PLAIN_CHECK_MAX:
+            log.info("%s: exposure not re-checked (%s of weights)", self.label, _gb(self.graph.weights))
+            return None
         own = list(self.graph.outputs)
         # only the model's own outputs are compared: no states or attention maps copied out
         mine = forward.outputs if forward is not None else dict(zip(own, self._run(own, batch)))
@@ -415,6 +465,11 @@ def _session_for(graph: graph_mod.EncoderGraph, exposed: list[str], extra, provi
             return graph.path  # ONNX Runtime reads the file itself
         return graph_mod.exposed_model(graph, exposed, extra)[0]
 
+    if graph.external_data:  # the weights stay in the user's files, read in place whatever the size
+        if not exposed and extra is None:
+            return create_session(graph.path, providers, allow_fallback, threads)
+        small = graph_mod.in_place_model(graph, exposed, extra)
+        return create_session(small, providers, allow_fallback, threads, weights_folder=graph.path.parent)
     return _in_place_or(graph_mod.in_place_model(graph, exposed, extra), graph.path, whole,
                         providers, allow_fallback, threads)
 

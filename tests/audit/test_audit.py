@@ -175,7 +175,7 @@ def test_texts_that_fill_the_padded_width_make_the_pad_checks_not_applicable(toy
     assert _check(_audit(toy("leaky")), "padding_invariance").applicable
 
 
-@pytest.mark.parametrize("kw, message", [({"batch_size": 0}, "--batch-size must be at least 1"),
+@pytest.mark.parametrize("kw, message", [({"batch_size": 0}, "^batch_size must be at least 1"),
                                          ({"padding": "widest"}, "padding must be one of"),
                                          ({"padding_side": "up"}, "padding side")])
 def test_bad_probe_settings_are_bad_input(toy, kw, message):

@@ -209,8 +209,8 @@ def test_the_default_max_length_stops_at_the_models_positions(export):
 @pytest.mark.parametrize("kwargs,match", [
     ({"texts": []}, "no texts"),
     ({"texts": ["  ", ""]}, "blank"),
-    ({"batch_size": 0}, "batch-size"),
-    ({"max_length": 1}, "max-length"),
+    ({"batch_size": 0}, "^batch_size must be at least 1"),
+    ({"max_length": 1}, "^max_length must be at least 2"),
     ({"providers": ["bogus"]}, "unknown provider"),
     ({"padding_side": "middle"}, "padding side"),
 ])

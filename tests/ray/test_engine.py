@@ -10,6 +10,7 @@ import pytest
 
 from padlens.errors import BadInput
 from padlens.inspector.embed import embed
+from padlens.inspector.inputs.options import RunOptions
 from padlens.inspector.inspect import inspect
 from padlens.inspector.ray.embed_job import embed_ray
 from padlens.inspector.ray.inspect_job import FAULT_ENV, inspect_ray
@@ -45,8 +46,8 @@ def small_txt(tmp_path, texts):
 
 
 def test_inspect_on_ray_gives_the_same_json_as_in_process(ray_local, tiny, txt_corpus, local_json):
-    remote = inspect_ray([str(tiny)], str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH, workers=2,
-                         show_progress=False).to_dict()
+    options = RunOptions(texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH)
+    remote = inspect_ray([str(tiny)], options, workers=2, show_progress=False).to_dict()
     assert remote["texts_count"] == local_json["texts_count"] == 2100
     assert remote["runs"][0]["pooling"]["texts_compared"] == 2000  # the first 2,000, as in-process
     assert_same_json(local_json, remote)
@@ -57,8 +58,9 @@ def test_inspect_reads_a_parquet_folder_with_a_text_column(ray_local, tiny, nan_
     models = [str(tiny), str(nan_model)]  # two runs on the same batches, in the order asked
     local = inspect(models, texts_file=str(small_txt(tmp_path, texts)), max_length=MAX_LEN,
                     batch_size=BATCH, padding="longest").to_dict()
-    remote = inspect_ray(models, str(parquet_folder), text_column="body", max_length=MAX_LEN,
-                         batch_size=BATCH, padding="longest", workers=2, show_progress=False).to_dict()
+    options = RunOptions(texts_file=str(parquet_folder), text_column="body", max_length=MAX_LEN, batch_size=BATCH,
+                         padding="longest")
+    remote = inspect_ray(models, options, workers=2, show_progress=False).to_dict()
     assert remote["texts_count"] == SMALL and [r["model"] for r in remote["runs"]] == [str(Path(m) / "model.onnx")
                                                                                       for m in models]
     assert_same_json(local, remote)
@@ -70,8 +72,8 @@ def test_a_worker_that_dies_mid_run_is_retried_and_changes_nothing(ray_local, ti
     local = inspect([str(tiny)], texts_file=str(path), max_length=MAX_LEN, batch_size=BATCH).to_dict()
     marker = tmp_path / "fault-fired"
     monkeypatch.setenv(FAULT_ENV, f"{SMALL // 2}:{marker}")
-    remote = inspect_ray([str(tiny)], str(path), max_length=MAX_LEN, batch_size=BATCH, workers=2,
-                         show_progress=False).to_dict()
+    options = RunOptions(texts_file=str(path), max_length=MAX_LEN, batch_size=BATCH)
+    remote = inspect_ray([str(tiny)], options, workers=2, show_progress=False).to_dict()
     assert marker.is_file(), "the injected fault never fired"
     assert_same_json(local, remote)
 
@@ -81,8 +83,9 @@ def test_embed_writes_a_parquet_dataset_that_reads_back_in_input_order(ray_local
     local = tmp_path / "local.npy"
     embed(str(tiny), str(small_txt(tmp_path, texts)), str(local), batch_size=EMBED_BATCH, max_length=MAX_LEN)
     out = tmp_path / "emb"
-    result = embed_ray(str(tiny), str(parquet_folder), str(out), text_column="body", batch_size=EMBED_BATCH,
-                       max_length=MAX_LEN, keep_text=True, workers=2, show_progress=False)
+    options = RunOptions(texts_file=str(parquet_folder), text_column="body", batch_size=EMBED_BATCH,
+                         max_length=MAX_LEN)
+    result = embed_ray(str(tiny), options, str(out), keep_text=True, workers=2, show_progress=False)
     table = pq.read_table(out)
     assert result.rows == table.num_rows == SMALL
     assert table.schema.field("embedding").type == pa.list_(pa.float32(), result.dim)
@@ -97,8 +100,8 @@ def test_embed_to_npy_on_ray_is_the_in_process_array(ray_local, tiny, tmp_path, 
     embed(str(tiny), str(path), str(tmp_path / "local.npy"), batch_size=EMBED_BATCH, max_length=MAX_LEN)
     marker = tmp_path / "fault-fired"
     monkeypatch.setenv(FAULT_ENV, f"{SMALL - 1}:{marker}")
-    embed_ray(str(tiny), str(path), str(tmp_path / "ray.npy"), batch_size=EMBED_BATCH, max_length=MAX_LEN, workers=2,
-              show_progress=False)
+    options = RunOptions(texts_file=str(path), batch_size=EMBED_BATCH, max_length=MAX_LEN)
+    embed_ray(str(tiny), options, str(tmp_path / "ray.npy"), workers=2, show_progress=False)
     assert marker.is_file()
     np.testing.assert_array_equal(np.load(tmp_path / "ray.npy"), np.load(tmp_path / "local.npy"))
 
@@ -116,7 +119,7 @@ def test_bad_corpora_are_refused_before_ray_starts_work(tiny, tmp_path, make, co
     folder.mkdir()
     make(folder)
     with pytest.raises(BadInput, match=message):
-        inspect_ray([str(tiny)], str(folder), text_column=column, show_progress=False)
+        inspect_ray([str(tiny)], RunOptions(texts_file=str(folder), text_column=column), show_progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +139,8 @@ def nan_model(tiny, tmp_path_factory):
 def test_failed_texts_leave_the_same_faults_and_the_same_first_2000_texts(ray_local, nan_model, txt_corpus,
                                                                           texts):
     local = inspect([str(nan_model)], texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH).to_dict()
-    remote = inspect_ray([str(nan_model)], str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH, workers=2,
-                         show_progress=False).to_dict()
+    options = RunOptions(texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH)
+    remote = inspect_ray([str(nan_model)], options, workers=2, show_progress=False).to_dict()
     run = remote["runs"][0]
     assert run["layers"][1]["failed"] > 100 and len(run["faults"]) == 10
     failed = run["layers"][1]["failed"]
