@@ -66,6 +66,10 @@ class PrecisionCheck:
     heldout_texts: int = 0
     extra: dict = field(default_factory=dict)
 
+    def __bool__(self) -> bool:
+        """True when it passed: ``if result:`` reads as ``if result.passed:``."""
+        return bool(self.passed)
+
     @property
     def max_abs_real(self) -> float:
         return max(layer.max_abs_real for layer in self.layers)

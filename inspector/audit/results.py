@@ -44,6 +44,10 @@ class CheckResult:
         """A check that cannot say anything here: passed, no value, the reason in ``detail``."""
         return cls(model, name, severity, True, None, None, NOT_APPLICABLE + reason, applicable=False)
 
+    def __bool__(self) -> bool:
+        """True when it passed: ``if result:`` reads as ``if result.passed:``."""
+        return bool(self.passed)
+
     @property
     def mark(self) -> str:
         """``PASS``, ``FAIL`` (a failed error), ``WARN`` (a failed warning) or ``n/a``."""
@@ -130,6 +134,10 @@ class AuditResult:
     checks: list[CheckResult] = field(default_factory=list)
     pad_drift: list[DriftPoint] = field(default_factory=list, metadata={"json": False})  # jsonable.NOT_IN_JSON
     runs: list[RunSettings] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        """``if audit(...):`` reads as "the audit passed" (``passed``), not "a result exists"."""
+        return bool(self.passed)
 
     @property
     def failures(self) -> list[CheckResult]:

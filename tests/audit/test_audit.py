@@ -216,3 +216,11 @@ def test_the_terminal_text_has_one_line_per_check_and_details_for_failures_only(
     applicable = [c for c in result.checks if c.applicable]
     assert len(verbose) == 1 + len(result.checks) + len(applicable) + 1
     assert text[-1].startswith("audit failed")
+
+
+@pytest.mark.parametrize("passed", [True, False])
+def test_a_result_is_true_exactly_when_it_passed(passed):
+    check = CheckResult("m", "padding_invariance", "error", passed, 0.9, 0.99, "detail")
+    assert bool(check) is passed
+    assert bool(AuditResult(passed, [check])) is passed  # `if audit(...)` means "it passed"
+    assert bool(AuditResult(passed, [])) is passed

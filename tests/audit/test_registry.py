@@ -34,7 +34,12 @@ def test_every_single_run_check_has_a_function_and_drift_is_the_only_other():
 
 
 def test_tolerance_names_come_from_the_registry():
-    assert tl.CHECKS == registry.names()
+    invariance = registry.names(registry.INVARIANCE)
+    assert invariance, "the registry lost its invariance checks"
+    for name in invariance:  # each registered invariance check takes a cosine and a delta tolerance
+        assert tl.validate({name: 0.9, f"{name}.delta": 0.5}) == {name: 0.9, f"{name}.delta": 0.5}
+    for name in tl.known_names():  # and no tolerance names a check the registry does not have
+        assert name.split(".")[0] in registry.names(), name
     assert "mask_honoured_other_side.delta" in tl.known_names()
     assert not any(n.startswith("mask_path_quantized") for n in tl.known_names())
 

@@ -1,6 +1,8 @@
 """The shared contract: one set of names that exporter, inspector and audit agree on."""
 from __future__ import annotations
 
+import pytest
+
 from padlens.inspector import contract
 from padlens.inspector.inputs.resolve import guess_precision, precision_from_name
 
@@ -34,8 +36,13 @@ def test_a_graph_with_only_integer_matmuls_reads_as_dynamic_int8():
     assert guess_precision(helper.make_model(graph)) == "int8-dynamic"
 
 
-def test_exporter_and_resolve_read_the_same_manifest_name():
-    from padlens.exporter import manifest
-    from padlens.inspector.inputs import resolve
+def test_resolve_reads_the_manifest_the_exporter_names(tmp_path):
+    import json
 
-    assert manifest.MANIFEST == resolve.MANIFEST == contract.MANIFEST == "padlens.json"
+    from padlens.errors import BadInput
+    from padlens.exporter import manifest
+    from padlens.inspector.inputs.resolve import resolve_models
+
+    (tmp_path / manifest.MANIFEST).write_text(json.dumps({"precisions": {"fp32": {"file": "gone.onnx"}}}))
+    with pytest.raises(BadInput, match="gone.onnx"):  # read from the exporter's file name, not guessed
+        resolve_models([str(tmp_path)])
