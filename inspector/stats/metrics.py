@@ -230,14 +230,19 @@ def key_groups(mask: np.ndarray) -> np.ndarray:
 @_quiet
 def masses_per_sequence(masses: np.ndarray, mask: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
     """``attention_sequence_masses`` from ``masses`` ``[B, T(query), 4]``: the head-mean
-    attention each query puts on each key group (``key_groups``), and ``valid`` ``[B]``."""
+    attention each query puts on each key group (``key_groups``), and ``valid`` ``[B]``. A NaN
+    row (a fully masked pad query) leaves ``real_to_pad`` defined: ``real_valid`` marks the
+    sequences whose real queries are finite."""
     real = np.asarray(mask) != 0
     masses = np.asarray(masses, np.float64)
+    rows_ok = np.isfinite(masses).all(-1)  # [..., B, T(query)]
+    masses = np.where(rows_ok[..., None], masses, 0.0)
     mass = {k: masses[..., i] for i, k in enumerate(KEY_GROUPS)}
     padf, realf = (~real).astype(np.float64), real.astype(np.float64)
     out = {f"pad_to_{k}": _safe_div((m * padf).sum(-1), padf.sum(1)) for k, m in mass.items()}  # m may be [A, B, T]
     out["real_to_pad"] = _safe_div((mass["pad"] * realf).sum(-1), realf.sum(1))
     out["valid"] = np.asarray(valid, bool)
+    out["real_valid"] = (rows_ok | ~real).all(-1)
     return out
 
 
@@ -378,6 +383,14 @@ class MeanSums:
         return {name: _mean(self.sums[name], self.counts[name]) for name in self.names}
 
 
+def _add_real_only(values: MeanSums, per: dict[str, np.ndarray], ok: np.ndarray, name: str) -> None:
+    """Add ``name`` (a real-token metric) for the faulty sequences whose real tokens are finite:
+    a fault in the pads never drops a sequence's real-token metrics."""
+    faulty_pads_only = per.get("real_valid", ok) & ~ok
+    if faulty_pads_only.any():
+        MeanSums((name,), values.sums, values.counts).add(per, faulty_pads_only)
+
+
 @dataclass
 class LayerSums:
     """One batch of one layer reduced to what ``PadStats`` needs (``PadStats.add_sums``).
@@ -464,9 +477,7 @@ class PadStats:
         self.pads += int(per["n_pad"][ok].sum())
         self.zero_pads += int(per["zero_pad"][ok].sum())
         self.values.add({**per, **pos}, ok)
-        faulty_pads_only = per.get("real_valid", ok) & ~ok  # a faulty pad never drops real_norm
-        if faulty_pads_only.any():
-            MeanSums(("real_norm",), self.values.sums, self.values.counts).add(per, faulty_pads_only)
+        _add_real_only(self.values, per, ok, "real_norm")
         self._add_offsets(pos, ok)
 
     def _add_offsets(self, pos: dict[str, np.ndarray], ok: np.ndarray) -> None:
@@ -543,6 +554,16 @@ def pad_notes(layers: Sequence[PadStats]) -> list[str]:
     return notes
 
 
+def attention_notes(layers: Sequence[AttentionStats | None]) -> list[str]:
+    """NaN/Inf attention probabilities, said once for every layer that has them (layer 1 first)."""
+    bad = [(i, s) for i, s in enumerate(layers) if s is not None and s.failed]
+    if not bad:
+        return []
+    counts = ", ".join(f"{s.failed} of {s.sequences}" for _, s in bad)
+    return [f"attention probabilities hold NaN or Inf at layers {_spans([i for i, _ in bad])} ({counts} sequences; "
+            "e.g. a fully masked pad query): pad-query masses left out, real->pad kept where real queries are finite"]
+
+
 def _spans(indexes: list[int]) -> str:
     """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
     spans: list[list[int]] = []
@@ -558,7 +579,8 @@ def _spans(indexes: list[int]) -> str:
 #: that differ per layer (the rest depend on the mask only)
 _PER_LAYER = frozenset(("pad_pad_cos", "pad_real_cos", "pad_norm", "real_norm", "pad_anchor_cos",
                         "pad_step", "cos_to_anchor", "pad_to_cls", "pad_to_sep", "pad_to_content",
-                        "pad_to_pad", "real_to_pad", "valid", "is_offset", "zero_pad"))
+                        "pad_to_pad", "real_to_pad", "valid", "is_offset", "zero_pad",
+                        "real_valid"))
 
 
 def _layer_of(values: dict[str, np.ndarray], layer: int, keys=_PER_LAYER) -> dict[str, np.ndarray]:
@@ -628,9 +650,11 @@ class AttentionStats:
         self._add_sequences(masses_per_sequence(masses, mask, np.isfinite(masses).all(axis=(1, 2))))
 
     def _add_sequences(self, per: dict[str, np.ndarray]) -> None:
-        self.sequences += len(per["valid"])
-        self.failed += int((~per["valid"]).sum())
-        self.values.add(per, per["valid"])
+        ok = per["valid"]
+        self.sequences += len(ok)
+        self.failed += int((~ok).sum())
+        self.values.add(per, ok)
+        _add_real_only(self.values, per, ok, "real_to_pad")
 
     def merge(self, other: AttentionStats) -> AttentionStats:
         self.sequences += other.sequences

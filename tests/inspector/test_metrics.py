@@ -472,3 +472,18 @@ def test_zero_pad_states_merge_exactly():
     assert whole.zero_pads > 0
     assert merged.means() == pytest.approx(whole.means(), nan_ok=True)
     assert merged.offset_curve() == pytest.approx(whole.offset_curve())
+
+
+def test_a_fully_masked_pad_query_leaves_real_to_pad_defined_and_is_said_once():
+    probs = np.full((2, 1, 4, 4), 0.25)
+    mask = np.array([[0, 1, 1, 1], [1, 1, 1, 1]])
+    probs[0, :, 0] = np.nan  # the pad query of a left-padded causal row sees no key
+    probs[0, :, 1:] = [0.1, 0.3, 0.3, 0.3]  # real queries put 0.1 on the pad key
+    layers = [None, M.AttentionStats(), M.AttentionStats()]
+    for stats in layers[1:]:
+        stats.add(probs, mask)
+    means = layers[1].means()
+    assert layers[1].failed == 1 and math.isnan(means["pad_to_pad"])
+    assert layers[1].values.counts["real_to_pad"] == 2 and means["real_to_pad"] == pytest.approx(0.1 / 2)
+    notes = M.attention_notes(layers)
+    assert len(notes) == 1 and notes[0].startswith("attention probabilities hold NaN or Inf at layers 1-2")
