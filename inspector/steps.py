@@ -209,7 +209,7 @@ def _layer_metrics(index: int, tensor: str, pads: M.PadStats, attn: M.AttentionS
 
 
 def _run_warnings(run: Run, layers: list[LayerMetrics]) -> list[str]:
-    notes = list(run.warnings) + M.pad_notes(run.pads)  # faults per layer, zero pads, no pads: once each
+    notes = list(run.warnings) + M.pad_notes(run.pads) + M.attention_notes(run.attention)  # each said once
     for fault in run.faults:
         notes.append(f"layer {fault.layer} ({fault.tensor}): NaN/Inf in the states of text "
                      f"{fault.text_index + 1} {_quote(fault.text)}")
