@@ -72,7 +72,9 @@ class Collected:
             for texts left out.
         length: int [N], real tokens per text (special tokens included); 0 for texts left out.
         first_token: int [N], id of the first content token (after [CLS]/BOS), −1 when none.
-        kept: bool [N], texts whose states were all finite (others are left out everywhere).
+        kept: bool [N], texts whose real tokens' states were finite at every layer (others are
+            left out everywhere); a NaN/Inf pad drops that text's pad samples only, and a zero
+            pad state is a valid sample (norm 0: what the pads hold).
         floor: the common pad window's start (see module docstring).
         tensors: the graph tensor each layer was read from.
     """
@@ -107,19 +109,18 @@ class Collector:
     def add(self, batch, hidden: list[np.ndarray], offset: int) -> None:
         """Take the sampled states of ``batch`` (texts ``offset`` … ``offset + B − 1``)."""
         mask = batch.attention_mask.astype(bool)
-        ok = np.ones(mask.shape[0], dtype=bool)
-        for h in hidden:
-            ok &= np.isfinite(h).all(axis=(1, 2))
-        rows = np.flatnonzero(ok)
+        finite = np.logical_and.reduce([np.isfinite(h).all(axis=2) for h in hidden])  # [B, T]
+        rows = np.flatnonzero((finite | ~mask).all(axis=1))  # real tokens finite: a faulty pad never drops them
+        pad_rows = np.flatnonzero(finite.all(axis=1))
         ids = offset + rows
         self.kept[ids] = True
         self.length[ids] = mask[rows].sum(axis=1)
         content = mask & (batch.special_tokens_mask == 0)
         self.first_token[ids] = [_first(batch.input_ids[r], content[r]) for r in rows]
         last = _last_real(mask)
-        pad_pos = [self._sample(offset + r, self._window(mask[r], batch.side), 0) for r in rows]
+        pad_pos = [self._sample(offset + r, self._window(mask[r], batch.side), 0) for r in pad_rows]
         real_pos = [self._sample(offset + r, np.flatnonzero(content[r]), 1) for r in rows]
-        self.pads.add(hidden, rows, ids, pad_pos, last)
+        self.pads.add(hidden, pad_rows, offset + pad_rows, pad_pos, last)
         self.reals.add(hidden, rows, ids, real_pos, last)
         self._add_content(hidden, mask, rows, ids)
 
@@ -145,7 +146,8 @@ class Collector:
         weights = mask[rows].astype(np.float64)
         counts = np.maximum(weights.sum(axis=1, keepdims=True), 1.0)
         for store, h in zip(self.content, hidden):
-            store.append((np.einsum("bt,btd->bd", weights, h[rows].astype(np.float64)) / counts)
+            states = np.where(mask[rows][..., None], h[rows].astype(np.float64), 0.0)  # 0 × NaN pad is NaN
+            store.append((np.einsum("bt,btd->bd", weights, states) / counts)
                          .astype(np.float32))
         self.content_rows.append(ids)
 
