@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 SCHEMES = ("int8-static", "int8-weight", "int4-weight")
 #: (mean, worst) pooled cosine vs the source each scheme must reach on held-out texts.
-#: int8-static: the issue's targets; the weight-only floors from MiniLM measurements (README).
-FLOORS = {"int8-static": (0.98, 0.95), "int8-weight": (0.995, 0.99), "int4-weight": (0.95, 0.90)}
+#: int8-static: the issue's targets. Weight-only, measured on MiniLM (100 held-out texts): int8-weight
+#: 0.9999 mean / 0.9996 worst, int4-weight 0.968 / 0.906; the floors leave room for other models.
+FLOORS = {"int8-static": (0.98, 0.95), "int8-weight": (0.995, 0.99), "int4-weight": (0.95, 0.85)}
 #: what each scheme's file is for, as the terminal and the sidecar say it
 PURPOSE = {
     "int8-static": "speed: integer MatMuls at about dynamic int8's speed, with constant scales, so real "
