@@ -5,8 +5,9 @@ int8-static recipe, used by ``padlens export`` too, and the exporter's dynamic i
 (which MatMuls stay float, read from the graph), ``weights`` (weight-only MatMulNBits),
 ``calibrate`` (texts and feeds), ``verify`` (the audit's invariance checks and pooled cosine
 against the source) and ``run`` (the ``quantize()`` entry point and its sidecar). It may import
-model/, inputs/, runtime/, stats/ and audit/; never report/, probe/ or ray/. Names are imported
-lazily, so ``padlens --help`` loads neither onnx nor ONNX Runtime.
+model/, inputs/, runtime/, stats/, audit/ (its checks), embed (embed's pooling and batching) and
+report/jsonable (JSON); never probe/, ray/ or inspect. Names are imported lazily, so
+``padlens --help`` loads neither onnx nor ONNX Runtime.
 """
 from __future__ import annotations
 

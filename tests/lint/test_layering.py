@@ -26,6 +26,7 @@ FORBIDDEN = {
     "report": {"runtime", "model", "ray"},
     "probe": {"audit", "ray"},
     "audit": {"probe", "ray"},
+    "quantize": {"probe", "ray", "inspect"},
 }
 """Inspector package -> the inspector packages (or top-level modules) it must not import."""
 
