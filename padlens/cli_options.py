@@ -118,7 +118,7 @@ PARAMETER_FLAGS = {"max_length": "--max-length", "batch_size": "--batch-size", "
                    "per_text": "--per-text", "padding_side": "--padding-side", "engine": "--engine"}
 """The library names parameters in its messages (``max_length must be at least 2``); the CLI says the flag."""
 
-_PARAMETER = re.compile(r"(?<![\w-])(" + "|".join(PARAMETER_FLAGS) + r")(?= must| needs)")
+_PARAMETER = re.compile(r"(?<![\w-])(" + "|".join(PARAMETER_FLAGS) + r")(?= must| needs| \d)")
 _ENGINE_RAY = re.compile(r"""\bengine=["']ray["']""")
 
 

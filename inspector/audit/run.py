@@ -13,7 +13,7 @@ from padlens.inspector.audit.facts import RunContext, gather_facts
 from padlens.inspector.audit.results import AuditResult, CheckResult, DriftPoint, RunSettings, Verdict
 from padlens.inspector.audit.variants import Probe, tokenize
 from padlens.inspector.inputs.lengths import choose_max_length
-from padlens.inspector.inputs.options import check_counts, check_options, check_padding
+from padlens.inspector.inputs.options import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,10 @@ class Settings:
     batch_size: int | None = None
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        check_counts(max_length=self.max_length, batch_size=self.batch_size)
-        check_padding(self.padding, self.side, allow_auto=True)
+    @classmethod
+    def of(cls, options: RunOptions, seed: int = 0) -> Settings:
+        """The probing settings of checked ``options`` (``RunOptions``)."""
+        return cls(options.max_length, options.padding, options.padding_side, options.batch_size, seed)
 
 
 def result_of(spec: registry.CheckSpec, label: str, verdict: Verdict) -> CheckResult:
@@ -102,18 +103,28 @@ def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None,
     every check; reference_drift compares runs against the fp32 CPU one. ``progress`` is called
     with the number of (model, provider) runs audited so far.
     """
+    overrides = tl.validate(tolerances)
+    if not providers:
+        raise BadInput("no provider given")
+    options = RunOptions(max_length=max_length, padding=padding, padding_side=padding_side, batch_size=batch_size,
+                         providers=providers, threads=threads, allow_fallback=allow_fallback, tokenizer=tokenizer,
+                         texts_file=texts_file, layers=layers)
+    return audit_with(models, options, texts, tolerances=overrides, limit=limit, seed=seed, progress=progress)
+
+
+def audit_with(models: Sequence, options: RunOptions, texts: Sequence[str] | None = None,
+               tolerances: dict[str, float] | None = None, limit: int | None = None, seed: int = 0,
+               progress=None) -> AuditResult:
+    """``audit()`` with its options already checked (``RunOptions``)."""
     from padlens.inspector.inputs.texts import read_texts
 
     overrides = tl.validate(tolerances)
-    settings = Settings(max_length, padding, padding_side, batch_size, seed)
-    if not providers:
-        raise BadInput("no provider given")
-    providers = check_options(max_length, padding, padding_side, batch_size, providers, threads)
-    given = texts or texts_file is not None
-    texts = read_texts(texts, texts_file, limit if given else (limit or DEFAULT_TEXTS))
+    settings = Settings.of(options, seed)
+    given = texts or options.texts_file is not None
+    texts = read_texts(texts, options.texts_file, limit if given else (limit or DEFAULT_TEXTS))
     results, records, points, runs = [], [], [], []
-    for ref, provider, encoder in _encoders(models, tokenizer, providers, allow_fallback, threads, layers):
-        label = ref.label if len(providers) == 1 else f"{ref.label} [{provider}]"
+    for ref, provider, encoder in _encoders(models, options):
+        label = ref.label if len(options.providers) == 1 else f"{ref.label} [{provider}]"
         runs.append(run_settings(encoder, settings, label))
         run_results, record, run_points = audit_run(encoder, texts, settings, provider, label, overrides)
         results += run_results
@@ -126,18 +137,17 @@ def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None,
     return assemble(results, points, runs)
 
 
-def _encoders(models, tokenizer, providers, allow_fallback, threads, layers):
+def _encoders(models, options: RunOptions):
     """(ref, provider, encoder) per run, opened one at a time (one model in memory)."""
     from padlens.inspector.inputs.resolve import ModelRef, resolve_models
     from padlens.inspector.runtime.encoder import Encoder
 
     refs = [m for m in models if isinstance(m, ModelRef)]
     paths = [m for m in models if not isinstance(m, ModelRef)]
-    refs += resolve_models(paths, tokenizer) if paths else []
+    refs += resolve_models(paths, options.tokenizer) if paths else []
     for ref in refs:
-        for provider in providers:
-            yield ref, provider, Encoder.open(ref, providers=(provider,), allow_fallback=allow_fallback,
-                                              threads=threads, layers=layers, attention=False)
+        for provider in options.providers:
+            yield ref, provider, Encoder.open(ref, providers=(provider,), attention=False, **options.encoder_options)
 
 
 def run_settings(encoder, settings: Settings, label: str) -> RunSettings:

@@ -57,7 +57,7 @@ class RunOptions:
         max_length: tokens per text (None: each command's default, within the models' positions).
         padding: ``max_length`` (every batch padded to ``max_length``) or ``longest``.
         padding_side: ``auto``, ``right`` or ``left``.
-        batch_size: texts per batch.
+        batch_size: texts per batch (the audit: rows of a neighbour batch, None: its own choice).
         providers: execution providers as asked, without duplicates (names checked).
         threads: ONNX Runtime intra-op threads (None: ORT's).
         allow_fallback: accept a provider ONNX Runtime drops, with a warning.
@@ -70,7 +70,7 @@ class RunOptions:
     max_length: int | None = None
     padding: str = "max_length"
     padding_side: str = "auto"
-    batch_size: int = 32
+    batch_size: int | None = 32
     providers: tuple[str, ...] = ("cpu",)
     threads: int | None = None
     allow_fallback: bool = False
@@ -83,7 +83,8 @@ class RunOptions:
         set_ = object.__setattr__
         set_(self, "providers", tuple(check_options(self.max_length, self.padding, self.padding_side,
                                                     self.batch_size, self.providers, self.threads)))
-        set_(self, "batch_size", int(self.batch_size))
+        if self.batch_size is not None:
+            set_(self, "batch_size", int(self.batch_size))
         if self.max_length is not None:
             set_(self, "max_length", int(self.max_length))
         if self.layers is not None:

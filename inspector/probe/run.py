@@ -39,6 +39,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from padlens.errors import BadInput, MissingExtra
+from padlens.inspector.inputs.lengths import choose_max_length
+from padlens.inspector.inputs.options import RunOptions
 from padlens.inspector.inputs.resolve import resolve_models
 from padlens.inspector.inputs.texts import iter_texts, read_texts
 from padlens.inspector.probe.data import Collected, Collector, StateSet, pad_floor
@@ -47,7 +49,6 @@ from padlens.inspector.runtime.encoder import Encoder
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_LENGTH = 128
 TOP_K = 8
 """first_token: classes are the K most frequent first content tokens."""
 TEST_FRACTION = 0.3
@@ -267,33 +268,10 @@ def read_inputs(texts: Sequence[str] | None, texts_file: str | None, labels: str
     return out, column[: len(out)]
 
 
-def _check_options(max_length, padding: str, padding_side: str, batch_size: int, per_text: int,
-                   providers) -> list[str]:
-    from padlens.inspector.inputs.tokenize import PADDINGS, SIDES
-
-    if padding_side == "auto":
-        padding_side = SIDES[0]  # checked per model when it opens
-    if max_length is not None and int(max_length) < 2:
-        raise BadInput(f"--max-length must be at least 2 (room for [CLS] and [SEP]), got {max_length}")
-    if padding not in PADDINGS:
-        raise BadInput(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
-    if padding_side not in SIDES:
-        raise BadInput(f"padding side must be one of {', '.join(SIDES)}, got {padding_side!r}")
-    if int(batch_size) < 1:
-        raise BadInput(f"--batch-size must be at least 1, got {batch_size}")
+def check_per_text(per_text: int) -> None:
+    """BadInput unless at least one pad state per text is sampled."""
     if int(per_text) < 1:
         raise BadInput(f"per_text must be at least 1, got {per_text}")
-    providers = [providers] if isinstance(providers, str) else list(providers or ["cpu"])
-    return list(dict.fromkeys(providers))
-
-
-def choose_length(asked: int | None, enc: Encoder) -> int:
-    """``asked`` (checked against the model's positions), else 128 or the model's positions."""
-    if asked is not None:
-        enc.check_max_length(int(asked))
-        return int(asked)
-    limit = enc.graph.max_positions
-    return min(DEFAULT_MAX_LENGTH, int(limit)) if limit else DEFAULT_MAX_LENGTH
 
 
 def split_texts(n: int, seed: int, fraction: float = TEST_FRACTION) -> np.ndarray:
@@ -509,18 +487,31 @@ def probe(
     model, else right). ``progress(done, total)`` is called after each batch and each fitted layer.
     """
     fitter()
-    providers = _check_options(max_length, padding, padding_side, batch_size, per_text, providers)
-    text_list, label_list = read_inputs(texts, texts_file, labels, limit)
-    refs = resolve_models(models, tokenizer)
+    options = RunOptions(max_length=max_length, padding=padding, padding_side=padding_side, batch_size=batch_size,
+                         providers=providers, threads=threads, allow_fallback=allow_fallback, tokenizer=tokenizer,
+                         texts_file=texts_file, layers=layers)
+    return probe_with(models, options, texts, labels=labels, seed=seed, per_text=per_text, limit=limit,
+                      progress=progress)
+
+
+def probe_with(models: list[str], options: RunOptions, texts: Sequence[str] | None = None, labels: str | None = None,
+               seed: int = 0, per_text: int = PER_TEXT, limit: int | None = None,
+               progress: Callable[[int, int], None] | None = None) -> ProbeResult:
+    """``probe()`` with its options already checked (``RunOptions``)."""
+    check_per_text(per_text)
+    padding, padding_side, batch_size, providers = (options.padding, options.padding_side, options.batch_size,
+                                                    list(options.providers))
+    text_list, label_list = read_inputs(texts, options.texts_file, labels, limit)
+    refs = resolve_models(models, options.tokenizer)
     test = split_texts(len(text_list), seed)
     batches = math.ceil(len(text_list) / int(batch_size))
     ticker = _Ticker(progress, len(refs) * len(providers) * (batches + 1))
     runs, lengths, sides = [], [], []
     for ref, provider in itertools.product(refs, providers):
         start = time.perf_counter()
-        enc = Encoder.open(ref, providers=(provider,), allow_fallback=allow_fallback, threads=threads,
-                           layers=layers, attention=False)  # probes read hidden states only
-        length = choose_length(max_length, enc)
+        enc = Encoder.open(ref, providers=(provider,), attention=False,  # probes read hidden states only
+                           **options.encoder_options)
+        length = choose_max_length(options.max_length, [enc])
         side = enc.padding_side(padding_side)[0] if padding_side == "auto" else padding_side
         lengths.append(length)
         sides.append(side)
@@ -533,7 +524,7 @@ def probe(
         del enc
     settings = {"seed": seed, "per_text": per_text, "top_k": TOP_K, "test_fraction": TEST_FRACTION,
                 "padding": padding, "batch_size": int(batch_size), "providers": providers,
-                "tokenizer": tokenizer, "texts_file": texts_file, "limit": limit}
+                "tokenizer": options.tokenizer, "texts_file": options.texts_file, "limit": limit}
     settings["padding_side_asked"] = padding_side
     return ProbeResult(runs, len(text_list), max(lengths), "/".join(dict.fromkeys(sides)), labels, settings)
 

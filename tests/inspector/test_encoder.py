@@ -90,7 +90,7 @@ def test_real_tokens_do_not_move_when_padding_grows(encoder):
 
 def test_max_length_beyond_the_position_embeddings_is_bad_input(encoder):
     encoder.check_max_length(MAX_POS)
-    with pytest.raises(BadInput, match=f"--max-length {MAX_POS + 1} is beyond .*{MAX_POS} position"):
+    with pytest.raises(BadInput, match=f"^max_length {MAX_POS + 1} is beyond .*{MAX_POS} position"):
         encoder.check_max_length(MAX_POS + 1)
     with pytest.raises(BadInput):
         encoder.encode(TEXTS, max_length=128)
