@@ -27,16 +27,40 @@ def naive_index(n: int, width: int, side: str) -> tuple[int, int]:
     return n - 1, (n - 1 if side == "right" else width - 1)
 
 
-def side_cosines(probe, side: str) -> list[tuple[float, int]]:
-    """Per padded text: (cos of the naive pick vs the last real token, text index), last layer."""
+def lands_on_pad(n: int, width: int, side: str) -> bool:
+    """Whether ``sum(mask) - 1`` is a pad row: left padding with fewer real tokens than pads."""
+    return side == "left" and n - 1 < width - n
+
+
+def side_cosines(probe, side: str) -> list[tuple[float, int, bool]]:
+    """Per padded text: (cos of the naive pick vs the last real token, text index, whether the
+    pick is a pad), last layer. A zero pick (a zero pad state) has no direction: cos is NaN."""
     texts = [i for i in range(probe.count) if probe.has_pads(i)]
     probe.prefetch_padded([(i, probe.width, side) for i in texts])
     out = []
     for i in texts:
         last = np.asarray(probe.padded(i, side=side)[-1], np.float64)
         naive, right = naive_index(probe.length(i), probe.width, side)
-        out.append((float(cosines(last[naive], last[right])[0]), i))
+        cos = float(cosines(last[naive], last[right])[0]) if last[naive].any() else float("nan")
+        out.append((cos, i, lands_on_pad(probe.length(i), probe.width, side)))
     return out
+
+
+def _worst(picks: list[tuple[float, int, bool]]) -> tuple[float, int]:
+    """The lowest defined cosine and its text (NaN when every pick was a zero state)."""
+    defined = [(c, i) for c, i, _ in picks if np.isfinite(c)]
+    return min(defined) if defined else (float("nan"), picks[0][1])
+
+
+def _side_words(side: str, picks: list[tuple[float, int, bool]], name) -> str:
+    cos, text = _worst(picks)
+    words = f"{side} padding: min pooled cos {fmt_cos(cos, precise=True)} ({name(text)})"
+    on_pad = [p for p in picks if p[2]]
+    if on_pad:
+        zero = sum(1 for c, _, _ in on_pad if not np.isfinite(c))
+        words += (f", the naive index lands on a pad in {len(on_pad)} of {len(picks)} texts"
+                  + (f" ({zero} exactly zero pad states: no direction, no cosine)" if zero else ""))
+    return words
 
 
 def last_token_pooling(ctx) -> Verdict:
@@ -44,11 +68,10 @@ def last_token_pooling(ctx) -> Verdict:
     and on the other (reported)."""
     probe, tol = ctx.probe, ctx.tol(NAME)
     side, other = probe.side, other_side(probe)
-    worst = {s: min(side_cosines(probe, s)) for s in (side, other)}
-    value, text = worst[side]
-    passed = value >= tol.cos
-    words = {s: f"{s} padding: min pooled cos {fmt_cos(c, precise=True)} ({ctx.seqs.name(i)})"
-             for s, (c, i) in worst.items()}
+    picks = {s: side_cosines(probe, s) for s in (side, other)}
+    value, _ = _worst(picks[side])
+    passed = not any(p[2] for p in picks[side]) and bool(value >= tol.cos)
+    words = {s: _side_words(s, p, ctx.seqs.name) for s, p in picks.items()}
     detail = (f"naive index sum(mask) - 1 vs the last real token ({ctx.facts.last_token}): "
               f"{words[side]}; {words[other]}.")
     if passed:

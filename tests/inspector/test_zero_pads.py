@@ -46,3 +46,14 @@ def test_right_padded_the_same_model_has_zero_pads_at_the_embeddings_only(zero_p
                for layer in rest)
     assert [w for w in run["warnings"] if ZERO_NOTE in w] == [
         f"{ZERO_NOTE} 0: norm 0 (in pad_norm), no direction (left out of the pad cosines)"]
+
+
+def test_audit_says_the_naive_last_token_index_lands_on_a_zero_pad(zero_pad, cli_run, tmp_path):
+    out = tmp_path / "a.json"
+    code, _, err = cli_run("audit", zero_pad / "model.onnx", "--tokenizer", zero_pad, "--max-length", "24",
+                           "--padding-side", "left", "--json", out)
+    assert code in (0, 1), err
+    check = next(c for c in json.loads(out.read_text())["checks"] if c["name"] == "last_token_pooling")
+    assert check["applicable"] and check["passed"] is False
+    assert "left padding" in check["detail"] and "the naive index lands on a pad in" in check["detail"]
+    assert "exactly zero pad states" in check["detail"]
