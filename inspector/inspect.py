@@ -131,6 +131,16 @@ def inspect(
     options = RunOptions(max_length=max_length, padding=padding, padding_side=padding_side, batch_size=batch_size,
                          providers=providers, threads=threads, allow_fallback=allow_fallback, tokenizer=tokenizer, texts_file=texts_file,
                          text_column=text_column, layers=layers)
+    return run_inspect(models, options, texts, stats=stats, progress=progress, engine=engine,
+                       ray_address=ray_address, workers=workers, progress_bars=progress_bars)
+
+
+def run_inspect(models: list[str], options: RunOptions, texts: list[str] | Iterable[str] | None = None,
+                stats: str = "graph", progress: Callable[[int], None] | None = None, engine: str = "local",
+                ray_address: str | None = None, workers: int | None = None,
+                progress_bars: bool = False) -> InspectResult:
+    """``inspect()`` with its options already checked (``RunOptions``), in this process or on Ray."""
+    check_engine(engine, ray_address, workers)
     check_stats(stats)
     if engine == "ray":
         from padlens.inspector.ray.inspect_job import inspect_ray

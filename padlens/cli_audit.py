@@ -5,8 +5,7 @@ import logging
 
 import click
 
-from padlens.cli_inspect import input_kwargs, input_options
-from padlens.cli_options import OutputTargets, output_options, progress_bar
+from padlens.cli_options import OutputTargets, output_options, progress_bar, run_options
 from padlens.inspector.audit import registry
 
 log = logging.getLogger(__name__)
@@ -38,12 +37,12 @@ def _retune(command: click.Command) -> click.Command:
 
 @_retune
 @click.command("audit", epilog=registry.help_text())
-@input_options
+@run_options
 @output_options(json=True, html=True, junit=True)
 @click.option("--tolerance", "tolerances", multiple=True, metavar="NAME=VALUE",
               help="Override a threshold, e.g. padding_invariance=0.9999 or padding_invariance.delta=0.01.")
 @click.pass_context
-def audit_command(ctx, outputs: OutputTargets, tolerances, **opts):
+def audit_command(ctx, outputs: OutputTargets, tolerances, models, texts, options):
     """Does padding leak into real tokens? Checks per model, precision and provider.
 
     Exit 0 when every error-level check passes, 1 when one fails, 2 on bad input.
@@ -57,14 +56,12 @@ def audit_command(ctx, outputs: OutputTargets, tolerances, **opts):
       padlens audit out/minilm --provider cpu --provider cuda --json audit.json
       padlens audit model.int8.onnx --tolerance padding_invariance=0.999
     """
-    from padlens.inspector.audit import audit
+    from padlens.inspector.audit.run import audit_with
     from padlens.inspector.audit.tolerances import parse_tolerances
 
     overrides = parse_tolerances(tolerances)
-    kwargs = input_kwargs(**opts)
-    models = kwargs.pop("models")
-    with progress_bar(ctx, len(models) * len(kwargs["providers"]), "runs") as progress:
-        result = audit(models, tolerances=overrides, progress=progress, **kwargs)
+    with progress_bar(ctx, len(models) * len(options.providers), "runs") as progress:
+        result = audit_with(models, options, texts, tolerances=overrides, progress=progress)
     render(result, verbose=bool((ctx.obj or {}).get("verbose")))
     if outputs.html:
         from padlens.inspector.report.html import write_html

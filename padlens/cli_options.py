@@ -17,6 +17,9 @@ from padlens.fsio import atomic_write, check_file_target
 
 log = logging.getLogger(__name__)
 
+PAD_TO = {"max-length": "max_length", "longest": "longest"}
+"""``--pad-to`` values and the library's ``padding`` names."""
+
 _HELP = {
     "json": "Also write the results as JSON to FILE.",
     "html": "Also write a self-contained HTML report with plots to FILE (needs padlens[report]).",
@@ -82,6 +85,70 @@ def output_options(json: bool = True, html: bool = True, junit: bool = False) ->
         return command
 
     return decorate
+
+
+def _input_options() -> list:
+    """MODEL... and the options that say what to feed it and how to run it."""
+    return [
+        click.argument("models", metavar="MODEL...", nargs=-1, required=True),
+        click.option("--tokenizer", metavar="PATH",
+                     help="Tokenizer folder or tokenizer.json (needed for a bare .onnx; an export dir brings its own)."),
+        click.option("--text", "texts", metavar="T", multiple=True, help="A text to feed (repeatable)."),
+        click.option("--texts", "texts_file", metavar="FILE",
+                     help="Texts file: .txt one per line, .jsonl with a 'text' field, .csv or .parquet with a "
+                          "'text' column; or a folder or glob of them. Default: the sample corpus shipped "
+                          "with padlens."),
+        click.option("--max-length", type=int, metavar="N",
+                     help="Truncate to N tokens and, with --pad-to max-length, pad to N. "
+                          "[default: 128, or the model's position embeddings if fewer]"),
+        click.option("--padding-side", type=click.Choice(["auto", "right", "left"]), default="auto", show_default=True,
+                     help="Where pads go. auto: the tokenizer config's padding_side, else left for a causal "
+                          "(decoder) model, else right; the side used is reported."),
+        click.option("--pad-to", type=click.Choice(list(PAD_TO)), default="max-length", show_default=True,
+                     help="Pad every batch to --max-length, or to its longest text."),
+        click.option("--provider", "providers", metavar="NAME", multiple=True, default=("cpu",), show_default=True,
+                     help="ONNX Runtime execution provider: cpu, cuda, tensorrt or a full ORT name (repeatable)."),
+        click.option("--allow-fallback", is_flag=True,
+                     help="Warn, instead of failing, when ONNX Runtime drops a provider asked for."),
+        click.option("--layers", metavar="NAME,NAME",
+                     help="Name the hidden-state tensors yourself (embedding output first) when they cannot be located."),
+        click.option("--batch-size", type=int, default=32, show_default=True, metavar="N"),
+        click.option("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads (default: ORT's)."),
+    ]
+
+
+def parse_layers(layers: str | None) -> list[str] | None:
+    """``--layers a,b,c`` as a list of tensor names (None when not given)."""
+    if layers is None:
+        return None
+    names = [n.strip() for n in layers.split(",")]
+    if not all(names):
+        raise BadInput(f"--layers needs comma-separated tensor names, got {layers!r}")
+    return names
+
+
+def run_options(func: Callable) -> Callable:
+    """MODEL... and the input options inspect, audit and probe share, as ONE ``RunOptions``.
+
+    The command receives ``models`` (a list), ``texts`` (the ``--text`` values, or None) and
+    ``options``: a ``padlens.inspector.inputs.options.RunOptions``, checked once when it is built
+    (``--text-column``, where a command has it, is read into it and still passed on).
+    """
+
+    @functools.wraps(func)
+    def command(*args, models, tokenizer, texts, texts_file, max_length, padding_side, pad_to, providers,
+                allow_fallback, layers, batch_size, threads, **kwargs):
+        from padlens.inspector.inputs.options import RunOptions
+
+        options = RunOptions(max_length=max_length, padding=PAD_TO[pad_to], padding_side=padding_side,
+                             batch_size=batch_size, providers=tuple(providers) or ("cpu",), threads=threads,
+                             allow_fallback=allow_fallback, tokenizer=tokenizer, texts_file=texts_file,
+                             text_column=kwargs.get("text_column"), layers=parse_layers(layers))
+        return func(*args, models=list(models), texts=list(texts) or None, options=options, **kwargs)
+
+    for option in reversed(_input_options()):
+        command = option(command)
+    return command
 
 
 def is_quiet(ctx: click.Context | None) -> bool:

@@ -5,15 +5,14 @@ import logging
 
 import click
 
-from padlens.cli_inspect import input_kwargs, input_options
-from padlens.cli_options import OutputTargets, output_options, progress_bar
+from padlens.cli_options import OutputTargets, output_options, progress_bar, run_options
 from padlens.errors import BadInput
 
 log = logging.getLogger(__name__)
 
 
 @click.command("probe")
-@input_options
+@run_options
 @click.option("--labels", metavar="COLUMN",
               help="Also probe this column of the --texts .jsonl/.csv file (topic, language, ...).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split, sampling and shuffles.")
@@ -23,7 +22,7 @@ log = logging.getLogger(__name__)
 @output_options(json=True, html=True)
 @click.pass_context
 def probe_cmd(ctx: click.Context, labels: str | None, seed: int, per_text: int, limit: int | None,
-              outputs: OutputTargets, **options) -> None:
+              outputs: OutputTargets, models: list[str], texts: list[str] | None, options) -> None:
     """What can a linear probe read from ONE pad state of each MODEL, layer by layer?
 
     Per layer, ridge probes read the text's length, the pad's distance from the last real
@@ -38,16 +37,15 @@ def probe_cmd(ctx: click.Context, labels: str | None, seed: int, per_text: int, 
       padlens probe out/minilm --texts corpus.txt --max-length 64 --json probe.json
       padlens probe out/minilm --texts news.jsonl --labels topic --html probe.html
     """
-    from padlens.inspector.probe.run import fitter, probe
+    from padlens.inspector.probe.run import fitter, probe_with
     from padlens.inspector.probe.table import render
 
-    kwargs = input_kwargs(**options)
     for name, value in (("--per-text", per_text), ("--limit", limit)):
         if value is not None and value < 1:
             raise BadInput(f"{name} must be at least 1, got {value}")
     fitter()  # a missing scikit-learn is one Error line before any work
     with progress_bar(ctx, unit="steps") as bar:
-        result = probe(**kwargs, labels=labels, seed=seed, per_text=per_text, limit=limit,
+        result = probe_with(models, options, texts, labels=labels, seed=seed, per_text=per_text, limit=limit,
                        progress=None if bar is None else _updater(bar))
     if outputs.html:
         from padlens.inspector.probe.plots import write_html
