@@ -12,7 +12,7 @@ from onnx import TensorProto
 from padlens.errors import LayersNotFound, ModelLoadError
 from padlens.inspector.model import inplace
 from padlens.inspector.model.expose import EXTERNAL_OVER, expose_outputs, output_delta, save_model
-from padlens.inspector.model.loader import InputSpec, read_model, recognise_inputs
+from padlens.inspector.model.loader import InputSpec, read_model, recognise_inputs, weight_bytes
 from padlens.inspector.model.locate import Graph, LayerMap, hidden_size, locate_layers, token_output
 from padlens.inspector.model.structure import Structure, read_structure
 
@@ -31,7 +31,8 @@ class EncoderGraph:
 
     Attributes:
         path: the .onnx file.
-        model: the model, loaded with its external data.
+        model: the model as parsed from its file: tensors kept in external data still refer to
+            their files beside it (never loaded: sessions read them in place).
         inputs: the graph inputs padlens feeds, with their roles and dtypes.
         outputs: the model's own output names, in order.
         layers: where the embedding output, block outputs and attention probabilities are.
@@ -45,6 +46,8 @@ class EncoderGraph:
         structure: causal attention, positions counted from ids, a fixed batch or length
             (``padlens.inspector.model.structure.Structure``), read once at load.
         position_rows: rows of the position-embedding table as stored (None if unknown).
+        external_data: whether weights live in external-data files beside the model.
+        weights: bytes of every initializer, inline or external.
     """
 
     path: Path
@@ -58,6 +61,8 @@ class EncoderGraph:
     raw: bytes | None = field(default=None, repr=False)
     structure: Structure = field(default_factory=Structure)
     position_rows: int | None = None
+    external_data: bool = False
+    weights: int = 0
 
     @property
     def causal(self) -> bool:
@@ -100,12 +105,12 @@ def load_encoder(path: str | os.PathLike, layers: list[str] | None = None) -> En
             layer_map = locate_layers(model)
     except LayersNotFound as exc:  # with several models, say which one
         raise LayersNotFound(f"{path}: {exc}") from exc
-    g = Graph(model)
+    g = Graph(model, folder=path.parent)
     vocab, rows = embedding_rows(g, inputs, layer_map.hidden[0])
     structure = read_structure(model, g, inputs, path)
     return EncoderGraph(path, model, inputs, [o.name for o in model.graph.output], layer_map,
                         vocab, usable_positions(rows, structure), _float_dtype(g, model, layer_map.hidden[0]),
-                        raw, structure, rows)
+                        raw, structure, rows, external_data=raw is None, weights=weight_bytes(model))
 
 
 def exposed_model(graph: EncoderGraph, tensors: list[str],
@@ -124,10 +129,16 @@ def exposed_model(graph: EncoderGraph, tensors: list[str],
 
 
 def in_place_model(graph: EncoderGraph, tensors: list[str], extra: onnx.ModelProto | None = None) -> bytes | None:
-    """``exposed_model``'s bytes with the weights left in the file: each large initializer refers
-    to its bytes inside ``graph.path`` (``padlens.inspector.model.inplace``), for ``create_session(...,
-    weights_folder=graph.path.parent)``. None when the file's bytes are not at hand (external
-    data, over 2 GB) or do not read as expected."""
+    """``exposed_model``'s bytes with the weights left in the user's files, for ``create_session(...,
+    weights_folder=graph.path.parent)``. A file with external data: its graph as parsed (every
+    external tensor still refers, relative to its folder, to the user's weight files) with the
+    delta appended, whatever the size. A self-contained file: each large initializer refers to its
+    bytes inside ``graph.path`` (``padlens.inspector.model.inplace``). None when the file's bytes
+    are not at hand or do not read as expected."""
+    if graph.external_data:
+        if graph.model is None:
+            return None
+        return graph.model.SerializeToString() + _delta(graph, tensors, extra)[0].SerializeToString()
     if graph.raw is None or len(graph.raw) > EXTERNAL_OVER:
         return None
     small = inplace.referencing_bytes(graph.raw, graph.path.name)

@@ -1,4 +1,11 @@
-"""Load an ONNX file safely (external data confined to its folder) and recognise its inputs."""
+"""Load an ONNX file safely (external data confined to its folder) and recognise its inputs.
+
+External data stays where it is: the graph is parsed without it (``onnx.load_model_from_string``
+reads only the .onnx file) and its locations are checked; a structural check that needs a
+constant's value reads that one tensor when it is at most ``SMALL_EXTERNAL`` bytes
+(``small_external_value``: a Reshape's shape, a padding index). Sessions refer to the user's
+weight files in place (``padlens.inspector.model.graph.in_place_model``).
+"""
 from __future__ import annotations
 
 import logging
@@ -6,12 +13,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+import numpy as np
 import onnx
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 from onnx.external_data_helper import (
     ExternalDataInfo,
     _get_all_tensors,
-    load_external_data_for_model,
+    load_external_data_for_tensor,
     uses_external_data,
 )
 
@@ -31,6 +39,8 @@ BUILTIN_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", "com
                    "com.microsoft.nchwc", "com.microsoft.experimental", "com.ms.internal.nhwc")
 INT_TYPES = {TensorProto.INT64: "int64", TensorProto.INT32: "int32"}
 MASK_TYPES = {**INT_TYPES, TensorProto.FLOAT: "float32", TensorProto.BOOL: "bool"}
+#: the largest external tensor a structural check may read (``small_external_value``)
+SMALL_EXTERNAL = 4096
 
 
 @dataclass
@@ -49,8 +59,9 @@ class InputSpec:
 
 
 def read_model(path: str | os.PathLike) -> tuple[Path, onnx.ModelProto, bytes | None]:
-    """The model at ``path`` with its external data loaded, after checking where that lives,
-    and the file's bytes when they hold it all (no external data: they alone are the model)."""
+    """The model at ``path``, after checking where its external data lives, and the file's bytes
+    when they hold it all (no external data: they alone are the model). External data is not
+    loaded: its tensors keep referring to the files beside the model."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")
@@ -62,9 +73,32 @@ def read_model(path: str | os.PathLike) -> tuple[Path, onnx.ModelProto, bytes | 
     check_op_domains(path, model)
     check_external_data(model, path.parent)
     external = any(uses_external_data(t) for t in _get_all_tensors(model))
-    if external:
-        load_external_data_for_model(model, str(path.parent))
     return path, model, None if external else raw
+
+
+def small_external_value(tensor: TensorProto, folder: Path | None) -> np.ndarray | None:
+    """The value of an external ``tensor`` of at most ``SMALL_EXTERNAL`` bytes, read from
+    ``folder`` (its location was checked at load) into a copy; None when larger or unknown."""
+    length = ExternalDataInfo(tensor).length
+    if folder is None or length is None or length > SMALL_EXTERNAL:
+        return None
+    copy = TensorProto()
+    copy.CopyFrom(tensor)
+    load_external_data_for_tensor(copy, str(folder))
+    del copy.external_data[:]
+    copy.data_location = TensorProto.DEFAULT
+    return numpy_helper.to_array(copy)
+
+
+def weight_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the model's initializers, inline or external (from their recorded lengths)."""
+    total = 0
+    for tensor in _get_all_tensors(model):
+        if uses_external_data(tensor):
+            total += ExternalDataInfo(tensor).length or 0
+        else:
+            total += tensor.ByteSize()
+    return total
 
 
 def _parse(path: Path) -> tuple[bytes, onnx.ModelProto]:

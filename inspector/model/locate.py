@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import onnx
 
@@ -58,8 +59,9 @@ class LayerMap:
 class Graph:
     """Producer/consumer maps over a graph's main body, with cached ancestry."""
 
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: onnx.ModelProto, folder: Path | None = None):
         self.graph = model.graph
+        self.folder = folder  # where external data lies (``structure.const_value`` reads small tensors)
         self.nodes = list(model.graph.node)
         self.producer = {o: n for n in self.nodes for o in n.output if o}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}

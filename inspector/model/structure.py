@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import numpy_helper
+from onnx.external_data_helper import uses_external_data
 
-from padlens.inspector.model.loader import InputSpec, iter_nodes
+from padlens.inspector.model.loader import InputSpec, iter_nodes, small_external_value
 from padlens.inspector.model.locate import Graph
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,13 @@ def read_structure(model: onnx.ModelProto, g: Graph, inputs: list[InputSpec], pa
 
 
 def const_value(g: Graph, name: str) -> np.ndarray | None:
-    """The value of an initializer or Constant (through Identity/Cast), else None."""
+    """The value of an initializer or Constant (through Identity/Cast), else None (an external
+    tensor is read only when small: ``loader.small_external_value``)."""
     if name in g.inits:
-        return numpy_helper.to_array(g.inits[name])
+        tensor = g.inits[name]
+        if uses_external_data(tensor):
+            return small_external_value(tensor, g.folder)
+        return numpy_helper.to_array(tensor)
     node = g.producer.get(name)
     if node is None:
         return None

@@ -79,7 +79,8 @@ class EmbedModel:
         self.graph = open_graph(ref.path)
         check_vocab(self.tokenizer, self.graph.vocab_size, ref.label)
         self.output, self.pooled = choose_output(self.graph.outputs, token_output(self.graph.model), graph_pooling)
-        model = self.graph.raw if self.graph.raw is not None else self.graph.model
+        # the file's bytes, or its path (ORT reads external data in place, from the user's files)
+        model = self.graph.raw if self.graph.raw is not None else self.graph.path
         self.session = create_session(model, providers, allow_fallback, threads)
         self.graph.model = self.graph.raw = None  # the session holds its own copy
         log.info("%s: embedding from output %r%s", ref.label, self.output,

@@ -51,7 +51,7 @@ def no_external_reads(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("external data was read before its location was checked")
 
-    monkeypatch.setattr(loader, "load_external_data_for_model", refuse)
+    monkeypatch.setattr(loader, "load_external_data_for_tensor", refuse)
 
 
 @pytest.mark.parametrize("how", ["dotdot-after-subfolder", "symlinked-subfolder", "windows-absolute", "home"])
