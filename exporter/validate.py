@@ -148,10 +148,10 @@ def last_token(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine of two (n, d) arrays, in float64."""
-    na = np.linalg.norm(a, axis=-1)
-    nb = np.linalg.norm(b, axis=-1)
-    return (a * b).sum(axis=-1) / np.maximum(na * nb, 1e-300)
+    """Row-wise cosine of two (n, d) arrays: the inspector's one row cosine (``stats.cosine``)."""
+    from padlens.inspector.stats.cosine import row_cosines
+
+    return row_cosines(a, b)
 
 
 def layer_deltas(outputs: dict[str, np.ndarray], reference: Sequence[np.ndarray], mask: np.ndarray) -> list[LayerDelta]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.report.fmt import fmt_cos
-from padlens.inspector.stats.metrics import row_cos
+from padlens.inspector.stats.cosine import row_cosines
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,8 @@ class StateDiff:
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``metrics.row_cos`` of matching rows, with 1.0 where both rows are zero and 0.0 where one is."""
-    a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
-    both_zero = ~a.any(axis=-1) & ~b.any(axis=-1)
-    return np.where(both_zero, 1.0, np.nan_to_num(row_cos(a, b), nan=0.0))
+    """``stats.cosine.row_cosines`` of matching rows (its zero-row rule); NaN/Inf rows count as 0.0, the worst."""
+    return np.nan_to_num(row_cosines(np.atleast_2d(a), np.atleast_2d(b)), nan=0.0)
 
 
 def compare_states(ref: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> StateDiff:

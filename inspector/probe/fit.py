@@ -19,6 +19,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from padlens.inspector.stats.cosine import row_cosines
+
 log = logging.getLogger(__name__)
 
 ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 7))
@@ -129,7 +131,7 @@ def _scored(kind: str, truth: np.ndarray, pred: np.ndarray, weights: np.ndarray)
     if kind == "regression":
         values = weighted_r2(np.asarray(truth, np.float64), np.asarray(pred, np.float64), every)
     else:
-        per_state = (row_cosine(truth, pred) if kind == "content"
+        per_state = (row_cosines(truth, pred) if kind == "content"
                      else (np.asarray(truth) == np.asarray(pred)).astype(np.float64))
         values = every @ per_state / every.sum(axis=1)
     return float(values[0]), values[1:]
@@ -143,15 +145,6 @@ def weighted_r2(truth: np.ndarray, pred: np.ndarray, weights: np.ndarray) -> np.
     spread = weights @ truth ** 2 - total * mean ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(spread > 1e-12 * np.maximum(total, 1.0), 1.0 - residual / spread, np.nan)
-
-
-def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """cos between matching rows of ``a`` and ``b`` in float64 (0 where a row is zero)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    dots = (a * b).sum(axis=1)
-    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
 
 
 def _interval(values: np.ndarray) -> list[float]:

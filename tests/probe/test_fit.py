@@ -103,9 +103,21 @@ def test_weighted_r2_is_nan_for_a_constant_target():
     assert np.isnan(F.weighted_r2(np.ones(5), np.zeros(5), np.ones((1, 5)))[0])
 
 
-def test_row_cosine_is_zero_for_a_zero_row():
-    a = np.array([[1.0, 0.0], [0.0, 0.0]])
-    assert F.row_cosine(a, np.array([[2.0, 0.0], [1.0, 1.0]])).tolist() == [1.0, 0.0]
+@pytest.mark.parametrize(("a", "b", "cos"), [
+    ([1.0, 0.0], [2.0, 0.0], 1.0),            # same direction, any length
+    ([1.0, 0.0], [0.0, 3.0], 0.0),            # orthogonal
+    ([1.0, 1.0], [-1.0, -1.0], -1.0),         # opposite
+    ([0.0, 0.0], [1.0, 1.0], 0.0),            # a zero row has no direction: shares none with another
+    ([1.0, 1.0], [0.0, 0.0], 0.0),
+    ([0.0, 0.0], [0.0, 0.0], 1.0),            # two zero rows are the same vector
+    ([np.nan, 0.0], [1.0, 0.0], np.nan),      # a non-finite row has no cosine (a fault)
+    ([1e-300, 0.0], [1e-300, 0.0], 1.0),      # tiny but non-zero rows keep their direction
+])
+def test_the_one_row_cosine_and_its_zero_row_rule(a, b, cos):
+    from padlens.inspector.stats.cosine import row_cosines
+
+    got = row_cosines(np.array([a]), np.array([b]))[0]
+    assert (np.isnan(got) and np.isnan(cos)) or got == pytest.approx(cos, abs=1e-12)
 
 
 def test_an_unknown_kind_is_refused(grouped):
