@@ -145,13 +145,19 @@ def weights_on_disk(path: Path) -> int:
     return sum((path.parent / name).stat().st_size for name in names if (path.parent / name).is_file())
 
 
-def size_notes(graph: graph_mod.EncoderGraph) -> list[str]:
-    """What a run must say about what padlens left out for the model's size."""
+def size_notes(graph: graph_mod.EncoderGraph, attention_left_out: bool = False) -> list[str]:
+    """What a run must say about what padlens left out for the model's size (over ``PLAIN_CHECK_MAX``
+    bytes of weights: the exposure check's second session, and the attention maps' in-graph
+    statistics, which roughly doubled a 0.6B model's run)."""
     if graph.weights <= PLAIN_CHECK_MAX:
         return []
-    return [f"exposure not re-checked against the unmodified model: a second session would hold its "
-            f"{_gb(graph.weights)} of weights again (checked up to {_gb(PLAIN_CHECK_MAX)}); padlens "
-            "only adds outputs and Identity nodes, the model's own outputs come from the same nodes"]
+    notes = [f"exposure not re-checked against the unmodified model: a second session would hold its "
+             f"{_gb(graph.weights)} of weights again (checked up to {_gb(PLAIN_CHECK_MAX)}); padlens "
+             "only adds outputs and Identity nodes, the model's own outputs come from the same nodes"]
+    if attention_left_out:
+        notes.append(f"attention maps not measured: above {_gb(PLAIN_CHECK_MAX)} of weights their statistics "
+                     "would about double the run (hidden-state metrics are complete)")
+    return notes
 
 
 def _gb(size: int) -> str:
@@ -221,9 +227,9 @@ class Encoder:
         background thread, for ``verify_exposure``: it overlaps with loading and instrumenting
         (inspect checks exposure on its first batch).
         """
-        ahead = None
-        if plain_ahead and weights_on_disk(ref.path) <= PLAIN_CHECK_MAX:
-            ahead = _PlainAhead(ref.path, providers, allow_fallback, threads)
+        big = weights_on_disk(ref.path) > PLAIN_CHECK_MAX
+        ahead = _PlainAhead(ref.path, providers, allow_fallback, threads) if plain_ahead and not big else None
+        attention = attention and not (stats and big)  # see size_notes
         try:
             enc = cls._open(ref, providers, allow_fallback, threads, layers, keep_model, stats, attention)
         except BaseException:
@@ -243,7 +249,8 @@ class Encoder:
         exposed = [t for t in tensors if t not in own]
         plan, why, session = None, "", None
         if stats:
-            plan, why, session = _session_with_stats(graph, exposed, providers, allow_fallback, threads)
+            plan, why, session = _session_with_stats(graph, exposed, providers, allow_fallback, threads,
+                                                     attention)
         if session is None:
             session = _session_for(graph, exposed, None, providers, allow_fallback, threads)
         names = {**graph_mod.output_delta(graph.model, exposed)[1], **{t: t for t in tensors if t in own}}
@@ -294,7 +301,8 @@ class Encoder:
     @property
     def notes(self) -> list[str]:
         """How the graph's fixed batch or length shapes every run, in words."""
-        return structure_notes(self.graph) + size_notes(self.graph)
+        left_out = self.stats is not None and bool(self.graph.layers.attention) and not self.attention_outputs
+        return structure_notes(self.graph) + size_notes(self.graph, attention_left_out=left_out)
 
     def padding_side(self, asked: str = "auto") -> tuple[str, str]:
         """(side, where it came from) for ``--padding-side asked`` (``tokenize.choose_side``)."""
@@ -413,7 +421,7 @@ class Encoder:
 
 
 def _session_with_stats(graph: graph_mod.EncoderGraph, exposed: list[str], providers, allow_fallback: bool,
-                        threads: int | None) -> tuple[ingraph.StatsPlan | None, str, SessionInfo | None]:
+                        threads: int | None, attention: bool = True) -> tuple[ingraph.StatsPlan | None, str, SessionInfo | None]:
     """(plan, "", session) over the model with ``exposed`` as outputs and the in-graph
     statistics added, or (None, why not, None) when they cannot be built or ORT refuses them."""
     layers = graph.layers
@@ -421,7 +429,8 @@ def _session_with_stats(graph: graph_mod.EncoderGraph, exposed: list[str], provi
     if why:
         log.info("%s: pad statistics in numpy: %s", graph.path.name, why)
         return None, why, None
-    delta, plan = ingraph.build(graph.model, list(layers.hidden), list(layers.attention), graph.float_dtype)
+    maps = list(layers.attention) if attention else []
+    delta, plan = ingraph.build(graph.model, list(layers.hidden), maps, graph.float_dtype)
     try:
         return plan, "", _session_for(graph, exposed, delta, providers, allow_fallback, threads)
     except ModelLoadError as exc:

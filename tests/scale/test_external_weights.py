@@ -78,3 +78,21 @@ def test_opening_an_external_data_model_reads_no_weights_into_python_and_writes_
     # before: 2x the weights at least (loaded into the proto, then serialised for ORT);
     # now ORT's own copy of the weights and little else
     assert got["peak"] - got["before"] < 1.5 * weights, (got["peak"] - got["before"]) / weights
+
+
+def test_above_the_size_limit_the_run_says_it_skipped_the_exposure_check_and_the_attention_maps(zoo, monkeypatch):
+    from padlens.inspector.inspect import inspect
+    from padlens.inspector.runtime import encoder as encoder_mod
+
+    model = str(zoo("padlens") / "model.onnx")
+    texts = ["the cat sat on the mat", "a dog"]
+    small = inspect([model], texts=texts, max_length=16).runs[0]
+    monkeypatch.setattr(encoder_mod, "PLAIN_CHECK_MAX", 0)  # any model counts as big
+    big = inspect([model], texts=texts, max_length=16).runs[0]
+    assert small.exposure_max_abs_diff == 0.0 and big.exposure_max_abs_diff is None
+    assert small.layers[1].attn_pad_to_content is not None and big.layers[1].attn_pad_to_content is None
+    assert any("exposure not re-checked" in w for w in big.warnings)
+    assert any("attention maps not measured" in w for w in big.warnings)
+    assert not any("exposure not re-checked" in w for w in small.warnings)
+    # the hidden-state metrics are the same either way
+    assert [layer.pad_pad_cos for layer in big.layers] == [layer.pad_pad_cos for layer in small.layers]
