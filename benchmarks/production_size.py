@@ -1,10 +1,11 @@
 """Production size: padlens against bare ONNX Runtime on one model folder, whole processes side by side.
 
-    .venv/bin/python benchmarks/build_production_model.py qwen3-0.6b modernbert-base
-    .venv/bin/padlens export minilm-l6 -o benchmarks/work/minilm
-    .venv/bin/python benchmarks/production_size.py benchmarks/work/qwen3-0.6b benchmarks/work/modernbert-base \
-        benchmarks/work/minilm/model.onnx --reps 3            # the size table (≈ 15 min on 2 cores)
-    .venv/bin/python benchmarks/production_size.py benchmarks/work/minilm/model.onnx --quick   # smoke check
+    .venv/bin/python benchmarks/production_size.py            # the size table: builds what is missing
+    .venv/bin/python benchmarks/production_size.py --quick    # smoke check of every contender
+    .venv/bin/python benchmarks/production_size.py benchmarks/work/qwen3-0.6b --reps 5   # one model
+
+With no model given: MiniLM (``padlens export minilm-l6 -o benchmarks/work/minilm``), ModernBERT-base's
+and Qwen3-Embedding-0.6B's configurations (``build_production_model.py``), each built first when missing.
 
 Per model, each round runs every contender as its own process (``spawn.spawn_measured``: wall,
 CPU, peak RSS from the kernel), the order rotating per round; medians over ``--reps`` rounds:
@@ -75,6 +76,18 @@ for i in range(0, len(texts), batch):
     b = tok.encode(texts[i:i + batch], max_length=max_length, padding=padding, side=side)
     session.run(fetch, make_feeds(inputs, b))
 """
+
+
+def default_models() -> list[str]:
+    """MiniLM, ModernBERT-base's and Qwen3-0.6B's configurations, built first when missing."""
+    import subprocess
+
+    if not (WORK / "minilm" / "model.onnx").is_file():
+        subprocess.run([PADLENS, "export", "minilm-l6", "-o", str(WORK / "minilm"), "--precision", "fp32"], check=True)
+    missing = [n for n in ("modernbert-base", "qwen3-0.6b") if not (WORK / n / "build.json").is_file()]
+    if missing:
+        subprocess.run([PY, str(ROOT / "benchmarks" / "build_production_model.py"), *missing], check=True)
+    return [str(WORK / "minilm" / "model.onnx"), str(WORK / "modernbert-base"), str(WORK / "qwen3-0.6b")]
 
 
 def model_path(arg: str) -> Path:
@@ -159,7 +172,8 @@ def table(results: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", help="model folders (model.onnx inside) or .onnx files")
+    parser.add_argument("models", nargs="*", help="model folders (model.onnx inside) or .onnx files "
+                        "(default: the three of the size table, built when missing)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--texts", type=int, default=32)
     parser.add_argument("--embed-texts", type=int, default=256)
@@ -172,7 +186,7 @@ def main() -> None:
     if args.quick:
         args.reps, args.texts, args.embed_texts, args.max_length, args.batch_size = 1, 8, 32, 32, 8
     WORK.mkdir(parents=True, exist_ok=True)
-    results = [measure_model(m, args) for m in args.models]
+    results = [measure_model(m, args) for m in (args.models or default_models())]
     write_result(WORK / "production_size.json", {"args": vars(args), "load": os.getloadavg(), "models": results})
     print(table(results))
 
