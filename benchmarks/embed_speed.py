@@ -145,6 +145,21 @@ def forward_main(args) -> int:
     return 0
 
 
+def fastembed_folder() -> Path:
+    """A copy of the sentence-transformers ONNX folder whose tokenizer_config.json truncates where
+    sentence-transformers does (``max_seq_length`` 256): fastembed takes the stricter of
+    ``model_max_length`` (256) and ``max_length`` (128, the tokenizer's padding setting)."""
+    folder = WORK / "fastembed-minilm"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(ST_ONNX, folder)
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    limit = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8")).get("max_seq_length", 256)
+    config["max_length"] = config["model_max_length"] = limit
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return folder
+
+
 def fastembed_main(args) -> int:
     """Worker (run by the fastembed venv's python): embed ``args.texts`` with fastembed from the
     local ONNX folder, offline; save the rows to ``args.out``."""
@@ -155,7 +170,7 @@ def fastembed_main(args) -> int:
     TextEmbedding.add_custom_model(model="local/all-minilm-l6-v2", pooling=PoolingType.MEAN, normalization=True,
                                    sources=ModelSource(hf="local/all-minilm-l6-v2"), dim=384,
                                    model_file="onnx/model.onnx")
-    model = TextEmbedding(model_name="local/all-minilm-l6-v2", specific_model_path=str(ST_ONNX),
+    model = TextEmbedding(model_name="local/all-minilm-l6-v2", specific_model_path=str(fastembed_folder()),
                           threads=args.threads, local_files_only=True)
     texts = Path(args.texts).read_text(encoding="utf-8").splitlines()
     np.save(args.out, np.asarray(list(model.embed(texts, batch_size=args.batch_size)), dtype=np.float32))
