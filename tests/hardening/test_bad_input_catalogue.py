@@ -29,7 +29,8 @@ TOLERANCES = ("padding_invariance, padding_invariance.delta, batch_neighbour_inv
               "batch_neighbour_invariance.delta, mask_honoured, mask_honoured.delta, fully_masked_row, "
               "fully_masked_row.delta, position_ids_follow_mask, position_ids_follow_mask.delta, "
               "last_token_pooling, last_token_pooling.delta, left_padding, left_padding.delta, mask_honoured_other_side, "
-              "mask_honoured_other_side.delta, reference_drift")
+              "mask_honoured_other_side.delta, reference_drift, reference_drift.fp32, reference_drift.fp16, "
+              "reference_drift.int8, reference_drift.int4")
 NOT_PROTOBUF = "is not an ONNX model: its bytes do not parse as an ONNX protobuf (truncated, or another format)"
 NO_LAYERS = ("tok/no_layers.onnx: found no normalisation nodes behind output 'emb'; searched for "
              "post-norm blocks (LayerNormalization, plain or ORT Skip/Embed fused, or decomposed "
