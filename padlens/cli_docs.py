@@ -14,9 +14,16 @@ HEADER = ("# Command-line reference\n\n"
           "(a test fails when this file and the commands disagree). Worked examples are in the README.\n")
 
 
+def _context(command: click.Command, name: str, parent: click.Context | None) -> click.Context:
+    """A context with the CLI's own settings (``-h``), whatever contexts ran before in this process."""
+    from padlens.cli import CONTEXT_SETTINGS
+
+    return click.Context(command, info_name=name, parent=parent, max_content_width=WIDTH, terminal_width=WIDTH,
+                         help_option_names=CONTEXT_SETTINGS["help_option_names"])
+
+
 def _help(command: click.Command, name: str, parent: click.Context | None) -> str:
-    ctx = click.Context(command, info_name=name, parent=parent, max_content_width=WIDTH, terminal_width=WIDTH)
-    return command.get_help(ctx).rstrip() + "\n"
+    return command.get_help(_context(command, name, parent)).rstrip() + "\n"
 
 
 def render() -> str:
@@ -24,7 +31,7 @@ def render() -> str:
     from padlens.cli import _register, cli
 
     _register()
-    root = click.Context(cli, info_name="padlens", max_content_width=WIDTH, terminal_width=WIDTH)
+    root = _context(cli, "padlens", None)
     parts = [HEADER, "## `padlens`\n\n```text\n" + _help(cli, "padlens", None) + "```\n"]
     for name in cli.list_commands(root):
         parts.append(f"## `padlens {name}`\n\n```text\n" + _help(cli.get_command(root, name), name, root) + "```\n")
