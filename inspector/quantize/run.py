@@ -113,8 +113,9 @@ def resolve_source(model: str | os.PathLike, tokenizer) -> object:
 
 
 def _check_fp32(ref) -> tuple[object, bool, int | None]:
-    """The plan of ``ref``'s MatMuls, whether its weights are external, its usable positions;
-    refuses a quantized source."""
+    """The plan of ``ref``'s MatMuls, whether the copy needs external data (the source's weights are
+    past protobuf's ~2 GB limit; a small source with external data still quantizes into one file),
+    its usable positions; refuses a quantized source."""
     from padlens.inspector.inputs.resolve import guess_precision
     from padlens.inspector.model.graph import load_encoder
     from padlens.inspector.quantize.plan import plan_matmuls
@@ -124,7 +125,9 @@ def _check_fp32(ref) -> tuple[object, bool, int | None]:
     if precision != "fp32":
         raise BadInput(f"{ref.path} is {precision}, not fp32: quantize the fp32 file it was made from")
     plan = plan_matmuls(graph.model, graph.inputs, list(graph.layers.hidden))
-    return plan, graph.raw is None, graph.max_positions
+    from padlens.inspector.model.expose import EXTERNAL_OVER
+
+    return plan, _file_bytes(ref.path) > EXTERNAL_OVER, graph.max_positions
 
 
 def _make(scheme: str, ref, dst: Path, plan, external: bool, split: TextSplit, positions: int | None) -> dict:
