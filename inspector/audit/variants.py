@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from padlens.errors import ModelLoadError
-from padlens.inspector.inputs.tokenize import Batch, mask_positions
+from padlens.inspector.inputs.tokenize import Batch, pad_rows
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +71,6 @@ def tokenize(encoder, texts: Sequence[str], max_length: int) -> Sequences:
                            for a in (batch.input_ids, batch.token_type_ids, batch.special_tokens_mask))
     return Sequences(list(texts), ids, int(batch.pad_id), int(encoder.tokenizer.pad_type_id), int(vocab),
                      types, special)
-
-
-def pad_rows(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], width: int, side: str,
-             pad_id: int, pad_type: int) -> Batch:
-    """Tokenized rows (ids, type ids, special mask), each at most ``width`` long, padded to
-    ``width`` on ``side``: the Batch the tokenizer gives for the same texts."""
-    n = len(rows)
-    ids, types = np.full((n, width), pad_id, np.int64), np.full((n, width), pad_type, np.int64)
-    mask, special = np.zeros((n, width), np.int64), np.zeros((n, width), np.int64)
-    lengths = np.array([len(r[0]) for r in rows], np.int64)
-    for k, ((row_ids, row_types, row_special), length) in enumerate(zip(rows, lengths)):
-        cols = slice(0, length) if side == "right" else slice(width - length, width)
-        ids[k, cols], types[k, cols], special[k, cols], mask[k, cols] = row_ids, row_types, row_special, 1
-    return Batch(ids, mask, types, mask_positions(mask), special, lengths, side, pad_id)
 
 
 def stack(batches: Sequence[Batch]) -> Batch:

@@ -111,19 +111,23 @@ class PadTokenizer:
         return self._pad(encodings, width, side)
 
     def _pad(self, encodings, width: int, side: str) -> Batch:
-        n = len(encodings)
-        ids = np.full((n, width), self.pad_id, dtype=np.int64)
-        types = np.full((n, width), self.pad_type_id, dtype=np.int64)
-        mask = np.zeros((n, width), dtype=np.int64)
-        special = np.zeros((n, width), dtype=np.int64)
-        lengths = np.array([len(e.ids) for e in encodings], dtype=np.int64)
-        for row, (enc, length) in enumerate(zip(encodings, lengths)):
-            cols = slice(0, length) if side == "right" else slice(width - length, width)
-            ids[row, cols] = enc.ids
-            types[row, cols] = enc.type_ids
-            mask[row, cols] = 1
-            special[row, cols] = enc.special_tokens_mask
-        return Batch(ids, mask, types, mask_positions(mask), special, lengths, side, self.pad_id)
+        rows = [(e.ids, e.type_ids, e.special_tokens_mask) for e in encodings]
+        return pad_rows(rows, width, side, self.pad_id, self.pad_type_id)
+
+
+def pad_rows(rows: Sequence[tuple[Sequence[int], Sequence[int], Sequence[int]]], width: int, side: str,
+             pad_id: int, pad_type: int) -> Batch:
+    """Tokenized rows (ids, type ids, special mask), each at most ``width`` long, padded to
+    ``width`` on ``side``: pad ids and the pad type at pads, the mask 1 on real tokens, positions
+    from the mask. The one padding of the inspector (the tokenizer's batches, the audit's variants)."""
+    n = len(rows)
+    ids, types = np.full((n, width), pad_id, np.int64), np.full((n, width), pad_type, np.int64)
+    mask, special = np.zeros((n, width), np.int64), np.zeros((n, width), np.int64)
+    lengths = np.array([len(r[0]) for r in rows], np.int64)
+    for k, ((row_ids, row_types, row_special), length) in enumerate(zip(rows, lengths)):
+        cols = slice(0, length) if side == "right" else slice(width - length, width)
+        ids[k, cols], types[k, cols], special[k, cols], mask[k, cols] = row_ids, row_types, row_special, 1
+    return Batch(ids, mask, types, mask_positions(mask), special, lengths, side, pad_id)
 
 
 def mask_positions(mask: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
 from padlens.errors import BadInput
-from padlens.inspector.inputs.tokenize import load_tokenizer
+from padlens.inspector.inputs.tokenize import load_tokenizer, pad_rows
 
 SPECIALS = ["[UNK]", "[CLS]", "[SEP]", "[MASK]", "[PAD]"]  # pad deliberately not id 0
 WORDS = ["this", "is", "a", "sample", "sentence", "cat", "sat", "on", "the", "mat", "play", "##ing"]
@@ -86,6 +86,27 @@ def test_token_types_of_real_tokens_and_pad_type_on_pads(tmp_path):
     assert tok.pad_type_id == 1
     assert batch.token_type_ids[0].tolist() == [0, 0, 0, 1, 1]
     assert batch.position_ids[0].tolist() == [0, 1, 2, 2, 2]  # from the mask: pads repeat n-1
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_the_tokenizer_s_batch_is_pad_rows_of_its_unpadded_rows(tmp_path, side):
+    """The audit pads its once-tokenized rows with pad_rows: the same Batch as the tokenizer's, bit for bit."""
+    folder = tmp_path / "tok"
+    write_tokenizer(folder, {"pad_token": "[PAD]", "pad_token_type_id": 1})
+    tok = load_tokenizer(folder)
+    texts = ["cat", "the cat sat on the mat", "this is a sample"]
+    batch = tok.encode(texts, max_length=10, side=side)
+    rows = [(np.asarray(e.ids), np.asarray(e.type_ids), np.asarray(e.special_tokens_mask))
+            for e in tok.tokenizer.encode_batch(texts)]
+    ours = pad_rows(rows, 10, side, tok.pad_id, tok.pad_type_id)
+    for name in ("input_ids", "attention_mask", "token_type_ids", "position_ids", "special_tokens_mask", "lengths"):
+        assert getattr(ours, name).dtype == np.int64 and np.array_equal(getattr(ours, name), getattr(batch, name)), name
+    assert (ours.side, ours.pad_id) == (batch.side, batch.pad_id) == (side, PAD)
+    real = [CLS, CAT, SEP]
+    expected = real + [PAD] * 7 if side == "right" else [PAD] * 7 + real
+    assert ours.input_ids[0].tolist() == expected
+    assert ours.token_type_ids[0].tolist() == [0 if t != PAD else 1 for t in expected]
+    assert ours.position_ids[0].tolist() == ([0, 1, 2] + [2] * 7 if side == "right" else [0] * 8 + [1, 2])
 
 
 def test_special_tokens_mask_marks_cls_and_sep_but_not_pads(tok_dir):
