@@ -15,6 +15,7 @@ from padlens.errors import BadInput, ExportFailed
 from padlens.fsio import atomic_dir, check_output_dir
 from padlens.inspector.contract import PRECISION_FILES, PRECISIONS
 from padlens.inspector.inputs.lengths import PositionLimit, choose_max_length
+from padlens.inspector.stats.pooling import mask_positions
 
 from . import deps, manifest, precision, texts, validate
 from .source import SENTENCE_TRANSFORMERS_FILES, ModelSource, check_source, pooling_of, resolve_source
@@ -255,7 +256,7 @@ class _Job:
             elif name == "token_type_ids":
                 feed[name] = np.zeros_like(ids)
             elif name == "position_ids":  # decoders (Qwen): from the mask, on either padding side
-                feed[name] = validate.position_ids(np.asarray(enc["attention_mask"]))
+                feed[name] = mask_positions(np.asarray(enc["attention_mask"]))
             else:
                 raise ExportFailed(f"the exported graph has an input {name!r} padlens cannot feed")
         return feed

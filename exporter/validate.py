@@ -8,6 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
+from padlens.inspector.stats.pooling import l2_normalize
+from padlens.inspector.stats.pooling import pool as pool_states
+
 log = logging.getLogger(__name__)
 
 #: fp32 real-token tolerance: above it the export fails (exit 1)
@@ -97,16 +100,6 @@ def run_all(path: Path, feed: Feed) -> dict[str, np.ndarray]:
     return dict(zip(names, sess.run(names, {i.name: feed[i.name] for i in sess.get_inputs()})))
 
 
-def position_ids(mask: np.ndarray) -> np.ndarray:
-    """Position ids from the mask: the count of real tokens before each one (cumsum - 1, at least 0).
-
-    Right and left padding give every real token the position it has alone; ``arange`` would
-    shift left-padded texts by their pad count.
-    """
-    mask = np.asarray(mask, dtype=np.int64)
-    return np.maximum(np.cumsum(mask, axis=-1) - 1, 0)
-
-
 class States(list):
     """PyTorch's ``hidden_states`` (embeddings, then every block) with its ``last_hidden_state``.
 
@@ -132,19 +125,10 @@ def reference_states(folder: Path, feed: Feed) -> States:
 
 
 def pool(hidden: np.ndarray, mask: np.ndarray, pooling: str, normalize: bool = True) -> np.ndarray:
-    """Sentence embeddings from token states (float64), pooled as `padlens embed` pools them."""
-    from padlens.inspector.stats.pooling import l2_normalize
-    from padlens.inspector.stats.pooling import pool as pool_states
-
-    out = last_token(hidden, mask) if pooling == "lasttoken" else pool_states(hidden, mask, pooling)
+    """Sentence embeddings from token states (float64), pooled as `padlens embed` pools them
+    (the inspector's ``stats.pooling``: ``lasttoken`` is the last real token on either side)."""
+    out = pool_states(hidden, mask, pooling)
     return l2_normalize(out) if normalize else out
-
-
-def last_token(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The state of each row's last real token (float64), whatever the padding side."""
-    m = np.asarray(mask).astype(bool)
-    last = m.shape[1] - 1 - np.argmax(m[:, ::-1], axis=1)
-    return hidden.astype(np.float64)[np.arange(len(hidden)), last]
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

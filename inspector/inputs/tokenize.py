@@ -14,6 +14,7 @@ from tokenizers import Tokenizer
 
 from padlens.errors import BadInput
 from padlens.inspector.inputs.options import PADDINGS, SIDES, check_counts, check_padding  # noqa: F401  (PADDINGS re-exported)
+from padlens.inspector.stats.pooling import mask_positions
 
 log = logging.getLogger(__name__)
 
@@ -128,16 +129,6 @@ def pad_rows(rows: Sequence[tuple[Sequence[int], Sequence[int], Sequence[int]]],
         cols = slice(0, length) if side == "right" else slice(width - length, width)
         ids[k, cols], types[k, cols], special[k, cols], mask[k, cols] = row_ids, row_types, row_special, 1
     return Batch(ids, mask, types, mask_positions(mask), special, lengths, side, pad_id)
-
-
-def mask_positions(mask: np.ndarray) -> np.ndarray:
-    """Position ids from an attention mask: cumsum(mask) - 1 clipped at 0, int64 ``[B, T]``.
-
-    Real tokens get 0..n-1 whatever the padding side (what Hugging Face's generate() feeds
-    decoders); never ``arange(T)``, which shifts every real token under left padding.
-    """
-    mask = np.asarray(mask).astype(np.int64)
-    return np.maximum(np.cumsum(mask, axis=-1) - 1, 0)
 
 
 def arange_positions(mask: np.ndarray) -> np.ndarray:

@@ -309,6 +309,16 @@ def _lasttoken(h: np.ndarray, m: np.ndarray) -> np.ndarray:
     return h[np.arange(len(h)), last] * m.any(axis=1)[:, None]
 
 
+def mask_positions(mask: np.ndarray) -> np.ndarray:
+    """Position ids from an attention mask: cumsum(mask) - 1 clipped at 0, int64 ``[B, T]``.
+
+    Real tokens get 0..n-1 whatever the padding side (what Hugging Face's generate() feeds
+    decoders); never ``arange(T)``, which shifts every real token under left padding.
+    """
+    mask = np.asarray(mask).astype(np.int64)
+    return np.maximum(np.cumsum(mask, axis=-1) - 1, 0)
+
+
 POOLERS = {"mean": _mean, "cls": _cls, "max": _max, "mean_sqrt_len_tokens": _mean_sqrt_len,
            "weightedmean": _weightedmean, "lasttoken": _lasttoken}
 

@@ -95,12 +95,24 @@ def test_calibration_and_held_out_texts_never_overlap():
     ("mean", [[2.0, 0.0]]),
     ("cls", [[1.0, 0.0]]),
     ("max", [[3.0, 0.0]]),
+    ("lasttoken", [[3.0, 0.0]]),
 ])
 def test_pooling_ignores_pad_positions(pooling, expected):
     hidden = np.array([[[1.0, 0.0], [3.0, 0.0], [100.0, 50.0]]])
     mask = np.array([[1, 1, 0]])
     np.testing.assert_allclose(validate.pool(hidden, mask, pooling, normalize=False), expected)
     np.testing.assert_allclose(np.linalg.norm(validate.pool(hidden, mask, pooling)), 1.0)
+
+
+def test_validation_pools_and_positions_left_padded_rows_as_the_inspector_does():
+    from padlens.inspector.stats.pooling import mask_positions, pool
+
+    hidden = np.array([[[100.0, 50.0], [1.0, 0.0], [3.0, 0.0]], [[1.0, 0.0], [3.0, 0.0], [5.0, 0.0]]])
+    mask = np.array([[0, 1, 1], [1, 1, 1]])
+    for mode in ("lasttoken", "cls", "mean"):
+        np.testing.assert_array_equal(validate.pool(hidden, mask, mode, normalize=False), pool(hidden, mask, mode))
+    np.testing.assert_array_equal(validate.pool(hidden, mask, "lasttoken", normalize=False), [[3.0, 0.0], [5.0, 0.0]])
+    assert mask_positions(mask).tolist() == [[0, 0, 1], [0, 1, 2]]
 
 
 def test_layer_deltas_split_real_and_pad_positions():
