@@ -14,17 +14,8 @@ from padlens.inspector.inputs.lengths import choose_max_length
 from padlens.inspector.inputs.options import RunOptions
 from padlens.inspector.inputs.texts import batches_of
 from padlens.inspector.report.jsonable import to_jsonable
-from padlens.inspector.runtime.embed_model import GRAPH_POOLING, SENTENCE_EMBEDDING, EmbedModel, pick_ref  # noqa: F401
-from padlens.inspector.stats.pooling import (  # noqa: F401  (pooling used to live here; re-exported)
-    POOLINGS,
-    PoolingConfig,
-    l2_normalize,
-    pool,
-    pooling_config,
-    read_st_pooling,
-    resolve_pooling,
-    st_folder,
-)
+from padlens.inspector.runtime.embed_model import EmbedModel, pick_ref
+from padlens.inspector.stats.pooling import SENTENCE_EMBEDDING, PoolingConfig, resolve_pooling
 
 if TYPE_CHECKING:
     from padlens.inspector.inputs.tokenize import Batch
@@ -75,9 +66,6 @@ class EmbedResult:
 
 # --------------------------------------------------------------------------- the model
 
-#: embed's model (its session fetches only the output it pools) lives in embed_model.py
-LastLayer = EmbedModel
-
 
 def pooling_for(ref, runner: EmbedModel, pooling: str, normalize: bool | None) -> PoolingConfig:
     """How to pool ``runner``'s output (``resolve_pooling``): under ``auto``, a graph that pools
@@ -87,7 +75,7 @@ def pooling_for(ref, runner: EmbedModel, pooling: str, normalize: bool | None) -
     return resolve_pooling(ref.path, ref.manifest, pooling, normalize, graph_pooled=runner.pooled)
 
 
-def embed_length(limit: int | None, config: PoolingConfig, runner: LastLayer) -> int:
+def embed_length(limit: int | None, config: PoolingConfig, runner: EmbedModel) -> int:
     """``--max-length``, else the model's own: its folder's max_seq_length, its tokenizer's
     model_max_length, else FALLBACK_MAX_LENGTH; always within its position embeddings."""
     own = next((int(c) for c in (config.max_length, runner.tokenizer.model_max_length) if c),
@@ -115,11 +103,11 @@ def sorted_batches(window: Batch, batch_size: int) -> Iterator[tuple[np.ndarray,
         yield rows, _take_rows(window, rows)
 
 
-def _embed_batch(runner: LastLayer, batch: Batch, config: PoolingConfig) -> np.ndarray:
+def _embed_batch(runner: EmbedModel, batch: Batch, config: PoolingConfig) -> np.ndarray:
     return runner.embed(batch, config.mode, config.normalize)
 
 
-def _write_rows(runner: LastLayer, texts_file, tmp: Path, total: int, config: PoolingConfig,
+def _write_rows(runner: EmbedModel, texts_file, tmp: Path, total: int, config: PoolingConfig,
                 max_length: int, batch_size: int, progress=None,
                 text_column: str | None = None) -> tuple[int, int, int]:
     """Embed the texts of ``texts_file`` into a memory-mapped .npy at ``tmp``: (dim, real tokens,

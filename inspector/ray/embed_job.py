@@ -1,6 +1,6 @@
 """``embed(..., engine="ray")``: sentence embeddings by an actor pool, written as a Parquet dataset.
 
-Each actor opens the model once (``embed.LastLayer``); each block of texts (whole in-process
+Each actor opens the model once (``runtime.embed_model.EmbedModel``); each block of texts (whole in-process
 windows of ``WINDOW_BATCHES`` batches) is tokenized, sorted by length, run and pooled exactly
 as in-process, so the vectors are the same bits. The output is a folder of Parquet files, one row per text: ``index`` (int64, the
 text's position in the input), ``embedding`` (fixed-size list of float32) and, with
@@ -58,11 +58,12 @@ class EmbedWorker:
     """A Ray Data actor holding one ONNX Runtime session; ``__call__`` embeds a block."""
 
     def __init__(self, job: EmbedJob):
-        from padlens.inspector.embed import GRAPH_POOLING, LastLayer
+        from padlens.inspector.runtime.embed_model import EmbedModel
+        from padlens.inspector.stats.pooling import GRAPH_POOLING
 
         self.job = job
-        self.runner = LastLayer(job.ref, job.providers, job.allow_fallback, job.threads,
-                                graph_pooling=job.mode == GRAPH_POOLING)
+        self.runner = EmbedModel(job.ref, job.providers, job.allow_fallback, job.threads,
+                                 graph_pooling=job.mode == GRAPH_POOLING)
 
     def __call__(self, block: dict):
         import pyarrow as pa

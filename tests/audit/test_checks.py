@@ -11,7 +11,7 @@ from padlens.errors import BadInput
 from padlens.inspector.audit import compare as ck
 from padlens.inspector.audit import graph_checks as G
 from padlens.inspector.audit import tolerances as tl
-from padlens.inspector.embed import l2_normalize, pool
+from padlens.inspector.stats.pooling import l2_normalize, pool
 
 
 def test_dynamic_quantization_is_found_and_its_nodes_named(toy):

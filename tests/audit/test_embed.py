@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from padlens.errors import BadInput
-from padlens.inspector.embed import embed, pool, pooling_config, resolve_pooling
-from padlens.inspector.stats.pooling import read_st_folder
+from padlens.inspector.embed import embed
+from padlens.inspector.stats.pooling import pool, pooling_config, read_st_folder, resolve_pooling
 from tests.audit import toys
 
 TEXTS = ["this is a sample sentence", "the cat sat on the mat", "a dog", "padding text is short",

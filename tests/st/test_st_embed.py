@@ -100,9 +100,9 @@ def test_embed_on_a_folder_never_imports_torch(st_models, tmp_path):
 def test_the_decoder_padded_on_the_left_as_its_tokenizer_says_still_equals_encode(st_models):
     """Left padding (sentence-transformers' own, from tokenizer_config.json) in one batch: position
     ids from the mask and the last real token give encode()'s rows; sum(mask) - 1 does not."""
-    from padlens.inspector.embed import EmbedModel, pick_ref
     from padlens.inspector.inputs.resolve import resolve_models
     from padlens.inspector.inputs.texts import read_texts
+    from padlens.inspector.runtime.embed_model import EmbedModel, pick_ref
     from padlens.inspector.stats.pooling import l2_normalize
 
     folder = st_models["decoder"]
