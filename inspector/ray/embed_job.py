@@ -99,24 +99,6 @@ class EmbedWorker:
             yield rows, self.runner.embed(batch, job.mode, job.normalize).astype(np.float32)
 
 
-class _LocalModel:
-    """The tokenizer and graph facts the driver needs to choose a length (no session)."""
-
-    def __init__(self, ref, graph_pooling: bool = False):
-        from padlens.inspector.inputs.tokenize import load_tokenizer
-        from padlens.inspector.model.locate import token_output
-        from padlens.inspector.runtime.embed_model import choose_output, open_graph
-        from padlens.inspector.runtime.encoder import check_vocab
-
-        self.ref, self.label = ref, ref.label
-        self.tokenizer = load_tokenizer(ref.tokenizer_path)
-        graph = open_graph(ref.path)  # embed needs no located layers
-        check_vocab(self.tokenizer, graph.vocab_size, ref.label)
-        self.max_positions = graph.max_positions
-        self.limit_reason = graph.limit_reason
-        self.pooled = choose_output(graph.outputs, token_output(graph.model), graph_pooling)[1]
-
-
 def embed_ray(model, options: RunOptions, out, pooling: str = "auto", normalize: bool | None = None,
               progress: Callable[[int], None] | None = None, keep_text: bool = False,
               ray_address: str | None = None, workers: int | None = None, show_progress: bool = True):
@@ -126,6 +108,7 @@ def embed_ray(model, options: RunOptions, out, pooling: str = "auto", normalize:
     from padlens.inspector import embed as E
     from padlens.inspector.inputs.resolve import resolve_models
     from padlens.inspector.ray.cluster import check_workers, require_ray
+    from padlens.inspector.runtime.embed_model import EmbedModel, pick_ref
 
     require_ray()
     from padlens.inspector.ray.corpus import plan_corpus
@@ -133,9 +116,9 @@ def embed_ray(model, options: RunOptions, out, pooling: str = "auto", normalize:
     check_workers(workers)
     to_npy = str(out).lower().endswith(".npy")
     target = _check_target(out, to_npy, keep_text)
-    ref = E.pick_ref(resolve_models([model], options.tokenizer))
+    ref = pick_ref(resolve_models([model], options.tokenizer))
     plan = plan_corpus(options.texts_file, options.text_column)
-    local = _LocalModel(ref, graph_pooling=pooling == "auto")
+    local = EmbedModel.without_session(ref, graph_pooling=pooling == "auto")
     config = E.pooling_for(ref, local, pooling, normalize)
     limit = E.embed_length(options.max_length, config, local)
     job = EmbedJob(ref, options.providers, options.allow_fallback, options.threads, config.mode, config.normalize,

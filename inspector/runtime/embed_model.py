@@ -64,21 +64,15 @@ class EmbedModel:
         ref: the model file (``ModelRef``); tokenizer: its tokenizer; graph: the loaded graph
             (its proto dropped once the session exists).
         output: the graph output fetched; pooled: whether the graph pooled it already.
-        session: the ONNX Runtime session (``SessionInfo``).
+        session: the ONNX Runtime session (``SessionInfo``; None from ``without_session``).
     """
 
     def __init__(self, ref, providers: Sequence[str], allow_fallback: bool, threads: int | None,
                  graph_pooling: bool = False):
-        from padlens.inspector.inputs.tokenize import load_tokenizer
-        from padlens.inspector.model.locate import token_output
-        from padlens.inspector.runtime.encoder import check_vocab, structure_notes
+        from padlens.inspector.runtime.encoder import structure_notes
         from padlens.inspector.runtime.session import create_session
 
-        self.ref = ref
-        self.tokenizer = load_tokenizer(ref.tokenizer_path)
-        self.graph = open_graph(ref.path)
-        check_vocab(self.tokenizer, self.graph.vocab_size, ref.label)
-        self.output, self.pooled = choose_output(self.graph.outputs, token_output(self.graph.model), graph_pooling)
+        self._open(ref, graph_pooling)
         # the file's bytes, or its path (ORT reads external data in place, from the user's files)
         model = self.graph.raw if self.graph.raw is not None else self.graph.path
         self.session = create_session(model, providers, allow_fallback, threads)
@@ -87,6 +81,28 @@ class EmbedModel:
                  " (pooled in the graph)" if self.pooled else "")
         for note in structure_notes(self.graph):
             log.warning("%s: %s", ref.label, note)
+
+    @classmethod
+    def without_session(cls, ref, graph_pooling: bool = False) -> EmbedModel:
+        """The tokenizer, graph facts and output of ``ref``, checked as on open, with no session and
+        no weights kept (a Ray driver chooses the length with it; its actors open the sessions)."""
+        model = cls.__new__(cls)
+        model._open(ref, graph_pooling)
+        model.session = None
+        model.graph.model = model.graph.raw = None
+        return model
+
+    def _open(self, ref, graph_pooling: bool) -> None:
+        """The tokenizer, the graph (layers located when they can be) and the output to fetch, checked."""
+        from padlens.inspector.inputs.tokenize import load_tokenizer
+        from padlens.inspector.model.locate import token_output
+        from padlens.inspector.runtime.encoder import check_vocab
+
+        self.ref = ref
+        self.tokenizer = load_tokenizer(ref.tokenizer_path)
+        self.graph = open_graph(ref.path)
+        check_vocab(self.tokenizer, self.graph.vocab_size, ref.label)
+        self.output, self.pooled = choose_output(self.graph.outputs, token_output(self.graph.model), graph_pooling)
 
     @property
     def label(self) -> str:
