@@ -157,14 +157,26 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
     ending in .npy is gathered as here, anything else becomes a Parquet dataset folder
     (``keep_text`` adds the texts); see ``padlens.inspector.ray.embed_job``.
     """
-    from padlens.inspector.inputs.resolve import resolve_models
-    from padlens.inspector.inputs.texts import count_texts
     from padlens.inspector.ray import check_engine
 
     check_engine(engine, ray_address, workers)
     options = RunOptions(max_length=max_length, padding="longest", padding_side="right", batch_size=batch_size,
                          providers=providers, threads=threads, allow_fallback=allow_fallback, tokenizer=tokenizer,
                          texts_file=str(texts_file), text_column=text_column)
+    return embed_with(model, options, out, pooling, normalize, progress, engine, keep_text, ray_address, workers,
+                      progress_bars)
+
+
+def embed_with(model, options: RunOptions, out, pooling: str = "auto", normalize: bool | None = None,
+               progress=None, engine: str = "local", keep_text: bool = False, ray_address: str | None = None,
+               workers: int | None = None, progress_bars: bool = False) -> EmbedResult:
+    """``embed()`` with its options already checked (``RunOptions``: the texts file and column, tokenizer,
+    lengths, providers), in this process or on Ray."""
+    from padlens.inspector.inputs.resolve import resolve_models
+    from padlens.inspector.inputs.texts import count_texts
+    from padlens.inspector.ray import check_engine
+
+    check_engine(engine, ray_address, workers)
     if engine == "ray":
         from padlens.inspector.ray.embed_job import embed_ray
 
@@ -172,11 +184,13 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
                          progress_bars)
     if keep_text:
         raise BadInput('keep_text needs engine="ray" (it writes a Parquet dataset)')
+    texts_file, text_column = options.texts_file, options.text_column
     ref = pick_ref(resolve_models([model], options.tokenizer))
     total = count_texts(texts_file, text_column)
     if total == 0:
         raise BadInput(f"no texts: {texts_file} is empty")
-    runner = EmbedModel(ref, options.providers, allow_fallback, threads, graph_pooling=pooling == "auto")
+    runner = EmbedModel(ref, options.providers, options.allow_fallback, options.threads,
+                        graph_pooling=pooling == "auto")
     config = pooling_for(ref, runner, pooling, normalize)
     limit = embed_length(options.max_length, config, runner)
     log.info("%s: %d texts, %s pooling (%s), normalize %s, max length %d", ref.label, total,

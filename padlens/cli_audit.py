@@ -5,7 +5,7 @@ import logging
 
 import click
 
-from padlens.cli_options import OutputTargets, output_options, progress_bar, run_options
+from padlens.cli_options import OutputTargets, output_options, progress_bar, retune, run_options
 from padlens.inspector.audit import registry
 
 log = logging.getLogger(__name__)
@@ -27,15 +27,7 @@ def render(result, verbose: bool = False) -> None:
     click.echo(render_text(result, verbose))
 
 
-def _retune(command: click.Command) -> click.Command:
-    """Give the shared input options the audit's meaning (defaults and help)."""
-    for param in command.params:
-        for attr, value in AUDIT_OPTION_HELP.get(param.name, {}).items():
-            setattr(param, attr, value)
-    return command
-
-
-@_retune
+@retune(AUDIT_OPTION_HELP)
 @click.command("audit", epilog=registry.help_text())
 @run_options
 @output_options(json=True, html=True, junit=True)

@@ -87,34 +87,46 @@ def output_options(json: bool = True, html: bool = True, junit: bool = False) ->
     return decorate
 
 
-def _input_options() -> list:
-    """MODEL... and the options that say what to feed it and how to run it."""
-    return [
+#: the input options a corpus command (``run_options(corpus=True)``: embed) leaves out: its texts come
+#: from one file and its batches are padded to their longest text, on the right
+NOT_FOR_CORPUS = ("texts", "padding_side", "pad_to", "layers")
+
+
+def _input_options(one_model: bool = False, corpus: bool = False) -> list:
+    """MODEL... (or one MODEL) and the options that say what to feed it and how to run it."""
+    options = {
+        "models": click.argument("model", metavar="MODEL") if one_model else
         click.argument("models", metavar="MODEL...", nargs=-1, required=True),
-        click.option("--tokenizer", metavar="PATH",
-                     help="Tokenizer folder or tokenizer.json (needed for a bare .onnx; an export dir brings its own)."),
-        click.option("--text", "texts", metavar="T", multiple=True, help="A text to feed (repeatable)."),
-        click.option("--texts", "texts_file", metavar="FILE",
-                     help="Texts file: .txt one per line, .jsonl with a 'text' field, .csv or .parquet with a "
-                          "'text' column; or a folder or glob of them. Default: the sample corpus shipped "
-                          "with padlens."),
-        click.option("--max-length", type=int, metavar="N",
-                     help="Truncate to N tokens and, with --pad-to max-length, pad to N. "
-                          "[default: 128, or the model's position embeddings if fewer]"),
-        click.option("--padding-side", type=click.Choice(["auto", "right", "left"]), default="auto", show_default=True,
-                     help="Where pads go. auto: the tokenizer config's padding_side, else left for a causal "
-                          "(decoder) model, else right; the side used is reported."),
-        click.option("--pad-to", type=click.Choice(list(PAD_TO)), default="max-length", show_default=True,
-                     help="Pad every batch to --max-length, or to its longest text."),
-        click.option("--provider", "providers", metavar="NAME", multiple=True, default=("cpu",), show_default=True,
-                     help="ONNX Runtime execution provider: cpu, cuda, tensorrt or a full ORT name (repeatable)."),
-        click.option("--allow-fallback", is_flag=True,
-                     help="Warn, instead of failing, when ONNX Runtime drops a provider asked for."),
-        click.option("--layers", metavar="NAME,NAME",
-                     help="Name the hidden-state tensors yourself (embedding output first) when they cannot be located."),
-        click.option("--batch-size", type=int, default=32, show_default=True, metavar="N"),
-        click.option("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads (default: ORT's)."),
-    ]
+        "tokenizer": click.option(
+            "--tokenizer", metavar="PATH",
+            help="Tokenizer folder or tokenizer.json (needed for a bare .onnx; an export dir brings its own)."),
+        "texts": click.option("--text", "texts", metavar="T", multiple=True, help="A text to feed (repeatable)."),
+        "texts_file": click.option(
+            "--texts", "texts_file", metavar="FILE", required=corpus,
+            help="Texts file: .txt one per line, .jsonl with a 'text' field, .csv or .parquet with a "
+                 "'text' column; or a folder or glob of them. Default: the sample corpus shipped with padlens."),
+        "max_length": click.option(
+            "--max-length", type=int, metavar="N",
+            help="Truncate to N tokens and, with --pad-to max-length, pad to N. "
+                 "[default: 128, or the model's position embeddings if fewer]"),
+        "padding_side": click.option(
+            "--padding-side", type=click.Choice(["auto", "right", "left"]), default="auto", show_default=True,
+            help="Where pads go. auto: the tokenizer config's padding_side, else left for a causal "
+                 "(decoder) model, else right; the side used is reported."),
+        "pad_to": click.option("--pad-to", type=click.Choice(list(PAD_TO)), default="max-length", show_default=True,
+                               help="Pad every batch to --max-length, or to its longest text."),
+        "providers": click.option(
+            "--provider", "providers", metavar="NAME", multiple=True, default=("cpu",), show_default=True,
+            help="ONNX Runtime execution provider: cpu, cuda, tensorrt or a full ORT name (repeatable)."),
+        "allow_fallback": click.option("--allow-fallback", is_flag=True,
+                                       help="Warn, instead of failing, when ONNX Runtime drops a provider asked for."),
+        "layers": click.option(
+            "--layers", metavar="NAME,NAME",
+            help="Name the hidden-state tensors yourself (embedding output first) when they cannot be located."),
+        "batch_size": click.option("--batch-size", type=int, default=32, show_default=True, metavar="N"),
+        "threads": click.option("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads (default: ORT's)."),
+    }
+    return [option for name, option in options.items() if not (corpus and name in NOT_FOR_CORPUS)]
 
 
 def parse_layers(layers: str | None) -> list[str] | None:
@@ -127,28 +139,50 @@ def parse_layers(layers: str | None) -> list[str] | None:
     return names
 
 
-def run_options(func: Callable) -> Callable:
-    """MODEL... and the input options inspect, audit and probe share, as ONE ``RunOptions``.
+def run_options(func: Callable | None = None, *, one_model: bool = False, corpus: bool = False) -> Callable:
+    """MODEL... and the input options inspect, audit, probe and embed share, as ONE ``RunOptions``.
 
     The command receives ``models`` (a list), ``texts`` (the ``--text`` values, or None) and
     ``options``: a ``padlens.inspector.inputs.options.RunOptions``, checked once when it is built
     (``--text-column``, where a command has it, is read into it and still passed on).
+    ``one_model``: one MODEL, received as ``model``. ``corpus`` (embed): the texts come from a required
+    ``--texts FILE`` and batches are padded to their longest text on the right, so the options in
+    ``NOT_FOR_CORPUS`` are left out and no ``texts`` is passed. ``@run_options`` or ``@run_options(...)``.
     """
+    if func is None:
+        return functools.partial(run_options, one_model=one_model, corpus=corpus)
 
     @functools.wraps(func)
-    def command(*args, models, tokenizer, texts, texts_file, max_length, padding_side, pad_to, providers,
-                allow_fallback, layers, batch_size, threads, **kwargs):
+    def command(*args, tokenizer, texts_file, max_length, providers, allow_fallback, batch_size, threads, **kwargs):
         from padlens.inspector.inputs.options import RunOptions
 
-        options = RunOptions(max_length=max_length, padding=PAD_TO[pad_to], padding_side=padding_side,
+        given = {name: kwargs.pop(name, None) for name in NOT_FOR_CORPUS}
+        padding = ("longest", "right") if corpus else (PAD_TO[given["pad_to"]], given["padding_side"])
+        options = RunOptions(max_length=max_length, padding=padding[0], padding_side=padding[1],
                              batch_size=batch_size, providers=tuple(providers) or ("cpu",), threads=threads,
                              allow_fallback=allow_fallback, tokenizer=tokenizer, texts_file=texts_file,
-                             text_column=kwargs.get("text_column"), layers=parse_layers(layers))
-        return func(*args, models=list(models), texts=list(texts) or None, options=options, **kwargs)
+                             text_column=kwargs.get("text_column"), layers=parse_layers(given["layers"]))
+        if not one_model:
+            kwargs["models"] = list(kwargs["models"])
+        if not corpus:
+            kwargs["texts"] = list(given["texts"]) or None
+        return func(*args, options=options, **kwargs)
 
-    for option in reversed(_input_options()):
+    for option in reversed(_input_options(one_model, corpus)):
         command = option(command)
     return command
+
+
+def retune(meanings: dict[str, dict]) -> Callable[[click.Command], click.Command]:
+    """A command decorator giving the shared options a command's own meaning: ``meanings`` maps a
+    parameter's name to the attributes (help, default, show_default ...) set on it."""
+    def decorate(command: click.Command) -> click.Command:
+        for param in command.params:
+            for attr, value in meanings.get(param.name, {}).items():
+                setattr(param, attr, value)
+        return command
+
+    return decorate
 
 
 def is_quiet(ctx: click.Context | None) -> bool:
