@@ -146,7 +146,7 @@ def run_inspect(models: list[str], options: RunOptions, texts: list[str] | Itera
         from padlens.inspector.ray.inspect_job import inspect_ray
 
         if texts is not None:
-            raise BadInput("--engine ray reads a corpus: pass --texts FILE, FOLDER or GLOB, not --text")
+            raise BadInput('engine="ray" reads a corpus: pass texts_file=FILE, FOLDER or GLOB, not texts')
         return inspect_ray(models, options, stats=stats, progress=progress, ray_address=ray_address,
                            workers=workers, show_progress=progress_bars)
     return inspect_with(models, options, texts, stats=stats, progress=progress)

@@ -79,7 +79,7 @@ def resolve_side(asked: str, encoders: Sequence[Encoder]) -> tuple[str, str]:
     side, source = chosen[0]
     if len({c[0] for c in chosen}) > 1:
         log.warning("the models prefer different padding sides; padding on the %s for all (pass "
-                    "--padding-side to choose)", side)
+                    "padding_side to choose)", side)
     log.info("padding side: %s (%s)", side, source)
     return side, source
 

@@ -14,6 +14,20 @@ log = logging.getLogger(__name__)
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+class FlagWords(logging.Filter):
+    """padlens' log lines as the command line's user reads them: parameters named as flags (``as_flags``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("padlens"):
+            from padlens.cli_options import as_flags
+
+            try:
+                record.msg, record.args = as_flags(record.getMessage()), None
+            except (TypeError, ValueError):  # a malformed call: logging reports it as it would
+                pass
+        return True
+
+
 class PadlensGroup(click.Group):
     """Lists commands in the order they were added (the order a user meets them)."""
 
@@ -42,6 +56,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, FlagWords) for f in handler.filters):
+            handler.addFilter(FlagWords())
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
     ctx.obj["quiet"] = quiet

@@ -216,15 +216,44 @@ def count_texts_or_none(texts_file: str | None) -> int | None:
 
 PARAMETER_FLAGS = {"max_length": "--max-length", "batch_size": "--batch-size", "threads": "--threads",
                    "workers": "--workers", "ray_address": "--ray-address", "keep_text": "--keep-text",
-                   "per_text": "--per-text", "padding_side": "--padding-side", "engine": "--engine"}
-"""The library names parameters in its messages (``max_length must be at least 2``); the CLI says the flag."""
+                   "per_text": "--per-text", "padding_side": "--padding-side", "engine": "--engine",
+                   "allow_fallback": "--allow-fallback", "text_column": "--text-column", "texts_file": "--texts",
+                   "tokenizer": "--tokenizer", "pooling": "--pooling", "provider": "--provider", "force": "--force",
+                   "out": "-o"}
+"""The library names parameters in its messages (``max_length must be at least 2``, ``pass allow_fallback=True``,
+``engine="ray"``); the CLI says the flag (``as_flags``)."""
 
-_PARAMETER = re.compile(r"(?<![\w-])(" + "|".join(PARAMETER_FLAGS) + r")(?= must| needs| \d)")
-_ENGINE_RAY = re.compile(r"""\bengine=["']ray["']""")
+#: names read as parameters when bare (``max_length must``, ``pass text_column``); the others (plain words such
+#: as ``pooling`` or ``out``) only as keywords (``pooling="auto"``, ``out=DIR``) or after ``pass``
+_BARE_NAMES = ("max_length", "batch_size", "threads", "workers", "ray_address", "keep_text", "per_text",
+               "padding_side", "engine", "allow_fallback", "text_column", "texts_file")
+_NAMES = "|".join(sorted(PARAMETER_FLAGS, key=len, reverse=True))
+_BARE = "|".join(sorted(_BARE_NAMES, key=len, reverse=True))
+_PARAMETER = re.compile(rf"(?<![\w-])({_BARE})(?= must| needs| set to| \d)|(?<=pass )({_NAMES})\b|"
+                        rf"(?<=a smaller )({_BARE})\b")
+#: ``name=True`` -> the flag; ``name="value"`` -> flag value; ``name=VALUE`` -> flag VALUE
+_KEYWORD = re.compile(rf"(?<![\w.-])({_NAMES})=(?:(True)\b|([\"'])([^\"']*)\3)?")
+#: library wordings no rule above reads, as the command line says them
+_PHRASES = (
+    (re.compile(r"\blayers=\[NAME, \.\.\.\]"), "--layers NAME,..."),  # layers=["a", "b"]: --layers a,b
+    (re.compile(r"\btexts value\b"), "--text value"),                  # each of texts=[...]: one --text
+    (re.compile(r"\bFOLDER or GLOB, not texts\b"), "FOLDER or GLOB, not --text"),
+    (re.compile(r"^tolerance (?='.*' is not NAME=VALUE)"), "--tolerance "),  # one item of --tolerance
+)
+
+
+def _keyword(match: re.Match) -> str:
+    flag = PARAMETER_FLAGS[match.group(1)]
+    if match.group(2):
+        return flag
+    return f"{flag} {match.group(4)}" if match.group(3) else f"{flag} "
 
 
 def as_flags(message: str) -> str:
     """``max_length must be at least 2`` -> ``--max-length must be at least 2``; ``engine="ray"`` ->
-    ``--engine ray``: a library message as the command line's user reads it."""
-    message = _PARAMETER.sub(lambda m: PARAMETER_FLAGS[m.group(1)], message)
-    return _ENGINE_RAY.sub("--engine ray", message)
+    ``--engine ray``; ``pass allow_fallback=True`` -> ``pass --allow-fallback``: a library message as
+    the command line's user reads it."""
+    for pattern, words in _PHRASES:
+        message = pattern.sub(words, message)
+    message = _KEYWORD.sub(_keyword, message)
+    return _PARAMETER.sub(lambda m: PARAMETER_FLAGS[next(g for g in m.groups() if g)], message)

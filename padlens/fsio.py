@@ -24,10 +24,11 @@ def _default_mode(folder: bool = False) -> int:
 def check_file_target(path: str | os.PathLike, option: str | None = None) -> Path:
     """Refuse a file path that cannot be written: a folder, or one in a missing folder.
 
-    With ``option`` (e.g. ``--json``) the message names the option the path came from.
+    With ``option`` (e.g. ``--json``, or a keyword such as ``out=``) the message names the option the
+    path came from.
     """
     target = Path(path)
-    prefix = f"{option} " if option else ""
+    prefix = "" if not option else option if option.endswith("=") else f"{option} "
     if target.is_dir():
         raise BadInput(f"{prefix}{target} is a folder, expected a file path")
     parent = target.parent if str(target.parent) else Path(".")
@@ -81,7 +82,7 @@ def check_output_dir(dest: str | os.PathLike, force: bool) -> Path:
     if dest.exists() and not dest.is_dir():
         raise BadInput(f"{dest} exists and is not a folder")
     if dest.is_dir() and any(dest.iterdir()) and not force:
-        raise BadInput(f"{dest} is not empty; pass --force to replace it")
+        raise BadInput(f"{dest} is not empty; pass force=True to replace it")
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
         raise BadInput(f"folder {parent} does not exist")

@@ -46,6 +46,6 @@ def test_atomic_dir_gives_the_umask_mode_and_replaces_only_on_success(tmp_path, 
 def test_a_non_empty_folder_is_refused_without_force(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep").write_text("mine")
-    with pytest.raises(BadInput, match="not empty; pass --force"), atomic_dir(tmp_path / "out"):
+    with pytest.raises(BadInput, match="not empty; pass force=True"), atomic_dir(tmp_path / "out"):
         pass
     assert (tmp_path / "out" / "keep").read_text() == "mine"

@@ -155,7 +155,7 @@ def _bare_onnx(file: Path, tokenizer: Path | None) -> ModelRef:
     if tokenizer is None:
         tokenizer = find_tokenizer(file)
         if tokenizer is None:
-            raise BadInput(f"{file} has no tokenizer next to it: pass --tokenizer PATH")
+            raise BadInput(f"{file} has no tokenizer next to it: pass tokenizer=PATH")
     return ModelRef(file, _file_label(file), precision_from_name(file.name), tokenizer, None)
 
 

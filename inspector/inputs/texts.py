@@ -126,9 +126,9 @@ def read_texts(
     given = [t for t in (texts or ()) if t is not None]
     for i, text in enumerate(given, 1):
         if not isinstance(text, str):
-            raise BadInput(f"--text value {i} is {type(text).__name__}, not a string")
+            raise BadInput(f"texts value {i} is {type(text).__name__}, not a string")
         if len(text) > MAX_TEXT_CHARS:
-            raise BadInput(f"--text value {i} is longer than {MAX_TEXT_CHARS:,} characters")
+            raise BadInput(f"texts value {i} is longer than {MAX_TEXT_CHARS:,} characters")
     out = [t for t in given if t.strip()]
 
     if not given and path is None:
@@ -146,9 +146,9 @@ def read_texts(
         out = out[:limit]
     if not out:
         if given and path is not None:
-            raise BadInput(f"no texts: every --text value is blank and {path} is empty")
+            raise BadInput(f"no texts: every texts value is blank and {path} is empty")
         if given:
-            raise BadInput("no texts: every --text value is blank")
+            raise BadInput("no texts: every texts value is blank")
         raise BadInput(f"no texts: {path} is empty")
     return out
 
@@ -324,7 +324,7 @@ def open_parquet(p: Path, column: str = _TEXT_FIELD):
     schema = handle.schema_arrow
     if column not in schema.names:
         found = ", ".join(repr(n) for n in schema.names) or "none"
-        raise BadInput(f'no "{column}" column in {p} (columns found: {found}): pass --text-column')
+        raise BadInput(f'no "{column}" column in {p} (columns found: {found}): pass text_column')
     kind = schema.field(column).type
     if pa.types.is_dictionary(kind):
         kind = kind.value_type

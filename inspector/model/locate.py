@@ -216,7 +216,7 @@ def locate_layers(model: onnx.ModelProto) -> LayerMap:
     if out is None:
         raise LayersNotFound("no [batch, sequence, hidden] float output to trace the layers "
                              f"back from; searched for {SEARCHED}. Name the tensors with "
-                             "--layers NAME,...")
+                             "layers=[NAME, ...]")
     try:
         return trace_layers(g, model, out)
     except LayersNotFound as post_norm:
@@ -226,11 +226,11 @@ def locate_layers(model: onnx.ModelProto) -> LayerMap:
             raise LayersNotFound(_both_readings(str(post_norm), str(pre_norm))) from None
 
 
-LAYERS_HINT = "Name the tensors with --layers NAME,..."
+LAYERS_HINT = "Name the tensors with layers=[NAME, ...]"
 
 
 def _both_readings(post_norm: str, pre_norm: str) -> str:
-    """One message for a graph that is neither post-norm nor pre-norm, the --layers hint last."""
+    """One message for a graph that is neither post-norm nor pre-norm, the layers hint last."""
     def bare(text: str) -> str:
         return text.replace(LAYERS_HINT, "").strip().rstrip(".")
     return f"{bare(post_norm)}; read as a pre-norm graph: {bare(pre_norm)}. {LAYERS_HINT}"
@@ -277,7 +277,7 @@ def trace_layers(g: Graph, model: onnx.ModelProto, out: str) -> LayerMap:
     if not norms or not attn:
         what = "normalisation nodes" if not norms else "attention ops"
         raise LayersNotFound(f"found no {what} behind output {out!r}; searched for {SEARCHED}. "
-                             "Name the tensors with --layers NAME,...")
+                             "Name the tensors with layers=[NAME, ...]")
     hidden = [deepest(g, [n for n in norms if n in g.ancestors(a.output[0])]) for a in attn]
     hidden.append(deepest(g, list(norms)))
     verify_chain(g, hidden, attn, out)
@@ -294,7 +294,7 @@ def verify_chain(g: Graph, hidden: list[str | None], attn: list, out: str) -> No
     def fail(why: str):
         raise LayersNotFound(f"the normalisation nodes behind {out!r} do not form one residual "
                              f"chain with {len(attn)} attention ops ({why}); searched for "
-                             f"{SEARCHED}. Name the tensors with --layers NAME,...")
+                             f"{SEARCHED}. Name the tensors with layers=[NAME, ...]")
 
     if None in hidden or len(set(hidden)) != len(hidden):
         fail("no single latest norm before some attention op")

@@ -88,13 +88,13 @@ def check_out(out: str | os.PathLike, source: Path, force: bool) -> Path:
     """``out``: an .onnx path in an existing folder, not the source, not existing unless ``force``."""
     from padlens.fsio import check_file_target
 
-    target = check_file_target(out, "-o")
+    target = check_file_target(out, "out=")
     if target.suffix != ".onnx":
-        raise BadInput(f"-o {target}: the output must be an .onnx file")
+        raise BadInput(f"out={target}: the output must be an .onnx file")
     if target.exists() and target.resolve() == source.resolve():
-        raise BadInput(f"-o {target} is the source model: padlens never overwrites it")
+        raise BadInput(f"out={target} is the source model: padlens never overwrites it")
     if target.exists() and not force:
-        raise BadInput(f"{target} exists: pass --force to replace it")
+        raise BadInput(f"{target} exists: pass force=True to replace it")
     return target
 
 

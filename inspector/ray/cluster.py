@@ -23,7 +23,7 @@ def require_ray():
         import ray
         import ray.data  # noqa: F401  (Ray Data is the part padlens uses)
     except ImportError as exc:
-        raise MissingExtra(f"--engine ray needs Ray Data ({exc.name or 'ray'} is not installed): "
+        raise MissingExtra(f'engine="ray" needs Ray Data ({exc.name or "ray"} is not installed): '
                            f"{INSTALL_HINT}") from None
     return ray
 
@@ -70,7 +70,7 @@ def _init(ray, address: str | None) -> bool:
             ray.init(address=address, **kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInput(f"--ray-address {address}: cannot join a Ray cluster: {first}") from None
+        raise BadInput(f'ray_address="{address}": cannot join a Ray cluster: {first}') from None
     return True
 
 
@@ -170,7 +170,7 @@ def choose_workers(cluster: Cluster, gpu: bool, workers: int | None, threads: in
     ``threads`` CPUs (default 4); BadInput when the cluster lacks the GPUs asked for."""
     if gpu:
         if cluster.gpus < (workers or 1):
-            raise BadInput(f"--provider cuda with --engine ray needs {workers or 1} GPU(s) in the Ray cluster, "
+            raise BadInput(f'provider="cuda" with engine="ray" needs {workers or 1} GPU(s) in the Ray cluster, '
                            f"and it has {cluster.gpus:g}")
         return int(workers or cluster.gpus)
     if workers:

@@ -136,11 +136,11 @@ def _check_target(out, to_npy: bool, keep_text: bool) -> Path:
 
     if to_npy:
         if keep_text:
-            raise BadInput("--keep-text needs a Parquet output folder (-o DIR), not a .npy file")
-        return check_file_target(out, "-o")
+            raise BadInput("keep_text needs a Parquet output folder (out=DIR), not a .npy file")
+        return check_file_target(out, "out=")
     target = Path(out)
     if target.is_dir() and any(target.iterdir()) and not (target / META_FILE).is_file():
-        raise BadInput(f"-o {target} is a folder that is not empty (and not a padlens embeddings dataset)")
+        raise BadInput(f"out={target} is a folder that is not empty (and not a padlens embeddings dataset)")
     return target
 
 

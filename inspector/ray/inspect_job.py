@@ -225,7 +225,7 @@ def inspect_ray(models: list[str], options: RunOptions, stats: str = "graph",
 
     started = time.perf_counter()
     if options.texts_file is None:
-        raise BadInput("--engine ray reads a corpus: pass --texts FILE, FOLDER or GLOB")
+        raise BadInput('engine="ray" reads a corpus: pass texts_file=FILE, FOLDER or GLOB')
     check_workers(workers)
     plan = C.plan_corpus(options.texts_file, options.text_column)
     refs = resolve_models(models, options.tokenizer)

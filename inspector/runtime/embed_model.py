@@ -34,7 +34,7 @@ def choose_output(outputs: Sequence[str], token_output: str | None, graph_poolin
     found = next((n for n in TOKEN_OUTPUTS if n in names), token_output)
     if found is None:
         raise ModelLoadError(f"no token-state output to pool (outputs: {', '.join(names) or 'none'}); "
-                             + ("use --pooling auto to take its sentence_embedding as it is"
+                             + ('use pooling="auto" to take its sentence_embedding as it is'
                                 if SENTENCE_EMBEDDING in names else "padlens pools [batch, sequence, hidden] states"))
     return found, False
 

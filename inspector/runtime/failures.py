@@ -22,14 +22,14 @@ def likely_cause(message: str, structure: Structure, position_rows: int | None, 
         usable = position_rows - structure.position_offset
         if width + structure.position_offset > position_rows or width > usable:
             return (f"position table too short: {position_rows} rows hold {usable} tokens, the batch "
-                    f"has {width}: pass --max-length {usable} or less")
+                    f"has {width}: pass max_length={usable} or less")
     if structure.fixed_batch and rows != structure.fixed_batch:
         return f"a batch fixed in the graph ({structure.fixed_batch_evidence})"
     if structure.fixed_length and width != structure.fixed_length:
         return f"a sequence length fixed in the graph at {structure.fixed_length}"
     if any(k in text for k in ("reshape", "shape mismatch", "broadcast", "re-use buffer", "invalid dimensions")):
-        return ("a batch or length fixed inside the graph (constant Reshape shapes): try --batch-size 1, "
-                "or --max-length set to the length the file was exported at")
+        return ("a batch or length fixed inside the graph (constant Reshape shapes): try batch_size=1, "
+                "or max_length set to the length the file was exported at")
     return ""
 
 

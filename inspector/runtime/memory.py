@@ -59,8 +59,8 @@ def check_memory(encoders: Sequence[Encoder], batch_size: int, max_length: int,
     head = (f"{worst.label}'s {worst.num_layers + 1} exposed layers need about {need} for a batch of "
             f"{batch_size} at max length {max_length}, but only {_size(available)} of memory is available")
     if fits >= 1:
-        raise BadInput(f"{head}: pass --batch-size {fits} or less")
-    raise BadInput(f"{head}, too little even for one text: pass a smaller --max-length")
+        raise BadInput(f"{head}: pass batch_size={fits} or less")
+    raise BadInput(f"{head}, too little even for one text: pass a smaller max_length")
 
 
 def _size(n: float) -> str:

@@ -105,7 +105,7 @@ def check_providers(asked: Sequence[str], used: Sequence[str], allow_fallback: b
     message = (f"onnxruntime dropped {', '.join(dropped)}: the session runs on "
                f"{', '.join(used) or 'nothing'} (asked for {', '.join(asked)})")
     if not allow_fallback:
-        raise ProviderError(message + "; pass --allow-fallback to accept this")
+        raise ProviderError(message + "; pass allow_fallback=True to accept this")
     log.warning("%s", message)
     return [message]
 

@@ -91,7 +91,7 @@ def test_max_seq_length_comes_from_sentence_bert_config(tmp_path):
 
 def test_pooling_option_keeps_the_folders_normalize_without_a_pooling_module(tmp_path):
     _modules_json(tmp_path, ["Transformer", "Normalize"], NEW_TYPES)
-    with pytest.raises(BadInput, match="has no Pooling module: pass --pooling"):
+    with pytest.raises(BadInput, match="has no Pooling module: pass pooling"):
         resolve_pooling(tmp_path / "onnx" / "model.onnx", None, "auto", None)
     config = resolve_pooling(tmp_path / "onnx" / "model.onnx", None, "mean", None)
     assert (config.mode, config.source, config.normalize) == ("mean", "option", True)

@@ -40,7 +40,7 @@ def test_one_texts_outputs_are_estimated_from_layers_hidden_size_and_attention(e
 def test_a_batch_that_would_not_fit_is_refused_with_a_batch_size_that_fits(export, per_text, monkeypatch):
     available = per_text * 2 * 5 + 100  # room for 5 texts after the safety factor of 2
     monkeypatch.setattr(memory_mod, "available_memory", lambda: available)
-    with pytest.raises(BadInput, match=r"for a batch of 8 at max length 16, .*: pass --batch-size 5 or less$"):
+    with pytest.raises(BadInput, match=r"for a batch of 8 at max length 16, .*: pass batch_size=5 or less$"):
         inspect([str(export)], texts=TEXTS, max_length=16, batch_size=8)
     result = inspect([str(export)], texts=TEXTS, max_length=16, batch_size=5)
     assert result.texts_count == len(TEXTS)
@@ -48,7 +48,7 @@ def test_a_batch_that_would_not_fit_is_refused_with_a_batch_size_that_fits(expor
 
 def test_when_not_even_one_text_fits_the_error_asks_for_a_smaller_max_length(export, per_text, monkeypatch):
     monkeypatch.setattr(memory_mod, "available_memory", lambda: per_text)
-    with pytest.raises(BadInput, match="too little even for one text: pass a smaller --max-length"):
+    with pytest.raises(BadInput, match="too little even for one text: pass a smaller max_length"):
         inspect([str(export)], texts=TEXTS, max_length=16, batch_size=1)
 
 

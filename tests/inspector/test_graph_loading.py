@@ -74,7 +74,7 @@ def test_a_graph_without_token_states_is_not_a_token_encoder(tmp_path):
 
 def test_a_graph_without_layers_says_what_was_searched_and_how_to_name_them(tmp_path):
     path = tiny_graph(tmp_path / "m.onnx")
-    with pytest.raises(LayersNotFound, match="LayerNormalization.*--layers NAME"):
+    with pytest.raises(LayersNotFound, match=r"LayerNormalization.*layers=\[NAME"):
         load_encoder(path)
 
 

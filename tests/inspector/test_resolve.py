@@ -56,7 +56,7 @@ def test_a_bare_onnx_uses_the_tokenizer_beside_it(tmp_path):
 
 def test_a_bare_onnx_without_a_tokenizer_asks_for_one(tmp_path):
     (tmp_path / "encoder.onnx").write_bytes(b"onnx")
-    with pytest.raises(BadInput, match="has no tokenizer next to it: pass --tokenizer PATH"):
+    with pytest.raises(BadInput, match="has no tokenizer next to it: pass tokenizer=PATH"):
         resolve_models([tmp_path / "encoder.onnx"])
 
 

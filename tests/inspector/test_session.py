@@ -69,7 +69,7 @@ def test_check_providers_returns_one_warning_per_accepted_drop(asked, used, allo
     ([CUDA, CPU], []),
 ])
 def test_check_providers_raises_when_a_provider_was_dropped_without_fallback(asked, used):
-    with pytest.raises(ProviderError, match="--allow-fallback"):
+    with pytest.raises(ProviderError, match="allow_fallback=True"):
         check_providers(asked, used, allow_fallback=False)
 
 

@@ -114,7 +114,7 @@ def test_an_existing_output_is_refused_without_force_and_replaced_with_it(user_c
     out = tmp_path / "m.onnx"
     out.write_bytes(b"mine")
     source = user_copy("torchscript") / "model.onnx"
-    with pytest.raises(BadInput, match="exists: pass --force"):
+    with pytest.raises(BadInput, match="exists: pass force=True"):
         quantize(source, out)
     assert out.read_bytes() == b"mine"
     assert quantize(source, out, force=True).written and out.read_bytes() != b"mine"

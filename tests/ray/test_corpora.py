@@ -50,7 +50,7 @@ def test_a_glob_reads_its_matches_in_sorted_order(tmp_path):
     (lambda d: None, "no texts: folder .* holds no .txt, .jsonl, .csv, .parquet, .pq files"),
     (lambda d: (d / "x.parquet").write_bytes(b"not parquet"), "x.parquet is not a readable Parquet file"),
     (lambda d: pq.write_table(pa.table({"body": ["a"]}), d / "x.parquet"),
-     "no \"text\" column in .*x.parquet \\(columns found: 'body'\\): pass --text-column"),
+     "no \"text\" column in .*x.parquet \\(columns found: 'body'\\): pass text_column"),
 ])
 def test_bad_corpora_name_the_problem(tmp_path, make, message):
     make(tmp_path)

@@ -108,7 +108,7 @@ def test_embed_to_npy_on_ray_is_the_in_process_array(ray_local, tiny, tmp_path, 
 
 @pytest.mark.parametrize("make, column, message", [
     (lambda d: pq.write_table(pa.table({"body": ["a"]}), d / "x.parquet"), None,
-     'no "text" column in .*x.parquet \\(columns found: \'body\'\\): pass --text-column'),
+     'no "text" column in .*x.parquet \\(columns found: \'body\'\\): pass text_column'),
     (lambda d: pq.write_table(pa.table({"text": [1, 2]}), d / "x.parquet"), None,
      'column "text" of .*x.parquet holds int64, not strings'),
     (lambda d: None, None, "no texts: folder .* holds no .txt, .jsonl, .csv, .parquet, .pq files"),
