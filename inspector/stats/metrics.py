@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from padlens.inspector.stats.cosine import row_cosines
+
 log = logging.getLogger(__name__)
 
 
@@ -698,12 +700,10 @@ def text_vectors_from_sums(sums: np.ndarray, mask: np.ndarray, valid: np.ndarray
 TEXT_SUM_ROWS = ("real", "all", "pad", "cls")
 
 
-@_quiet
-def row_cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine between matching rows of ``a`` and ``b`` ``[B, H]`` -> ``[B]``."""
-    ua, _ = unit_rows(a)
-    ub, _ = unit_rows(b)
-    return np.einsum("bh,bh->b", ua, ub)
+def has_direction(v: np.ndarray) -> np.ndarray:
+    """``[B]`` bool: the ``[B, H]`` row is not all zeros (a zero row has no direction and is
+    left out of every cosine here, see the module docstring)."""
+    return np.any(np.asarray(v) != 0, axis=-1)
 
 
 @dataclass
@@ -744,12 +744,14 @@ class TextStats:
         ok = v["valid"]
         self.texts += len(ok)
         self.failed += int((~ok).sum())
-        cos = row_cos(v["masked"], v["unmasked"])
-        self.values.add({"masked_unmasked_cos": cos,
-                         "cls_masked_cos": row_cos(v["cls"], v["masked"])}, ok)
-        if ok.any():
-            self.min_cos = min(self.min_cos, float(cos[ok].min()))
-            self.max_cos = max(self.max_cos, float(cos[ok].max()))
+        directed = has_direction(v["masked"])
+        cos = np.where(directed & has_direction(v["unmasked"]), row_cosines(v["masked"], v["unmasked"]), np.nan)
+        cls = np.where(directed & has_direction(v["cls"]), row_cosines(v["cls"], v["masked"]), np.nan)
+        self.values.add({"masked_unmasked_cos": cos, "cls_masked_cos": cls}, ok)
+        cos = cos[ok & np.isfinite(cos)]
+        if cos.size:
+            self.min_cos = min(self.min_cos, float(cos.min()))
+            self.max_cos = max(self.max_cos, float(cos.max()))
         self._keep({k: v[k][ok] for k in ("masked", "unmasked", "pad")})
 
     def _keep(self, chunk: dict[str, np.ndarray]) -> None:

@@ -338,6 +338,25 @@ def test_text_with_nan_states_is_counted_not_pooled():
     assert np.isfinite(stats.pooling()["masked_unmasked_cos"])
 
 
+def test_a_text_whose_pooled_vector_is_zero_is_left_out_of_the_pooling_cosines():
+    """The metrics' zero-state rule over stats.cosine.row_cosines (which says 1.0 / 0.0 for zero rows):
+    a zero vector has no direction, so its text adds nothing to the means, the min or the max."""
+    rng = np.random.default_rng(14)
+    masked, unmasked, cls = (rng.normal(size=(4, 6)) for _ in range(3))
+    masked[1] = 0.0  # zero against non-zero: row_cosines' 0.0 would lower the mean and the min
+    unmasked[2] = cls[3] = 0.0
+    stats = M.TextStats()
+    stats.add_vectors({"masked": masked, "unmasked": unmasked, "pad": masked, "cls": cls, "valid": np.ones(4, bool)})
+    kept = [float(masked[i] @ unmasked[i] / np.linalg.norm(masked[i]) / np.linalg.norm(unmasked[i])) for i in (0, 3)]
+    cls_kept = [float(cls[i] @ masked[i] / np.linalg.norm(cls[i]) / np.linalg.norm(masked[i])) for i in (0, 2)]
+    pooling = stats.pooling()
+    assert stats.values.counts == {"masked_unmasked_cos": 2, "cls_masked_cos": 2}
+    assert pooling["masked_unmasked_cos"] == pytest.approx(np.mean(kept), rel=1e-12)
+    assert (pooling["masked_unmasked_cos_min"], pooling["masked_unmasked_cos_max"]) == pytest.approx(
+        (min(kept), max(kept)), rel=1e-12)
+    assert pooling["cls_masked_cos"] == pytest.approx(np.mean(cls_kept), rel=1e-12)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_nearest_sets_equal_a_stable_sort_with_ties_and_non_finite_values(seed):
     """The partition-based k-NN sets are the stable argsort's, ties at the k-th place included."""
