@@ -16,7 +16,7 @@ from padlens.inspector.model.loader import InputSpec, read_model, recognise_inpu
 from padlens.inspector.model.locate import Graph, LayerMap, hidden_size, locate_layers, token_output
 from padlens.inspector.model.structure import Structure, read_structure
 
-__all__ = ["EncoderGraph", "InputSpec", "LayerMap", "expose_outputs", "exposed_model", "load_encoder",
+__all__ = ["EncoderGraph", "Exposure", "InputSpec", "LayerMap", "expose_outputs", "exposed_model", "load_encoder",
            "locate_layers", "output_delta", "save_model"]
 
 log = logging.getLogger(__name__)
@@ -113,13 +113,18 @@ def load_encoder(path: str | os.PathLike, layers: list[str] | None = None) -> En
                         raw, structure, rows, external_data=raw is None, weights=weight_bytes(model))
 
 
-def exposed_model(graph: EncoderGraph, tensors: list[str],
-                  extra: onnx.ModelProto | None = None) -> tuple[bytes | onnx.ModelProto, dict[str, str]]:
+#: ``output_delta``'s (delta, output to fetch per tensor): made once per open, passed along
+Exposure = tuple[onnx.ModelProto, dict[str, str]]
+
+
+def exposed_model(graph: EncoderGraph, tensors: list[str], extra: onnx.ModelProto | None = None,
+                  exposure: Exposure | None = None) -> tuple[bytes | onnx.ModelProto, dict[str, str]]:
     """The model with ``tensors`` as extra outputs, for ``create_session``, and the output
     name to fetch each by. A self-contained file under 2 GB becomes its own bytes with the
     small addition appended (protobuf merges them): no copy of the weights, no reserialising.
-    ``extra``: another delta merged in as well (the in-graph statistics), in the same one copy."""
-    delta, fetch = _delta(graph, tensors, extra)
+    ``extra``: another delta merged in as well (the in-graph statistics), in the same one copy.
+    ``exposure``: ``output_delta(graph.model, tensors)`` when the caller made it already."""
+    delta, fetch = _delta(graph, tensors, extra, exposure)
     if graph.raw is not None and len(graph.raw) <= EXTERNAL_OVER:
         return graph.raw + delta.SerializeToString(), fetch
     model = onnx.ModelProto()
@@ -128,7 +133,8 @@ def exposed_model(graph: EncoderGraph, tensors: list[str],
     return model, fetch
 
 
-def in_place_model(graph: EncoderGraph, tensors: list[str], extra: onnx.ModelProto | None = None) -> bytes | None:
+def in_place_model(graph: EncoderGraph, tensors: list[str], extra: onnx.ModelProto | None = None,
+                   exposure: Exposure | None = None) -> bytes | None:
     """``exposed_model``'s bytes with the weights left in the user's files, for ``create_session(...,
     weights_folder=graph.path.parent)``. A file with external data: its graph as parsed (every
     external tensor still refers, relative to its folder, to the user's weight files) with the
@@ -138,19 +144,25 @@ def in_place_model(graph: EncoderGraph, tensors: list[str], extra: onnx.ModelPro
     if graph.external_data:
         if graph.model is None:
             return None
-        return graph.model.SerializeToString() + _delta(graph, tensors, extra)[0].SerializeToString()
+        return graph.model.SerializeToString() + _delta(graph, tensors, extra, exposure)[0].SerializeToString()
     if graph.raw is None or len(graph.raw) > EXTERNAL_OVER:
         return None
     small = inplace.referencing_bytes(graph.raw, graph.path.name)
     if small is None:
         return None
-    return small + _delta(graph, tensors, extra)[0].SerializeToString()
+    return small + _delta(graph, tensors, extra, exposure)[0].SerializeToString()
 
 
-def _delta(graph: EncoderGraph, tensors: list[str], extra: onnx.ModelProto | None) -> tuple[onnx.ModelProto, dict]:
-    delta, fetch = output_delta(graph.model, tensors)
+def _delta(graph: EncoderGraph, tensors: list[str], extra: onnx.ModelProto | None,
+           exposure: Exposure | None) -> Exposure:
+    """The exposure's delta (made here when not given) with ``extra`` merged into a copy: a
+    given exposure is left as it was, for the next session made from it."""
+    delta, fetch = exposure if exposure is not None else output_delta(graph.model, tensors)
     if extra is not None:
-        delta.MergeFrom(extra)
+        merged = onnx.ModelProto()
+        merged.CopyFrom(delta)
+        merged.MergeFrom(extra)
+        delta = merged
     return delta, fetch
 
 

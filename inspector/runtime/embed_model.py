@@ -69,6 +69,7 @@ class EmbedModel:
 
     def __init__(self, ref, providers: Sequence[str], allow_fallback: bool, threads: int | None,
                  graph_pooling: bool = False):
+        from padlens.inspector.runtime.batch_probe import probe_batch
         from padlens.inspector.runtime.encoder import structure_notes
         from padlens.inspector.runtime.session import create_session
 
@@ -77,6 +78,8 @@ class EmbedModel:
         model = self.graph.raw if self.graph.raw is not None else self.graph.path
         self.session = create_session(model, providers, allow_fallback, threads)
         self.graph.model = self.graph.raw = None  # the session holds its own copy
+        # one run of two rows: a graph that runs one row but not two gets its batch fixed at 1
+        self.graph.structure = probe_batch(self._once, self.tokenizer.pad_id, self.graph.structure)
         log.info("%s: embedding from output %r%s", ref.label, self.output,
                  " (pooled in the graph)" if self.pooled else "")
         for note in structure_notes(self.graph):
@@ -120,13 +123,16 @@ class EmbedModel:
     def run(self, batch) -> np.ndarray:
         """The fetched output for ``batch``: ``[B, T, H]`` token states, or ``[B, H]`` when pooled
         (float32); run within a batch or length fixed in the graph, a failure worded with its cause."""
-        from padlens.inspector.runtime.failures import failure_words, run_explained
+        from padlens.inspector.runtime.failures import run_explained
+
+        return np.asarray(run_explained(self._once, batch, self.graph)[0], dtype=np.float32)
+
+    def _once(self, part) -> list[np.ndarray]:
+        """One session run on ``part`` as it is (``run`` shapes it to the graph first)."""
+        from padlens.inspector.runtime.failures import failure_words
         from padlens.inspector.runtime.feeds import make_feeds
 
-        def once(part) -> list[np.ndarray]:
-            return self.session.run([self.output], make_feeds(self.graph.inputs, part), failure_words(self.label, part))
-
-        return np.asarray(run_explained(once, batch, self.graph)[0], dtype=np.float32)
+        return self.session.run([self.output], make_feeds(self.graph.inputs, part), failure_words(self.label, part))
 
     def embed(self, batch, mode: str, normalize: bool) -> np.ndarray:
         """Sentence embeddings ``[B, D]`` (float64) of ``batch``: pooled with ``mode`` under its

@@ -17,6 +17,7 @@ from padlens.inspector.model import graph as graph_mod
 from padlens.inspector.model import inplace
 from padlens.inspector.model.expose import EXTERNAL_OVER
 from padlens.inspector.model.loader import InputSpec
+from padlens.inspector.runtime.batch_probe import probe_batch
 from padlens.inspector.runtime.failures import failure_words, run_explained
 from padlens.inspector.runtime.feeds import make_feeds
 from padlens.inspector.runtime.session import SessionInfo, create_session
@@ -247,23 +248,42 @@ class Encoder:
         tensors = list(graph.layers.hidden) + (list(graph.layers.attention) if attention else [])
         own = set(graph.outputs)  # fetched by their own names: no Identity copying them each run
         exposed = [t for t in tensors if t not in own]
+        exposure = graph_mod.output_delta(graph.model, exposed)  # once: every session below reuses it
         plan, why, session = None, "", None
         if stats:
-            plan, why, session = _session_with_stats(graph, exposed, providers, allow_fallback, threads,
-                                                     attention)
+            plan, why, session = _session_with_stats(graph, exposed, exposure, providers, allow_fallback,
+                                                     threads, attention)
         if session is None:
-            session = _session_for(graph, exposed, None, providers, allow_fallback, threads)
-        names = {**graph_mod.output_delta(graph.model, exposed)[1], **{t: t for t in tensors if t in own}}
+            session = _session_for(graph, exposed, exposure, None, providers, allow_fallback, threads)
+        names = {**exposure[1], **{t: t for t in tensors if t in own}}
+        hidden = [names[t] for t in graph.layers.hidden]
+        attention = [names[t] for t in graph.layers.attention] if attention else []
+        enc = cls(ref, graph, tokenizer, session, hidden, attention, tuple(providers),
+                  allow_fallback, threads, stats=plan, stats_note=why)
+        enc._probe_batch()
         graph.raw = None
         if not keep_model:
             graph.model = None
-        hidden = [names[t] for t in graph.layers.hidden]
-        attention = [names[t] for t in graph.layers.attention] if attention else []
         log.info("%s: %d layers (%s) on %s", ref.label, len(hidden) - 1, graph.layers.style, session.used)
         for note in structure_notes(graph):
             log.info("%s: %s", ref.label, note)  # commands show it once: run warnings, audit note
-        return cls(ref, graph, tokenizer, session, hidden, attention, tuple(providers),
-                   allow_fallback, threads, stats=plan, stats_note=why)
+        return enc
+
+    def _probe_batch(self) -> None:
+        """One run of two rows at open (``batch_probe``): a graph that runs one row but not two has
+        its batch fixed at 1 from then on (and its pad statistics computed in numpy, as for any
+        batch fixed in the graph; the statistics' masks are still fed)."""
+        fetch = list(self.hidden_outputs)
+
+        def once(part: Batch) -> list[np.ndarray]:
+            return self.session.run(fetch, self.feeds(part), failure_words(self.label, part))
+
+        found = probe_batch(once, self.tokenizer.pad_id, self.graph.structure)
+        if found is self.graph.structure:
+            return
+        self.graph.structure = found
+        if self.stats is not None and not self.stats_note:
+            self.stats_note = ingraph.unsupported(self.graph.model, self.graph.float_dtype, found)
 
     @classmethod
     def without_session(cls, ref: ModelRef, layers: list[str] | None = None) -> Encoder:
@@ -420,9 +440,10 @@ class Encoder:
         return f"numpy: {self.stats_note}" if self.stats_note else ""
 
 
-def _session_with_stats(graph: graph_mod.EncoderGraph, exposed: list[str], providers, allow_fallback: bool,
-                        threads: int | None, attention: bool = True) -> tuple[ingraph.StatsPlan | None, str, SessionInfo | None]:
-    """(plan, "", session) over the model with ``exposed`` as outputs and the in-graph
+def _session_with_stats(graph: graph_mod.EncoderGraph, exposed: list[str], exposure: graph_mod.Exposure,
+                        providers, allow_fallback: bool, threads: int | None,
+                        attention: bool = True) -> tuple[ingraph.StatsPlan | None, str, SessionInfo | None]:
+    """(plan, "", session) over the model with ``exposed`` as outputs (``exposure``) and the in-graph
     statistics added, or (None, why not, None) when they cannot be built or ORT refuses them."""
     layers = graph.layers
     why = ingraph.unsupported(graph.model, graph.float_dtype, graph.structure)
@@ -432,7 +453,7 @@ def _session_with_stats(graph: graph_mod.EncoderGraph, exposed: list[str], provi
     maps = list(layers.attention) if attention else []
     delta, plan = ingraph.build(graph.model, list(layers.hidden), maps, graph.float_dtype)
     try:
-        return plan, "", _session_for(graph, exposed, delta, providers, allow_fallback, threads)
+        return plan, "", _session_for(graph, exposed, exposure, delta, providers, allow_fallback, threads)
     except ModelLoadError as exc:
         why = f"onnxruntime refused the statistics graph ({exc})"
         log.info("%s: pad statistics in numpy: %s", graph.path.name, why)  # the run's encoder.stats says why
@@ -464,22 +485,22 @@ class _PlainAhead:
         return session
 
 
-def _session_for(graph: graph_mod.EncoderGraph, exposed: list[str], extra, providers, allow_fallback: bool,
-                 threads: int | None) -> SessionInfo:
-    """A session over the model with ``exposed`` as outputs and ``extra`` (a delta) merged in
-    (``_in_place_or``: the weights read from the file; else the whole bytes, or the path when
-    nothing is added)."""
+def _session_for(graph: graph_mod.EncoderGraph, exposed: list[str], exposure: graph_mod.Exposure, extra,
+                 providers, allow_fallback: bool, threads: int | None) -> SessionInfo:
+    """A session over the model with ``exposed`` as outputs (``exposure``: their delta, made once
+    per open) and ``extra`` (a delta) merged in (``_in_place_or``: the weights read from the file;
+    else the whole bytes, or the path when nothing is added)."""
     def whole():
         if not exposed and extra is None:
             return graph.path  # ONNX Runtime reads the file itself
-        return graph_mod.exposed_model(graph, exposed, extra)[0]
+        return graph_mod.exposed_model(graph, exposed, extra, exposure)[0]
 
     if graph.external_data:  # the weights stay in the user's files, read in place whatever the size
         if not exposed and extra is None:
             return create_session(graph.path, providers, allow_fallback, threads)
-        small = graph_mod.in_place_model(graph, exposed, extra)
+        small = graph_mod.in_place_model(graph, exposed, extra, exposure)
         return create_session(small, providers, allow_fallback, threads, weights_folder=graph.path.parent)
-    return _in_place_or(graph_mod.in_place_model(graph, exposed, extra), graph.path, whole,
+    return _in_place_or(graph_mod.in_place_model(graph, exposed, extra, exposure), graph.path, whole,
                         providers, allow_fallback, threads)
 
 
