@@ -25,6 +25,8 @@ _MAX_LINE_BYTES = 4 * MAX_TEXT_CHARS + 2
 
 _TEXT_FIELD = "text"
 LINE_SUFFIXES = (".txt", ".jsonl", ".csv")
+ROW_SUFFIXES = (".jsonl", ".csv")
+"""Files whose texts come with other fields (``iter_file_rows``)."""
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CORPUS_SUFFIXES = LINE_SUFFIXES + PARQUET_SUFFIXES
 """What a folder corpus is made of (other files in it are ignored)."""
@@ -62,13 +64,27 @@ def iter_file_texts(p: Path, text_column: str | None = None) -> Iterator[str]:
     field = text_column or _TEXT_FIELD
     if suffix in PARQUET_SUFFIXES:
         return non_blank(iter_parquet(p, field), p)
-    if suffix == ".jsonl":
-        return non_blank(_iter_jsonl(p, field), p)
-    if suffix == ".csv":
-        return non_blank(_iter_csv(p, field), p)
+    if suffix in ROW_SUFFIXES:
+        return (text for text, _ in _rows(p, field))
     if suffix != ".txt":
         log.debug("treating %s as plain text, one text per line", p)
     return _iter_txt(p)
+
+
+def iter_file_rows(p: Path, text_column: str | None = None) -> Iterator[tuple[str, dict]]:
+    """Each text of a .jsonl or .csv file with its whole row (the JSON object; the CSV row,
+    column names stripped): the texts :func:`iter_file_texts` yields, with the same errors,
+    and each text's other fields (labels) from the same one read."""
+    rows = _rows(p, text_column or _TEXT_FIELD)
+    if p.suffix.lower() == ".jsonl":
+        return rows
+    return ((text, {(k or "").strip(): v for k, v in row.items()}) for text, row in rows)
+
+
+def _rows(p: Path, field: str) -> Iterator[tuple[str, dict]]:
+    """(text, row) of the non-blank texts of a .jsonl or .csv file."""
+    rows = _jsonl_rows(p, field) if p.suffix.lower() == ".jsonl" else _csv_rows(p, field)
+    return non_blank(rows, p, text=lambda pair: pair[0])
 
 
 def count_texts(path: str | os.PathLike, text_column: str | None = None) -> int:
@@ -208,12 +224,13 @@ def _too_long(p: Path, lineno: int) -> BadInput:
     return BadInput(f"line too long: {p} line {lineno} has over {MAX_TEXT_CHARS:,} characters")
 
 
-def non_blank(texts: Iterator[str], p: Path) -> Iterator[str]:
-    """``texts`` without the blank ones, warning once with how many were skipped."""
+def non_blank(texts: Iterable, p: Path, text=None) -> Iterator:
+    """``texts`` without the blank ones, warning once with how many were skipped (``text``
+    gives an item's text when the items are not strings)."""
     skipped = 0
-    for text in texts:
-        if text.strip():
-            yield text
+    for item in texts:
+        if (item if text is None else text(item)).strip():
+            yield item
         else:
             skipped += 1
     if skipped:
@@ -227,7 +244,7 @@ def _iter_txt(p: Path) -> Iterator[str]:
             yield text
 
 
-def _iter_jsonl(p: Path, field: str = _TEXT_FIELD) -> Iterator[str]:
+def _jsonl_rows(p: Path, field: str = _TEXT_FIELD) -> Iterator[tuple[str, dict]]:
     for lineno, line in _lines(p):
         if not line.strip():
             continue
@@ -251,10 +268,10 @@ def _iter_jsonl(p: Path, field: str = _TEXT_FIELD) -> Iterator[str]:
             raise BadInput(
                 f'"{field}" is {_json_type(text)}, not a string, in {p} line {lineno}'
             )
-        yield text
+        yield text, obj
 
 
-def _iter_csv(p: Path, field: str = _TEXT_FIELD) -> Iterator[str]:
+def _csv_rows(p: Path, field: str = _TEXT_FIELD) -> Iterator[tuple[str, dict]]:
     if csv.field_size_limit() < MAX_TEXT_CHARS:
         # The default (131,072) would refuse long texts that are within our own limit.
         csv.field_size_limit(MAX_TEXT_CHARS)
@@ -282,7 +299,7 @@ def _iter_csv(p: Path, field: str = _TEXT_FIELD) -> Iterator[str]:
                 f'missing "{field}" value in {p} line {reader.line_num}: '
                 f"the row has fewer fields than the header"
             )
-        yield text
+        yield text, row
 
 
 def _json_type(value: object) -> str:

@@ -26,9 +26,7 @@ on the training texts; the 95% interval resamples test texts. Needs scikit-learn
 """
 from __future__ import annotations
 
-import csv
 import itertools
-import json
 import logging
 import math
 import time
@@ -42,7 +40,7 @@ from padlens.errors import BadInput, MissingExtra
 from padlens.inspector.inputs.lengths import choose_max_length
 from padlens.inspector.inputs.options import RunOptions
 from padlens.inspector.inputs.resolve import resolve_models
-from padlens.inspector.inputs.texts import iter_texts, read_texts
+from padlens.inspector.inputs.texts import ROW_SUFFIXES, corpus_files, iter_file_rows, read_texts
 from padlens.inspector.probe.data import Collected, Collector, StateSet, pad_floor
 from padlens.inspector.report.jsonable import to_jsonable
 from padlens.inspector.runtime.encoder import Encoder
@@ -212,60 +210,49 @@ def fitter():
 
 
 def read_labels(path: str | Path, column: str) -> list[str | None]:
-    """The ``column`` of a .jsonl/.csv texts file, one entry per text ``iter_texts`` yields.
+    """The ``column`` of a .jsonl/.csv texts file, one entry per text ``iter_texts`` yields."""
+    return read_labelled(path, column)[1]
+
+
+def read_labelled(path: str | Path, column: str) -> tuple[list[str], list[str | None]]:
+    """The texts of a .jsonl/.csv file (or a folder or glob of them) and their ``column``, from
+    one read (``inputs.texts.iter_file_rows``: the texts and errors ``iter_texts`` gives).
 
     Values become strings; a row without the column (or with null / blank) gives None.
-    BadInput when the file is not .jsonl/.csv or no row has the column.
+    BadInput when a file is not .jsonl/.csv or no row has the column.
     """
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in (".jsonl", ".csv"):
-        raise BadInput(f"--labels reads a column of a .jsonl or .csv --texts file, not {p.name}")
-    rows = _jsonl_rows(p) if suffix == ".jsonl" else _csv_rows(p)
-    labels, seen = [], False
-    for row in rows:
-        text = row.get("text")
-        if not isinstance(text, str) or not text.strip():
-            continue
+    p, files = Path(path), corpus_files(path)
+    other = next((f for f in files if f.suffix.lower() not in ROW_SUFFIXES), None)
+    if other is not None:
+        raise BadInput(f"--labels reads a column of a .jsonl or .csv --texts file, not {other.name}")
+    texts, labels, seen = [], [], False
+    for text, row in itertools.chain.from_iterable(iter_file_rows(f) for f in files):
         value = row.get(column)
         if isinstance(value, (dict, list)):
             raise BadInput(f"--labels {column}: values must be strings or numbers, {p} has {type(value).__name__}s")
         seen = seen or column in row
+        texts.append(text)
         labels.append(None if value is None or not str(value).strip() else str(value).strip())
     if not seen:
-        raise BadInput(f"--labels {column}: no {column!r} {'field' if suffix == '.jsonl' else 'column'} in {p}")
-    return labels
-
-
-def _jsonl_rows(p: Path) -> Iterable[dict]:
-    with open(p, encoding="utf-8-sig") as fh:
-        for line in fh:
-            if line.strip():
-                obj = json.loads(line)
-                yield obj if isinstance(obj, dict) else {}
-
-
-def _csv_rows(p: Path) -> Iterable[dict]:
-    with open(p, encoding="utf-8-sig", newline="") as fh:
-        for row in csv.DictReader(fh):
-            yield {(k or "").strip(): v for k, v in row.items()}
+        word = "field" if files[0].suffix.lower() == ".jsonl" else "column"
+        raise BadInput(f"--labels {column}: no {column!r} {word} in {p}")
+    return texts, labels
 
 
 def read_inputs(texts: Sequence[str] | None, texts_file: str | None, labels: str | None,
                 limit: int | None) -> tuple[list[str], list[str | None] | None]:
-    """The texts (``texts``, then the file's, else the corpus) and their labels when asked."""
+    """The texts (``texts``, then the file's, else the corpus) and their labels when asked
+    (texts and labels from one read of the file)."""
     if labels is not None:
         if texts_file is None or texts:
             raise BadInput("--labels names a column of the --texts FILE (.jsonl or .csv), "
                            "and --text values have no labels: pass only --texts FILE")
-        list(iter_texts(texts_file))  # the file's own errors (malformed line, no text field) first
-        column = read_labels(texts_file, labels)
+        file_texts, column = read_labelled(texts_file, labels)
+        out = read_texts(file_texts, None, limit)  # the limit, as for any texts
+        return out, column[: len(out)]
     if texts is not None and not isinstance(texts, (list, tuple)):
         texts = list(texts)
-    out = read_texts(texts, texts_file, limit)
-    if labels is None:
-        return out, None
-    return out, column[: len(out)]
+    return read_texts(texts, texts_file, limit), None
 
 
 def check_per_text(per_text: int) -> None:

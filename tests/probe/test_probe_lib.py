@@ -135,6 +135,23 @@ def test_csv_labels_are_read_by_column(tmp_path):
     assert read_labels(f, "lang") == ["en", "fr"]
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_texts_and_labels_come_from_one_read_of_the_file(tmp_path, monkeypatch, suffix):
+    from padlens.inspector.inputs import texts as T
+
+    f = tmp_path / f"t{suffix}"
+    if suffix == ".jsonl":
+        f.write_text("".join(json.dumps({"text": t, "lang": lang}) + "\n" for t, lang in
+                             [("hello", "en"), ("", "xx"), ("bonjour", "fr"), ("hola", "es")]))
+    else:
+        f.write_text("text, lang\nhello,en\n,xx\nbonjour,fr\nhola,es\n")
+    opened = []
+    original = T._open
+    monkeypatch.setattr(T, "_open", lambda path: opened.append(path) or original(path))
+    assert read_inputs(None, str(f), "lang", 2) == (["hello", "bonjour"], ["en", "fr"])
+    assert opened == [f]
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing-column", "no 'topic' field"),
     ("txt", "a .jsonl or .csv"),
