@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from padlens.inspector.audit import graph_checks as G
 from padlens.inspector.audit import tolerances as tl
@@ -98,20 +98,26 @@ def measure_mask_effect(probe: Probe) -> tuple[float, int | None]:
     return min(effects) if effects else (math.nan, None)
 
 
-def gather_facts(encoder, probe: Probe) -> Facts:
-    """Every fact the checks read about ``encoder``'s run, before any check."""
+def graph_facts(encoder, probe: Probe) -> Facts:
+    """The facts read from the graph and the probe's settings, before anything runs (the
+    all-ones mask's effect is NaN, on no text, until ``measured``)."""
     model = encoder.graph.model
     masks = tuple(s.name for s in encoder.graph.inputs if s.role == "attention_mask")
-    effect, at = measure_mask_effect(probe)
     return Facts(
         precision=effective_precision(encoder.ref.precision, model), mask_inputs=masks,
         dynamic=tuple(G.find_dynamic_quantization(model)),
         mask_quantized=tuple(G.find_quantized_mask_path(model, masks)),
         mask_as_lengths=tuple(G.mask_index_nodes(model)),
         has_positions_input=any(s.role == "position_ids" for s in encoder.graph.inputs),
-        mask_effect=effect, mask_effect_text=at, width=probe.width,
+        mask_effect=math.nan, mask_effect_text=None, width=probe.width,
         texts_with_pads=sum(probe.has_pads(i) for i in range(probe.count)), batch_size=probe.batch_size,
         **structure_facts(encoder, probe.side))
+
+
+def measured(facts: Facts, probe: Probe) -> Facts:
+    """``facts`` with the one measurement: does an all-ones mask move real tokens?"""
+    effect, at = measure_mask_effect(probe)
+    return replace(facts, mask_effect=effect, mask_effect_text=at)
 
 
 def structure_facts(encoder, side: str) -> dict:

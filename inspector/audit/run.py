@@ -9,7 +9,7 @@ from padlens.errors import BadInput
 from padlens.inspector.audit import graph_checks, invariance, pooling_checks, positions, registry
 from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.audit.drift import RunRecord, drift_verdicts
-from padlens.inspector.audit.facts import RunContext, gather_facts
+from padlens.inspector.audit.facts import Facts, RunContext, graph_facts, measured
 from padlens.inspector.audit.results import AuditResult, CheckResult, DriftPoint, RunSettings, Verdict
 from padlens.inspector.audit.variants import Probe, tokenize
 from padlens.inspector.inputs.lengths import choose_max_length
@@ -63,23 +63,28 @@ def run_check(spec: registry.CheckSpec, ctx: RunContext) -> CheckResult:
 
 
 def open_probe(encoder, texts: list[str], settings: Settings) -> Probe:
-    """The run's probe: texts tokenized once, the padded width chosen, each text run alone,
-    and whether the model's rows are independent of their batch (then variants run stacked;
-    never tried on a graph with dynamic quantization, whose scales span the batch)."""
+    """The run's probe: texts tokenized once and the padded width chosen (nothing run yet)."""
     max_len = choose_max_length(settings.max_length, [encoder])
     seqs = tokenize(encoder, texts, max_len)
     width = max_len if settings.padding == "max_length" else max(len(ids) for ids in seqs.ids)
-    probe = Probe(encoder, seqs, width, encoder.padding_side(settings.side)[0], settings.batch_size)
-    model = encoder.graph.model
-    probe.check_rows_independent(allowed=model is not None and not graph_checks.find_dynamic_quantization(model))
-    return probe
+    return Probe(encoder, seqs, width, encoder.padding_side(settings.side)[0], settings.batch_size)
+
+
+def open_run(encoder, texts: list[str], settings: Settings) -> tuple[Probe, Facts]:
+    """The run's probe and facts: the graph read once; each text run alone, and whether the
+    model's rows are independent of their batch (then variants, the facts' measurement first,
+    run stacked; never tried on a graph with dynamic quantization, whose scales span the batch)."""
+    probe = open_probe(encoder, texts, settings)
+    facts = graph_facts(encoder, probe)
+    probe.check_rows_independent(allowed=not facts.dynamic)
+    return probe, measured(facts, probe)
 
 
 def audit_run(encoder, texts: list[str], settings: Settings, provider: str, label: str,
               overrides: dict[str, float]) -> tuple[list[CheckResult], RunRecord, list[DriftPoint]]:
     """Every single-run check of one model on one provider, the record drift needs, the drift points."""
-    probe = open_probe(encoder, texts, settings)
-    ctx = RunContext(probe, gather_facts(encoder, probe), label, overrides, settings.seed)
+    probe, facts = open_run(encoder, texts, settings)
+    ctx = RunContext(probe, facts, label, overrides, settings.seed)
     results = [run_check(spec, ctx) for spec in registry.SPECS if spec.family != registry.DRIFT]
     log.info("%s: %d forward runs", label, probe.runs)
     record = RunRecord.of(probe, label, ctx.facts.precision, provider)

@@ -53,13 +53,13 @@ class Verification:
 def audit_checks(ref, texts, threads: int | None) -> list[dict]:
     """The audit's ``CHECKS`` on the model ``ref`` over ``texts`` (its own padding side and width)."""
     from padlens.inspector.audit import registry
-    from padlens.inspector.audit.facts import RunContext, gather_facts
-    from padlens.inspector.audit.run import Settings, open_probe, run_check
+    from padlens.inspector.audit.facts import RunContext
+    from padlens.inspector.audit.run import Settings, open_run, run_check
     from padlens.inspector.runtime.encoder import Encoder
 
     encoder = Encoder.open(ref, providers=("cpu",), threads=threads, attention=False)
-    probe = open_probe(encoder, list(texts), Settings())
-    ctx = RunContext(probe, gather_facts(encoder, probe), ref.label, {}, 0)
+    probe, facts = open_run(encoder, list(texts), Settings())
+    ctx = RunContext(probe, facts, ref.label, {}, 0)
     return [run_check(registry.spec(name), ctx).to_dict() for name in CHECKS]
 
 

@@ -187,16 +187,16 @@ def test_facts_are_gathered_once_frozen_and_the_check_order_does_not_matter(toy)
     import dataclasses
 
     from padlens.inspector.audit import registry
-    from padlens.inspector.audit.facts import RunContext, gather_facts
-    from padlens.inspector.audit.run import Settings, open_probe, run_check
+    from padlens.inspector.audit.facts import RunContext
+    from padlens.inspector.audit.run import Settings, open_run, run_check
     from padlens.inspector.inputs.resolve import resolve_models
     from padlens.inspector.runtime.encoder import Encoder
 
     enc = Encoder.open(resolve_models([toy("ignores-mask")])[0])
     results = []
     for specs in (registry.SPECS[:-1], registry.SPECS[-2::-1]):
-        probe = open_probe(enc, TEXTS, Settings())
-        ctx = RunContext(probe, gather_facts(enc, probe), "m", {})
+        probe, facts = open_run(enc, TEXTS, Settings())
+        ctx = RunContext(probe, facts, "m", {})
         results.append({s.name: run_check(s, ctx) for s in specs})
     assert results[0] == results[1]
     assert ctx.facts.mask_ignored

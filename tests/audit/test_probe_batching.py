@@ -51,6 +51,18 @@ def test_a_model_whose_rows_feel_their_batch_runs_every_variant_alone(toy, monke
     assert not probes[0].batched
 
 
+def test_the_graph_is_searched_for_dynamic_quantization_once_per_run(toy, monkeypatch):
+    from padlens.inspector.audit import graph_checks as G
+
+    calls = []
+    find = G.find_dynamic_quantization
+    monkeypatch.setattr(G, "find_dynamic_quantization", lambda model: calls.append(model) or find(model))
+    probes = _runs(monkeypatch)
+    result = audit([str(toy("dynamic"))], texts=TEXTS, max_length=32)
+    assert len(calls) == len(probes) == 1 and not probes[0].batched  # the facts' answer decided it
+    assert any(c.name == "dynamic_activation_quantization" and not c.passed for c in result.checks)
+
+
 def test_rows_are_independent_for_an_honest_model_and_not_for_one_that_mixes_them(toy):
     assert _open(toy("honest")).check_rows_independent()
     assert not _open(toy("batch-mix")).check_rows_independent()
