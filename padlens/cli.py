@@ -9,8 +9,6 @@ import click
 from padlens import __version__
 from padlens.errors import PadlensError
 
-log = logging.getLogger(__name__)
-
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 

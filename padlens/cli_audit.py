@@ -1,14 +1,10 @@
 """CLI command `audit`: padding leaks, as a CI gate."""
 from __future__ import annotations
 
-import logging
-
 import click
 
 from padlens.cli_options import OutputTargets, output_options, progress_bar, retune, run_options
 from padlens.inspector.audit import registry
-
-log = logging.getLogger(__name__)
 
 #: what the shared input options mean for the audit (it builds its own padded variants)
 AUDIT_OPTION_HELP = {

@@ -1,13 +1,9 @@
 """The `padlens demo` command."""
 from __future__ import annotations
 
-import logging
-
 import click
 
 from padlens.cli_options import is_quiet
-
-log = logging.getLogger(__name__)
 
 
 @click.command("demo")

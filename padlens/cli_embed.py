@@ -1,15 +1,11 @@
 """CLI command `padlens embed`: sentence embeddings to a .npy, without PyTorch."""
 from __future__ import annotations
 
-import logging
-
 import click
 
 from padlens.cli_inspect import check_output_file, engine_kwargs, engine_options, engine_progress
 from padlens.cli_options import retune, run_options
 from padlens.inspector.contract import POOLING_MODES
-
-log = logging.getLogger(__name__)
 
 #: what the shared input options mean for embed (every text of one file; lengths from the model)
 EMBED_OPTION_HELP = {

@@ -1,13 +1,9 @@
 """CLI commands `padlens export` and `padlens models`: thin wrappers over padlens.exporter."""
 from __future__ import annotations
 
-import logging
-
 import click
 
 from padlens.inspector.contract import PRECISIONS
-
-log = logging.getLogger(__name__)
 
 PRECISION_CHOICES = PRECISIONS
 

@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from typing import Callable, Iterator
 
 import click
 
 from padlens.cli_options import OutputTargets, count_texts_or_none, output_options, progress_bar, run_options
 from padlens.fsio import check_file_target
-
-log = logging.getLogger(__name__)
 
 ENGINE_KEYS = ("engine", "ray_address", "workers", "text_column")
 

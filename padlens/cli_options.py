@@ -219,7 +219,7 @@ PARAMETER_FLAGS = {"max_length": "--max-length", "batch_size": "--batch-size", "
                    "per_text": "--per-text", "padding_side": "--padding-side", "engine": "--engine",
                    "allow_fallback": "--allow-fallback", "text_column": "--text-column", "texts_file": "--texts",
                    "tokenizer": "--tokenizer", "pooling": "--pooling", "provider": "--provider", "force": "--force",
-                   "out": "-o"}
+                   "out": "-o", "labels": "--labels", "layers": "--layers"}
 """The library names parameters in its messages (``max_length must be at least 2``, ``pass allow_fallback=True``,
 ``engine="ray"``); the CLI says the flag (``as_flags``)."""
 
@@ -232,7 +232,7 @@ _BARE = "|".join(sorted(_BARE_NAMES, key=len, reverse=True))
 _PARAMETER = re.compile(rf"(?<![\w-])({_BARE})(?= must| needs| set to| \d)|(?<=pass )({_NAMES})\b|"
                         rf"(?<=a smaller )({_BARE})\b")
 #: ``name=True`` -> the flag; ``name="value"`` -> flag value; ``name=VALUE`` -> flag VALUE
-_KEYWORD = re.compile(rf"(?<![\w.-])({_NAMES})=(?:(True)\b|([\"'])([^\"']*)\3)?")
+_KEYWORD = re.compile(rf"(?<![\w.-])({_NAMES})=(?:(True)\b|([\"'])([^\"']*)\3| (?=\S))?")
 #: library wordings no rule above reads, as the command line says them
 _PHRASES = (
     (re.compile(r"\blayers=\[NAME, \.\.\.\]"), "--layers NAME,..."),  # layers=["a", "b"]: --layers a,b

@@ -1,14 +1,10 @@
 """`padlens probe`: what one pad state reveals, layer by layer, against controls (thin over probe())."""
 from __future__ import annotations
 
-import logging
-
 import click
 
 from padlens.cli_options import OutputTargets, output_options, progress_bar, run_options
 from padlens.errors import BadInput
-
-log = logging.getLogger(__name__)
 
 
 @click.command("probe")

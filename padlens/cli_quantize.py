@@ -1,14 +1,11 @@
 """CLI command `padlens quantize`: a thin wrapper over padlens.inspector.quantize."""
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 
 from padlens.cli_options import is_quiet, output_options
-
-log = logging.getLogger(__name__)
 
 #: the schemes (padlens.inspector.quantize.run.SCHEMES, repeated so --help loads no onnx)
 SCHEMES = ("int8-static", "int8-weight", "int4-weight")

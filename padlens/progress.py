@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 from typing import Iterator, TextIO
 
 from tqdm import tqdm
-
-log = logging.getLogger(__name__)
 
 #: Seconds a run stays silent before its bar appears: short runs never show one.
 DELAY_S = 0.5

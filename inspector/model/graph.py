@@ -176,7 +176,7 @@ def user_layers(model: onnx.ModelProto, names: list[str]) -> LayerMap:
     known = set(g.producer) | {i.name for i in model.graph.input}
     missing = [n for n in names if n not in known]
     if missing:
-        raise LayersNotFound(f"--layers names tensor(s) not in the graph: "
+        raise LayersNotFound(f"layers= names tensor(s) not in the graph: "
                              f"{', '.join(map(repr, missing))}")
     return LayerMap(list(names), [], "user", hidden_size(g, model, names[0]))
 

@@ -224,18 +224,18 @@ def read_labelled(path: str | Path, column: str) -> tuple[list[str], list[str | 
     p, files = Path(path), corpus_files(path)
     other = next((f for f in files if f.suffix.lower() not in ROW_SUFFIXES), None)
     if other is not None:
-        raise BadInput(f"--labels reads a column of a .jsonl or .csv --texts file, not {other.name}")
+        raise BadInput(f"labels={column!r} reads a column of a .jsonl or .csv texts_file=FILE, not {other.name}")
     texts, labels, seen = [], [], False
     for text, row in itertools.chain.from_iterable(iter_file_rows(f) for f in files):
         value = row.get(column)
         if isinstance(value, (dict, list)):
-            raise BadInput(f"--labels {column}: values must be strings or numbers, {p} has {type(value).__name__}s")
+            raise BadInput(f"labels={column!r}: values must be strings or numbers, {p} has {type(value).__name__}s")
         seen = seen or column in row
         texts.append(text)
         labels.append(None if value is None or not str(value).strip() else str(value).strip())
     if not seen:
         word = "field" if files[0].suffix.lower() == ".jsonl" else "column"
-        raise BadInput(f"--labels {column}: no {column!r} {word} in {p}")
+        raise BadInput(f"labels={column!r}: no {column!r} {word} in {p}")
     return texts, labels
 
 
@@ -245,8 +245,8 @@ def read_inputs(texts: Sequence[str] | None, texts_file: str | None, labels: str
     (texts and labels from one read of the file)."""
     if labels is not None:
         if texts_file is None or texts:
-            raise BadInput("--labels names a column of the --texts FILE (.jsonl or .csv), "
-                           "and --text values have no labels: pass only --texts FILE")
+            raise BadInput("labels=COLUMN names a column of texts_file=FILE (.jsonl or .csv), "
+                           "and a texts value has no label: pass only texts_file=FILE")
         file_texts, column = read_labelled(texts_file, labels)
         out = read_texts(file_texts, None, limit)  # the limit, as for any texts
         return out, column[: len(out)]

@@ -50,7 +50,7 @@ def test_the_table_shows_each_target_by_layer_for_pads_and_real_tokens(cli, tiny
 
 @pytest.mark.parametrize("args, message", [
     (["--labels", "colour"], "no 'colour' field"),
-    (["--labels", "topic", "--text", "a b"], "--text values have no labels"),
+    (["--labels", "topic", "--text", "a b"], "a --text value has no label: pass only --texts FILE"),
     (["--per-text", "0"], "--per-text must be at least 1"),
     (["--max-length", "1"], "--max-length must be at least 2"),
 ])

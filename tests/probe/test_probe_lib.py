@@ -155,8 +155,8 @@ def test_texts_and_labels_come_from_one_read_of_the_file(tmp_path, monkeypatch, 
 @pytest.mark.parametrize("case, message", [
     ("missing-column", "no 'topic' field"),
     ("txt", "a .jsonl or .csv"),
-    ("with-text", "--text values have no labels"),
-    ("no-file", "--texts FILE"),
+    ("with-text", "a texts value has no label"),
+    ("no-file", "texts_file=FILE"),
 ])
 def test_bad_labels_are_refused_before_any_model_runs(tmp_path, case, message):
     f = tmp_path / ("t.txt" if case == "txt" else "t.jsonl")
