@@ -9,8 +9,6 @@ they are imported inside the functions that need them.
 """
 from __future__ import annotations
 
-import logging
-
 from .deps import MISSING as MISSING_EXTRA_MESSAGE
 from .deps import require_export_extra
 from .manifest import MANIFEST
@@ -20,8 +18,6 @@ from .precision import PRECISIONS
 from .source import SUPPORTED_ARCHITECTURES
 from .texts import read_texts
 from .validate import FP32_TOLERANCE, LayerDelta, PrecisionCheck
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "ExportResult", "FP32_TOLERANCE", "LayerDelta", "MANIFEST", "MISSING_EXTRA_MESSAGE",

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +9,6 @@ from typing import Any
 
 from padlens import __version__
 from padlens.inspector.contract import MANIFEST, MANIFEST_FORMAT
-
-log = logging.getLogger(__name__)
 
 FORMAT = MANIFEST_FORMAT
 

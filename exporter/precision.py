@@ -1,7 +1,6 @@
 """fp16 conversion and int8 quantization of the fp32 export; every layer output is kept."""
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,8 +8,6 @@ import numpy as np
 
 from padlens.errors import ExportFailed
 from padlens.inspector.contract import PRECISION_FILES, PRECISIONS  # noqa: F401  (re-exported)
-
-log = logging.getLogger(__name__)
 
 #: precision name -> file name in the export folder (the contract lives in padlens.inspector.contract)
 FILES = PRECISION_FILES

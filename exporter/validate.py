@@ -1,7 +1,6 @@
 """Check every exposed layer of an exported graph against PyTorch on a padded batch of real texts."""
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -10,8 +9,6 @@ import numpy as np
 
 from padlens.inspector.stats.pooling import l2_normalize
 from padlens.inspector.stats.pooling import pool as pool_states
-
-log = logging.getLogger(__name__)
 
 #: fp32 real-token tolerance: above it the export fails (exit 1)
 FP32_TOLERANCE = 1e-4

@@ -8,9 +8,6 @@ taken from the top: ``from padlens import inspect, audit, embed``.
 from __future__ import annotations
 
 import importlib
-import logging
-
-log = logging.getLogger(__name__)
 
 #: public name -> submodule that defines it
 _EXPORTS = {

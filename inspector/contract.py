@@ -5,10 +5,6 @@ CLI all read their constants from here, so a name changes in one place.
 """
 from __future__ import annotations
 
-import logging
-
-log = logging.getLogger(__name__)
-
 # --------------------------------------------------------------------------- export folder
 
 #: precision name -> file name in an export folder (the order is the export order)

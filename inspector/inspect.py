@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import logging
 import time
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -36,8 +35,6 @@ from padlens.inspector.steps import (  # noqa: F401  (the public steps, re-expor
     resolve_side,
     tokenizer_groups,
 )
-
-log = logging.getLogger(__name__)
 
 ATTENTION_FIELDS = tuple(f"attn_{name}" for name in M.ATTENTION_METRICS)
 STATS = ("graph", "numpy")  # where the pad statistics are computed (``inspect(stats=...)``)

@@ -1,7 +1,6 @@
 """Recipes: TOML files naming the encoders padlens knows."""
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -14,7 +13,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

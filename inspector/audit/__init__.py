@@ -11,9 +11,6 @@ May import: inputs/, model/, runtime/, stats/, report/ (formatting, JSON), contr
 from __future__ import annotations
 
 import importlib
-import logging
-
-log = logging.getLogger(__name__)
 
 _EXPORTS = {
     "audit": "run", "audit_run": "run", "DEFAULT_TEXTS": "run", "Settings": "run",

@@ -1,7 +1,6 @@
 """State comparisons shared by the checks: how far real tokens moved, and which case is worst."""
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,8 +10,6 @@ import numpy as np
 from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.report.fmt import fmt_cos
 from padlens.inspector.stats.cosine import row_cosines
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

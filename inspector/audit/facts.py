@@ -7,7 +7,6 @@ that another check reads, so their order does not matter.
 from __future__ import annotations
 
 import functools
-import logging
 import math
 from dataclasses import dataclass, replace
 
@@ -16,8 +15,6 @@ from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.audit.compare import Case, compare_states
 from padlens.inspector.audit.invariance import measure_padding
 from padlens.inspector.audit.variants import Probe, with_full_mask
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
 """Graph checks: what the ONNX graph alone says (dynamic quantization, a quantized mask path)."""
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import onnx
@@ -9,8 +8,6 @@ import onnx
 from padlens.inspector.audit.results import Verdict
 from padlens.inspector.contract import DYNAMIC_QUANT_OPS, INTEGER_OPS
 from padlens.inspector.model.loader import iter_nodes
-
-log = logging.getLogger(__name__)
 
 #: Ops that carry the mask's values forward (elementwise, casts, shape moves, selections).
 MASK_CARRIERS = frozenset({

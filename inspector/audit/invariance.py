@@ -1,7 +1,6 @@
 """Invariance checks: padding, batch neighbours and the mask must not move real tokens."""
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
@@ -10,9 +9,6 @@ from padlens.inspector.audit.compare import Case, StateDiff, compare_states, des
 from padlens.inspector.audit.graph_checks import names
 from padlens.inspector.audit.results import DriftPoint, Verdict
 from padlens.inspector.audit.variants import Probe, with_blank_rows, with_random_pads
-
-log = logging.getLogger(__name__)
-
 
 # --------------------------------------------------------------------------- shared wording
 

@@ -7,16 +7,12 @@ pooling follows the mask on either side; this check measures the naive index's d
 """
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from padlens.inspector.audit.compare import cosines
 from padlens.inspector.audit.invariance import other_side
 from padlens.inspector.audit.results import Verdict
 from padlens.inspector.report.fmt import fmt_cos
-
-log = logging.getLogger(__name__)
 
 NAME = "last_token_pooling"
 SIDES = ("right", "left")

@@ -9,15 +9,12 @@ real token's position; that is measured with random ids under the mask.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 
 from padlens.inspector.audit.compare import Case, worst
 from padlens.inspector.audit.invariance import fold, random_pad_cases, state_diff
 from padlens.inspector.audit.results import Verdict
 from padlens.inspector.inputs.tokenize import arange_positions
-
-log = logging.getLogger(__name__)
 
 NAME = "position_ids_follow_mask"
 

@@ -5,7 +5,6 @@ here. ``python -m padlens.inspector.audit.registry --markdown`` prints the READM
 """
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ from padlens.inspector.audit.results import ERROR, WARNING
 if TYPE_CHECKING:
     from padlens.inspector.audit.facts import Facts
 
-log = logging.getLogger(__name__)
 
 #: check families: runtime comparisons of one run, graph reads, comparisons between runs
 INVARIANCE, GRAPH, DRIFT = "invariance", "graph", "drift"

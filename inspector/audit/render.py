@@ -1,14 +1,10 @@
 """The audit as terminal text: per model one line per check; details for failures and warnings."""
 from __future__ import annotations
 
-import logging
-
 from padlens.inspector.audit.registry import GRAPH, spec
 from padlens.inspector.audit.results import AuditResult, CheckResult
 from padlens.inspector.inputs.tokenize import side_words
 from padlens.inspector.report.fmt import fmt_cos
-
-log = logging.getLogger(__name__)
 
 NAME_W = 32
 

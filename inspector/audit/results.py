@@ -1,13 +1,10 @@
 """The audit's results: one CheckResult per check and run, the AuditResult, its JUnit XML."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
 from padlens.inspector.report.fmt import fmt_measure
-
-log = logging.getLogger(__name__)
 
 ERROR, WARNING = "error", "warning"
 NOT_APPLICABLE = "not applicable: "

@@ -1,15 +1,12 @@
 """Audit tolerances: per-precision defaults, and parsing of `--tolerance NAME=VALUE`."""
 from __future__ import annotations
 
-import logging
 import math
 import re
 from dataclasses import dataclass, replace
 
 from padlens.errors import BadInput
 from padlens.inspector.audit import registry
-
-log = logging.getLogger(__name__)
 
 #: Numerical classes a model's precision falls into; each has its own rounding noise.
 #: ``int4`` holds the 4-bit (and narrower) weight-only precisions: int4-weight, nf4-weight, fp4-weight.

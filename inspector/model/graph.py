@@ -1,7 +1,6 @@
 """Load any ONNX token encoder and say where its layers are: the inspector's graph API."""
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,6 @@ from padlens.inspector.model.structure import Structure, read_structure
 __all__ = ["EncoderGraph", "Exposure", "InputSpec", "LayerMap", "expose_outputs", "exposed_model", "load_encoder",
            "locate_layers", "output_delta", "save_model"]
 
-log = logging.getLogger(__name__)
 
 FLOAT_NAMES = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16",
                TensorProto.BFLOAT16: "bfloat16", TensorProto.DOUBLE: "float64"}

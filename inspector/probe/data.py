@@ -19,13 +19,10 @@ Sampling is seeded per (seed, text index), so results do not depend on the batch
 """
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 WINDOW_QUANTILE = 0.9
 """The pad window starts after the longest of this fraction of texts (the longest 10% are left out)."""

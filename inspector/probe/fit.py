@@ -8,7 +8,6 @@ the training texts only (GroupKFold), never looking at the test texts.
 """
 from __future__ import annotations
 
-import logging
 import warnings
 
 import numpy as np
@@ -20,8 +19,6 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from padlens.inspector.stats.cosine import row_cosines
-
-log = logging.getLogger(__name__)
 
 ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 7))
 """Ridge penalties tried by cross-validation (on standardised states)."""

@@ -1,13 +1,10 @@
 """Render a ProbeResult for an 80-column terminal: per run and target, layers × (pads, real tokens)."""
 from __future__ import annotations
 
-import logging
 import textwrap
 
 from padlens.inspector.probe.run import ProbeResult, ProbeRun
 from padlens.inspector.report.fmt import fmt_num
-
-log = logging.getLogger(__name__)
 
 COLUMNS = ("score", "control", "selectivity", "baseline")
 HEADS = ("score", "ctrl", "select", "base")

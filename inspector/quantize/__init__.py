@@ -12,9 +12,6 @@ report/jsonable (JSON); never probe/, ray/ or inspect. Names are imported lazily
 from __future__ import annotations
 
 import importlib
-import logging
-
-log = logging.getLogger(__name__)
 
 _EXPORTS = {
     "quantize": "run", "QuantizeResult": "run", "SCHEMES": "run", "FLOORS": "run", "sidecar_path": "run",

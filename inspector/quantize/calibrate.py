@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from padlens.errors import BadInput
-
-log = logging.getLogger(__name__)
 
 #: texts calibrating int8-static (the corpus' share, or the first of a user's file)
 MAX_CALIBRATION = 96

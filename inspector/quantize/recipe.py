@@ -13,8 +13,6 @@ import numpy as np
 
 from padlens.inspector.quantize.plan import Plan
 
-log = logging.getLogger(__name__)
-
 Feed = dict[str, np.ndarray]
 
 #: How ``quantize_int8_dynamic`` quantizes (recorded in padlens.json).

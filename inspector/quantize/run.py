@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 import time
@@ -12,8 +11,6 @@ from pathlib import Path
 from padlens.errors import BadInput
 from padlens.inspector.quantize.calibrate import HELDOUT, TextSplit, calibration_feeds, split_texts
 from padlens.inspector.quantize.verify import Verification, verify
-
-log = logging.getLogger(__name__)
 
 SCHEMES = ("int8-static", "int8-weight", "int4-weight")
 #: (mean, worst) pooled cosine vs the source each scheme must reach on held-out texts.

@@ -1,13 +1,10 @@
 """Weight-only quantization (``MatMulNBits``): int8 or int4 weights, float activations, padding-invariant by construction."""
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from padlens.inspector.quantize.plan import Plan
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from pathlib import Path
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 #: ``field(metadata=NOT_IN_JSON)`` keeps a field (arrays for plots) out of ``to_jsonable``.
 NOT_IN_JSON = {"json": False}

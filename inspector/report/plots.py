@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,6 @@ from padlens.inspector.report.fmt import fmt_num
 if TYPE_CHECKING:
     from padlens.inspector.audit.results import DriftPoint
 
-log = logging.getLogger(__name__)
 
 DPI = 100
 WIDTH_IN = 12.0  # every figure is 1200 px wide

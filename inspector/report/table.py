@@ -1,15 +1,12 @@
 """Render an InspectResult as plain text for an 80-column terminal: per metric, layers × runs."""
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Callable
 
 from padlens.inspector.report.fmt import fmt_cos, fmt_norm
 from padlens.inspector.results import InspectResult, PoolingDamage, RunResult
-
-log = logging.getLogger(__name__)
 
 WIDTH = 80
 LAYER_W = 8   # "0 emb" column

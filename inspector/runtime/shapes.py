@@ -6,7 +6,6 @@ side) and cuts the outputs back, so callers see the shapes they asked for.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 from typing import Callable
 
@@ -14,8 +13,6 @@ import numpy as np
 
 from padlens.inspector.inputs.tokenize import Batch, mask_positions
 from padlens.inspector.model.structure import Structure
-
-log = logging.getLogger(__name__)
 
 ROW_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "special_tokens_mask", "lengths")
 

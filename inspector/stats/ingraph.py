@@ -16,7 +16,6 @@ tests/inspector/test_ingraph.py checks the results against the float64 reference
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,8 +23,6 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from padlens.inspector.stats import metrics as M
-
-log = logging.getLogger(__name__)
 
 PREFIX = "padlens.stats"
 MIN_OPSET = 13  # Slice/Unsqueeze/ReduceSum take their axes as inputs from here on

@@ -14,16 +14,12 @@ that layer's pad metrics; its ``real_norm`` still counts when its real tokens ar
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from padlens.inspector.stats.cosine import row_cosines
-
-log = logging.getLogger(__name__)
-
 
 
 def _quiet(func):
