@@ -62,7 +62,7 @@ class EmbedModel:
 
     Attributes:
         ref: the model file (``ModelRef``); tokenizer: its tokenizer; graph: the loaded graph
-            (its proto dropped once the session exists).
+            (its proto and bytes dropped before the session is made).
         output: the graph output fetched; pooled: whether the graph pooled it already.
         session: the ONNX Runtime session (``SessionInfo``; None from ``without_session``).
     """
@@ -74,10 +74,10 @@ class EmbedModel:
         from padlens.inspector.runtime.session import create_session
 
         self._open(ref, graph_pooling)
-        # the file's bytes, or its path (ORT reads external data in place, from the user's files)
-        model = self.graph.raw if self.graph.raw is not None else self.graph.path
-        self.session = create_session(model, providers, allow_fallback, threads)
-        self.graph.model = self.graph.raw = None  # the session holds its own copy
+        # the proto and the file's bytes go before the session is made, so the weights are never held
+        # twice beside it; ORT reads the file (and any external data) in place from the user's path
+        self.graph.model = self.graph.raw = None
+        self.session = create_session(self.graph.path, providers, allow_fallback, threads)
         # one run of two rows: a graph that runs one row but not two gets its batch fixed at 1
         self.graph.structure = probe_batch(self._once, self.tokenizer.pad_id, self.graph.structure)
         log.info("%s: embedding from output %r%s", ref.label, self.output,
