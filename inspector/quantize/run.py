@@ -138,14 +138,18 @@ def _make(scheme: str, ref, dst: Path, plan, external: bool, split: TextSplit, p
     return write_weight_only(ref.path, dst, WEIGHT_RECIPES[scheme], plan)
 
 
-def _file_bytes(path: Path) -> int:
-    """The file's size plus the external data files beside it that it names."""
+def _data_files(path: Path) -> list[Path]:
+    """The external data files beside ``path`` that its initializers name (none for one file)."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
     locations = {e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"}
-    return path.stat().st_size + sum((path.parent / loc).stat().st_size for loc in locations
-                                     if (path.parent / loc).is_file())
+    return [path.parent / loc for loc in sorted(locations) if (path.parent / loc).is_file()]
+
+
+def _file_bytes(path: Path) -> int:
+    """The file's size plus the external data files beside it that it names."""
+    return path.stat().st_size + sum(f.stat().st_size for f in _data_files(path))
 
 
 def quantize(model: str | os.PathLike, out: str | os.PathLike, scheme: str = "int8-static",
@@ -198,8 +202,9 @@ def _keep(dst: Path, target: Path, result: QuantizeResult) -> None:
     from padlens.fsio import atomic_write
 
     result.out_bytes = _file_bytes(dst)
-    data = dst.parent / (dst.name + ".data")
-    if data.is_file():
+    # only the data files the final graph names: ONNX Runtime's quantizer may leave an external
+    # data file that the re-saved (self-contained) graph no longer reads; it goes with the temp folder
+    for data in _data_files(dst):
         os.replace(data, target.parent / data.name)
     os.replace(dst, target)
     result.written = True

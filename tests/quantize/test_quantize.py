@@ -94,6 +94,21 @@ def test_a_source_with_external_data_is_quantized_and_its_folder_untouched(exter
     assert digest(external_bert) == before
 
 
+def test_a_large_source_written_back_as_one_file_leaves_no_stray_data_file(external_bert, tmp_path, monkeypatch):
+    """A source past the external-data size makes ORT's quantizer write ``<out>.data``; the re-saved
+    graph fits one file and names no data, so only the file and its sidecar are written."""
+    from padlens.inspector.model import expose
+
+    monkeypatch.setattr(expose, "EXTERNAL_OVER", 0)  # the source counts as large; the copy is saved as one file
+    out = tmp_path / "out" / "m.onnx"
+    out.parent.mkdir()
+    result = quantize(external_bert / "model.onnx", out, scheme="int8-static")
+    assert result.written
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.onnx", "m.onnx.padlens.json"]
+    assert result.out_bytes == out.stat().st_size
+    assert not any(t.external_data for t in onnx.load(str(out), load_external_data=False).graph.initializer)
+
+
 def test_an_impossible_floor_fails_and_writes_nothing(user_copy, tmp_path):
     out = tmp_path / "m.onnx"
     result = quantize(user_copy("torchscript") / "model.onnx", out, floors=(1.5, 1.5))
