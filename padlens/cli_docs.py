@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     """Write the reference to FILE (default docs/cli.md), or print it with ``-``."""
     args = sys.argv[1:] if argv is None else argv
     target = args[0] if args else "docs/cli.md"
+    if len(args) > 1 or (target.startswith("-") and target != "-"):
+        print(f"Error: usage: python -m padlens.cli_docs [FILE | -] (got {' '.join(args)})", file=sys.stderr)
+        sys.exit(2)
     text = render()
     if target == "-":
         sys.stdout.write(text)

@@ -1,6 +1,7 @@
 """docs/cli.md is every registered command's --help, generated; it cannot drift from the commands."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,10 @@ def test_the_generator_prints_the_reference():
     out = subprocess.run([sys.executable, "-m", "padlens.cli_docs", "-"], capture_output=True, text=True,
                          cwd=ROOT, check=True)
     assert out.stdout == DOCS.read_text(encoding="utf-8")
+
+
+def test_an_option_is_not_taken_for_the_file_to_write(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "padlens.cli_docs", "--check"], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 2 and out.stderr.startswith("Error: usage:") and "Traceback" not in out.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
