@@ -201,10 +201,11 @@ def _keep(dst: Path, target: Path, result: QuantizeResult) -> None:
     """Move the verified file (and its external data) onto ``target``, then write the sidecar."""
     from padlens.fsio import atomic_write
 
-    result.out_bytes = _file_bytes(dst)
-    # only the data files the final graph names: ONNX Runtime's quantizer may leave an external
-    # data file that the re-saved (self-contained) graph no longer reads; it goes with the temp folder
-    for data in _data_files(dst):
+    # only the data files the final graph names (one read of the graph): ONNX Runtime's quantizer may
+    # leave an external data file that the re-saved (self-contained) graph no longer reads
+    data_files = _data_files(dst)
+    result.out_bytes = dst.stat().st_size + sum(f.stat().st_size for f in data_files)
+    for data in data_files:
         os.replace(data, target.parent / data.name)
     os.replace(dst, target)
     result.written = True
