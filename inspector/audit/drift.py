@@ -24,8 +24,10 @@ class RunRecord:
         provider: the provider asked for.
         seqs: its tokenized texts (drift compares only identically tokenized runs).
         refs: per text, per-layer [n, H] states of the text alone.
-        padded: per text, per-layer [width, H] states padded alone (None when no pads).
+        pads: per text, per-layer [width - n, H] states of its pads, padded alone to the width
+            (None when it has none, or when the probe did not keep them).
         width: the padded width.
+        side: the side its pads are on (pads are compared only between runs padded on one side).
     """
 
     label: str
@@ -33,14 +35,15 @@ class RunRecord:
     provider: str
     seqs: Sequences
     refs: list[list[np.ndarray]]
-    padded: list[list[np.ndarray] | None]
+    pads: list[list[np.ndarray] | None]
     width: int
+    side: str = "right"
 
     @classmethod
     def of(cls, probe: Probe, label: str, precision: str, provider: str) -> RunRecord:
-        refs = [probe.reference(i) for i in range(probe.count)]
-        padded = [probe.padded(i) if probe.has_pads(i) else None for i in range(probe.count)]
-        return cls(label, precision, provider, probe.seqs, refs, padded, probe.width)
+        refs = [probe.reference(i).real for i in range(probe.count)]
+        pads = [probe.padded(i).pads if probe.has_pads(i) else None for i in range(probe.count)]
+        return cls(label, precision, provider, probe.seqs, refs, pads, probe.width, probe.side)
 
     def comparable(self, other: RunRecord) -> bool:
         """Same tokens, width, layer count and hidden size."""
@@ -65,9 +68,8 @@ def reference_drift(ref: RunRecord, run: RunRecord, overrides: dict[str, float])
         a, b = ref.refs[i], run.refs[i]
         pooled.append(float(cosines(a[-1].astype(np.float64).mean(0), b[-1].astype(np.float64).mean(0))[0]))
         real_cos.append(_layer_cos(a, b))
-        if ref.padded[i] is not None and run.padded[i] is not None:
-            n = len(run.seqs.ids[i])
-            pad_cos.append(_layer_cos([h[n:] for h in ref.padded[i]], [h[n:] for h in run.padded[i]]))
+        if ref.pads[i] is not None and run.pads[i] is not None and ref.side == run.side:
+            pad_cos.append(_layer_cos(ref.pads[i], run.pads[i]))
     pooled_arr = np.nan_to_num(np.array(pooled), nan=-1.0)
     at = int(pooled_arr.argmin())
     value = float(pooled_arr[at])

@@ -89,8 +89,8 @@ def measure_mask_effect(probe: Probe) -> tuple[float, int | None]:
     effects = []
     texts = [i for i in range(probe.count) if probe.has_pads(i)]
     ones = [with_full_mask(probe.rows([i], probe.width)) for i in texts]
-    for i, states in zip(texts, probe.run_alone(ones)):
-        d = compare_states(probe.baseline(i), probe.real(states, i))
+    for i, row in zip(texts, probe.run_alone(ones, texts)):
+        d = compare_states(probe.baseline(i), row.real)
         effects.append((d.max_delta if d.nonfinite_layer is None else math.inf, i))
     return min(effects) if effects else (math.nan, None)
 

@@ -5,10 +5,10 @@ import math
 
 import numpy as np
 
-from padlens.inspector.audit.compare import Case, StateDiff, compare_states, describe, first_nonfinite, worst
+from padlens.inspector.audit.compare import Case, StateDiff, compare_states, describe, worst
 from padlens.inspector.audit.graph_checks import names
 from padlens.inspector.audit.results import DriftPoint, Verdict
-from padlens.inspector.audit.variants import Probe, with_blank_rows, with_random_pads
+from padlens.inspector.audit.variants import Probe, Row, with_blank_rows, with_random_pads
 
 # --------------------------------------------------------------------------- shared wording
 
@@ -35,13 +35,11 @@ def likely_cause(facts, diff: StateDiff | None, across: str = "padding") -> str:
             "mask, or a mean/max/norm over the sequence axis).")
 
 
-def state_diff(probe: Probe, ref: list[np.ndarray], states: list[np.ndarray], i: int,
-               side: str | None = None) -> StateDiff:
-    """Compare the real tokens of padded ``states`` with ``ref``; NaN anywhere counts."""
-    d = compare_states(ref, probe.real(states, i, side))
-    bad = first_nonfinite(states)
-    if bad is not None and d.nonfinite_layer is None:
-        d.mark_nonfinite(bad)
+def state_diff(ref: list[np.ndarray], row: Row) -> StateDiff:
+    """Compare the real tokens of ``row`` with ``ref``; NaN anywhere in the row (pads too) counts."""
+    d = compare_states(ref, row.real)
+    if row.nonfinite is not None and d.nonfinite_layer is None:
+        d.mark_nonfinite(row.nonfinite)
     return d
 
 
@@ -70,17 +68,19 @@ def pad_targets(n: int, width: int) -> list[int]:
 
 
 def measure_padding(probe: Probe) -> list[Case]:
-    """Each text padded alone to +1, +8 and the width, against the text alone unpadded."""
+    """Each text padded alone to +1, +8 and the width, against the text alone unpadded (the
+    width's variant is cached: other checks read it; +1 and +8 are measured and dropped)."""
     cases = []
     probe.prefetch_references(range(probe.count))
-    probe.prefetch_padded([(i, w, probe.side) for i in range(probe.count)
-                           for w in pad_targets(probe.length(i), probe.width)])
+    probe.prefetch_padded([(i, probe.width, probe.side) for i in range(probe.count) if probe.has_pads(i)])
+    shorter = [(i, w) for i in range(probe.count) for w in pad_targets(probe.length(i), probe.width)
+               if w != probe.width]
+    rows = dict(zip(shorter, probe.run_alone([probe.rows([i], w) for i, w in shorter], [i for i, _ in shorter])))
     for i in range(probe.count):
-        n, ref = probe.length(i), probe.reference(i)
+        n, ref = probe.length(i), probe.reference(i).real
         for width in pad_targets(n, probe.width):
-            states = probe.padded(i, width)
-            cases.append(Case(i, f"padded to {width} (+{width - n})", state_diff(probe, ref, states, i),
-                              added_pads=width - n))
+            row = probe.padded(i) if width == probe.width else rows.pop((i, width))
+            cases.append(Case(i, f"padded to {width} (+{width - n})", state_diff(ref, row), added_pads=width - n))
     return cases
 
 
@@ -99,10 +99,9 @@ def random_pad_cases(ctx, side: str) -> list[Case]:
     texts = [i for i in range(probe.count) if probe.has_pads(i)]
     batches = [with_random_pads(probe.rows([i], probe.width, side), rng, ctx.seqs.vocab) for i in texts]
     probe.prefetch_padded([(i, probe.width, side) for i in texts])
-    for i, states in zip(texts, probe.run_alone(batches)):
-        base = probe.real(probe.padded(i, side=side), i, side)
+    for i, row in zip(texts, probe.run_alone(batches, texts)):
         cases.append(Case(i, f"{side}-padded to {probe.width} with random ids under the mask",
-                          state_diff(probe, base, states, i, side)))
+                          state_diff(probe.padded(i, side=side).real, row)))
     return cases
 
 
@@ -127,11 +126,11 @@ def batch_neighbour_invariance(ctx) -> Verdict:
     probe, cases = ctx.probe, []
     for i in range(probe.count):
         batch, row = probe.neighbour_batch(i)
-        states = [h[row] for h in probe.forward(batch)]
+        (states,) = probe.batch_rows(batch, [row])
         others = [int(n) for k, n in enumerate(batch.lengths) if k != row]
         what = (f"between a {min(others)}-token and a {max(others)}-token neighbour" if len(others) == 2
                 else f"in a batch of {len(batch.lengths)} (neighbours of {min(others)} to {max(others)} tokens)")
-        cases.append(Case(i, what, state_diff(probe, probe.baseline(i), states, i)))
+        cases.append(Case(i, what, state_diff(probe.baseline(i), states)))
     scope = (f"{len(cases)} texts, each batched beside neighbours up to {probe.width} tokens, "
              "against the same text padded alone to the same length")
     return fold(ctx, "batch_neighbour_invariance", cases, scope, across="batch")
@@ -169,11 +168,10 @@ def fully_masked_row(ctx) -> Verdict:
     probe, cases = ctx.probe, []
     for i in range(probe.count):
         batch = with_blank_rows(probe.rows([i, i], probe.width), [1], ctx.seqs.pad_type)
-        hidden = probe.forward(batch)
-        d = state_diff(probe, probe.baseline(i), [h[0] for h in hidden], i)
-        bad = first_nonfinite([h[1] for h in hidden])
-        if bad is not None:
-            d.mark_nonfinite(bad)
+        text, blank = probe.batch_rows(batch, [0, 1])
+        d = state_diff(probe.baseline(i), text)
+        if blank.nonfinite is not None:
+            d.mark_nonfinite(blank.nonfinite)
         cases.append(Case(i, f"beside a {probe.width}-token row whose mask is all zeros", d))
     scope = f"{len(cases)} texts, each batched beside a fully masked row (all pads, mask 0)"
     return fold(ctx, "fully_masked_row", cases, scope, across="batch")
@@ -186,9 +184,9 @@ def left_padding(ctx) -> Verdict:
     for i in range(probe.count):
         if not probe.has_pads(i):
             continue
-        states = probe.padded(i, side=other)  # cached: mask_honoured_other_side's baseline
+        row = probe.padded(i, side=other)  # cached: mask_honoured_other_side's baseline
         cases.append(Case(i, f"{other}-padded to {probe.width} vs {probe.side}-padded",
-                          state_diff(probe, probe.baseline(i), states, i, other)))
+                          state_diff(probe.baseline(i), row)))
     passed, _ = worst(cases, ctx.tol("left_padding"))
     return fold(ctx, "left_padding", cases, f"{len(cases)} texts", across=None,
                 note="" if passed else _left_note(ctx.facts))

@@ -35,7 +35,7 @@ def side_cosines(probe, side: str) -> list[tuple[float, int, bool]]:
     probe.prefetch_padded([(i, probe.width, side) for i in texts])
     out = []
     for i in texts:
-        last = np.asarray(probe.padded(i, side=side)[-1], np.float64)
+        last = np.asarray(probe.padded(i, side=side).last, np.float64)
         naive, right = naive_index(probe.length(i), probe.width, side)
         cos = float(cosines(last[naive], last[right])[0]) if last[naive].any() else float("nan")
         out.append((cos, i, lands_on_pad(probe.length(i), probe.width, side)))

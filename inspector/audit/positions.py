@@ -30,10 +30,9 @@ def arange_cases(ctx) -> list[Case]:
         batch = probe.rows([i], probe.width)
         batches.append(replace(batch, position_ids=arange_positions(batch.attention_mask)))
     cases = []
-    for i, states in zip(texts, probe.run_alone(batches)):
-        base = probe.real(probe.padded(i), i)
+    for i, row in zip(texts, probe.run_alone(batches, texts)):
         cases.append(Case(i, f"{probe.side}-padded to {probe.width} with position_ids = arange",
-                          state_diff(probe, base, states, i)))
+                          state_diff(probe.padded(i).real, row)))
     return cases
 
 

@@ -62,28 +62,31 @@ def run_check(spec: registry.CheckSpec, ctx: RunContext) -> CheckResult:
     return result_of(spec, ctx.label, RUN_CHECKS[spec.name](ctx))
 
 
-def open_probe(encoder, texts: list[str], settings: Settings) -> Probe:
-    """The run's probe: texts tokenized once and the padded width chosen (nothing run yet)."""
+def open_probe(encoder, texts: list[str], settings: Settings, compared: bool = False) -> Probe:
+    """The run's probe: texts tokenized once and the padded width chosen (nothing run yet);
+    ``compared`` keeps the pads' states reference_drift compares with other runs."""
     max_len = choose_max_length(settings.max_length, [encoder])
     seqs = tokenize(encoder, texts, max_len)
     width = max_len if settings.padding == "max_length" else max(len(ids) for ids in seqs.ids)
-    return Probe(encoder, seqs, width, encoder.padding_side(settings.side)[0], settings.batch_size)
+    return Probe(encoder, seqs, width, encoder.padding_side(settings.side)[0], settings.batch_size, compared)
 
 
-def open_run(encoder, texts: list[str], settings: Settings) -> tuple[Probe, Facts]:
+def open_run(encoder, texts: list[str], settings: Settings, compared: bool = False) -> tuple[Probe, Facts]:
     """The run's probe and facts: the graph read once; each text run alone, and whether the
     model's rows are independent of their batch (then variants, the facts' measurement first,
     run stacked; never tried on a graph with dynamic quantization, whose scales span the batch)."""
-    probe = open_probe(encoder, texts, settings)
+    probe = open_probe(encoder, texts, settings, compared)
     facts = graph_facts(encoder, probe)
     probe.check_rows_independent(allowed=not facts.dynamic)
     return probe, measured(facts, probe)
 
 
 def audit_run(encoder, texts: list[str], settings: Settings, provider: str, label: str,
-              overrides: dict[str, float]) -> tuple[list[CheckResult], RunRecord, list[DriftPoint]]:
-    """Every single-run check of one model on one provider, the record drift needs, the drift points."""
-    probe, facts = open_run(encoder, texts, settings)
+              overrides: dict[str, float], compared: bool = False
+              ) -> tuple[list[CheckResult], RunRecord, list[DriftPoint]]:
+    """Every single-run check of one model on one provider, the record drift needs (the pads'
+    states only when ``compared`` with other runs), the drift points."""
+    probe, facts = open_run(encoder, texts, settings, compared)
     ctx = RunContext(probe, facts, label, overrides, settings.seed)
     results = [run_check(spec, ctx) for spec in registry.SPECS if spec.family != registry.DRIFT]
     log.info("%s: %d forward runs", label, probe.runs)
@@ -128,10 +131,12 @@ def audit_with(models: Sequence, options: RunOptions, texts: Sequence[str] | Non
     given = texts or options.texts_file is not None
     texts = read_texts(texts, options.texts_file, limit if given else (limit or DEFAULT_TEXTS))
     results, records, points, runs = [], [], [], []
-    for ref, provider, encoder in _encoders(models, options):
+    refs = _model_refs(models, options)
+    compared = len(refs) * len(options.providers) > 1
+    for ref, provider, encoder in _encoders(refs, options):
         label = ref.label if len(options.providers) == 1 else f"{ref.label} [{provider}]"
         runs.append(run_settings(encoder, settings, label))
-        run_results, record, run_points = audit_run(encoder, texts, settings, provider, label, overrides)
+        run_results, record, run_points = audit_run(encoder, texts, settings, provider, label, overrides, compared)
         results += run_results
         records.append(record)
         points += run_points
@@ -142,14 +147,19 @@ def audit_with(models: Sequence, options: RunOptions, texts: Sequence[str] | Non
     return assemble(results, points, runs)
 
 
-def _encoders(models, options: RunOptions):
-    """(ref, provider, encoder) per run, opened one at a time (one model in memory)."""
+def _model_refs(models, options: RunOptions) -> list:
+    """``models`` (paths or ModelRefs) as ModelRefs, nothing opened yet."""
     from padlens.inspector.inputs.resolve import ModelRef, resolve_models
-    from padlens.inspector.runtime.encoder import Encoder
 
     refs = [m for m in models if isinstance(m, ModelRef)]
     paths = [m for m in models if not isinstance(m, ModelRef)]
-    refs += resolve_models(paths, options.tokenizer) if paths else []
+    return refs + (resolve_models(paths, options.tokenizer) if paths else [])
+
+
+def _encoders(refs: list, options: RunOptions):
+    """(ref, provider, encoder) per run, opened one at a time (one model in memory)."""
+    from padlens.inspector.runtime.encoder import Encoder
+
     for ref in refs:
         for provider in options.providers:
             yield ref, provider, Encoder.open(ref, providers=(provider,), attention=False, **options.encoder_options)

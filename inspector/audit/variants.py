@@ -11,6 +11,11 @@ bit-identical to the same text alone, the model's rows do not depend on their ba
 neighbour and fully-masked batches are answered from that batch's rows, and the other
 variants (random pads, an all-ones mask, the other side, +1/+8 pads, the unpadded references)
 run stacked, many texts per run. Otherwise every variant runs alone, as it is described.
+
+Memory: a run's [B, T, H] outputs are dropped as soon as the rows a check reads are taken from
+them (``Row``): the real tokens' states at every layer, the last layer whole, the first layer with
+a NaN/Inf. The pads' states at every layer are kept only for runs that reference_drift compares.
+At 0.6B (29 layers × [128, 1024]) a whole row is 15 MB; a text's real tokens are a fraction.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from padlens.errors import ModelLoadError
+from padlens.inspector.audit.compare import first_nonfinite
 from padlens.inspector.inputs.tokenize import Batch, pad_rows
 
 log = logging.getLogger(__name__)
@@ -81,6 +87,34 @@ def stack(batches: Sequence[Batch]) -> Batch:
     return replace(first, **arrays)
 
 
+@dataclass(frozen=True)
+class Row:
+    """One row of a run as the checks read it, in arrays of its own (the run's outputs are freed).
+
+    Attributes:
+        real: per layer 0..L, [n, H]: the real tokens' states.
+        last: [T, H]: the last layer, pads included (last_token_pooling's naive pick may be a pad).
+        nonfinite: the first layer holding NaN or Inf anywhere in the row, pads included; None when finite.
+        pads: per layer 0..L, [T - n, H]: the pads' states; only where kept (reference_drift), else None.
+    """
+
+    real: list[np.ndarray]
+    last: np.ndarray
+    nonfinite: int | None = None
+    pads: list[np.ndarray] | None = None
+
+
+def take_row(hidden: Sequence[np.ndarray], row: int, n: int, side: str, pads: bool = False) -> Row:
+    """Row ``row`` of per-layer states [B, T, H] with ``n`` real tokens padded on ``side``, copied out."""
+    width = hidden[0].shape[1]
+    n = min(n, width)
+    real, rest = (slice(0, n), slice(n, width)) if side == "right" else (slice(width - n, width), slice(0, width - n))
+    last = hidden[-1][row].copy()
+    return Row([h[row, real].copy() for h in hidden[:-1]] + [last[real]], last,
+               first_nonfinite([h[row] for h in hidden]),
+               [h[row, rest].copy() for h in hidden] if pads else None)
+
+
 def row_keys(batch: Batch) -> list[bytes]:
     """One key per row: what the model sees of it (ids, mask, types; positions follow the width)."""
     both = np.concatenate([batch.input_ids, batch.attention_mask, batch.token_type_ids], axis=1)
@@ -127,17 +161,19 @@ class Probe:
     longest audited text. The unpadded reference of each text (a batch of one, so no padding
     and no neighbour) is computed once; so is each text padded alone to any width on either side.
     ``batch_size`` is the number of rows of a neighbour batch (None: a short and a long neighbour).
-    ``batched`` turns True when ``check_rows_independent`` finds every text's row in one batch
-    bit-identical to the text alone (see the module docstring); ``runs`` counts ONNX Runtime runs.
+    ``keep_pads`` keeps the pads' states of each text padded to ``width`` on ``side`` (what
+    reference_drift compares across runs). ``batched`` turns True when ``check_rows_independent``
+    finds every text's row in one batch bit-identical to the text alone (see the module
+    docstring); ``runs`` counts ONNX Runtime runs. Every cached variant is a ``Row``.
     """
 
     def __init__(self, encoder, seqs: Sequences, width: int, side: str = "right",
-                 batch_size: int | None = None):
+                 batch_size: int | None = None, keep_pads: bool = False):
         self.encoder, self.seqs, self.width, self.side = encoder, seqs, width, side
-        self.batch_size = batch_size
-        self._refs: dict[int, list[np.ndarray]] = {}
-        self._padded: dict[tuple[int, int, str], list[np.ndarray]] = {}
-        self._in_batch: dict[bytes, list[np.ndarray]] = {}
+        self.batch_size, self.keep_pads = batch_size, keep_pads
+        self._refs: dict[int, Row] = {}
+        self._padded: dict[tuple[int, int, str], Row] = {}
+        self._in_batch: dict[bytes, Row] = {}
         self.batched = False
         self.runs = 0
 
@@ -166,15 +202,15 @@ class Probe:
 
     # -- running ----------------------------------------------------------------------------
 
-    def forward(self, batch: Batch) -> list[np.ndarray]:
-        """Hidden states [B, T, H] of ``batch`` for layers 0..L. Once rows are independent, a
+    def batch_rows(self, batch: Batch, rows: Sequence[int]) -> list[Row]:
+        """Rows ``rows`` of ``batch`` (real tokens as its mask says). Once rows are independent, a
         batch whose rows all ran in the batch of every text is answered from that batch."""
         if self.batched and len(batch.lengths) > 1:
             keys = row_keys(batch)
             if all(k in self._in_batch for k in keys):
-                layers = range(len(self._in_batch[keys[0]]))
-                return [np.stack([self._in_batch[k][layer] for k in keys]) for layer in layers]
-        return self._run(batch)
+                return [self._in_batch[keys[r]] for r in rows]
+        hidden = self._run(batch)
+        return [take_row(hidden, r, int(batch.lengths[r]), batch.side) for r in rows]
 
     def _run(self, batch: Batch) -> list[np.ndarray]:
         """One ONNX Runtime run fetching only the hidden states."""
@@ -188,12 +224,19 @@ class Probe:
                                      f"hidden] = [{batch.shape[0]}, {batch.shape[1]}, H]")
         return hidden
 
-    def run_alone(self, batches: Sequence[Batch]) -> list[list[np.ndarray]]:
-        """Per one-row batch, its per-layer states [T, H] as when it runs alone: one run each,
-        or, once rows are independent, stacked STACK_ROWS at a time with others of its width."""
+    def run_alone(self, batches: Sequence[Batch], texts: Sequence[int],
+                  pads: Sequence[bool] | None = None) -> list[Row]:
+        """Per one-row batch of text ``texts[k]``, its row as when it runs alone: one run each,
+        or, once rows are independent, stacked STACK_ROWS at a time with others of its width.
+        The real tokens are the text's own (whatever the batch's mask); ``pads[k]`` keeps its pads."""
+        pads = pads or [False] * len(batches)
+
+        def take(hidden, row, k):
+            return take_row(hidden, row, self.length(texts[k]), batches[k].side, pads[k])
+
         if not self.batched:
-            return [[h[0] for h in self._run(b)] for b in batches]
-        out: list[list[np.ndarray]] = [[] for _ in batches]
+            return [take(self._run(b), 0, k) for k, b in enumerate(batches)]
+        out: list[Row] = [None] * len(batches)  # type: ignore[list-item]
         by_width: dict[int, list[int]] = {}
         for k, b in enumerate(batches):
             by_width.setdefault(b.shape[1], []).append(k)
@@ -202,13 +245,13 @@ class Probe:
                 part = ks[start:start + STACK_ROWS]
                 hidden = self._run(stack([batches[k] for k in part]))
                 for row, k in enumerate(part):
-                    out[k] = [h[row] for h in hidden]
+                    out[k] = take(hidden, row, k)
         return out
 
     # -- cached variants --------------------------------------------------------------------
 
-    def reference(self, i: int) -> list[np.ndarray]:
-        """Text ``i`` alone, unpadded: per-layer [n, H]."""
+    def reference(self, i: int) -> Row:
+        """Text ``i`` alone, unpadded."""
         if i not in self._refs:
             self.prefetch_references([i])
         return self._refs[i]
@@ -216,35 +259,30 @@ class Probe:
     def prefetch_references(self, indices: Sequence[int]) -> None:
         """Compute the references of ``indices`` not yet cached (together once rows are independent)."""
         todo = [i for i in dict.fromkeys(indices) if i not in self._refs]
-        for i, states in zip(todo, self.run_alone([self.rows([i], self.length(i)) for i in todo])):
-            self._refs[i] = states
+        for i, row in zip(todo, self.run_alone([self.rows([i], self.length(i)) for i in todo], todo)):
+            self._refs[i] = row
 
-    def padded(self, i: int, width: int | None = None, side: str | None = None,
-               keep: bool = True) -> list[np.ndarray]:
-        """Text ``i`` alone, padded to ``width``: per-layer [width, H] (cached; ``keep`` is
-        accepted for callers that once chose what to cache: every variant is small)."""
+    def padded(self, i: int, width: int | None = None, side: str | None = None) -> Row:
+        """Text ``i`` alone, padded to ``width`` on ``side`` (cached)."""
         key = (i, width or self.width, side or self.side)
         if key not in self._padded:
             self.prefetch_padded([key])
         return self._padded[key]
 
+    def _keeps_pads(self, width: int, side: str) -> bool:
+        return self.keep_pads and (width, side) == (self.width, self.side)
+
     def prefetch_padded(self, keys: Sequence[tuple[int, int, str]]) -> None:
         """Compute every (text, width, side) not yet cached (together once rows are independent)."""
         todo = [k for k in dict.fromkeys(keys) if k not in self._padded]
         batches = [self.rows([i], width, side) for i, width, side in todo]
-        for key, states in zip(todo, self.run_alone(batches)):
-            self._padded[key] = states
+        pads = [self._keeps_pads(width, side) for _, width, side in todo]
+        for key, row in zip(todo, self.run_alone(batches, [i for i, _, _ in todo], pads)):
+            self._padded[key] = row
 
     def baseline(self, i: int) -> list[np.ndarray]:
         """Text ``i``'s real tokens as it runs alone at the probe's width (unpadded when it fills it)."""
-        return self.real(self.padded(i), i) if self.has_pads(i) else self.reference(i)
-
-    def real(self, states: list[np.ndarray], i: int, side: str | None = None) -> list[np.ndarray]:
-        """The real-token rows of a padded text's per-layer states."""
-        n = self.length(i)
-        if (side or self.side) == "right":
-            return [h[:n] for h in states]
-        return [h[h.shape[0] - n:] for h in states]
+        return (self.padded(i) if self.has_pads(i) else self.reference(i)).real
 
     # -- neighbours ------------------------------------------------------------------------
 
@@ -286,27 +324,38 @@ class Probe:
 
     # -- are rows independent of their batch? ----------------------------------------------
 
-    def alone(self, i: int) -> list[np.ndarray]:
-        """Text ``i`` alone at the probe's width, pads included: per-layer [width, H]."""
-        return self.padded(i) if self.has_pads(i) else self.reference(i)
+    def _run_alone_exact(self, i: int) -> tuple[list[np.ndarray], Row]:
+        """Text ``i`` run alone at the probe's width (unpadded when it fills it), cached as its
+        reference or padded variant; returns the run's whole states for an exact comparison."""
+        if not self.has_pads(i):
+            hidden = self._run(self.rows([i], self.length(i)))
+            self._refs[i] = take_row(hidden, 0, self.length(i), self.side)
+            return hidden, self._refs[i]
+        hidden = self._run(self.rows([i], self.width))
+        row = take_row(hidden, 0, self.length(i), self.side, self._keeps_pads(self.width, self.side))
+        self._padded[(i, self.width, self.side)] = row
+        return hidden, row
 
     def check_rows_independent(self, allowed: bool = True) -> bool:
-        """Run every text alone, then once in a batch beside the filler and a fully masked row
-        (INDEPENDENCE_ROWS rows at a time); ``batched`` when every text's row is bit-identical in both.
-        Not tried when not ``allowed`` or with a ``batch_size`` (neighbour batches as asked)."""
+        """Run every text once in a batch beside the filler and a fully masked row
+        (INDEPENDENCE_ROWS rows at a time) and alone; ``batched`` when every text's row is
+        bit-identical in both, pads included. Not tried when not ``allowed`` or with a
+        ``batch_size`` (neighbour batches as asked). Only the rows checks read are kept."""
         if not allowed or self.batch_size is not None or not self.count:
             return False
-        alone = [self.alone(i) for i in range(self.count)]
         extra = [self.filler_row, self.blank_row()]
         same, step = True, max(INDEPENDENCE_ROWS - len(extra), 1)
         for start in range(0, self.count, step):
             idx = list(range(start, min(start + step, self.count)))
             batch = stack([self.rows(idx, self.width), *extra])
-            hidden = self._run(batch)
-            for row, key in enumerate(row_keys(batch)):
-                self._in_batch.setdefault(key, [h[row] for h in hidden])
-            same = same and all(np.array_equal(h[row], a) for row, i in enumerate(idx)
-                                for h, a in zip(hidden, alone[i]))
+            hidden, keys = self._run(batch), row_keys(batch)
+            for row, i in enumerate(idx):
+                alone, kept = self._run_alone_exact(i)
+                same = same and all(np.array_equal(h[row], a[0]) for h, a in zip(hidden, alone))
+                self._in_batch.setdefault(keys[row], kept)
+            for row in range(len(idx), len(keys)):
+                self._in_batch.setdefault(keys[row], take_row(hidden, row, int(batch.lengths[row]), batch.side))
+            del hidden
         self.batched = same
         if not same:
             self._in_batch.clear()

@@ -79,6 +79,7 @@ def test_reference_drift_compares_each_variant_with_fp32(tmp_path, tokenizer_dir
     bad = [c for c in _audit(worse).checks if c.name == "reference_drift"]
     assert [c.model for c in ok] == ["same/fp16"] and ok[0].passed
     assert not bad[0].passed and "worse/fp32" in bad[0].detail and "pads" in bad[0].detail
+    assert "pads n/a" not in bad[0].detail  # compared runs keep their pads' states
 
 
 def test_a_single_model_has_no_reference_drift(toy):
@@ -145,8 +146,9 @@ def test_batch_size_sets_the_rows_of_each_neighbour_batch(toy, monkeypatch):
     from padlens.inspector.audit.variants import Probe as P
 
     rows = []
-    forward = P.forward
-    monkeypatch.setattr(P, "forward", lambda self, batch: rows.append(len(batch.lengths)) or forward(self, batch))
+    batch_rows = P.batch_rows
+    monkeypatch.setattr(P, "batch_rows",
+                        lambda self, batch, r: rows.append(len(batch.lengths)) or batch_rows(self, batch, r))
     c = _check(_audit(toy("batch-mix"), batch_size=5), "batch_neighbour_invariance")
     assert not c.passed and "in a batch of 5" in c.detail
     assert rows.count(5) == len(TEXTS)
