@@ -15,7 +15,10 @@ CPU, peak RSS from the kernel), the order rotating per round; medians over ``--r
 - ``bare_loop``: the session, the model's tokenizer and padding side, ``--texts`` corpus texts
   padded to ``--max-length``, every hidden state fetched; ``inspect``: ``padlens inspect`` on the
   same texts with ``--json`` — target (a) ≥ 0.9x the bare loop's time, peak RSS ≤ 1.2x.
-- ``audit``: ``padlens audit`` on the same texts: peak RSS ≤ 1.3x the bare loop's, time vs inspect (c).
+- ``audit``: ``padlens audit`` on the same texts, neighbour batches of ``--batch-size`` rows: peak RSS
+  ≤ 1.3x the bare loop's, time vs inspect (c). ``audit_default``: the same without ``--batch-size``
+  (what a user runs: a text between a short and a long neighbour, variants stacked when rows are
+  independent of their batch).
 - ``bare_sorted``: the session over the texts sorted by length, batches padded to their longest,
   the last output fetched; ``embed``: ``padlens embed`` — target (d) ≥ 0.95x. ``probe``: peak RSS.
 
@@ -116,6 +119,8 @@ def commands(model: Path, texts: Path, mixed: Path, out: Path, args) -> dict[str
         "bare_loop": bare + ["bare_loop", str(model), str(texts)] + tail,
         "inspect": [PADLENS, "inspect", str(model), "--texts", str(texts), *common, "--json", str(out / "inspect.json")],
         "audit": [PADLENS, "audit", str(model), "--texts", str(texts), *common, "--json", str(out / "audit.json")],
+        "audit_default": [PADLENS, "audit", str(model), "--texts", str(texts), "--max-length", str(args.max_length),
+                          "--threads", str(args.threads), "--json", str(out / "audit_default.json")],
         "bare_sorted": bare + ["bare_sorted", str(model), str(mixed)] + tail,
         "embed": [PADLENS, "embed", str(model), "--texts", str(mixed), "-o", str(out / "embed.npy"), *common],
         "probe": [PADLENS, "probe", str(model), "--texts", str(texts), *common, "--json", str(out / "probe.json")],
@@ -153,6 +158,8 @@ def ratios(med: dict) -> dict:
             "inspect_rss_x": r("inspect", "bare_loop", "rss_mb"),         # ≤ 1.2
             "audit_rss_x": r("audit", "bare_loop", "rss_mb"),             # ≤ 1.3
             "audit_vs_inspect_time": r("audit", "inspect", "wall_s"),
+            "audit_default_rss_x": r("audit_default", "bare_loop", "rss_mb"),   # ≤ 1.3
+            "audit_default_vs_inspect_time": r("audit_default", "inspect", "wall_s"),
             "embed_speed": r("bare_sorted", "embed", "wall_s"),           # ≥ 0.95
             "probe_rss_x": r("probe", "bare_loop", "rss_mb")}
 

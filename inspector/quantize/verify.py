@@ -57,7 +57,7 @@ def audit_checks(ref, texts, threads: int | None) -> list[dict]:
     from padlens.inspector.audit.run import Settings, open_run, run_check
     from padlens.inspector.runtime.encoder import Encoder
 
-    encoder = Encoder.open(ref, providers=("cpu",), threads=threads, attention=False)
+    encoder = Encoder.open(ref, providers=("cpu",), threads=threads, attention=False, mem_pattern=False)
     probe, facts = open_run(encoder, list(texts), Settings())
     ctx = RunContext(probe, facts, ref.label, {}, 0)
     return [run_check(registry.spec(name), ctx).to_dict() for name in CHECKS]

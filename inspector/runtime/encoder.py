@@ -214,7 +214,8 @@ class Encoder:
     @classmethod
     def open(cls, ref: ModelRef, providers: Sequence[str] = ("cpu",), allow_fallback: bool = False,
              threads: int | None = None, layers: list[str] | None = None, keep_model: bool = True,
-             stats: bool = False, attention: bool = True, plain_ahead: bool = False) -> Encoder:
+             stats: bool = False, attention: bool = True, plain_ahead: bool = False,
+             mem_pattern: bool = True) -> Encoder:
         """Load ``ref``, check its tokenizer fits, expose every layer, and create the session.
 
         ``keep_model=False`` drops the loaded proto (``graph.model`` becomes None) once the
@@ -227,12 +228,14 @@ class Encoder:
         ``plain_ahead=True`` also starts creating a session over the unmodified file in a
         background thread, for ``verify_exposure``: it overlaps with loading and instrumenting
         (inspect checks exposure on its first batch).
+        ``mem_pattern=False``: the session without ONNX Runtime's memory pattern (``create_session``).
         """
         big = weights_on_disk(ref.path) > PLAIN_CHECK_MAX
         ahead = _PlainAhead(ref.path, providers, allow_fallback, threads) if plain_ahead and not big else None
         attention = attention and not (stats and big)  # see size_notes
         try:
-            enc = cls._open(ref, providers, allow_fallback, threads, layers, keep_model, stats, attention)
+            enc = cls._open(ref, providers, allow_fallback, threads, layers, keep_model, stats, attention,
+                            mem_pattern)
         except BaseException:
             if ahead is not None:
                 ahead.take()  # wait for it, and drop it
@@ -242,7 +245,8 @@ class Encoder:
 
     @classmethod
     def _open(cls, ref: ModelRef, providers: Sequence[str], allow_fallback: bool, threads: int | None,
-              layers: list[str] | None, keep_model: bool, stats: bool, attention: bool) -> Encoder:
+              layers: list[str] | None, keep_model: bool, stats: bool, attention: bool,
+              mem_pattern: bool = True) -> Encoder:
         """``open`` without the session made ahead."""
         tokenizer, graph = _load(ref, layers)
         tensors = list(graph.layers.hidden) + (list(graph.layers.attention) if attention else [])
@@ -254,7 +258,7 @@ class Encoder:
             plan, why, session = _session_with_stats(graph, exposed, exposure, providers, allow_fallback,
                                                      threads, attention)
         if session is None:
-            session = _session_for(graph, exposed, exposure, None, providers, allow_fallback, threads)
+            session = _session_for(graph, exposed, exposure, None, providers, allow_fallback, threads, mem_pattern)
         names = {**exposure[1], **{t: t for t in tensors if t in own}}
         hidden = [names[t] for t in graph.layers.hidden]
         attention = [names[t] for t in graph.layers.attention] if attention else []
@@ -486,7 +490,7 @@ class _PlainAhead:
 
 
 def _session_for(graph: graph_mod.EncoderGraph, exposed: list[str], exposure: graph_mod.Exposure, extra,
-                 providers, allow_fallback: bool, threads: int | None) -> SessionInfo:
+                 providers, allow_fallback: bool, threads: int | None, mem_pattern: bool = True) -> SessionInfo:
     """A session over the model with ``exposed`` as outputs (``exposure``: their delta, made once
     per open) and ``extra`` (a delta) merged in (``_in_place_or``: the weights read from the file;
     else the whole bytes, or the path when nothing is added)."""
@@ -497,11 +501,12 @@ def _session_for(graph: graph_mod.EncoderGraph, exposed: list[str], exposure: gr
 
     if graph.external_data:  # the weights stay in the user's files, read in place whatever the size
         if not exposed and extra is None:
-            return create_session(graph.path, providers, allow_fallback, threads)
+            return create_session(graph.path, providers, allow_fallback, threads, mem_pattern=mem_pattern)
         small = graph_mod.in_place_model(graph, exposed, extra, exposure)
-        return create_session(small, providers, allow_fallback, threads, weights_folder=graph.path.parent)
+        return create_session(small, providers, allow_fallback, threads, weights_folder=graph.path.parent,
+                              mem_pattern=mem_pattern)
     return _in_place_or(graph_mod.in_place_model(graph, exposed, extra, exposure), graph.path, whole,
-                        providers, allow_fallback, threads)
+                        providers, allow_fallback, threads, mem_pattern)
 
 
 def _plain_session(path: Path, providers, allow_fallback: bool, threads: int | None) -> SessionInfo:
@@ -518,16 +523,17 @@ def _plain_session(path: Path, providers, allow_fallback: bool, threads: int | N
 
 
 def _in_place_or(small: bytes | None, path: Path, whole, providers, allow_fallback: bool,
-                 threads: int | None) -> SessionInfo:
+                 threads: int | None, mem_pattern: bool = True) -> SessionInfo:
     """A session over ``small`` (a model whose weights refer to their bytes in ``path``,
     ``padlens.inspector.model.inplace``: ≈ 4x faster to create, no copy of the weights); when there is
     none or ONNX Runtime refuses it, over ``whole()`` (the model as bytes, a proto or a path)."""
     if small is not None:
         try:
-            return create_session(small, providers, allow_fallback, threads, weights_folder=path.parent)
+            return create_session(small, providers, allow_fallback, threads, weights_folder=path.parent,
+                                  mem_pattern=mem_pattern)
         except ModelLoadError as exc:
             log.debug("%s: weights not read in place (%s)", path.name, exc)
-    return create_session(whole(), providers, allow_fallback, threads)
+    return create_session(whole(), providers, allow_fallback, threads, mem_pattern=mem_pattern)
 
 
 def _with_heads(probs: np.ndarray) -> np.ndarray:

@@ -72,3 +72,17 @@ def test_a_row_is_its_real_tokens_on_its_side_and_the_first_layer_with_a_nan_any
     assert np.array_equal(left.real[0], hidden[0][1, 2:]) and left.pads is None
     assert right.nonfinite is None and left.nonfinite == 2
     assert np.array_equal(left.last, hidden[3][1])
+
+
+def test_the_audit_s_sessions_run_without_onnx_runtime_s_memory_pattern(toy):
+    """With it, the second run of a shape takes a new block for all its activations (+330 MB at
+    0.6B, 32 × 128); the audit runs each shape many times. Other commands keep ORT's default."""
+    from padlens.inspector.audit.run import _encoders, _model_refs
+    from padlens.inspector.inputs.options import RunOptions
+    from padlens.inspector.runtime.encoder import Encoder
+
+    options = RunOptions(providers=("cpu",))
+    [(_, _, audited)] = list(_encoders(_model_refs([str(toy("honest"))], options), options))
+    plain = Encoder.open(audited.ref)
+    assert audited.session.session.get_session_options().enable_mem_pattern is False
+    assert plain.session.session.get_session_options().enable_mem_pattern is True
