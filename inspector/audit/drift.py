@@ -37,7 +37,7 @@ class RunRecord:
     refs: list[list[np.ndarray]]
     pads: list[list[np.ndarray] | None]
     width: int
-    side: str = "right"
+    side: str
 
     @classmethod
     def of(cls, probe: Probe, label: str, precision: str, provider: str) -> RunRecord:

@@ -327,13 +327,14 @@ class Probe:
     def _run_alone_exact(self, i: int) -> tuple[list[np.ndarray], Row]:
         """Text ``i`` run alone at the probe's width (unpadded when it fills it), cached as its
         reference or padded variant; returns the run's whole states for an exact comparison."""
-        if not self.has_pads(i):
-            hidden = self._run(self.rows([i], self.length(i)))
-            self._refs[i] = take_row(hidden, 0, self.length(i), self.side)
-            return hidden, self._refs[i]
-        hidden = self._run(self.rows([i], self.width))
-        row = take_row(hidden, 0, self.length(i), self.side, self._keeps_pads(self.width, self.side))
-        self._padded[(i, self.width, self.side)] = row
+        pads = self.has_pads(i)
+        width = self.width if pads else self.length(i)
+        hidden = self._run(self.rows([i], width))
+        row = take_row(hidden, 0, self.length(i), self.side, pads and self._keeps_pads(width, self.side))
+        if pads:
+            self._padded[(i, width, self.side)] = row
+        else:
+            self._refs[i] = row
         return hidden, row
 
     def check_rows_independent(self, allowed: bool = True) -> bool:
