@@ -11,7 +11,7 @@ WIDTH = 100
 
 HEADER = ("# Command-line reference\n\n"
           "Generated from each command's `--help` by `python -m padlens.cli_docs docs/cli.md`; do not edit by hand\n"
-          "(a test fails when this file and the commands disagree). Worked examples are in the README.\n")
+          "(a test fails when this file and the commands disagree). Worked examples: docs/index.md, one page per command.\n")
 
 
 def _context(command: click.Command, name: str, parent: click.Context | None) -> click.Context:

@@ -1,7 +1,7 @@
 """Every audit check described once: name, severity, family, when it applies, what fails it.
 
-``padlens audit --help``, the README's check table and each result's ``severity`` come from
-here. ``python -m padlens.inspector.audit.registry --markdown`` prints the README table.
+``padlens audit --help``, the check table of docs/audit.md and each result's ``severity`` come from
+here. ``python -m padlens.inspector.audit.registry --markdown`` prints that table.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class CheckSpec:
         severity: ``error`` fails the audit, ``warning`` is reported only.
         family: ``invariance`` (a model against itself), ``graph`` (read from the ONNX graph)
             or ``drift`` (a run against the fp32 CPU run).
-        doc: what fails it, in one line (the README table and ``--help``).
+        doc: what fails it, in one line (the docs/audit.md table and ``--help``).
         applies: facts -> None when the check can say something, else the reason it cannot.
     """
 
@@ -125,7 +125,7 @@ def names(family: str | None = None) -> tuple[str, ...]:
 
 
 def markdown() -> str:
-    """The README's table: check, severity, what fails it."""
+    """The table of docs/audit.md: check, severity, what fails it."""
     rows = ["| check | severity | what fails it |", "|---|---|---|"]
     rows += [f"| `{s.name}` | {s.severity} | {s.doc} |" for s in SPECS]
     return "\n".join(rows) + "\n"
@@ -135,11 +135,11 @@ def help_text() -> str:
     """One line per check for ``padlens audit --help`` (click keeps ``\\b`` blocks as written)."""
     width = max(len(s.name) for s in SPECS)
     lines = [f"  {s.name:<{width}}  {s.severity}" for s in SPECS]
-    return "\b\nChecks (see the README for what fails each):\n" + "\n".join(lines)
+    return "\b\nChecks (docs/audit.md says what fails each):\n" + "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m padlens.inspector.audit.registry --markdown`: print the README's check table."""
+    """`python -m padlens.inspector.audit.registry --markdown`: print docs/audit.md's check table."""
     args = sys.argv[1:] if argv is None else argv
     if args != ["--markdown"]:
         print("usage: python -m padlens.inspector.audit.registry --markdown", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The check registry: one description per check feeds --help, the README table, the JSON and the runner."""
+"""The check registry: one description per check feeds --help, the docs/audit.md table, the JSON and the runner."""
 from __future__ import annotations
 
 import re
@@ -10,13 +10,13 @@ from padlens.inspector.audit import registry
 from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.audit.run import RUN_CHECKS
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+AUDIT_PAGE = Path(__file__).resolve().parents[2] / "docs" / "audit.md"
 
 
-def test_the_readme_check_table_is_the_registrys_markdown():
-    text = README.read_text(encoding="utf-8")
+def test_the_audit_pages_check_table_is_the_registrys_markdown():
+    text = AUDIT_PAGE.read_text(encoding="utf-8")
     found = re.search(r"<!-- audit-checks:[^\n]*-->\n(.*?)<!-- /audit-checks -->", text, re.DOTALL)
-    assert found, "README.md lost its generated audit-check table markers"
+    assert found, "docs/audit.md lost its generated audit-check table markers"
     assert found.group(1) == registry.markdown()
 
 
