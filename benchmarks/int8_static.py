@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from padlens.exporter import precision, texts
-from padlens.inspector.quantize import recipe
+from padlens.exporter.quantize import recipe
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/quantize_speed.py --model benchmarks/work/qwen3-0.6b/model.onnx
 
 MiniLM: a transformers.js-style folder (benchmarks/work/quantize-tjs, built once by
-tests/quantize/folders.py: Optimum-style fp32 export + ORT quantize_dynamic per-channel,
+tests/exporter/quantize/folders.py: Optimum-style fp32 export + ORT quantize_dynamic per-channel,
 reduce-range, every IntegerOps op type as onnx/model_quantized.onnx). ``--model FILE``: any fp32
 file instead (the 0.6B benchmark model of the production-size issue), its folder's dynamic int8
 when it has one. Each scheme is made once with `padlens quantize` (time and peak RSS recorded),
@@ -28,13 +28,14 @@ import numpy as np
 from embed_speed import make_corpus
 from spawn import spawn_measured, write_result
 
+from padlens.inspector.contract import QUANTIZE_SCHEMES as SCHEMES
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / "work"
 BIN = Path(sys.executable).parent
 TJS = WORK / "quantize-tjs"
-SCHEMES = ("int8-static", "int8-weight", "int4-weight")
 DYNAMIC_NAMES = ("model_quantized.onnx", "model_int8.onnx", "model_qint8_avx512_vnni.onnx")
 BATCH = 32
 
@@ -42,7 +43,7 @@ BATCH = 32
 def minilm_folder() -> Path:
     """The transformers.js-style MiniLM folder, built once (imports torch, in a subprocess)."""
     if not (TJS / "onnx" / "model_quantized.onnx").is_file():
-        subprocess.run([sys.executable, "-m", "tests.quantize.folders", "transformers-js", str(TJS)],
+        subprocess.run([sys.executable, "-m", "tests.exporter.quantize.folders", "transformers-js", str(TJS)],
                        cwd=ROOT, check=True)
     return TJS / "onnx" / "model.onnx"
 

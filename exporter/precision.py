@@ -40,9 +40,9 @@ def to_fp16(src: Path, dst: Path) -> None:
     onnx.save(model, str(dst))
 
 
-# int8 (dynamic and static) is made by padlens.inspector.quantize, the one owner of
+# int8 (dynamic and static) is made by padlens.exporter.quantize, the one owner of
 # onnxruntime.quantization: ONE int8-static recipe for `padlens export` and `padlens quantize`.
-from padlens.inspector.quantize.recipe import (  # noqa: F401  (re-exported for the exporter)
+from padlens.exporter.quantize.recipe import (  # noqa: F401  (re-exported for the exporter)
     DYNAMIC_RECIPE,
     STATIC_RECIPE,
     StaticRecipe,

@@ -20,6 +20,8 @@ PRECISIONS: tuple[str, ...] = tuple(PRECISION_FILES)
 #: GatherBlockQuantized bits=4 or int4 DequantizeLinear weights -> int4; 8 bits -> int8;
 #: MatMulBnb4 quant_type 1 -> nf4, 0 -> fp4); activations stay float, so padding cannot leak
 WEIGHT_ONLY_PRECISIONS: tuple[str, ...] = ("int8-weight", "int4-weight", "nf4-weight", "fp4-weight")
+#: ``padlens quantize``'s schemes (exporter/quantize/): int8-static (the export's recipe), then weight-only
+QUANTIZE_SCHEMES: tuple[str, ...] = (PRECISIONS[-1], *WEIGHT_ONLY_PRECISIONS[:2])
 #: added to a weight-only name when the graph computes in fp16 (transformers.js q4f16: "int4-weight+fp16")
 FP16_COMPUTE_SUFFIX = "+fp16"
 #: every precision name read from a graph (never from a file name): the export precisions, then

@@ -23,7 +23,7 @@ _API = {
     "audit": "padlens.inspector.audit",
     "embed": "padlens.inspector.embed",
     "probe": "padlens.inspector.probe",
-    "quantize": "padlens.inspector.quantize",
+    "quantize": "padlens.exporter.quantize",
 }
 
 __all__ = ["__version__", *_API]

@@ -1,4 +1,4 @@
-"""CLI command `padlens quantize`: a thin wrapper over padlens.inspector.quantize."""
+"""CLI command `padlens quantize`: a thin wrapper over padlens.exporter.quantize."""
 from __future__ import annotations
 
 import sys
@@ -6,9 +6,7 @@ import sys
 import click
 
 from padlens.cli_options import is_quiet, output_options
-
-#: the schemes (padlens.inspector.quantize.run.SCHEMES, repeated so --help loads no onnx)
-SCHEMES = ("int8-static", "int8-weight", "int4-weight")
+from padlens.inspector.contract import QUANTIZE_SCHEMES as SCHEMES  # light: --help loads no onnx
 
 
 @click.command()
@@ -47,7 +45,7 @@ def quantize(ctx: click.Context, model: str, output: str, scheme: str, calibrati
       padlens quantize out/minilm -o minilm.int4.onnx --scheme int4-weight
       padlens quantize model.onnx --tokenizer tok/ -o model.int8.onnx --calibration-texts my_texts.txt
     """
-    from padlens.inspector.quantize import quantize as run_quantize
+    from padlens.exporter.quantize import quantize as run_quantize
 
     say = None if is_quiet(ctx) else (lambda message: click.echo(message, err=True))
     result = run_quantize(model, output, scheme=scheme, calibration_texts=calibration_texts, tokenizer=tokenizer,

@@ -18,6 +18,7 @@ _EXPORTS = {
     "ERROR": "results", "WARNING": "results",
     "Probe": "variants", "Sequences": "variants", "tokenize": "variants",
     "Facts": "facts", "SPECS": "registry", "CheckSpec": "registry", "render_text": "render",
+    "check_model": "api",
 }
 __all__ = [*_EXPORTS]
 

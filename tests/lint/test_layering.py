@@ -26,9 +26,14 @@ FORBIDDEN = {
     "report": {"runtime", "model", "ray"},
     "probe": {"audit", "ray"},
     "audit": {"probe", "ray"},
-    "quantize": {"probe", "ray", "inspect"},
 }
 """Inspector package -> the inspector packages (or top-level modules) it must not import."""
+
+EXPORTER = "padlens.exporter"
+EXPORTER_FORBIDDEN = {"probe", "ray", "inspect"}
+"""Inspector packages the exporter (exporter/quantize/ included) must not import."""
+AUDIT_API = ("padlens.inspector.audit", "padlens.inspector.audit.api", "padlens.inspector.audit.check_model")
+"""The exporter reaches the audit only through its public function (audit/api.py), never its run's parts."""
 
 RAY_IMPORTERS = ("padlens.inspector.inspect", "padlens.inspector.embed", "padlens.cli")
 """Modules (or name prefixes) outside inspector/ray/ allowed to import it."""
@@ -94,6 +99,11 @@ def layer_problems(module: str, target: str) -> list[str]:
     mine, theirs = inspector_part(module), inspector_part(target)
     if theirs is not None and mine != theirs and theirs in FORBIDDEN.get(mine, ()):
         problems.append(f"{mine}/ may not import {theirs}")
+    if module.startswith(EXPORTER + ".") and theirs in EXPORTER_FORBIDDEN:
+        problems.append(f"the exporter may not import {theirs}")
+    if module.startswith(EXPORTER + ".") and theirs == "audit" and target not in AUDIT_API \
+            and not target.startswith(AUDIT_API[1] + "."):
+        problems.append("the exporter uses the audit through padlens.inspector.audit.check_model only")
     if theirs == "ray" and mine != "ray" and not module.startswith(RAY_IMPORTERS):
         problems.append("only inspect, embed and the CLI import inspector/ray/")
     return problems
@@ -152,6 +162,9 @@ def test_the_tree_keeps_the_layering_and_no_private_name_crosses_a_package():
     ("padlens.inspector.ray.inspect_job", "from padlens.inspector import inspect as I\nI._measure(1)\n"),
     ("padlens.cli_inspect", "from padlens.inspector.inputs.options import _check\n"),
     ("padlens.inspector.inspect", "from ..inputs.options import _check\n"),
+    ("padlens.exporter.quantize.verify", "from padlens.inspector.audit.run import open_run\n"),
+    ("padlens.exporter.quantize.verify", "from padlens.inspector.audit import facts\n"),
+    ("padlens.exporter.quantize.run", "from padlens.inspector.probe import probe\n"),
 ])
 def test_a_forbidden_import_is_found(module, source):
     assert violations_in(source, module), f"{module} may not run {source!r}"
@@ -165,6 +178,7 @@ def test_a_forbidden_import_is_found(module, source):
     ("padlens.cli_inspect", "from padlens.inspector.ray.cluster import start\n"),
     ("padlens.inspector.ray.inspect_job", "from padlens.inspector.ray import cluster\ncluster._join()\n"),
     ("padlens.inspector.stats.pooling", "from padlens.inspector.contract import POOLING_MODES\n"),
+    ("padlens.exporter.quantize.verify", "from padlens.inspector.audit import check_model\n"),
 ])
 def test_an_allowed_import_passes(module, source):
     assert violations_in(source, module) == []

@@ -32,7 +32,7 @@ def banned(source: str, as_file: str) -> list[str]:
     ("from transformers import AutoModel\n", "exporter/pipeline.py", "inspector/inputs/tokenize.py"),
     ("from optimum.exporters.onnx import main_export\n", "exporter/optimum_backend.py", "padlens/demo.py"),
     ("import onnxruntime as ort\nort.InferenceSession('m.onnx')\n", "inspector/runtime/session.py", "inspector/embed.py"),
-    ("from onnxruntime.quantization import quantize_dynamic\n", "inspector/quantize/recipe.py", "exporter/precision.py"),
+    ("from onnxruntime.quantization import quantize_dynamic\n", "exporter/quantize/recipe.py", "exporter/precision.py"),
     ("import click\n", "padlens/cli_inspect.py", "inspector/inspect.py"),
     ("from matplotlib.figure import Figure\n", "inspector/report/plots.py", "inspector/report/html.py"),
     ("from sklearn.linear_model import Ridge\n", "inspector/probe/fit.py", "inspector/probe/run.py"),

@@ -52,15 +52,9 @@ class Verification:
 
 def audit_checks(ref, texts, threads: int | None) -> list[dict]:
     """The audit's ``CHECKS`` on the model ``ref`` over ``texts`` (its own padding side and width)."""
-    from padlens.inspector.audit import registry
-    from padlens.inspector.audit.facts import RunContext
-    from padlens.inspector.audit.run import Settings, open_run, run_check
-    from padlens.inspector.runtime.encoder import Encoder
+    from padlens.inspector.audit import check_model
 
-    encoder = Encoder.open(ref, providers=("cpu",), threads=threads, attention=False, mem_pattern=False)
-    probe, facts = open_run(encoder, list(texts), Settings())
-    ctx = RunContext(probe, facts, ref.label, {}, 0)
-    return [run_check(registry.spec(name), ctx).to_dict() for name in CHECKS]
+    return [result.to_dict() for result in check_model(ref, texts, CHECKS, threads)]
 
 
 def pooled(ref, texts, threads: int | None, config=None) -> tuple[np.ndarray, object]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.quantize import folders
+from tests.exporter.quantize import folders
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +26,8 @@ def assert_meets_targets(result) -> None:
 
 
 def test_transformers_js_folder_leaks_and_its_quantized_fp32_does_not(tjs, tmp_path):
+    from padlens.exporter.quantize import quantize
     from padlens.inspector.audit import audit
-    from padlens.inspector.quantize import quantize
 
     before = audit([tjs], limit=8)
     failed = {(c.model, c.name) for c in before.checks if c.severity == "error" and not c.passed}
@@ -40,7 +40,7 @@ def test_transformers_js_folder_leaks_and_its_quantized_fp32_does_not(tjs, tmp_p
 
 
 def test_sentence_transformers_5_folder_quantized_meets_the_targets(st5, tmp_path):
-    from padlens.inspector.quantize import quantize
+    from padlens.exporter.quantize import quantize
 
     result = quantize(st5 / "onnx" / "model.onnx", tmp_path / "model_int8_static.onnx")
     assert_meets_targets(result)
@@ -49,7 +49,7 @@ def test_sentence_transformers_5_folder_quantized_meets_the_targets(st5, tmp_pat
 
 @pytest.mark.parametrize("scheme, floor", [("int8-weight", (0.995, 0.99)), ("int4-weight", (0.95, 0.85))])
 def test_weight_only_schemes_stay_invariant_within_their_floors(tjs, tmp_path, scheme, floor):
-    from padlens.inspector.quantize import quantize
+    from padlens.exporter.quantize import quantize
 
     result = quantize(tjs / "onnx" / "model.onnx", tmp_path / "m.onnx", scheme=scheme)
     v = result.verification

@@ -8,11 +8,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from padlens.errors import BadInput
-from padlens.inspector.quantize.calibrate import HELDOUT, TextSplit, calibration_feeds, split_texts
-from padlens.inspector.quantize.verify import Verification, verify
+from padlens.errors import BadInput, Param
+from padlens.exporter.quantize.calibrate import HELDOUT, TextSplit, calibration_feeds, split_texts
+from padlens.exporter.quantize.verify import Verification, verify
+from padlens.inspector.contract import QUANTIZE_SCHEMES as SCHEMES
 
-SCHEMES = ("int8-static", "int8-weight", "int4-weight")
 #: (mean, worst) pooled cosine vs the source each scheme must reach on held-out texts.
 #: int8-static: the issue's targets. Weight-only, measured on MiniLM (100 held-out texts): int8-weight
 #: 0.9999 mean / 0.9996 worst, int4-weight 0.968 / 0.906; the floors leave room for other models.
@@ -85,13 +85,13 @@ def check_out(out: str | os.PathLike, source: Path, force: bool) -> Path:
     """``out``: an .onnx path in an existing folder, not the source, not existing unless ``force``."""
     from padlens.fsio import check_file_target
 
-    target = check_file_target(out, "out=")
+    target = check_file_target(out, Param("out", meta=str(out)))
     if target.suffix != ".onnx":
-        raise BadInput(f"out={target}: the output must be an .onnx file")
+        raise BadInput(Param("out", meta=str(target)), ": the output must be an .onnx file")
     if target.exists() and target.resolve() == source.resolve():
-        raise BadInput(f"out={target} is the source model: padlens never overwrites it")
+        raise BadInput(Param("out", meta=str(target)), " is the source model: padlens never overwrites it")
     if target.exists() and not force:
-        raise BadInput(f"{target} exists: pass force=True to replace it")
+        raise BadInput(f"{target} exists: pass ", Param("force", True), " to replace it")
     return target
 
 
@@ -113,9 +113,9 @@ def _check_fp32(ref) -> tuple[object, bool, int | None]:
     """The plan of ``ref``'s MatMuls, whether the copy needs external data (the source's weights are
     past protobuf's ~2 GB limit; a small source with external data still quantizes into one file),
     its usable positions; refuses a quantized source."""
+    from padlens.exporter.quantize.plan import plan_matmuls
     from padlens.inspector.inputs.resolve import guess_precision
     from padlens.inspector.model.graph import load_encoder
-    from padlens.inspector.quantize.plan import plan_matmuls
 
     graph = load_encoder(ref.path)
     precision = guess_precision(graph.model)
@@ -129,11 +129,11 @@ def _check_fp32(ref) -> tuple[object, bool, int | None]:
 
 def _make(scheme: str, ref, dst: Path, plan, external: bool, split: TextSplit, positions: int | None) -> dict:
     if scheme == "int8-static":
-        from padlens.inspector.quantize.recipe import STATIC_RECIPE, quantize_int8_static
+        from padlens.exporter.quantize.recipe import STATIC_RECIPE, quantize_int8_static
 
         feeds = calibration_feeds(ref, split.calibration, positions)
         return quantize_int8_static(ref.path, dst, feeds, STATIC_RECIPE, plan, external)
-    from padlens.inspector.quantize.weights import WEIGHT_RECIPES, write_weight_only
+    from padlens.exporter.quantize.weights import WEIGHT_RECIPES, write_weight_only
 
     return write_weight_only(ref.path, dst, WEIGHT_RECIPES[scheme], plan)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from padlens.inspector.quantize.plan import Plan
+from padlens.exporter.quantize.plan import Plan
 
 Feed = dict[str, np.ndarray]
 
@@ -91,7 +91,7 @@ def quantize_int8_static(src: Path, dst: Path, feeds: Sequence[Feed], recipe: St
     if not feeds:
         raise ValueError("int8-static needs at least one calibration feed")
     if plan is None:
-        from padlens.inspector.quantize.plan import float_matmuls
+        from padlens.exporter.quantize.plan import float_matmuls
 
         plan = float_matmuls(src)
     recipe = StaticRecipe(**{**asdict(recipe), "exclude": tuple(dict.fromkeys((*recipe.exclude, *plan.kept_float)))})

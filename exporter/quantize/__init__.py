@@ -4,10 +4,12 @@ The package owns ``onnxruntime.quantization`` (ruff's banned-api says so): ``rec
 int8-static recipe, used by ``padlens export`` too, and the exporter's dynamic int8), ``plan``
 (which MatMuls stay float, read from the graph), ``weights`` (weight-only MatMulNBits),
 ``calibrate`` (texts and feeds), ``verify`` (the audit's invariance checks and pooled cosine
-against the source) and ``run`` (the ``quantize()`` entry point and its sidecar). It may import
-model/, inputs/, runtime/, stats/, audit/ (its checks), embed (embed's pooling and batching) and
-report/jsonable (JSON); never probe/, ray/ or inspect. Names are imported lazily, so
-``padlens --help`` loads neither onnx nor ONNX Runtime.
+against the source) and ``run`` (the ``quantize()`` entry point and its sidecar). Its schemes are
+``padlens.inspector.contract.QUANTIZE_SCHEMES``. It may import the inspector's model/, inputs/,
+runtime/, stats/, embed (embed's pooling and batching), report/jsonable (JSON) and the audit through
+``padlens.inspector.audit.check_model`` only; never probe/, ray/ or inspect, nor torch or transformers
+(exporter/quantize/ruff.toml). Names are imported lazily, so ``padlens --help`` loads neither onnx
+nor ONNX Runtime.
 """
 from __future__ import annotations
 

@@ -8,9 +8,9 @@ import onnx
 import pytest
 
 from padlens.errors import BadInput
-from padlens.inspector.quantize import quantize
-from padlens.inspector.quantize.calibrate import split_texts, texts_hash
-from tests.quantize.conftest import STYLES, digest
+from padlens.exporter.quantize import quantize
+from padlens.exporter.quantize.calibrate import split_texts, texts_hash
+from tests.exporter.quantize.conftest import STYLES, digest
 
 SCHEME_OPS = {"int8-static": "QuantizeLinear", "int8-weight": "MatMulNBits", "int4-weight": "MatMulNBits"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from padlens.inspector.quantize.plan import Plan
+from padlens.exporter.quantize.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def quantize_weights(model, recipe: WeightRecipe, plan: Plan):
     MatMul with a constant weight but those ``plan`` keeps float; returns (model, what was done)."""
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
-    from padlens.inspector.quantize.recipe import hide_preprocess_hint
+    from padlens.exporter.quantize.recipe import hide_preprocess_hint
 
     config = DefaultWeightOnlyQuantConfig(block_size=recipe.block_size, is_symmetric=recipe.symmetric,
                                           accuracy_level=recipe.accuracy_level, bits=recipe.bits)

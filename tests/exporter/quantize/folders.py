@@ -1,6 +1,6 @@
 """Real-MiniLM folders as today's tools write them, for `padlens quantize` tests and its benchmark.
 
-Usage: python -m tests.quantize.folders KIND OUTDIR   (KIND: transformers-js, st5)
+Usage: python -m tests.exporter.quantize.folders KIND OUTDIR   (KIND: transformers-js, st5)
 
 - ``transformers-js``: the transformers.js / onnx-community layout: tokenizer and config at the
   top, ``onnx/model.onnx`` (``padlens export minilm-l6 --precision fp32``) and

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from padlens.inspector.quantize import run as quantize_run
+from padlens.exporter.quantize import run as quantize_run
 
 
 def one_error_line(err: str, fragment: str) -> None:
