@@ -11,7 +11,7 @@ from onnx import TensorProto
 from padlens.errors import LayersNotFound, ModelLoadError
 from padlens.inspector.model import inplace
 from padlens.inspector.model.expose import EXTERNAL_OVER, expose_outputs, output_delta, save_model
-from padlens.inspector.model.loader import InputSpec, read_model, recognise_inputs, weight_bytes
+from padlens.inspector.model.loader import InputSpec, is_cache_output, read_model, recognise_inputs, weight_bytes
 from padlens.inspector.model.locate import Graph, LayerMap, hidden_size, locate_layers, token_output
 from padlens.inspector.model.structure import Structure, read_structure
 
@@ -106,7 +106,8 @@ def load_encoder(path: str | os.PathLike, layers: list[str] | None = None) -> En
     g = Graph(model, folder=path.parent)
     vocab, rows = embedding_rows(g, inputs, layer_map.hidden[0])
     structure = read_structure(model, g, inputs, path)
-    return EncoderGraph(path, model, inputs, [o.name for o in model.graph.output], layer_map,
+    outputs = [o.name for o in model.graph.output if not is_cache_output(o.name)]  # present.*: never fetched
+    return EncoderGraph(path, model, inputs, outputs, layer_map,
                         vocab, usable_positions(rows, structure), _float_dtype(g, model, layer_map.hidden[0]),
                         raw, structure, rows, external_data=raw is None, weights=weight_bytes(model))
 

@@ -8,8 +8,10 @@ weight files in place (``padlens.inspector.model.graph.in_place_model``).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -34,6 +36,13 @@ ROLE_NAMES = {
                        "token_type_id", "segment_id"),
     "position_ids": ("position_ids", "positions", "position_id"),
 }
+#: a past KV cache input: ``past_key_values.N.key`` / ``.value``, or without the prefix (``past.N.key``,
+#: ``N.key``); fed empty (past length 0) so the graph computes the plain forward pass
+CACHE_ROLE = "past_key_values"
+CACHE_INPUT = re.compile(r"^(?:past_key_values|past_key_value|past|pkv)?[._]?(\d+)[._](key|value)$")
+#: a present KV cache output (``present.N.key``): never fetched
+CACHE_OUTPUT = re.compile(r"^present(?:_key_values)?[._]")
+CACHE_TYPES = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16"}
 # op domains ONNX Runtime implements itself; anything else needs a custom-op library
 BUILTIN_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", "com.microsoft",
                    "com.microsoft.nchwc", "com.microsoft.experimental", "com.ms.internal.nhwc")
@@ -49,13 +58,17 @@ class InputSpec:
 
     Attributes:
         name: the graph input's name.
-        role: "input_ids", "attention_mask", "token_type_ids" or "position_ids".
-        dtype: numpy dtype name to feed: "int64", "int32" (or "float32" for an odd mask).
+        role: "input_ids", "attention_mask", "token_type_ids", "position_ids" or
+            "past_key_values" (a past KV cache, fed empty).
+        dtype: numpy dtype name to feed: "int64", "int32" (or "float32" for an odd mask;
+            "float32" or "float16" for a cache, as the graph declares it).
+        cache_shape: a cache's (kv_heads, head_dim), from the graph or config.json; None otherwise.
     """
 
     name: str
     role: str
     dtype: str
+    cache_shape: tuple[int, int] | None = None
 
 
 def read_model(path: str | os.PathLike) -> tuple[Path, onnx.ModelProto, bytes | None]:
@@ -178,6 +191,9 @@ def recognise_inputs(path: Path, graph: onnx.GraphProto) -> list[InputSpec]:
     for inp in real:
         role = _role_by_name(inp.name)
         elem = inp.type.tensor_type.elem_type
+        if role == CACHE_ROLE:
+            specs.append(cache_spec(path, inp))
+            continue
         if role is None:
             unknown.append(inp)
             continue
@@ -198,6 +214,8 @@ def recognise_inputs(path: Path, graph: onnx.GraphProto) -> list[InputSpec]:
 
 def _role_by_name(name: str) -> str | None:
     key = name.split(":")[0].strip().lower()
+    if CACHE_INPUT.match(key):
+        return CACHE_ROLE
     for role, names in ROLE_NAMES.items():
         if key in names:
             return role
@@ -213,3 +231,101 @@ def _fallback_token_input(specs: list[InputSpec], unknown: list) -> None:
     specs.insert(0, InputSpec(ints[0].name, "input_ids",
                               INT_TYPES[ints[0].type.tensor_type.elem_type]))
     log.info("taking input %r as input_ids", ints[0].name)
+
+
+def is_cache_output(name: str) -> bool:
+    """A present KV cache output (``present.N.key``): padlens never fetches it."""
+    return bool(CACHE_OUTPUT.match(name.lower()))
+
+
+def cache_spec(path: Path, inp: onnx.ValueInfoProto) -> InputSpec:
+    """A past KV cache input [batch, kv_heads, past_sequence_length, head_dim] fed empty: its
+    dtype as declared (fp32 or fp16), head count and head size from the graph, else config.json."""
+    tensor = inp.type.tensor_type
+    if tensor.elem_type not in CACHE_TYPES:
+        raise ModelLoadError(f"{path}: cache input {inp.name!r} has element type "
+                             f"{TensorProto.DataType.Name(tensor.elem_type)}; padlens feeds an empty "
+                             "float32 or float16 cache")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+    if tensor.HasField("shape") and len(dims) != 4:
+        raise ModelLoadError(f"{path}: cache input {inp.name!r} has {len(dims)} dimensions, not "
+                             "[batch, kv_heads, past_sequence_length, head_dim]")
+    heads, size = (dims[1], dims[3]) if len(dims) == 4 else (None, None)
+    if not heads or not size:
+        from_config = cache_dims_from_config(path)
+        heads, size = heads or from_config[0], size or from_config[1]
+    if not heads or not size:
+        raise ModelLoadError(f"{path}: cannot tell the shape of cache input {inp.name!r}: the graph "
+                             "leaves kv_heads or head_dim symbolic and no config.json beside it gives "
+                             "num_key_value_heads and head_dim (or hidden_size / num_attention_heads)")
+    return InputSpec(inp.name, CACHE_ROLE, CACHE_TYPES[tensor.elem_type], (int(heads), int(size)))
+
+
+def cache_dims_from_config(path: Path) -> tuple[int | None, int | None]:
+    """(kv_heads, head_dim) from the config.json beside the model (or above its onnx/ folder)."""
+    config = model_config(path)
+
+    def count(key: str) -> int | None:
+        value = config.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    heads = count("num_attention_heads")
+    kv = count("num_key_value_heads") or heads
+    size = count("head_dim") or (count("hidden_size") // heads if heads and count("hidden_size") else None)
+    return kv, size
+
+
+#: config.json keys padlens reads, each a positive count (None: absent)
+CONFIG_COUNTS = ("max_position_embeddings", "vocab_size", "num_attention_heads", "num_key_value_heads",
+                 "head_dim", "hidden_size")
+_CONFIGS: dict[tuple, dict] = {}
+
+
+def model_config(path: Path) -> dict:
+    """config.json beside the model file ``path``, or above its ``onnx/`` folder, validated where read
+    (``read_config``); {} when there is none."""
+    folder = Path(path).parent
+    for candidate in (folder, folder.parent):
+        if (candidate / "config.json").is_file():
+            return read_config(candidate / "config.json")
+    return {}
+
+
+def read_config(file: Path) -> dict:
+    """A model's config.json as padlens uses it: a file that is not a JSON object is ignored, and a
+    value padlens cannot use is dropped, each with one warning (per file and version) saying what
+    padlens uses instead."""
+    try:
+        st = file.stat()
+        key = (str(file.resolve()), st.st_size, st.st_mtime_ns)
+    except OSError:
+        return {}
+    if key not in _CONFIGS:
+        _CONFIGS[key] = _checked_config(file)
+    return dict(_CONFIGS[key])
+
+
+def _checked_config(file: Path) -> dict:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        log.warning("%s is not JSON (%s): padlens ignores it (causality, cache sizes and positions "
+                    "are read from the graph alone)", file, exc)
+        return {}
+    if not isinstance(data, dict):
+        log.warning("%s is not a JSON object: padlens ignores it", file)
+        return {}
+    for name in CONFIG_COUNTS:
+        value = data.get(name)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            log.warning("%s: %s %r is not a positive integer: padlens ignores it (%s)", file, name, value,
+                        "positions are read from the graph's position table" if name == "max_position_embeddings"
+                        else "sizes are read from the graph")
+            data.pop(name)
+    pad = data.get("pad_token_id")
+    limit = data.get("vocab_size") or 2 ** 31
+    if pad is not None and not (isinstance(pad, int) and not isinstance(pad, bool) and 0 <= pad < limit):
+        log.warning("%s: pad_token_id %r is not an id in the vocabulary (0 to %d): padlens ignores it and "
+                    "pads with the tokenizer's pad token", file, pad, limit - 1)
+        data.pop("pad_token_id")
+    return data

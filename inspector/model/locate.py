@@ -259,14 +259,28 @@ def named_layers(model: onnx.ModelProto) -> list[str]:
 
 
 def token_output(model: onnx.ModelProto) -> str | None:
-    """The first float output of rank 3 (or of unknown rank): the token states."""
+    """The first float output of rank 3 (or of unknown rank): the token states; for a causal-LM
+    graph whose output is ``logits``, the states its language-model head reads (``lm_head_input``)."""
     floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
     for out in model.graph.output:
         ttype = out.type.tensor_type
         rank = len(ttype.shape.dim) if ttype.HasField("shape") else None
         if ttype.elem_type in floats and rank in (3, None):
-            return out.name
+            return lm_head_input(model, out.name) or out.name
     return None
+
+
+def lm_head_input(model: onnx.ModelProto, name: str) -> str | None:
+    """The tensor a ``logits`` output's head (MatMul or Gemm by a weight) projects, else None."""
+    if name != "logits":
+        return None
+    consts = {t.name for t in model.graph.initializer}
+    consts |= {o for n in model.graph.node if n.op_type in ("Constant", "Transpose", "DequantizeLinear")
+               and all(i in consts or not i for i in n.input) for o in n.output}
+    node = next((n for n in model.graph.node if name in n.output), None)
+    if node is None or node.op_type not in ("MatMul", "Gemm") or len(node.input) < 2 or node.input[1] not in consts:
+        return None
+    return node.input[0]
 
 
 def trace_layers(g: Graph, model: onnx.ModelProto, out: str) -> LayerMap:

@@ -16,7 +16,7 @@ import onnx
 from onnx import numpy_helper
 from onnx.external_data_helper import uses_external_data
 
-from padlens.inspector.model.loader import InputSpec, iter_nodes, small_external_value
+from padlens.inspector.model.loader import InputSpec, iter_nodes, read_config, small_external_value
 from padlens.inspector.model.locate import Graph
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def model_config(path: Path) -> dict:
     architecture standing in for its model_type); {} when there is none."""
     folder = Path(path).parent
     for candidate in (folder, folder.parent):
-        config = _read_json(candidate / "config.json") if (candidate / "config.json").is_file() else {}
+        config = read_config(candidate / "config.json") if (candidate / "config.json").is_file() else {}
         manifest = _read_json(candidate / "padlens.json") if (candidate / "padlens.json").is_file() else {}
         if manifest.get("architecture") and not config.get("model_type"):
             config["model_type"] = manifest["architecture"]

@@ -32,6 +32,10 @@ def choose_output(outputs: Sequence[str], token_output: str | None, graph_poolin
     if graph_pooling and SENTENCE_EMBEDDING in names:
         return SENTENCE_EMBEDDING, True
     found = next((n for n in TOKEN_OUTPUTS if n in names), token_output)
+    if found is not None and found not in names:  # a causal-LM graph: the head's input is no output
+        raise ModelLoadError(f"no hidden-state output to pool: the graph outputs {', '.join(names)}, the "
+                             "language-model head's logits; embed needs last_hidden_state (export with task "
+                             "feature-extraction, or use the onnx-community layout)")
     if found is None:
         raise ModelLoadError(f"no token-state output to pool (outputs: {', '.join(names) or 'none'}); "
                              + ('use pooling="auto" to take its sentence_embedding as it is'
