@@ -63,11 +63,11 @@ def _inspect(args):
         from padlens.inspector.inspect import inspect
 
         return inspect([args.model], texts_file=args.texts, **common)
-    from padlens.inspector.inputs.options import RunOptions
+    from padlens.inspector.inputs.options import EngineOptions, RunOptions
     from padlens.inspector.ray.inspect_job import inspect_ray
 
-    return inspect_ray([args.model], RunOptions(texts_file=args.texts, **common), workers=args.workers,
-                       show_progress=False)
+    engine = EngineOptions("ray", workers=args.workers)
+    return inspect_ray([args.model], RunOptions(texts_file=args.texts, engine=engine, **common))
 
 
 def run_one(model: str, texts: Path, engine: str, workers: int | None, args, threads: int | None = None) -> dict:

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from padlens.errors import BadInput
+from padlens.errors import BadInput, Param
 from padlens.fsio import atomic_path
 from padlens.inspector.inputs.lengths import choose_max_length
-from padlens.inspector.inputs.options import RunOptions
+from padlens.inspector.inputs.options import EngineOptions, RunOptions
 from padlens.inspector.inputs.texts import batches_of
 from padlens.inspector.report.jsonable import to_jsonable
 from padlens.inspector.runtime.embed_model import EmbedModel, pick_ref
@@ -140,11 +140,12 @@ def _write_rows(runner: EmbedModel, texts_file, tmp: Path, total: int, config: P
     return dim, real, fed
 
 
-def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normalize: bool | None = None,
-          batch_size: int = 32, max_length: int | None = None, providers: Sequence[str] = ("cpu",),
-          allow_fallback: bool = False, threads: int | None = None, progress=None, text_column: str | None = None,
-          engine: str = "local", keep_text: bool = False, ray_address: str | None = None,
-          workers: int | None = None, progress_bars: bool = False) -> EmbedResult:
+def embed(model, texts_file, out, *, text_column: str | None = None, tokenizer: str | None = None,
+          max_length: int | None = None, batch_size: int = 32, providers: Sequence[str] = ("cpu",),
+          threads: int | None = None, allow_fallback: bool = False, engine: str = "local",
+          ray_address: str | None = None, workers: int | None = None, progress_bars: bool = False,
+          pooling: str = "auto", normalize: bool | None = None, keep_text: bool = False,
+          progress=None) -> EmbedResult:
     """Embed every text of ``texts_file`` with ``model`` into ``out`` (float32 .npy, one row per text).
 
     Streams: a counting pass sizes a memory-mapped .npy beside ``out``, then windows of
@@ -155,35 +156,30 @@ def embed(model, texts_file, out, tokenizer=None, pooling: str = "auto", normali
     number of texts written after each batch. ``text_column`` names the Parquet/CSV column
     or JSONL field. ``engine="ray"`` embeds on Ray Data actors (the same vectors): ``out``
     ending in .npy is gathered as here, anything else becomes a Parquet dataset folder
-    (``keep_text`` adds the texts); see ``padlens.inspector.ray.embed_job``.
+    (``keep_text`` adds the texts); see ``padlens.inspector.ray.embed_job``. Every option after
+    ``out`` is a keyword, the shared ones in the same order as ``inspect``, ``probe`` and ``audit``;
+    they are checked once, into one frozen ``RunOptions`` (``embed_with`` takes one).
     """
-    from padlens.inspector.ray import check_engine
-
-    check_engine(engine, ray_address, workers)
     options = RunOptions(max_length=max_length, padding="longest", padding_side="right", batch_size=batch_size,
                          providers=providers, threads=threads, allow_fallback=allow_fallback, tokenizer=tokenizer,
-                         texts_file=str(texts_file), text_column=text_column)
-    return embed_with(model, options, out, pooling, normalize, progress, engine, keep_text, ray_address, workers,
-                      progress_bars)
+                         texts_file=str(texts_file), text_column=text_column,
+                         engine=EngineOptions(engine, ray_address, workers, progress_bars))
+    return embed_with(model, options, out, pooling, normalize, keep_text=keep_text, progress=progress)
 
 
 def embed_with(model, options: RunOptions, out, pooling: str = "auto", normalize: bool | None = None,
-               progress=None, engine: str = "local", keep_text: bool = False, ray_address: str | None = None,
-               workers: int | None = None, progress_bars: bool = False) -> EmbedResult:
+               keep_text: bool = False, progress=None) -> EmbedResult:
     """``embed()`` with its options already checked (``RunOptions``: the texts file and column, tokenizer,
-    lengths, providers), in this process or on Ray."""
+    lengths, providers, engine), in this process or on Ray."""
     from padlens.inspector.inputs.resolve import resolve_models
     from padlens.inspector.inputs.texts import count_texts
-    from padlens.inspector.ray import check_engine
 
-    check_engine(engine, ray_address, workers)
-    if engine == "ray":
+    if options.engine.on_ray:
         from padlens.inspector.ray.embed_job import embed_ray
 
-        return embed_ray(model, options, out, pooling, normalize, progress, keep_text, ray_address, workers,
-                         progress_bars)
+        return embed_ray(model, options, out, pooling, normalize, keep_text=keep_text, progress=progress)
     if keep_text:
-        raise BadInput('keep_text needs engine="ray" (it writes a Parquet dataset)')
+        raise BadInput(Param("keep_text"), " needs ", Param("engine", "ray"), " (it writes a Parquet dataset)")
     texts_file, text_column = options.texts_file, options.text_column
     ref = pick_ref(resolve_models([model], options.tokenizer))
     total = count_texts(texts_file, text_column)

@@ -5,11 +5,10 @@ import itertools
 import time
 from typing import Callable, Iterable, Iterator, Sequence
 
-from padlens.errors import BadInput
-from padlens.inspector.inputs.options import RunOptions
+from padlens.errors import BadInput, Param
+from padlens.inspector.inputs.options import EngineOptions, RunOptions
 from padlens.inspector.inputs.resolve import resolve_models
 from padlens.inspector.inputs.texts import batches_of, default_corpus, iter_texts, read_texts
-from padlens.inspector.ray import check_engine
 from padlens.inspector.results import (  # noqa: F401  (the results are imported from here too)
     Fault,
     InspectResult,
@@ -18,7 +17,7 @@ from padlens.inspector.results import (  # noqa: F401  (the results are imported
     PoolingDamage,
     RunResult,
 )
-from padlens.inspector.stats import metrics as M
+from padlens.inspector.stats import measures
 from padlens.inspector.steps import (  # noqa: F401  (the public steps, re-exported with their constants)
     DEFAULT_MAX_LENGTH,
     MAX_FAULTS,
@@ -36,7 +35,7 @@ from padlens.inspector.steps import (  # noqa: F401  (the public steps, re-expor
     tokenizer_groups,
 )
 
-ATTENTION_FIELDS = tuple(f"attn_{name}" for name in M.ATTENTION_METRICS)
+ATTENTION_FIELDS = tuple(f"attn_{name}" for name in measures.ATTENTION_METRICS)
 STATS = ("graph", "numpy")  # where the pad statistics are computed (``inspect(stats=...)``)
 
 
@@ -90,23 +89,24 @@ def _stream(runs: list[Run], chunks: Iterable[list[str]], length: int, padding: 
 def inspect(
     models: list[str],
     texts: list[str] | Iterable[str] | None = None,
+    *,
     texts_file: str | None = None,
+    text_column: str | None = None,
     tokenizer: str | None = None,
     max_length: int | None = None,
     padding: str = "max_length",
     padding_side: str = "auto",
-    providers: Sequence[str] = ("cpu",),
-    allow_fallback: bool = False,
     batch_size: int = 32,
-    layers: list[str] | None = None,
+    providers: Sequence[str] = ("cpu",),
     threads: int | None = None,
-    progress: Callable[[int], None] | None = None,
-    stats: str = "graph",
-    text_column: str | None = None,
+    allow_fallback: bool = False,
+    layers: list[str] | None = None,
     engine: str = "local",
     ray_address: str | None = None,
     workers: int | None = None,
     progress_bars: bool = False,
+    stats: str = "graph",
+    progress: Callable[[int], None] | None = None,
 ) -> InspectResult:
     """Measure what the pad positions of each model hold, every model on the same batches.
 
@@ -122,30 +122,29 @@ def inspect(
     ``text_column`` names the Parquet/CSV column or JSONL field holding the texts.
     ``engine="ray"`` measures on Ray Data actors (``ray_address``: None starts a local Ray,
     "auto" joins a cluster; ``workers``; ``progress_bars``: Ray's own) with the same result.
-    The options are checked once, into a ``RunOptions`` (``inspect_with`` takes one).
+    Every option after ``texts`` is a keyword, the shared ones in the same order as ``embed``, ``probe``
+    and ``audit``. They are checked once, into one frozen ``RunOptions`` (holding ``EngineOptions``)
+    that travels whole to the Ray actors (``run_inspect`` takes one).
     """
-    check_engine(engine, ray_address, workers)
+    engine_options = EngineOptions(engine, ray_address, workers, progress_bars)
     options = RunOptions(max_length=max_length, padding=padding, padding_side=padding_side, batch_size=batch_size,
-                         providers=providers, threads=threads, allow_fallback=allow_fallback, tokenizer=tokenizer, texts_file=texts_file,
-                         text_column=text_column, layers=layers)
-    return run_inspect(models, options, texts, stats=stats, progress=progress, engine=engine,
-                       ray_address=ray_address, workers=workers, progress_bars=progress_bars)
+                         providers=providers, threads=threads, allow_fallback=allow_fallback, tokenizer=tokenizer,
+                         texts_file=texts_file, text_column=text_column, layers=layers, engine=engine_options)
+    return run_inspect(models, options, texts, stats=stats, progress=progress)
 
 
 def run_inspect(models: list[str], options: RunOptions, texts: list[str] | Iterable[str] | None = None,
-                stats: str = "graph", progress: Callable[[int], None] | None = None, engine: str = "local",
-                ray_address: str | None = None, workers: int | None = None,
-                progress_bars: bool = False) -> InspectResult:
-    """``inspect()`` with its options already checked (``RunOptions``), in this process or on Ray."""
-    check_engine(engine, ray_address, workers)
+                stats: str = "graph", progress: Callable[[int], None] | None = None) -> InspectResult:
+    """``inspect()`` with its options already checked (``RunOptions``), in this process or on Ray
+    (``options.engine``)."""
     check_stats(stats)
-    if engine == "ray":
+    if options.engine.on_ray:
         from padlens.inspector.ray.inspect_job import inspect_ray
 
         if texts is not None:
-            raise BadInput('engine="ray" reads a corpus: pass texts_file=FILE, FOLDER or GLOB, not texts')
-        return inspect_ray(models, options, stats=stats, progress=progress, ray_address=ray_address,
-                           workers=workers, show_progress=progress_bars)
+            raise BadInput(Param("engine", "ray"), " reads a corpus: pass ", Param("texts_file", meta="FILE"),
+                           ", FOLDER or GLOB, not ", Param("texts"))
+        return inspect_ray(models, options, stats=stats, progress=progress)
     return inspect_with(models, options, texts, stats=stats, progress=progress)
 
 

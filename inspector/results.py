@@ -7,7 +7,8 @@ import numpy as np
 
 from padlens.inspector.report.jsonable import NOT_IN_JSON, to_jsonable
 from padlens.inspector.runtime.encoder import EncoderInfo
-from padlens.inspector.stats import metrics as M
+from padlens.inspector.stats import accumulators as acc
+from padlens.inspector.stats import measures
 
 
 @dataclass
@@ -157,8 +158,8 @@ class InspectSettings:
     max_length_asked: int | None = None
     padding_side_asked: str = "auto"
     padding_side_source: str = "default"
-    text_cap: int = M.TEXT_CAP
-    knn_k: int = M.KNN_K
+    text_cap: int = acc.TEXT_CAP
+    knn_k: int = measures.KNN_K
     stats: str = "graph"
     text_column: str | None = None
     engine: str = "local"

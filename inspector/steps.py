@@ -3,7 +3,7 @@
 ``open_encoders`` (one Encoder per model × provider), ``plan_batches`` (one length and padding side
 for every run, memory checked), ``new_run`` (fresh accumulators), ``tokenizer_groups`` (runs that
 share batches), ``measure`` (one batch into a run's accumulators) and ``finish`` (a run's
-accumulators into its RunResult). Accumulators merge exactly (``padlens.inspector.stats.metrics``),
+accumulators into its RunResult). Accumulators merge exactly (``padlens.inspector.stats.accumulators``),
 so a run measured in parts by several processes finishes like one measured here.
 """
 from __future__ import annotations
@@ -17,15 +17,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from padlens.errors import ModelLoadError
+from padlens.errors import ModelLoadError, Param
 from padlens.inspector.inputs import lengths
 from padlens.inspector.inputs.resolve import ModelRef
 from padlens.inspector.inputs.tokenize import Batch
 from padlens.inspector.results import Fault, LayerMetrics, PoolingDamage, RunResult
 from padlens.inspector.runtime.encoder import Encoder, Forward
 from padlens.inspector.runtime.memory import check_memory
-from padlens.inspector.stats import ingraph
-from padlens.inspector.stats import metrics as M
+from padlens.inspector.stats import accumulators as acc
+from padlens.inspector.stats import ingraph, measures
+from padlens.inspector.stats import notes as words
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,9 @@ class Run:
     ref: ModelRef
     provider: str
     encoder: Encoder
-    pads: list[M.PadStats]
-    attention: list[M.AttentionStats | None]
-    texts: M.TextStats
+    pads: list[acc.PadStats]
+    attention: list[acc.AttentionStats | None]
+    texts: acc.TextStats
     timings: dict[str, float]
     warnings: list[str]
     exposure: float | None = None
@@ -78,8 +79,8 @@ def resolve_side(asked: str, encoders: Sequence[Encoder]) -> tuple[str, str]:
     chosen = [enc.padding_side(asked) for enc in encoders] or [(asked if asked != "auto" else "right", "default")]
     side, source = chosen[0]
     if len({c[0] for c in chosen}) > 1:
-        log.warning("the models prefer different padding sides; padding on the %s for all (pass "
-                    "padding_side to choose)", side)
+        log.warning("the models prefer different padding sides; padding on the %s for all (pass %s to choose)",
+                    side, Param("padding_side"))
     log.info("padding side: %s (%s)", side, source)
     return side, source
 
@@ -102,8 +103,8 @@ def open_encoders(refs: list[ModelRef], providers: Sequence[str], options: dict)
 def empty_run(ref: ModelRef, provider: str, encoder, layers: int, max_length: int, load_s: float = 0.0,
               warnings: Sequence[str] = ()) -> Run:
     """A Run with empty accumulators for ``layers`` hidden states (embedding output included)."""
-    return Run(ref, provider, encoder, [M.PadStats(max_positions=max_length) for _ in range(layers)],
-               [None] + [M.AttentionStats() for _ in range(layers - 1)], M.TextStats(),
+    return Run(ref, provider, encoder, [acc.PadStats(max_positions=max_length) for _ in range(layers)],
+               [None] + [acc.AttentionStats() for _ in range(layers - 1)], acc.TextStats(),
                {"load": load_s, "verify": 0.0, "forward": 0.0, "metrics": 0.0}, list(warnings))
 
 
@@ -196,7 +197,7 @@ def _accumulate(run: Run, forward: Forward, mask: np.ndarray) -> None:
     run.texts.add(forward.hidden[-1], mask)
 
 
-def _layer_metrics(index: int, tensor: str, pads: M.PadStats, attn: M.AttentionStats | None) -> LayerMetrics:
+def _layer_metrics(index: int, tensor: str, pads: acc.PadStats, attn: acc.AttentionStats | None) -> LayerMetrics:
     layer = LayerMetrics(index=index, tensor=tensor, **pads.means(),
                          pad_anchor_cos_by_offset=pads.offset_curve(), sequences=pads.sequences,
                          failed=pads.failed, without_pads=pads.without_pads, single_pad=pads.single_pad,
@@ -209,7 +210,7 @@ def _layer_metrics(index: int, tensor: str, pads: M.PadStats, attn: M.AttentionS
 
 
 def _run_warnings(run: Run, layers: list[LayerMetrics]) -> list[str]:
-    notes = list(run.warnings) + M.pad_notes(run.pads) + M.attention_notes(run.attention)  # each said once
+    notes = list(run.warnings) + words.pad_notes(run.pads) + words.attention_notes(run.attention)  # each said once
     for fault in run.faults:
         notes.append(f"layer {fault.layer} ({fault.tensor}): NaN/Inf in the states of text "
                      f"{fault.text_index + 1} {_quote(fault.text)}")
@@ -239,11 +240,11 @@ def finish(run: Run) -> RunResult:
         similarity=_similarity(run.texts))
 
 
-def _similarity(texts: M.TextStats, n: int = SIMILARITY_TEXTS) -> dict | None:
+def _similarity(texts: acc.TextStats, n: int = SIMILARITY_TEXTS) -> dict | None:
     """Masked and unmasked pooled cosine matrices of the first ``n`` kept texts."""
     if texts.kept < 1:
         return None
-    return {key: M.cosine_matrix(texts.stacked(key)[:n]) for key in ("masked", "unmasked")}
+    return {key: measures.cosine_matrix(texts.stacked(key)[:n]) for key in ("masked", "unmasked")}
 
 
 def tokenizer_groups(runs: list[Run]) -> dict[str, list[Run]]:

@@ -3,26 +3,53 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Callable
 
 import click
 
 from padlens import __version__
-from padlens.errors import PadlensError
+from padlens.errors import PadlensError, Param
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+def flags_of(command: click.Command | None) -> dict[str, str]:
+    """Parameter name -> the option a user types, from click's own parameter tables: ``command``'s
+    first, then every other command's (a library parameter the command does not have, e.g. ``out``
+    of ``padlens quantize -o``, reads as the flag other commands give it)."""
+    _register()
+    commands = [command] if command is not None else []
+    commands += [cli, *(c for c in cli.commands.values() if c is not command)]
+    table: dict[str, str] = {}
+    for cmd in commands:
+        for param in cmd.params:
+            if isinstance(param, click.Option) and param.name is not None:
+                table.setdefault(param.name, param.opts[0])
+    return table
+
+
+def flag_namer(command: click.Command | None) -> Callable[[Param], str]:
+    """How the command line names a library ``Param``: ``max_length`` -> ``--max-length`` (the flag
+    of ``command``'s click parameter of that name; else ``--`` and the name, dashed)."""
+    table = flags_of(command)
+
+    def name(param: Param) -> str:
+        return param.as_flag(table.get(param.name, "--" + param.name.replace("_", "-")))
+
+    return name
+
+
 class FlagWords(logging.Filter):
-    """padlens' log lines as the command line's user reads them: parameters named as flags (``as_flags``)."""
+    """padlens' log lines as the command line's user reads them: ``Param`` arguments named as flags."""
+
+    def __init__(self, command: click.Command | None = None):
+        super().__init__()
+        self.namer = flag_namer(command)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith("padlens"):
-            from padlens.cli_options import as_flags
-
-            try:
-                record.msg, record.args = as_flags(record.getMessage()), None
-            except (TypeError, ValueError):  # a malformed call: logging reports it as it would
-                pass
+        args = record.args
+        if record.name.startswith("padlens") and isinstance(args, tuple) and any(isinstance(a, Param) for a in args):
+            record.args = tuple(self.namer(a) if isinstance(a, Param) else a for a in args)
         return True
 
 
@@ -54,9 +81,11 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    words = FlagWords(cli.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None)
     for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, FlagWords) for f in handler.filters):
-            handler.addFilter(FlagWords())
+        for old in [f for f in handler.filters if isinstance(f, FlagWords)]:
+            handler.removeFilter(old)  # an earlier run's command, in this process
+        handler.addFilter(words)
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
     ctx.obj["quiet"] = quiet
@@ -64,9 +93,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 def _register() -> None:
     """Attach the commands; each module owns one part of the tool."""
-    from padlens import cli_audit, cli_demo, cli_embed, cli_export, cli_inspect, cli_probe, cli_quantize
+    from padlens import cli_audit, cli_demo, cli_embed, cli_export, cli_inspect, cli_probe, cli_quantize, cli_study
 
-    for module in (cli_export, cli_inspect, cli_audit, cli_embed, cli_probe, cli_quantize, cli_demo):
+    for module in (cli_export, cli_inspect, cli_audit, cli_embed, cli_probe, cli_quantize, cli_study, cli_demo):
         for command in getattr(module, "COMMANDS", ()):
             cli.add_command(command)
 
@@ -80,15 +109,20 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
+def _command_of(argv: list[str] | None) -> click.Command | None:
+    """The command ``argv`` ran (the group's own options take no values: the first word is it)."""
+    args = sys.argv[1:] if argv is None else argv
+    name = next((a for a in args if not a.startswith("-")), None)
+    return cli.commands.get(name) if name is not None else None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn PadlensError and usage errors into one `Error:` line."""
     _register()
     try:
         rv = cli.main(args=argv, prog_name="padlens", standalone_mode=False)
     except PadlensError as exc:
-        from padlens.cli_options import as_flags
-
-        click.echo(f"Error: {_one_line(as_flags(str(exc)))}", err=True)
+        click.echo(f"Error: {exc.message(flag_namer(_command_of(argv)))}", err=True)
         sys.exit(exc.exit_code)
     except _NO_ARGS_IS_HELP as exc:  # `padlens inspect` with no arguments: show its help
         click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)

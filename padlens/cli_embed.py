@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from padlens.cli_inspect import check_output_file, engine_kwargs, engine_options, engine_progress
+from padlens.cli_inspect import check_output_file, engine_options, engine_progress
 from padlens.cli_options import retune, run_options
 from padlens.inspector.contract import POOLING_MODES
 
@@ -31,7 +31,7 @@ EMBED_OPTION_HELP = {
 @engine_options
 @click.option("--keep-text", is_flag=True, help="With --engine ray and a folder: add each text to its row.")
 @click.pass_context
-def embed_command(ctx, model, options, out, pooling, normalize, keep_text, **engine_values):
+def embed_command(ctx, model, options, out, pooling, normalize, keep_text):
     """Sentence embeddings from an ONNX encoder, streamed to a .npy, without PyTorch.
 
     MODEL is an export dir (its fp32 model is used), a sentence-transformers folder (its
@@ -49,12 +49,11 @@ def embed_command(ctx, model, options, out, pooling, normalize, keep_text, **eng
     """
     from padlens.inspector.embed import embed_with
 
-    engine = engine_kwargs(ctx, **engine_values)
-    if engine["engine"] == "local" or str(out).lower().endswith(".npy"):
+    if not options.engine.on_ray or str(out).lower().endswith(".npy"):
         check_output_file(out, "-o")
-    with engine_progress(ctx, engine, options.texts_file) as progress:
-        result = embed_with(model, options, out, pooling=pooling, normalize=normalize, progress=progress,
-                            keep_text=keep_text, **{key: value for key, value in engine.items() if key != "text_column"})
+    with engine_progress(ctx, options) as progress:
+        result = embed_with(model, options, out, pooling=pooling, normalize=normalize, keep_text=keep_text,
+                            progress=progress)
     norm = "normalized" if result.normalize else "not normalized"
     if result.normalize_source and result.normalize_source != result.pooling_source:
         norm += f" ({result.normalize_source})"

@@ -9,12 +9,11 @@ import click
 from padlens.cli_options import OutputTargets, count_texts_or_none, output_options, progress_bar, run_options
 from padlens.fsio import check_file_target
 
-ENGINE_KEYS = ("engine", "ray_address", "workers", "text_column")
-
 
 def engine_options(func: Callable) -> Callable:
     """``--engine``, ``--ray-address``, ``--workers`` and ``--text-column``: where inspect and
-    embed run, and which column holds the texts. Pair with ``engine_kwargs``."""
+    embed run, and which column holds the texts. Under ``run_options`` they are read into the one
+    ``RunOptions`` the command receives (``options.engine``, ``options.text_column``)."""
     options = [
         click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
                      help="local: this process. ray: Ray Data actors on a local Ray or a cluster, "
@@ -33,24 +32,13 @@ def engine_options(func: Callable) -> Callable:
     return func
 
 
-def engine_kwargs(ctx: click.Context, engine: str, ray_address: str | None, workers: int | None,
-                  text_column: str | None) -> dict:
-    """The library's keyword arguments for ``engine_options`` (Ray's progress bars unless -q)."""
-    from padlens.cli_options import is_quiet
-    from padlens.inspector.ray import check_engine
-
-    check_engine(engine, ray_address, workers)
-    return {"engine": engine, "ray_address": ray_address, "workers": workers, "text_column": text_column,
-            "progress_bars": engine == "ray" and not is_quiet(ctx)}
-
-
 @contextlib.contextmanager
-def engine_progress(ctx: click.Context, engine: dict, texts_file: str | None) -> Iterator:
+def engine_progress(ctx: click.Context, options) -> Iterator:
     """The tqdm bar in-process; with --engine ray, Ray Data draws its own (no callback)."""
-    if engine["engine"] == "ray":
+    if options.engine.on_ray:
         yield None
         return
-    with progress_bar(ctx, count_texts_or_none(texts_file)) as progress:
+    with progress_bar(ctx, count_texts_or_none(options.texts_file)) as progress:
         yield progress
 
 
@@ -72,7 +60,7 @@ def check_output_file(path: str | None, option: str = "--json") -> None:
 @output_options(json=True, html=True, junit=False)
 @click.pass_context
 def inspect_cmd(ctx: click.Context, outputs: OutputTargets, models: list[str], texts: list[str] | None,
-                options, stats: str, **engine_values) -> None:
+                options, stats: str) -> None:
     """Show what the [PAD] positions of each MODEL hold, layer by layer.
 
     MODEL is a padlens export dir (every precision in it) or any .onnx encoder. Several
@@ -90,10 +78,8 @@ def inspect_cmd(ctx: click.Context, outputs: OutputTargets, models: list[str], t
     from padlens.inspector.report.table import render
     from padlens.timings import log_timings
 
-    engine = engine_kwargs(ctx, **engine_values)
-    with engine_progress(ctx, engine, options.texts_file) as progress:
-        result = run_inspect(models, options, texts, stats=stats, progress=progress,
-                             **{key: value for key, value in engine.items() if key != "text_column"})
+    with engine_progress(ctx, options) as progress:
+        result = run_inspect(models, options, texts, stats=stats, progress=progress)
     log_timings(result)
     if outputs.html:
         from padlens.inspector.report.html import write_html

@@ -1,12 +1,11 @@
-"""Options every command shares: the input options (``run_options``), ``--json/--html/--junit`` targets, the
-progress bar, and the one map from the library's parameter names to the flags users type (``as_flags``)."""
+"""Options every command shares: the input options (``run_options``), ``--json/--html/--junit`` targets and the
+progress bar. (The library's errors name their parameters as data; ``cli.flag_namer`` says them as flags.)"""
 from __future__ import annotations
 
 import contextlib
 import functools
 import json as jsonlib
 import logging
-import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -144,7 +143,8 @@ def run_options(func: Callable | None = None, *, one_model: bool = False, corpus
 
     The command receives ``models`` (a list), ``texts`` (the ``--text`` values, or None) and
     ``options``: a ``padlens.inspector.inputs.options.RunOptions``, checked once when it is built
-    (``--text-column``, where a command has it, is read into it and still passed on).
+    (``--text-column`` and the engine options, where a command has them (``cli_inspect.engine_options``),
+    are read into it: ``options.engine``, Ray's progress bars unless ``-q``).
     ``one_model``: one MODEL, received as ``model``. ``corpus`` (embed): the texts come from a required
     ``--texts FILE`` and batches are padded to their longest text on the right, so the options in
     ``NOT_FOR_CORPUS`` are left out and no ``texts`` is passed. ``@run_options`` or ``@run_options(...)``.
@@ -154,14 +154,19 @@ def run_options(func: Callable | None = None, *, one_model: bool = False, corpus
 
     @functools.wraps(func)
     def command(*args, tokenizer, texts_file, max_length, providers, allow_fallback, batch_size, threads, **kwargs):
-        from padlens.inspector.inputs.options import RunOptions
+        from padlens.inspector.inputs.options import LOCAL, EngineOptions, RunOptions
 
         given = {name: kwargs.pop(name, None) for name in NOT_FOR_CORPUS}
+        engine = kwargs.pop("engine", None)
+        engine = LOCAL if engine is None else EngineOptions(
+            engine, kwargs.pop("ray_address", None), kwargs.pop("workers", None),
+            progress_bars=engine == "ray" and not is_quiet(click.get_current_context(silent=True)))
         padding = ("longest", "right") if corpus else (PAD_TO[given["pad_to"]], given["padding_side"])
         options = RunOptions(max_length=max_length, padding=padding[0], padding_side=padding[1],
                              batch_size=batch_size, providers=tuple(providers) or ("cpu",), threads=threads,
                              allow_fallback=allow_fallback, tokenizer=tokenizer, texts_file=texts_file,
-                             text_column=kwargs.get("text_column"), layers=parse_layers(given["layers"]))
+                             text_column=kwargs.pop("text_column", None), layers=parse_layers(given["layers"]),
+                             engine=engine)
         if not one_model:
             kwargs["models"] = list(kwargs["models"])
         if not corpus:
@@ -212,48 +217,3 @@ def count_texts_or_none(texts_file: str | None) -> int | None:
         return count_texts(texts_file)
     except BadInput:
         return None
-
-
-PARAMETER_FLAGS = {"max_length": "--max-length", "batch_size": "--batch-size", "threads": "--threads",
-                   "workers": "--workers", "ray_address": "--ray-address", "keep_text": "--keep-text",
-                   "per_text": "--per-text", "padding_side": "--padding-side", "engine": "--engine",
-                   "allow_fallback": "--allow-fallback", "text_column": "--text-column", "texts_file": "--texts",
-                   "tokenizer": "--tokenizer", "pooling": "--pooling", "provider": "--provider", "force": "--force",
-                   "out": "-o", "labels": "--labels", "layers": "--layers"}
-"""The library names parameters in its messages (``max_length must be at least 2``, ``pass allow_fallback=True``,
-``engine="ray"``); the CLI says the flag (``as_flags``)."""
-
-#: names read as parameters when bare (``max_length must``, ``pass text_column``); the others (plain words such
-#: as ``pooling`` or ``out``) only as keywords (``pooling="auto"``, ``out=DIR``) or after ``pass``
-_BARE_NAMES = ("max_length", "batch_size", "threads", "workers", "ray_address", "keep_text", "per_text",
-               "padding_side", "engine", "allow_fallback", "text_column", "texts_file")
-_NAMES = "|".join(sorted(PARAMETER_FLAGS, key=len, reverse=True))
-_BARE = "|".join(sorted(_BARE_NAMES, key=len, reverse=True))
-_PARAMETER = re.compile(rf"(?<![\w-])({_BARE})(?= must| needs| set to| \d)|(?<=pass )({_NAMES})\b|"
-                        rf"(?<=a smaller )({_BARE})\b")
-#: ``name=True`` -> the flag; ``name="value"`` -> flag value; ``name=VALUE`` -> flag VALUE
-_KEYWORD = re.compile(rf"(?<![\w.-])({_NAMES})=(?:(True)\b|([\"'])([^\"']*)\3| (?=\S))?")
-#: library wordings no rule above reads, as the command line says them
-_PHRASES = (
-    (re.compile(r"\blayers=\[NAME, \.\.\.\]"), "--layers NAME,..."),  # layers=["a", "b"]: --layers a,b
-    (re.compile(r"\btexts value\b"), "--text value"),                  # each of texts=[...]: one --text
-    (re.compile(r"\bFOLDER or GLOB, not texts\b"), "FOLDER or GLOB, not --text"),
-    (re.compile(r"^tolerance (?='.*' is not NAME=VALUE)"), "--tolerance "),  # one item of --tolerance
-)
-
-
-def _keyword(match: re.Match) -> str:
-    flag = PARAMETER_FLAGS[match.group(1)]
-    if match.group(2):
-        return flag
-    return f"{flag} {match.group(4)}" if match.group(3) else f"{flag} "
-
-
-def as_flags(message: str) -> str:
-    """``max_length must be at least 2`` -> ``--max-length must be at least 2``; ``engine="ray"`` ->
-    ``--engine ray``; ``pass allow_fallback=True`` -> ``pass --allow-fallback``: a library message as
-    the command line's user reads it."""
-    for pattern, words in _PHRASES:
-        message = pattern.sub(words, message)
-    message = _KEYWORD.sub(_keyword, message)
-    return _PARAMETER.sub(lambda m: PARAMETER_FLAGS[next(g for g in m.groups() if g)], message)

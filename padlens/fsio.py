@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from padlens.errors import BadInput
+from padlens.errors import BadInput, Param
 
 log = logging.getLogger(__name__)
 
@@ -21,20 +21,22 @@ def _default_mode(folder: bool = False) -> int:
     return (0o777 if folder else 0o666) & ~mask
 
 
-def check_file_target(path: str | os.PathLike, option: str | None = None) -> Path:
+def check_file_target(path: str | os.PathLike, option: str | Param | None = None) -> Path:
     """Refuse a file path that cannot be written: a folder, or one in a missing folder.
 
-    With ``option`` (e.g. ``--json``, or a keyword such as ``out=``) the message names the option the
-    path came from.
+    With ``option`` (a flag such as ``--json``, or the library's parameter: ``Param("out", meta=path)``;
+    ``out=`` reads as that) the message names the option the path came from.
     """
     target = Path(path)
-    prefix = "" if not option else option if option.endswith("=") else f"{option} "
+    if isinstance(option, str) and option.endswith("="):
+        option = Param(option[:-1], meta=str(target))
+    named = [option] if isinstance(option, Param) else [f"{option} {target}"] if option else [str(target)]
     if target.is_dir():
-        raise BadInput(f"{prefix}{target} is a folder, expected a file path")
+        raise BadInput(*named, " is a folder, expected a file path")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
-        where = f"{prefix}{target}: " if option else ""
-        raise BadInput(f"{where}folder {parent} does not exist")
+        where = [*named, ": "] if option else []
+        raise BadInput(*where, f"folder {parent} does not exist")
     return target
 
 
@@ -82,7 +84,7 @@ def check_output_dir(dest: str | os.PathLike, force: bool) -> Path:
     if dest.exists() and not dest.is_dir():
         raise BadInput(f"{dest} exists and is not a folder")
     if dest.is_dir() and any(dest.iterdir()) and not force:
-        raise BadInput(f"{dest} is not empty; pass force=True to replace it")
+        raise BadInput(f"{dest} is not empty; pass ", Param("force", True), " to replace it")
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
         raise BadInput(f"folder {parent} does not exist")

@@ -128,6 +128,6 @@ def parse_tolerances(items: list[str] | tuple[str, ...]) -> dict[str, float]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
-            raise BadInput(f"tolerance {item!r} is not NAME=VALUE (e.g. padding_invariance=0.9999)")
+            raise BadInput(f"{item!r} is not NAME=VALUE (e.g. padding_invariance=0.9999)", parameter="tolerances")
         out.update(validate({name.strip(): value.strip()}))
     return out

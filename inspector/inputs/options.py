@@ -1,10 +1,12 @@
-"""The one validation of the options inspect, audit, embed and the tokenizer share."""
+"""The one validation of the options inspect, audit, embed, probe and the Ray jobs share: ``RunOptions``
+(what to feed the models and how to run them) holding ``EngineOptions`` (where the job runs), both frozen
+and checked once, on creation, then passed whole from the CLI down to the Ray actors."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
-from padlens.errors import BadInput
+from padlens.errors import BadInput, Param
 from padlens.inspector.inputs.providers import canonical_provider
 
 #: how a batch is padded: to ``max_length``, or to its longest text
@@ -15,15 +17,18 @@ SIDES = ("right", "left")
 SIDE_OPTIONS = ("auto", *SIDES)
 #: the least value each count option takes
 LEAST = {"batch_size": 1, "max_length": 2, "threads": 1}
+#: where inspect and embed run: ``local`` (this process) or ``ray`` (Ray Data actors)
+ENGINES = ("local", "ray")
 
 
 def check_counts(**values: int | None) -> None:
     """``batch_size``, ``max_length``, ``threads`` (None: not given), one wording for every command:
-    ``max_length must be at least 2 (room for [CLS] and [SEP]), got 1`` (the CLI names the flag)."""
+    ``max_length must be at least 2 (room for [CLS] and [SEP]), got 1`` (the error carries the parameter;
+    the CLI names its flag)."""
     for name, value in values.items():
         if value is not None and int(value) < LEAST[name]:
             room = " (room for [CLS] and [SEP])" if name == "max_length" else ""
-            raise BadInput(f"{name} must be at least {LEAST[name]}{room}, got {value}")
+            raise BadInput(f"must be at least {LEAST[name]}{room}, got {value}", parameter=name)
 
 
 def check_padding(padding: str, side: str, allow_auto: bool = False) -> None:
@@ -48,6 +53,50 @@ def check_options(max_length: int | None, padding: str, padding_side: str, batch
     return list(dict.fromkeys(providers))
 
 
+def check_engine(engine: str, ray_address: str | None = None, workers: int | None = None) -> None:
+    """BadInput for an unknown engine, or Ray options without ``engine="ray"``; never imports ray."""
+    if engine not in ENGINES:
+        raise BadInput(f"must be one of {', '.join(ENGINES)}, got {engine!r}", parameter="engine")
+    if engine != "ray":
+        for option, value in (("ray_address", ray_address), ("workers", workers)):
+            if value is not None:
+                raise BadInput(Param(option), " needs ", Param("engine", "ray"))
+    elif workers is not None and int(workers) < 1:
+        raise BadInput(f"must be at least 1, got {workers}", parameter="workers")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Where a job runs, checked once on creation (BadInput).
+
+    Attributes:
+        engine: ``local`` (this process) or ``ray`` (Ray Data actors).
+        ray_address: with ``ray``: None starts a local Ray sized to this machine, "auto" joins the
+            cluster this node belongs to, HOST:PORT another.
+        workers: with ``ray``: actors, each with one ONNX Runtime session (None: Ray's share of the cluster).
+        progress_bars: with ``ray``: Ray Data's own progress bars.
+    """
+
+    engine: str = "local"
+    ray_address: str | None = None
+    workers: int | None = None
+    progress_bars: bool = False
+
+    def __post_init__(self) -> None:
+        check_engine(self.engine, self.ray_address, self.workers)
+        if self.workers is not None:
+            object.__setattr__(self, "workers", int(self.workers))
+
+    @property
+    def on_ray(self) -> bool:
+        """True when the job runs on Ray Data actors."""
+        return self.engine == "ray"
+
+
+LOCAL = EngineOptions()
+"""This process: every job's default engine."""
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """What to feed the models and how to run them: the options inspect, audit, embed, probe and the
@@ -65,6 +114,7 @@ class RunOptions:
         texts_file: the texts file, folder or glob (None: the texts given, or the corpus).
         text_column: the Parquet/CSV column or JSONL field holding the texts (None: "text").
         layers: hidden-state tensors named by the user, embedding output first (None: located).
+        engine: where the job runs (``EngineOptions``; default: this process).
     """
 
     max_length: int | None = None
@@ -78,6 +128,7 @@ class RunOptions:
     texts_file: str | None = None
     text_column: str | None = None
     layers: tuple[str, ...] | None = None
+    engine: EngineOptions = field(default=LOCAL)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -89,6 +140,8 @@ class RunOptions:
             set_(self, "max_length", int(self.max_length))
         if self.layers is not None:
             set_(self, "layers", tuple(self.layers))
+        if not isinstance(self.engine, EngineOptions):
+            raise BadInput(f"must be EngineOptions, got {type(self.engine).__name__}", parameter="engine")
 
     @property
     def encoder_options(self) -> dict:

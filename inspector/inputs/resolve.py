@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from padlens.errors import BadInput, ModelLoadError
+from padlens.errors import BadInput, ModelLoadError, Param
 from padlens.inspector.contract import (
     DYNAMIC_QUANT_OPS,
     FP16_COMPUTE_SUFFIX,
@@ -155,7 +155,7 @@ def _bare_onnx(file: Path, tokenizer: Path | None) -> ModelRef:
     if tokenizer is None:
         tokenizer = find_tokenizer(file)
         if tokenizer is None:
-            raise BadInput(f"{file} has no tokenizer next to it: pass tokenizer=PATH")
+            raise BadInput(f"{file} has no tokenizer next to it: pass ", Param("tokenizer", meta="PATH"))
     return ModelRef(file, _file_label(file), precision_from_name(file.name), tokenizer, None)
 
 

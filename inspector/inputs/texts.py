@@ -12,7 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
-from padlens.errors import BadInput, MissingExtra
+from padlens.errors import BadInput, MissingExtra, Param
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +142,9 @@ def read_texts(
     given = [t for t in (texts or ()) if t is not None]
     for i, text in enumerate(given, 1):
         if not isinstance(text, str):
-            raise BadInput(f"texts value {i} is {type(text).__name__}, not a string")
+            raise BadInput(Param("texts"), f" value {i} is {type(text).__name__}, not a string")
         if len(text) > MAX_TEXT_CHARS:
-            raise BadInput(f"texts value {i} is longer than {MAX_TEXT_CHARS:,} characters")
+            raise BadInput(Param("texts"), f" value {i} is longer than {MAX_TEXT_CHARS:,} characters")
     out = [t for t in given if t.strip()]
 
     if not given and path is None:
@@ -162,9 +162,9 @@ def read_texts(
         out = out[:limit]
     if not out:
         if given and path is not None:
-            raise BadInput(f"no texts: every texts value is blank and {path} is empty")
+            raise BadInput("no texts: every ", Param("texts"), f" value is blank and {path} is empty")
         if given:
-            raise BadInput("no texts: every texts value is blank")
+            raise BadInput("no texts: every ", Param("texts"), " value is blank")
         raise BadInput(f"no texts: {path} is empty")
     return out
 
@@ -341,7 +341,7 @@ def open_parquet(p: Path, column: str = _TEXT_FIELD):
     schema = handle.schema_arrow
     if column not in schema.names:
         found = ", ".join(repr(n) for n in schema.names) or "none"
-        raise BadInput(f'no "{column}" column in {p} (columns found: {found}): pass text_column')
+        raise BadInput(f'no "{column}" column in {p} (columns found: {found}): pass ', Param("text_column"))
     kind = schema.field(column).type
     if pa.types.is_dictionary(kind):
         kind = kind.value_type

@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto
 
-from padlens.errors import LayersNotFound, ModelLoadError
+from padlens.errors import LayersNotFound, ModelLoadError, Param
 from padlens.inspector.model import inplace
 from padlens.inspector.model.expose import EXTERNAL_OVER, expose_outputs, output_delta, save_model
 from padlens.inspector.model.loader import InputSpec, is_cache_output, read_model, recognise_inputs, weight_bytes
@@ -175,7 +175,7 @@ def user_layers(model: onnx.ModelProto, names: list[str]) -> LayerMap:
     known = set(g.producer) | {i.name for i in model.graph.input}
     missing = [n for n in names if n not in known]
     if missing:
-        raise LayersNotFound(f"layers= names tensor(s) not in the graph: "
+        raise LayersNotFound(Param("layers", meta=""), " names tensor(s) not in the graph: "
                              f"{', '.join(map(repr, missing))}")
     return LayerMap(list(names), [], "user", hidden_size(g, model, names[0]))
 

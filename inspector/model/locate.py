@@ -8,7 +8,7 @@ from pathlib import Path
 
 import onnx
 
-from padlens.errors import LayersNotFound
+from padlens.errors import LayersNotFound, Param, words
 
 log = logging.getLogger(__name__)
 
@@ -215,25 +215,24 @@ def locate_layers(model: onnx.ModelProto) -> LayerMap:
     out = token_output(model)
     if out is None:
         raise LayersNotFound("no [batch, sequence, hidden] float output to trace the layers "
-                             f"back from; searched for {SEARCHED}. Name the tensors with "
-                             "layers=[NAME, ...]")
+                             f"back from; searched for {SEARCHED}. ", *LAYERS_HINT)
     try:
         return trace_layers(g, model, out)
     except LayersNotFound as post_norm:
         try:
             return trace_residual(g, model, out)
         except LayersNotFound as pre_norm:
-            raise LayersNotFound(_both_readings(str(post_norm), str(pre_norm))) from None
+            raise LayersNotFound(*_both_readings(str(post_norm), str(pre_norm))) from None
 
 
-LAYERS_HINT = "Name the tensors with layers=[NAME, ...]"
+LAYERS_HINT = ("Name the tensors with ", Param("layers", meta="[NAME, ...]", cli_meta="NAME,..."))
 
 
-def _both_readings(post_norm: str, pre_norm: str) -> str:
+def _both_readings(post_norm: str, pre_norm: str) -> tuple:
     """One message for a graph that is neither post-norm nor pre-norm, the layers hint last."""
     def bare(text: str) -> str:
-        return text.replace(LAYERS_HINT, "").strip().rstrip(".")
-    return f"{bare(post_norm)}; read as a pre-norm graph: {bare(pre_norm)}. {LAYERS_HINT}"
+        return text.replace(words(LAYERS_HINT), "").strip().rstrip(".")
+    return (f"{bare(post_norm)}; read as a pre-norm graph: {bare(pre_norm)}. ", *LAYERS_HINT)
 
 
 def final_norm_of(g: Graph, model: onnx.ModelProto) -> tuple[str | None, str | None]:
@@ -290,8 +289,7 @@ def trace_layers(g: Graph, model: onnx.ModelProto, out: str) -> LayerMap:
     attn = [n for n in find_attention(g) if n.output[0] in above]
     if not norms or not attn:
         what = "normalisation nodes" if not norms else "attention ops"
-        raise LayersNotFound(f"found no {what} behind output {out!r}; searched for {SEARCHED}. "
-                             "Name the tensors with layers=[NAME, ...]")
+        raise LayersNotFound(f"found no {what} behind output {out!r}; searched for {SEARCHED}. ", *LAYERS_HINT)
     hidden = [deepest(g, [n for n in norms if n in g.ancestors(a.output[0])]) for a in attn]
     hidden.append(deepest(g, list(norms)))
     verify_chain(g, hidden, attn, out)
@@ -308,7 +306,7 @@ def verify_chain(g: Graph, hidden: list[str | None], attn: list, out: str) -> No
     def fail(why: str):
         raise LayersNotFound(f"the normalisation nodes behind {out!r} do not form one residual "
                              f"chain with {len(attn)} attention ops ({why}); searched for "
-                             f"{SEARCHED}. Name the tensors with layers=[NAME, ...]")
+                             f"{SEARCHED}. ", *LAYERS_HINT)
 
     if None in hidden or len(set(hidden)) != len(hidden):
         fail("no single latest norm before some attention op")

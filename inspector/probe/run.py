@@ -36,7 +36,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from padlens.errors import BadInput, MissingExtra
+from padlens.errors import BadInput, MissingExtra, Param
 from padlens.inspector.inputs.lengths import choose_max_length
 from padlens.inspector.inputs.options import RunOptions
 from padlens.inspector.inputs.resolve import resolve_models
@@ -224,18 +224,19 @@ def read_labelled(path: str | Path, column: str) -> tuple[list[str], list[str | 
     p, files = Path(path), corpus_files(path)
     other = next((f for f in files if f.suffix.lower() not in ROW_SUFFIXES), None)
     if other is not None:
-        raise BadInput(f"labels={column!r} reads a column of a .jsonl or .csv texts_file=FILE, not {other.name}")
+        raise BadInput(Param("labels", column), " reads a column of a .jsonl or .csv ", Param("texts_file", meta="FILE"),
+                       f", not {other.name}")
     texts, labels, seen = [], [], False
     for text, row in itertools.chain.from_iterable(iter_file_rows(f) for f in files):
         value = row.get(column)
         if isinstance(value, (dict, list)):
-            raise BadInput(f"labels={column!r}: values must be strings or numbers, {p} has {type(value).__name__}s")
+            raise BadInput(Param("labels", column), f": values must be strings or numbers, {p} has {type(value).__name__}s")
         seen = seen or column in row
         texts.append(text)
         labels.append(None if value is None or not str(value).strip() else str(value).strip())
     if not seen:
         word = "field" if files[0].suffix.lower() == ".jsonl" else "column"
-        raise BadInput(f"labels={column!r}: no {column!r} {word} in {p}")
+        raise BadInput(Param("labels", column), f": no {column!r} {word} in {p}")
     return texts, labels
 
 
@@ -245,8 +246,9 @@ def read_inputs(texts: Sequence[str] | None, texts_file: str | None, labels: str
     (texts and labels from one read of the file)."""
     if labels is not None:
         if texts_file is None or texts:
-            raise BadInput("labels=COLUMN names a column of texts_file=FILE (.jsonl or .csv), "
-                           "and a texts value has no label: pass only texts_file=FILE")
+            raise BadInput(Param("labels", meta="COLUMN"), " names a column of ", Param("texts_file", meta="FILE"),
+                           " (.jsonl or .csv), and a ", Param("texts"), " value has no label: pass only ",
+                           Param("texts_file", meta="FILE"))
         file_texts, column = read_labelled(texts_file, labels)
         out = read_texts(file_texts, None, limit)  # the limit, as for any texts
         return out, column[: len(out)]
@@ -258,7 +260,7 @@ def read_inputs(texts: Sequence[str] | None, texts_file: str | None, labels: str
 def check_per_text(per_text: int) -> None:
     """BadInput unless at least one pad state per text is sampled."""
     if int(per_text) < 1:
-        raise BadInput(f"per_text must be at least 1, got {per_text}")
+        raise BadInput(f"must be at least 1, got {per_text}", parameter="per_text")
 
 
 def split_texts(n: int, seed: int, fraction: float = TEST_FRACTION) -> np.ndarray:

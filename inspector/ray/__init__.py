@@ -9,20 +9,3 @@ May import: any inspector package and the public steps of inspect/embed. Importe
 inspector/inspect.py, inspector/embed.py and the CLI (padlens/cli*.py).
 """
 from __future__ import annotations
-
-from padlens.errors import BadInput
-
-ENGINES = ("local", "ray")
-"""Where inspect and embed run: ``local`` (this process) or ``ray`` (Ray Data actors)."""
-
-
-def check_engine(engine: str, ray_address: str | None = None, workers: int | None = None) -> None:
-    """BadInput for an unknown engine, or Ray options without ``engine="ray"``; never imports ray."""
-    if engine not in ENGINES:
-        raise BadInput(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if engine != "ray":
-        for option, value in (("ray_address", ray_address), ("workers", workers)):
-            if value is not None:
-                raise BadInput(f'{option} needs engine="ray"')
-    elif workers is not None and int(workers) < 1:
-        raise BadInput(f"workers must be at least 1, got {workers}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import re
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from padlens import errors
-from padlens.errors import BadInput, MissingExtra, PadlensError
+from padlens.errors import BadInput, MissingExtra, PadlensError, Param
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def require_ray():
         import ray
         import ray.data  # noqa: F401  (Ray Data is the part padlens uses)
     except ImportError as exc:
-        raise MissingExtra(f'engine="ray" needs Ray Data ({exc.name or "ray"} is not installed): '
+        raise MissingExtra(Param("engine", "ray"), f' needs Ray Data ({exc.name or "ray"} is not installed): '
                            f"{INSTALL_HINT}") from None
     return ray
 
@@ -70,7 +71,7 @@ def _init(ray, address: str | None) -> bool:
             ray.init(address=address, **kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInput(f'ray_address="{address}": cannot join a Ray cluster: {first}') from None
+        raise BadInput(Param("ray_address", address), f": cannot join a Ray cluster: {first}") from None
     return True
 
 
@@ -125,17 +126,21 @@ _RAISED = re.compile(r"padlens\.errors\.(\w+): ([^\n]+)")
 def _padlens_cause(exc: BaseException) -> PadlensError | None:
     """The PadlensError a worker raised, through Ray's wrappers: RayTaskError and
     UserCodeException chain it; an actor that died in its constructor keeps only its text."""
-    seen, text = set(), ""
+    seen, text, found = set(), "", None
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, PadlensError):
-            return exc
+        if type(exc).__module__ == errors.__name__ and isinstance(exc, PadlensError):
+            return exc  # the worker's own error, parameters and all
+        if isinstance(exc, PadlensError) and found is None:
+            found = exc  # RayTaskError subclassing the cause's class
         text += f"\n{exc}"
         exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
-    found = _RAISED.findall(text)
-    cls = getattr(errors, found[-1][0], None) if found else None
+    if found is not None:
+        return found
+    raised = _RAISED.findall(text)  # an actor that died in its constructor keeps only its text
+    cls = getattr(errors, raised[-1][0], None) if raised else None
     if isinstance(cls, type) and issubclass(cls, PadlensError):
-        return cls(found[-1][1])
+        return cls(raised[-1][1])
     return None
 
 
@@ -144,6 +149,8 @@ def _clean(exc: BaseException) -> BaseException:
     cause = _padlens_cause(exc)
     if cause is None:
         return exc
+    if type(cause).__module__ == errors.__name__:
+        return copy.copy(cause)  # the same error, without Ray's traceback and context
     for cls in type(cause).__mro__:  # RayTaskError subclasses the cause's class: find the real one
         if issubclass(cls, PadlensError) and cls.__module__ == errors.__name__:
             message = str(cause)
@@ -170,19 +177,13 @@ def choose_workers(cluster: Cluster, gpu: bool, workers: int | None, threads: in
     ``threads`` CPUs (default 4); BadInput when the cluster lacks the GPUs asked for."""
     if gpu:
         if cluster.gpus < (workers or 1):
-            raise BadInput(f'provider="cuda" with engine="ray" needs {workers or 1} GPU(s) in the Ray cluster, '
-                           f"and it has {cluster.gpus:g}")
+            raise BadInput(Param("providers", "cuda"), " with ", Param("engine", "ray"),
+                           f" needs {workers or 1} GPU(s) in the Ray cluster, and it has {cluster.gpus:g}")
         return int(workers or cluster.gpus)
     if workers:
         return int(workers)
     per = threads or min(4, max(1, int(cluster.cpus)))
     return max(1, int(cluster.cpus // per))
-
-
-def check_workers(workers: int | None) -> None:
-    """BadInput unless ``workers`` is None (the default) or at least 1."""
-    if workers is not None and int(workers) < 1:
-        raise BadInput(f"workers must be at least 1, got {workers}")
 
 
 def actor_pool_args(workers: int, cpus: float, gpu: bool, retries: int) -> dict:

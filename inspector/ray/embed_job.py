@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from padlens.errors import BadInput
+from padlens.errors import BadInput, Param
 from padlens.inspector.inputs.options import RunOptions
 
 log = logging.getLogger(__name__)
@@ -31,27 +30,25 @@ META_FILE = "_padlens.json"  # readers skip files starting with "_"
 ACTOR_RETRIES = 3
 
 
-@dataclass
+@dataclass(frozen=True)
 class EmbedJob:
     """What every actor needs (plain, picklable values).
 
     Attributes:
-        ref: the model; providers, allow_fallback, threads: how its session runs.
-        mode, normalize: pooling. max_length, batch_size: as in-process (padding to the longest).
-        total: texts in the corpus. keep_text: add a ``text`` column. fault: see ``inspect_job.FAULT_ENV``.
+        ref: the model.
+        options: the caller's ``RunOptions``, whole: providers, allow_fallback, threads (the actor's share
+            when not asked for), batch_size; batches are padded to their longest text, as in-process.
+        mode, normalize: the pooling resolved on the driver. max_length: the length resolved there.
+        total: texts in the corpus. keep_text: add a ``text`` column.
     """
 
     ref: object
-    providers: tuple
-    allow_fallback: bool
-    threads: int | None
+    options: RunOptions
     mode: str
     normalize: bool
     max_length: int
-    batch_size: int
     total: int
     keep_text: bool = False
-    fault: str | None = None
 
 
 class EmbedWorker:
@@ -62,7 +59,7 @@ class EmbedWorker:
         from padlens.inspector.stats.pooling import GRAPH_POOLING
 
         self.job = job
-        self.runner = EmbedModel(job.ref, job.providers, job.allow_fallback, job.threads,
+        self.runner = EmbedModel(job.ref, job.options.providers, job.options.allow_fallback, job.options.threads,
                                  graph_pooling=job.mode == GRAPH_POOLING)
 
     def __call__(self, block: dict):
@@ -70,14 +67,12 @@ class EmbedWorker:
 
         from padlens.inspector.embed import WINDOW_BATCHES
         from padlens.inspector.ray.corpus import chunk_bounds
-        from padlens.inspector.ray.inspect_job import maybe_fault
 
         job = self.job
         index = np.asarray(block["index"], dtype=np.int64)
         texts = [str(t) for t in block["text"]]
         emb = None
-        for lo, hi in chunk_bounds(index, job.batch_size * WINDOW_BATCHES, job.total):
-            maybe_fault(job.fault, int(index[lo]), int(index[hi - 1]))
+        for lo, hi in chunk_bounds(index, job.options.batch_size * WINDOW_BATCHES, job.total):
             for rows, vectors in self._window(texts[lo:hi]):
                 if emb is None:
                     emb = np.empty((len(index), vectors.shape[1]), np.float32)
@@ -95,25 +90,24 @@ class EmbedWorker:
 
         job = self.job
         window = self.runner.tokenizer.encode(texts, max_length=job.max_length, padding="longest", side="right")
-        for rows, batch in sorted_batches(window, job.batch_size):
+        for rows, batch in sorted_batches(window, job.options.batch_size):
             yield rows, self.runner.embed(batch, job.mode, job.normalize).astype(np.float32)
 
 
 def embed_ray(model, options: RunOptions, out, pooling: str = "auto", normalize: bool | None = None,
-              progress: Callable[[int], None] | None = None, keep_text: bool = False,
-              ray_address: str | None = None, workers: int | None = None, show_progress: bool = True):
-    """``embed()`` on Ray Data, ``options`` checked once by the caller (``RunOptions``). ``out`` ending
-    in ``.npy``: the same array as in-process; anything else: a Parquet dataset folder (see the module
-    docstring), written beside ``out`` and renamed onto it only when complete."""
+              keep_text: bool = False, progress: Callable[[int], None] | None = None):
+    """``embed()`` on Ray Data, ``options`` checked once by the caller (``RunOptions``, its ``engine`` says
+    where) and passed whole to every actor. ``out`` ending in ``.npy``: the same array as in-process;
+    anything else: a Parquet dataset folder (see the module docstring), written beside ``out`` and
+    renamed onto it only when complete."""
     from padlens.inspector import embed as E
     from padlens.inspector.inputs.resolve import resolve_models
-    from padlens.inspector.ray.cluster import check_workers, require_ray
+    from padlens.inspector.ray.cluster import require_ray
     from padlens.inspector.runtime.embed_model import EmbedModel, pick_ref
 
     require_ray()
     from padlens.inspector.ray.corpus import plan_corpus
 
-    check_workers(workers)
     to_npy = str(out).lower().endswith(".npy")
     target = _check_target(out, to_npy, keep_text)
     ref = pick_ref(resolve_models([model], options.tokenizer))
@@ -121,11 +115,10 @@ def embed_ray(model, options: RunOptions, out, pooling: str = "auto", normalize:
     local = EmbedModel.without_session(ref, graph_pooling=pooling == "auto")
     config = E.pooling_for(ref, local, pooling, normalize)
     limit = E.embed_length(options.max_length, config, local)
-    job = EmbedJob(ref, options.providers, options.allow_fallback, options.threads, config.mode, config.normalize,
-                   limit, options.batch_size, plan.total, keep_text and not to_npy, os.environ.get("PADLENS_RAY_FAULT"))
+    job = EmbedJob(ref, options, config.mode, config.normalize, limit, plan.total, keep_text and not to_npy)
     log.info("%s: %d texts, %s pooling (%s), normalize %s, max length %d, on Ray", ref.label, plan.total,
              config.mode, config.source, config.normalize, limit)
-    dim = _run(job, plan, target, to_npy, ray_address, workers, progress, show_progress,
+    dim = _run(job, plan, target, to_npy, progress,
                {"model": ref.label, "pooling": config.mode, "normalize": config.normalize, "max_length": limit})
     return E.EmbedResult(target, plan.total, dim, ref.label, config.mode, config.normalize, config.source, limit,
                          normalize_source=config.normalize_source)
@@ -136,26 +129,28 @@ def _check_target(out, to_npy: bool, keep_text: bool) -> Path:
 
     if to_npy:
         if keep_text:
-            raise BadInput("keep_text needs a Parquet output folder (out=DIR), not a .npy file")
-        return check_file_target(out, "out=")
+            raise BadInput(Param("keep_text"), " needs a Parquet output folder (", Param("out", meta="DIR"),
+                           "), not a .npy file")
+        return check_file_target(out, Param("out", meta=str(out)))
     target = Path(out)
     if target.is_dir() and any(target.iterdir()) and not (target / META_FILE).is_file():
-        raise BadInput(f"out={target} is a folder that is not empty (and not a padlens embeddings dataset)")
+        raise BadInput(Param("out", meta=str(target)),
+                       " is a folder that is not empty (and not a padlens embeddings dataset)")
     return target
 
 
-def _run(job: EmbedJob, plan, target: Path, to_npy: bool, address, workers, progress, show_progress,
-         meta: dict) -> int:
+def _run(job: EmbedJob, plan, target: Path, to_npy: bool, progress, meta: dict) -> int:
     from padlens.inspector.embed import WINDOW_BATCHES
     from padlens.inspector.ray import cluster as R
     from padlens.inspector.ray.corpus import corpus_dataset, shard_size
 
-    gpu = R.uses_gpu(job.providers)
-    with R.ray_cluster(address, progress=show_progress) as cluster:
-        workers = R.choose_workers(cluster, gpu, workers, job.threads)
-        cpus, threads = R.worker_cpus(cluster, workers, job.threads) if not gpu else (1.0, job.threads)
-        job = dataclasses.replace(job, threads=threads)
-        unit = job.batch_size * WINDOW_BATCHES  # blocks of whole windows: the batches in-process makes
+    options, engine = job.options, job.options.engine
+    gpu = R.uses_gpu(options.providers)
+    with R.ray_cluster(engine.ray_address, progress=engine.progress_bars) as cluster:
+        workers = R.choose_workers(cluster, gpu, engine.workers, options.threads)
+        cpus, threads = R.worker_cpus(cluster, workers, options.threads) if not gpu else (1.0, options.threads)
+        job = dataclasses.replace(job, options=dataclasses.replace(options, threads=threads))
+        unit = options.batch_size * WINDOW_BATCHES  # blocks of whole windows: the batches in-process makes
         reads = corpus_dataset(plan, shard_size(plan.total, unit, workers, max_units=2), R.READ_CPUS)
         ds = R.map_actors(reads, EmbedWorker, job, workers, cpus, gpu, ACTOR_RETRIES)
         if to_npy:

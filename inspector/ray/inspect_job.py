@@ -12,11 +12,9 @@ import copy
 import dataclasses
 import functools
 import logging
-import os
 import pickle
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -24,49 +22,38 @@ import numpy as np
 from padlens.inspector import steps
 from padlens.inspector.inputs.options import RunOptions
 from padlens.inspector.results import InspectResult, InspectSettings
-from padlens.inspector.stats import metrics as M
+from padlens.inspector.stats import accumulators as acc
 
 log = logging.getLogger(__name__)
 
-FAULT_ENV = "PADLENS_RAY_FAULT"
-"""Testing: ``INDEX:MARKER`` makes the actor measuring text INDEX exit once (the marker
-file records that it did), to show that Ray's retry changes nothing."""
 ACTOR_RETRIES = 3
 
 
-@dataclass
+@dataclass(frozen=True)
 class InspectJob:
     """What every actor needs to measure a block (plain, picklable values).
 
     Attributes:
-        refs, providers: the runs are every (ref × provider), refs outermost, as in-process.
-        options: Encoder.open keywords (allow_fallback, threads, layers).
-        max_length, padding, padding_side, batch_size: as in-process.
+        refs: the models; the runs are every (ref × provider), refs outermost, as in-process.
+        options: the caller's ``RunOptions``, whole (``threads``: the actor's share when not asked for).
+        stats: ``graph`` or ``numpy``, as in-process.
+        max_length, padding_side: the length and side planned on the driver for every run.
         total: texts in the corpus (to check batches are whole).
         vector_limit: texts (by global index) whose pooled vectors are sent back; None: all.
-        fault: ``FAULT_ENV``'s value, or None.
     """
 
-    refs: list
-    providers: list[str]
-    options: dict
+    refs: tuple
+    options: RunOptions
+    stats: str
     max_length: int
-    padding: str
     padding_side: str
-    batch_size: int
     total: int
-    vector_limit: int | None = M.TEXT_CAP
-    fault: str | None = None
+    vector_limit: int | None = acc.TEXT_CAP
 
-
-def maybe_fault(fault: str | None, first: int, last: int) -> None:
-    """Exit this worker process once when ``fault`` names a text in ``[first, last]``."""
-    if not fault:
-        return
-    index, marker = fault.split(":", 1)
-    if first <= int(index) <= last and not os.path.exists(marker):
-        Path(marker).write_text(f"pid {os.getpid()} exited on text {index}\n")
-        os._exit(1)
+    @property
+    def encoder_options(self) -> dict:
+        """``Encoder.open``'s keywords on an actor, the statistics where ``stats`` says."""
+        return {**self.options.encoder_options, "stats": self.stats == "graph"}
 
 
 class InspectWorker:
@@ -74,7 +61,7 @@ class InspectWorker:
 
     def __init__(self, job: InspectJob):
         self.job = job
-        self.opened = steps.open_encoders(job.refs, job.providers, job.options)
+        self.opened = steps.open_encoders(list(job.refs), job.options.providers, job.encoder_options)
 
     def __call__(self, block: dict) -> dict:
         job = self.job
@@ -83,9 +70,9 @@ class InspectWorker:
         start = int(index[0])
         runs = [steps.new_run(ref, provider, enc, load_s, job.max_length) for ref, provider, enc, load_s in self.opened]
         for lo, hi in _chunks(index, job):
-            maybe_fault(job.fault, int(index[lo]), int(index[hi - 1]))
             first = int(index[lo])
-            steps.measure_chunk(runs, texts[lo:hi], job.max_length, job.padding, job.padding_side, first=first == 0,
+            steps.measure_chunk(runs, texts[lo:hi], job.max_length, job.options.padding, job.padding_side,
+                                first=first == 0,
                                 before=functools.partial(_limit_vectors, first=first, n=hi - lo, limit=job.vector_limit))
         payload = pickle.dumps([_part(run, start) for run in runs], protocol=pickle.HIGHEST_PROTOCOL)
         return {"start": np.array([start], np.int64), "texts": np.array([len(index)], np.int64),
@@ -95,7 +82,7 @@ class InspectWorker:
 def _chunks(index: np.ndarray, job: InspectJob) -> list[tuple[int, int]]:
     from padlens.inspector.ray.corpus import chunk_bounds
 
-    return chunk_bounds(index, job.batch_size, job.total)
+    return chunk_bounds(index, job.options.batch_size, job.total)
 
 
 def _limit_vectors(run: steps.Run, first: int, n: int, limit: int | None) -> None:
@@ -141,7 +128,7 @@ class RunMerge:
     """
 
     run: steps.Run
-    vectors: dict[int, M.TextStats] = field(default_factory=dict)
+    vectors: dict[int, acc.TextStats] = field(default_factory=dict)
     first: dict | None = None
     faults: list[tuple[int, int, dict]] = field(default_factory=list)
 
@@ -152,10 +139,10 @@ class RunMerge:
         for mine, other in zip(run.attention, part["attention"]):
             if mine is not None and other is not None:
                 mine.merge(other)
-        texts: M.TextStats = part["texts"]
+        texts: acc.TextStats = part["texts"]
         run.texts.merge(dataclasses.replace(texts, kept=0, masked=[], unmasked=[], pad=[]))
         if texts.kept:
-            self.vectors[start] = M.TextStats(cap=texts.kept, kept=texts.kept, masked=texts.masked,
+            self.vectors[start] = acc.TextStats(cap=texts.kept, kept=texts.kept, masked=texts.masked,
                                               unmasked=texts.unmasked, pad=texts.pad)
             self._prune()
         ordered = self.faults + [(start, i, f) for i, f in enumerate(part["faults"])]
@@ -207,17 +194,17 @@ def _describe_run(merge: RunMerge) -> None:
 
 
 def inspect_ray(models: list[str], options: RunOptions, stats: str = "graph",
-                progress: Callable[[int], None] | None = None, ray_address: str | None = None,
-                workers: int | None = None, show_progress: bool = True) -> InspectResult:
-    """``inspect()`` on Ray Data: the same result, measured by ``workers`` actors, with ``options``
-    checked once by the caller (``RunOptions``).
+                progress: Callable[[int], None] | None = None) -> InspectResult:
+    """``inspect()`` on Ray Data: the same result, measured by ``options.engine.workers`` actors, with
+    ``options`` checked once by the caller (``RunOptions``), passed whole to every actor.
 
-    ``options.texts_file`` is a .txt/.jsonl/.csv/.parquet file, a folder or a glob of them; ``ray_address``
-    None starts a local Ray sized to this machine, "auto" joins the running cluster.
+    ``options.texts_file`` is a .txt/.jsonl/.csv/.parquet file, a folder or a glob of them;
+    ``options.engine.ray_address`` None starts a local Ray sized to this machine, "auto" joins the
+    running cluster.
     """
-    from padlens.errors import BadInput
+    from padlens.errors import BadInput, Param
     from padlens.inspector.inputs.resolve import resolve_models
-    from padlens.inspector.ray.cluster import check_workers, require_ray
+    from padlens.inspector.ray.cluster import require_ray
     from padlens.inspector.runtime.encoder import Encoder
 
     require_ray()
@@ -225,30 +212,28 @@ def inspect_ray(models: list[str], options: RunOptions, stats: str = "graph",
 
     started = time.perf_counter()
     if options.texts_file is None:
-        raise BadInput('engine="ray" reads a corpus: pass texts_file=FILE, FOLDER or GLOB')
-    check_workers(workers)
+        raise BadInput(Param("engine", "ray"), " reads a corpus: pass ", Param("texts_file", meta="FILE"),
+                       ", FOLDER or GLOB")
     plan = C.plan_corpus(options.texts_file, options.text_column)
     refs = resolve_models(models, options.tokenizer)
     local = [Encoder.without_session(ref, options.layer_list) for ref in refs]
     length, side, side_source = steps.plan_batches(options.max_length, options.padding_side, local, options.batch_size)
-    job = InspectJob(refs, list(options.providers), {**options.encoder_options, "stats": stats == "graph"}, length,
-                     options.padding, side, options.batch_size, plan.total, M.TEXT_CAP, os.environ.get(FAULT_ENV))
+    job = InspectJob(tuple(refs), options, stats, length, side, plan.total, acc.TEXT_CAP)
     graphs = {enc.ref.path: enc.graph for enc in local}
-    merges, info = _run_job(job, plan, refs, list(options.providers), graphs, ray_address, workers, options.threads,
-                            progress, show_progress)
+    merges, info = _run_job(job, plan, graphs, progress)
     settings = InspectSettings.of(options, stats, side_source, engine="ray", ray=info,
                                   timings={"total": round(time.perf_counter() - started, 4)})
     return InspectResult([steps.finish(m.run) for m in merges], plan.total, length, side, settings)
 
 
-def _run_job(job: InspectJob, plan, refs, providers, graphs, address, workers, threads, progress,
-             show_progress) -> tuple[list[RunMerge], dict]:
+def _run_job(job: InspectJob, plan, graphs: dict, progress) -> tuple[list[RunMerge], dict]:
     """Run the job on Ray (again, sending every vector, when failed texts left a sample short)."""
     from padlens.inspector.ray.cluster import ray_cluster
 
-    with ray_cluster(address, progress=show_progress) as cluster:
+    engine = job.options.engine
+    with ray_cluster(engine.ray_address, progress=engine.progress_bars) as cluster:
         while True:
-            merges, info = _stream(job, plan, refs, providers, graphs, cluster, workers, threads, progress)
+            merges, info = _stream(job, plan, graphs, cluster, progress)
             if all(m.finish_vectors() for m in merges) or job.vector_limit is None:
                 break
             log.warning("texts that failed among the first %d: measuring again to keep the same sample",
@@ -259,17 +244,18 @@ def _run_job(job: InspectJob, plan, refs, providers, graphs, address, workers, t
     return merges, info
 
 
-def _stream(job, plan, refs, providers, graphs, cluster, workers, threads, progress) -> tuple[list[RunMerge], dict]:
+def _stream(job: InspectJob, plan, graphs: dict, cluster, progress) -> tuple[list[RunMerge], dict]:
     from padlens.inspector.ray import cluster as R
     from padlens.inspector.ray.corpus import corpus_dataset, shard_size
 
-    gpu = R.uses_gpu(providers)
-    workers = R.choose_workers(cluster, gpu, workers, threads)
-    cpus, actor_threads = R.worker_cpus(cluster, workers, threads) if not gpu else (1.0, threads)
-    job = dataclasses.replace(job, options={**job.options, "threads": actor_threads})
-    size = shard_size(plan.total, job.batch_size, workers)
+    options = job.options
+    gpu = R.uses_gpu(options.providers)
+    workers = R.choose_workers(cluster, gpu, options.engine.workers, options.threads)
+    cpus, actor_threads = R.worker_cpus(cluster, workers, options.threads) if not gpu else (1.0, options.threads)
+    job = dataclasses.replace(job, options=dataclasses.replace(options, threads=actor_threads))
+    size = shard_size(plan.total, options.batch_size, workers)
     ds = R.map_actors(corpus_dataset(plan, size, R.READ_CPUS), InspectWorker, job, workers, cpus, gpu, ACTOR_RETRIES)
-    merges = _driver_runs(refs, providers, graphs, job.max_length)
+    merges = _driver_runs(job.refs, options.providers, graphs, job.max_length)
     done = 0
     for row in ds.iter_rows():
         parts = pickle.loads(row["payload"])

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from padlens.errors import LayersNotFound, ModelLoadError
+from padlens.errors import LayersNotFound, ModelLoadError, Param
 from padlens.inspector.stats.pooling import GRAPH_POOLING, SENTENCE_EMBEDDING, l2_normalize, pool  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,9 @@ def choose_output(outputs: Sequence[str], token_output: str | None, graph_poolin
                              "language-model head's logits; embed needs last_hidden_state (export with task "
                              "feature-extraction, or use the onnx-community layout)")
     if found is None:
-        raise ModelLoadError(f"no token-state output to pool (outputs: {', '.join(names) or 'none'}); "
-                             + ('use pooling="auto" to take its sentence_embedding as it is'
-                                if SENTENCE_EMBEDDING in names else "padlens pools [batch, sequence, hidden] states"))
+        hint = (("use ", Param("pooling", "auto"), " to take its sentence_embedding as it is")
+                if SENTENCE_EMBEDDING in names else ("padlens pools [batch, sequence, hidden] states",))
+        raise ModelLoadError(f"no token-state output to pool (outputs: {', '.join(names) or 'none'}); ", *hint)
     return found, False
 
 
@@ -71,17 +71,16 @@ class EmbedModel:
         session: the ONNX Runtime session (``SessionInfo``; None from ``without_session``).
     """
 
-    def __init__(self, ref, providers: Sequence[str], allow_fallback: bool, threads: int | None,
-                 graph_pooling: bool = False):
+    def __init__(self, ref, options=None, graph_pooling: bool = False):
         from padlens.inspector.runtime.batch_probe import probe_batch
         from padlens.inspector.runtime.encoder import structure_notes
-        from padlens.inspector.runtime.session import create_session
+        from padlens.inspector.runtime.session import DEFAULT, create_session
 
         self._open(ref, graph_pooling)
         # the proto and the file's bytes go before the session is made, so the weights are never held
         # twice beside it; ORT reads the file (and any external data) in place from the user's path
         self.graph.model = self.graph.raw = None
-        self.session = create_session(self.graph.path, providers, allow_fallback, threads)
+        self.session = create_session(self.graph.path, options or DEFAULT)
         # one run of two rows: a graph that runs one row but not two gets its batch fixed at 1
         self.graph.structure = probe_batch(self._once, self.tokenizer.pad_id, self.graph.structure)
         log.info("%s: embedding from output %r%s", ref.label, self.output,
@@ -110,6 +109,8 @@ class EmbedModel:
         self.graph = open_graph(ref.path)
         check_vocab(self.tokenizer, self.graph.vocab_size, ref.label)
         self.output, self.pooled = choose_output(self.graph.outputs, token_output(self.graph.model), graph_pooling)
+        if any(s.role == "token_type_ids" for s in self.graph.inputs):
+            self.tokenizer.check_encodes(pair=True)
 
     @property
     def label(self) -> str:

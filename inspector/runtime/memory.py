@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Sequence
 
-from padlens.errors import BadInput
+from padlens.errors import BadInput, Param
 
 if TYPE_CHECKING:
     from padlens.inspector.runtime.encoder import Encoder
@@ -59,8 +59,8 @@ def check_memory(encoders: Sequence[Encoder], batch_size: int, max_length: int,
     head = (f"{worst.label}'s {worst.num_layers + 1} exposed layers need about {need} for a batch of "
             f"{batch_size} at max length {max_length}, but only {_size(available)} of memory is available")
     if fits >= 1:
-        raise BadInput(f"{head}: pass batch_size={fits} or less")
-    raise BadInput(f"{head}, too little even for one text: pass a smaller max_length")
+        raise BadInput(f"{head}: pass ", Param("batch_size", fits), " or less")
+    raise BadInput(f"{head}, too little even for one text: pass a smaller ", Param("max_length"))
 
 
 def _size(n: float) -> str:

@@ -19,7 +19,7 @@ import onnx
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 
-from padlens.errors import ModelLoadError, ProviderError
+from padlens.errors import ModelLoadError, Param, ProviderError
 from padlens.inspector.inputs.providers import CPU, PROVIDER_ALIASES, canonical_provider, known_providers  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def check_providers(asked: Sequence[str], used: Sequence[str], allow_fallback: b
     message = (f"onnxruntime dropped {', '.join(dropped)}: the session runs on "
                f"{', '.join(used) or 'nothing'} (asked for {', '.join(asked)})")
     if not allow_fallback:
-        raise ProviderError(message + "; pass allow_fallback=True to accept this")
+        raise ProviderError(message, "; pass ", Param("allow_fallback", True), " to accept this")
     log.warning("%s", message)
     return [message]
 

@@ -1,6 +1,6 @@
 """In-graph pad statistics: the reductions the metrics need, appended to the instrumented model.
 
-ONNX Runtime computes, per hidden layer, the sums ``padlens.inspector.stats.metrics`` reduces states
+ONNX Runtime computes, per hidden layer, the sums ``padlens.inspector.stats.measures`` reduces states
 to (‖h‖² per position, Σu over pads and over real tokens, the anchor pad's dot with every
 position, neighbour differences, pad sums per position) and, per attention map, the mass each
 query puts on each key group; for the last layer the pooled sums of the cross-text metrics.
@@ -22,15 +22,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from padlens.inspector.stats import metrics as M
+from padlens.inspector.stats import accumulators as acc
+from padlens.inspector.stats import measures
 
 PREFIX = "padlens.stats"
 MIN_OPSET = 13  # Slice/Unsqueeze/ReduceSum take their axes as inputs from here on
 IN_MASKS = f"{PREFIX}.masks"  # [B, 2, T] (layer dtype): pad, real
 IN_ANCHOR = f"{PREFIX}.anchor"  # [B, 1, T] (layer dtype): one-hot of the anchor pad
 IN_PAD = f"{PREFIX}.pad"  # [T, 1, B] (layer dtype): pad, position-major (a MatMul sums per position)
-IN_TEXT = f"{PREFIX}.text_weights"  # [B, 4, T] (layer dtype): real, all, pad, first real (M.TEXT_SUM_ROWS)
-IN_KEYS = f"{PREFIX}.keys"  # [B, T, 4] float32: key groups (M.key_groups)
+IN_TEXT = f"{PREFIX}.text_weights"  # [B, 4, T] (layer dtype): real, all, pad, first real (measures.TEXT_SUM_ROWS)
+IN_KEYS = f"{PREFIX}.keys"  # [B, T, 4] float32: key groups (measures.key_groups)
 FLOAT_TYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16,
                "bfloat16": TensorProto.BFLOAT16, "float64": TensorProto.DOUBLE}
 LAYER_DTYPE = "float32"  # what the in-graph reductions run in
@@ -60,7 +61,7 @@ class StatsPlan:
 
     Attributes:
         layers: one ``LayerOutputs`` per hidden layer, layer 0 first.
-        text: ``[B, 4, H]`` pooled sums of the last layer (``M.TEXT_SUM_ROWS``).
+        text: ``[B, 4, H]`` pooled sums of the last layer (``measures.TEXT_SUM_ROWS``).
         attention: ``[B, T, 4]`` head-mean mass per key group, one per attention map.
         dtype: the numpy dtype the per-layer reductions run in (``float32`` or ``float64``).
     """
@@ -83,19 +84,19 @@ class BatchSums:
     """One batch's statistics as numpy arrays (``read``).
 
     Attributes:
-        layers: ``M.LayerSums`` per hidden layer.
+        layers: ``acc.LayerSums`` per hidden layer.
         text: ``[B, 4, H]`` float64 pooled sums of the last layer.
         attention: ``[B, T, 4]`` masses per attention map.
     """
 
-    layers: list[M.LayerSums]
+    layers: list[acc.LayerSums]
     text: np.ndarray
     attention: list[np.ndarray]
 
     @property
     def valid(self) -> bool:
         """Every layer's states finite (else the batch goes the numpy way, which names the
-        faults); zero states are valid: norm 0, no direction (``padlens.inspector.stats.metrics``)."""
+        faults); zero states are valid: norm 0, no direction (``padlens.inspector.stats.measures``)."""
         return all(bool(np.all(layer.valid)) for layer in self.layers)
 
 
@@ -230,7 +231,7 @@ def feeds(plan: StatsPlan, mask: np.ndarray) -> dict[str, np.ndarray]:
     pad = (mask == 0).astype(plan.dtype)
     rows = np.arange(b)
     anchor = np.zeros((b, 1, t), plan.dtype)
-    anchor[rows, 0, M.pad_anchor(mask)] = 1.0
+    anchor[rows, 0, measures.pad_anchor(mask)] = 1.0
     first = np.zeros((b, t), plan.dtype)
     first[rows, (mask != 0).argmax(1)] = 1.0
     real = 1.0 - pad
@@ -238,7 +239,7 @@ def feeds(plan: StatsPlan, mask: np.ndarray) -> dict[str, np.ndarray]:
            IN_PAD: np.ascontiguousarray(pad.T[:, None, :]),
            IN_TEXT: np.stack([real, np.ones_like(real), pad, first], axis=1)}
     if plan.attention:
-        out[IN_KEYS] = M.key_groups(mask).astype(np.float32)
+        out[IN_KEYS] = measures.key_groups(mask).astype(np.float32)
     return out
 
 
@@ -251,26 +252,26 @@ def read(plan: StatsPlan, values: list[np.ndarray], mask: np.ndarray) -> BatchSu
     return BatchSums(layers, text, [np.asarray(v, np.float64) for v in values[5 * n + 1:]])
 
 
-@M._quiet
-def _layer_sums(sq, sums, dots, steps, positions, mask: np.ndarray) -> list[M.LayerSums]:
+@measures.quiet
+def _layer_sums(sq, sums, dots, steps, positions, mask: np.ndarray) -> list[acc.LayerSums]:
     """Every layer's ``LayerSums`` from its outputs (lists, layer 0 first), the float64 maths
     done on the layers stacked: [L, B, T] and [L, B, 3, H]."""
     norms = np.sqrt(np.asarray(sq, np.float64))
     sums = np.asarray(sums, np.float64)
     rows = np.arange(norms.shape[1])
-    anchor = M.pad_anchor(mask)
+    anchor = measures.pad_anchor(mask)
     cos = np.asarray(dots, np.float64)[..., 0] / norms / norms[:, rows, anchor][..., None]
     valid = np.isfinite(norms).all(axis=-1) & np.isfinite(sums).all(axis=(-2, -1))
     steps = np.sqrt(np.asarray(steps, np.float64))
-    return [M.LayerSums(norms=norms[i], pad_sum=sums[i, :, 0], real_sum=sums[i, :, 1], anchor_cos=cos[i],
+    return [acc.LayerSums(norms=norms[i], pad_sum=sums[i, :, 0], real_sum=sums[i, :, 1], anchor_cos=cos[i],
                         steps=steps[i], position_sum=positions[i][:, 0], valid=valid[i]) for i in range(len(norms))]
 
 
-def accumulate(sums: BatchSums, mask: np.ndarray, pads: list[M.PadStats],
-               attention: list[M.AttentionStats | None], texts: M.TextStats) -> None:
+def accumulate(sums: BatchSums, mask: np.ndarray, pads: list[acc.PadStats],
+               attention: list[acc.AttentionStats | None], texts: acc.TextStats) -> None:
     """Add one batch's statistics to a run's accumulators (every layer valid: ``sums.valid``)."""
-    M.add_layer_sums(pads, sums.layers, mask)
+    acc.add_layer_sums(pads, sums.layers, mask)
     n = min(len(attention) - 1, len(sums.attention))  # attention[0] (embeddings) has none
     if n > 0:
-        M.add_attention_masses(attention[1:1 + n], sums.attention[:n], mask)
-    texts.add_vectors(M.text_vectors_from_sums(sums.text, mask, sums.layers[-1].valid))
+        acc.add_attention_masses(attention[1:1 + n], sums.attention[:n], mask)
+    texts.add_vectors(measures.text_vectors_from_sums(sums.text, mask, sums.layers[-1].valid))

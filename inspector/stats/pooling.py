@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from padlens.errors import BadInput
+from padlens.errors import BadInput, Param
 from padlens.inspector.contract import POOLING_MODES
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def st_pooling_mode(config: dict, file: Path) -> str:
     bad = [m for m in modes if m not in POOLING_MODES]
     if bad or not modes:
         raise BadInput(f"{file} asks for pooling {'+'.join(map(str, modes)) or 'none'}, which padlens does "
-                       f"not know ({', '.join(POOLING_MODES)}): pass pooling")
+                       f"not know ({', '.join(POOLING_MODES)}): pass ", Param("pooling"))
     return "+".join(modes)
 
 
@@ -211,11 +211,11 @@ def read_st_pooling(folder: Path) -> PoolingConfig:
     """
     found = read_st_folder(folder)
     if found.pooling is None:
-        raise BadInput(f"{found.modules_file} has no Pooling module: pass pooling")
+        raise BadInput(f"{found.modules_file} has no Pooling module: pass ", Param("pooling"))
     if found.unsupported:
         raise BadInput(f"{found.modules_file} has {', '.join(found.unsupported)} module(s) after the model, "
                        "which padlens does not apply (its rows would differ from sentence-transformers'): "
-                       "pass pooling to pool the model's token states anyway")
+                       "pass ", Param("pooling"), " to pool the model's token states anyway")
     source = str(found.modules_file)
     return PoolingConfig(found.pooling, found.normalize, source, found.max_length, source, found.include_prompt)
 

@@ -10,8 +10,8 @@ from padlens.inspector.inputs.resolve import resolve_models
 from padlens.inspector.inputs.texts import default_corpus
 from padlens.inspector.inspect import inspect
 from padlens.inspector.runtime.encoder import Encoder
+from padlens.inspector.stats import accumulators as acc
 from padlens.inspector.stats import ingraph
-from padlens.inspector.stats import metrics as M
 
 TOL = 1e-6
 STYLES = ["padlens", "torchscript", "dynamo", "ort-fused", "int8-dynamic", "int8-qdq"]
@@ -32,10 +32,10 @@ def _batches(enc: Encoder, side: str, n: int = 3, size: int = 8, length: int = 2
 def _both_paths(enc: Encoder, batches) -> tuple[dict, dict]:
     """Accumulators filled from the states (numpy, float64) and from the in-graph sums."""
     n = enc.num_layers + 1
-    ref = {"pads": [M.PadStats(64) for _ in range(n)], "attn": [None] + [M.AttentionStats() for _ in range(n - 1)],
-           "texts": M.TextStats()}
-    got = {"pads": [M.PadStats(64) for _ in range(n)], "attn": [None] + [M.AttentionStats() for _ in range(n - 1)],
-           "texts": M.TextStats()}
+    ref = {"pads": [acc.PadStats(64) for _ in range(n)], "attn": [None] + [acc.AttentionStats() for _ in range(n - 1)],
+           "texts": acc.TextStats()}
+    got = {"pads": [acc.PadStats(64) for _ in range(n)], "attn": [None] + [acc.AttentionStats() for _ in range(n - 1)],
+           "texts": acc.TextStats()}
     for batch in batches:
         mask = batch.attention_mask
         forward = enc.run(batch)

@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from padlens.inspector.stats import metrics as M
+from padlens.inspector.stats import accumulators as acc
+from padlens.inspector.stats import measures
+from padlens.inspector.stats import notes as words
 
 E = np.eye(6)
 
@@ -59,7 +61,7 @@ KNOWN = [
 @pytest.mark.parametrize("name,rows,mask,metric,expected", KNOWN, ids=[k[0] for k in KNOWN])
 def test_known_answers(name, rows, mask, metric, expected):
     h, m = seq(rows, mask)
-    got = M.pad_sequence_metrics(h, m)[metric][0]
+    got = measures.pad_sequence_metrics(h, m)[metric][0]
     assert got == pytest.approx(expected, abs=1e-12)
 
 
@@ -71,7 +73,7 @@ UNDEFINED = [
 
 @pytest.mark.parametrize("name,rows,mask,undefined", UNDEFINED, ids=[u[0] for u in UNDEFINED])
 def test_undefined_metrics_are_nan_not_zero(name, rows, mask, undefined):
-    per = M.pad_sequence_metrics(*seq(rows, mask))
+    per = measures.pad_sequence_metrics(*seq(rows, mask))
     for metric in ("pad_pad_cos", "pad_real_cos", "pad_norm", "real_norm"):
         assert np.isnan(per[metric][0]) == (metric in undefined), metric
 
@@ -80,7 +82,7 @@ def test_undefined_metrics_are_nan_not_zero(name, rows, mask, undefined):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_closed_forms_equal_brute_force_pairs(side, seed):
     h, mask = random_batch(np.random.default_rng(seed), side=side)
-    per = M.pad_sequence_metrics(h, mask)
+    per = measures.pad_sequence_metrics(h, mask)
     for i in range(len(h)):
         for metric, value in brute(h[i], mask[i]).items():
             np.testing.assert_allclose(per[metric][i], value, rtol=1e-12, atol=1e-14, equal_nan=True)
@@ -90,14 +92,14 @@ def test_run_mean_weighs_every_sequence_the_same():
     """A sequence with 1 pad pair and one with 6 pairs count once each, not per pair."""
     h1, m1 = seq([E[0], E[1], E[1]], [1, 0, 0])                     # pad_pad_cos 1
     h2, m2 = seq([E[0], E[1], E[2], E[3]], [1, 0, 0, 0])            # pad_pad_cos 0
-    stats = M.PadStats(max_positions=4)
+    stats = acc.PadStats(max_positions=4)
     stats.add(h1, m1)
     stats.add(h2, m2)
     assert stats.means()["pad_pad_cos"] == pytest.approx(0.5)
 
 
 def test_sequences_without_pads_are_counted_and_left_out():
-    stats = M.PadStats()
+    stats = acc.PadStats()
     stats.add(*seq([E[0], E[1], E[1]], [1, 0, 0]))
     stats.add(*seq([E[0], E[1], E[2]], [1, 1, 0]))
     stats.add(*seq([E[0], E[3], E[4]], [1, 1, 1]))
@@ -112,11 +114,11 @@ def test_sequences_without_pads_are_counted_and_left_out():
 def test_non_finite_states_are_counted_as_failures_not_averaged(poison):
     rng = np.random.default_rng(3)
     h, mask = random_batch(rng, b=5)
-    clean = M.PadStats(max_positions=11)
+    clean = acc.PadStats(max_positions=11)
     clean.add(h[1:], mask[1:])
     bad = h.copy()
     bad[0, 0, 0] = poison  # a real token (right padding): the whole sequence is left out
-    stats = M.PadStats(max_positions=11)
+    stats = acc.PadStats(max_positions=11)
     stats.add(bad, mask)
     assert stats.failed == 1 and stats.sequences == 5
     assert stats.means() == pytest.approx(clean.means(), nan_ok=True)
@@ -127,9 +129,9 @@ def test_non_finite_states_are_counted_as_failures_not_averaged(poison):
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_merging_parts_equals_one_run_over_the_whole(side):
     h, mask = random_batch(np.random.default_rng(4), b=12, side=side)
-    whole = M.PadStats(max_positions=11)
+    whole = acc.PadStats(max_positions=11)
     whole.add(h, mask)
-    parts = [M.PadStats(max_positions=11) for _ in range(3)]
+    parts = [acc.PadStats(max_positions=11) for _ in range(3)]
     for part, idx in zip(parts, np.array_split(np.arange(12), 3)):
         part.add(h[idx], mask[idx])
     merged = parts[0].merge(parts[1]).merge(parts[2])
@@ -144,9 +146,9 @@ def test_merging_parts_equals_one_run_over_the_whole(side):
 
 def test_merge_into_an_empty_accumulator():
     h, mask = random_batch(np.random.default_rng(5))
-    full = M.PadStats(max_positions=11)
+    full = acc.PadStats(max_positions=11)
     full.add(h, mask)
-    merged = M.PadStats(max_positions=11).merge(full)
+    merged = acc.PadStats(max_positions=11).merge(full)
     np.testing.assert_allclose(merged.position_means(), full.position_means(), rtol=1e-12)
 
 
@@ -159,24 +161,24 @@ def test_merge_into_an_empty_accumulator():
     ([0, 1, 1, 1, 1], 0),
 ])
 def test_anchor_is_the_pad_next_to_the_content(mask, anchor):
-    assert M.pad_anchor(np.asarray([mask]))[0] == anchor
+    assert measures.pad_anchor(np.asarray([mask]))[0] == anchor
 
 
 @pytest.mark.parametrize("offset,bucket", [(1, 0), (2, 1), (3, 2), (4, 2), (5, 3), (8, 3), (9, 4), (10**6, 11)])
 def test_offset_buckets(offset, bucket):
-    assert M.offset_bucket(np.asarray([offset]))[0] == bucket
-    assert len(M.offset_bucket_labels()) == M.OFFSET_BUCKETS
+    assert measures.offset_bucket(np.asarray([offset]))[0] == bucket
+    assert len(measures.offset_bucket_labels()) == measures.OFFSET_BUCKETS
 
 
 def test_pad_states_that_move_along_positions():
     """Pads h_p = e0 + p·e1: each step moves by 1; cos to the anchor falls with the offset."""
     rows = [E[2], E[3]] + [E[0] + p * E[1] for p in range(4)]
     h, mask = seq(rows, [1, 1, 0, 0, 0, 0])
-    pos = M.pad_position_metrics(h, mask)
+    pos = measures.pad_position_metrics(h, mask)
     assert pos["pad_step"][0] == pytest.approx(1.0)
     cos = [1 / math.sqrt(1 + p * p) for p in (1, 2, 3)]
     assert pos["pad_anchor_cos"][0] == pytest.approx(np.mean(cos))
-    stats = M.PadStats(max_positions=6)
+    stats = acc.PadStats(max_positions=6)
     stats.add(h, mask)
     assert stats.offset_curve() == pytest.approx({"1": cos[0], "2": cos[1], "3-4": cos[2]})
     np.testing.assert_allclose(stats.position_means()[3], E[0] + E[1])
@@ -185,14 +187,14 @@ def test_pad_states_that_move_along_positions():
 
 def test_identical_pads_have_no_position_dependence():
     h, mask = seq([E[0], E[1], E[1], E[1]], [1, 0, 0, 0])
-    pos = M.pad_position_metrics(h, mask)
+    pos = measures.pad_position_metrics(h, mask)
     assert (pos["pad_step"][0], pos["pad_anchor_cos"][0]) == pytest.approx((0.0, 1.0))
 
 
 def test_left_padding_offsets_count_away_from_the_content():
     rows = [E[0] + p * E[1] for p in (3, 2, 1, 0)] + [E[2]]
     h, mask = seq(rows, [0, 0, 0, 0, 1])
-    stats = M.PadStats(max_positions=5)
+    stats = acc.PadStats(max_positions=5)
     stats.add(h, mask)
     assert stats.offset_curve() == pytest.approx({"1": 1 / math.sqrt(2), "2": 1 / math.sqrt(5),
                                                   "3-4": 1 / math.sqrt(10)})
@@ -202,7 +204,7 @@ def test_left_padding_offsets_count_away_from_the_content():
 
 def test_uniform_attention_masses():
     probs = np.full((1, 2, 5, 5), 0.2)
-    out = M.attention_sequence_masses(probs, np.asarray([[1, 1, 1, 0, 0]]))
+    out = measures.attention_sequence_masses(probs, np.asarray([[1, 1, 1, 0, 0]]))
     expected = {"pad_to_cls": 0.2, "pad_to_sep": 0.2, "pad_to_content": 0.2, "pad_to_pad": 0.4,
                 "real_to_pad": 0.4}
     assert {k: out[k][0] for k in expected} == pytest.approx(expected)
@@ -214,7 +216,7 @@ def test_masked_attention_puts_no_mass_on_pads_and_cls_is_the_first_real_token()
     probs = np.zeros((1, 3, 6, 6))
     probs[0, :, 2:, 2:] = 0.25
     probs[0, :, :2, 2] = 1.0
-    out = M.attention_sequence_masses(probs, mask)
+    out = measures.attention_sequence_masses(probs, mask)
     assert out["real_to_pad"][0] == 0.0
     assert (out["pad_to_cls"][0], out["pad_to_sep"][0], out["pad_to_content"][0]) == (1.0, 0.0, 0.0)
 
@@ -225,7 +227,7 @@ def test_attention_masses_average_heads_then_queries_and_count_nan():
     probs[:, 0, :, 2] = 1.0      # head 0: everything on the pad
     probs[:, 1, :, 0] = 1.0      # head 1: everything on [CLS]
     probs[1, 0, 0, 0] = np.nan
-    stats = M.AttentionStats()
+    stats = acc.AttentionStats()
     stats.add(probs, mask)
     assert (stats.sequences, stats.failed) == (2, 1)
     assert stats.means()["pad_to_pad"] == pytest.approx(0.5)
@@ -243,7 +245,7 @@ def test_attention_masses_average_heads_then_queries_and_count_nan():
     ([2, 1, 2, 1, 3], [3.5, 1.5, 3.5, 1.5, 5]),
 ])
 def test_rankdata_averages_ties(x, ranks):
-    np.testing.assert_array_equal(M.rankdata(np.asarray(x)), ranks)
+    np.testing.assert_array_equal(measures.rankdata(np.asarray(x)), ranks)
 
 
 @pytest.mark.parametrize("a,b,rho", [
@@ -255,36 +257,36 @@ def test_rankdata_averages_ties(x, ranks):
     ([1, 2, np.nan, 4], [1, 2, 99, 3], 1.0),                       # non-finite pairs dropped
 ])
 def test_spearman_hand_computed(a, b, rho):
-    got = M.spearman(np.asarray(a, float), np.asarray(b, float))
+    got = measures.spearman(np.asarray(a, float), np.asarray(b, float))
     assert got == pytest.approx(rho, nan_ok=True)
 
 
 def test_knn_overlap_identical_similarities_is_one():
     x = np.random.default_rng(6).normal(size=(9, 4))
-    sim = M.cosine_matrix(x)
-    assert M.knn_overlap(sim, sim) == (1.0, 5)
+    sim = measures.cosine_matrix(x)
+    assert measures.knn_overlap(sim, sim) == (1.0, 5)
 
 
 def test_knn_overlap_caps_k_at_n_minus_one():
-    sim_a = M.cosine_matrix(np.random.default_rng(7).normal(size=(3, 4)))
-    sim_b = M.cosine_matrix(np.random.default_rng(8).normal(size=(3, 4)))
-    assert M.knn_overlap(sim_a, sim_b) == (1.0, 2)
-    assert np.isnan(M.knn_overlap(sim_a[:1, :1], sim_b[:1, :1])[0])
+    sim_a = measures.cosine_matrix(np.random.default_rng(7).normal(size=(3, 4)))
+    sim_b = measures.cosine_matrix(np.random.default_rng(8).normal(size=(3, 4)))
+    assert measures.knn_overlap(sim_a, sim_b) == (1.0, 2)
+    assert np.isnan(measures.knn_overlap(sim_a[:1, :1], sim_b[:1, :1])[0])
 
 
 def test_knn_overlap_hand_computed():
     """k=1: the nearest neighbours of items 0..3 are 1,0,3,2 in a and 2,0,3,0 in b."""
     a = np.array([[1, .9, .1, .1], [.9, 1, .2, .1], [.1, .2, 1, .8], [.1, .1, .8, 1]])
     b = np.array([[1, .1, .9, .2], [.8, 1, .1, .1], [.1, .2, 1, .7], [.9, .1, .7, 1]])
-    assert M.knn_overlap(a, b, k=1) == (0.5, 1)
+    assert measures.knn_overlap(a, b, k=1) == (0.5, 1)
 
 
 def test_pad_content_rsa_is_one_when_pads_mirror_content_and_skips_texts_without_pads():
     real = np.random.default_rng(9).normal(size=(6, 5))
     pad = 2 * real
     pad[2] = np.nan
-    assert M.pad_content_rsa(pad, real) == pytest.approx(1.0)
-    assert np.isnan(M.pad_content_rsa(pad[:3], real[:3]))
+    assert measures.pad_content_rsa(pad, real) == pytest.approx(1.0)
+    assert np.isnan(measures.pad_content_rsa(pad[:3], real[:3]))
 
 
 # ---------------------------------------------------------------- pooling
@@ -292,7 +294,7 @@ def test_pad_content_rsa_is_one_when_pads_mirror_content_and_skips_texts_without
 def test_pooling_without_pads_is_undamaged():
     h, mask = random_batch(np.random.default_rng(10), b=6)
     mask[:] = 1
-    stats = M.TextStats()
+    stats = acc.TextStats()
     stats.add(h, mask)
     pooling = stats.pooling()
     assert pooling["masked_unmasked_cos"] == pytest.approx(1.0)
@@ -303,7 +305,7 @@ def test_pooling_without_pads_is_undamaged():
 
 def test_pooling_per_text_cosine_matches_numpy():
     h, mask = random_batch(np.random.default_rng(11), b=5)
-    stats = M.TextStats()
+    stats = acc.TextStats()
     stats.add(h, mask)
     cos = []
     for i in range(5):
@@ -316,9 +318,9 @@ def test_pooling_per_text_cosine_matches_numpy():
 
 def test_text_vectors_are_capped_and_merges_keep_text_order():
     h, mask = random_batch(np.random.default_rng(12), b=10)
-    whole = M.TextStats(cap=7)
+    whole = acc.TextStats(cap=7)
     whole.add(h, mask)
-    a, b = M.TextStats(cap=7), M.TextStats(cap=7)
+    a, b = acc.TextStats(cap=7), acc.TextStats(cap=7)
     a.add(h[:4], mask[:4])
     b.add(h[4:], mask[4:])
     merged = a.merge(b)
@@ -332,7 +334,7 @@ def test_text_vectors_are_capped_and_merges_keep_text_order():
 def test_text_with_nan_states_is_counted_not_pooled():
     h, mask = random_batch(np.random.default_rng(13), b=4)
     h[1, 0, 0] = np.nan
-    stats = M.TextStats()
+    stats = acc.TextStats()
     stats.add(h, mask)
     assert (stats.texts, stats.failed, stats.kept) == (4, 1, 3)
     assert np.isfinite(stats.pooling()["masked_unmasked_cos"])
@@ -345,7 +347,7 @@ def test_a_text_whose_pooled_vector_is_zero_is_left_out_of_the_pooling_cosines()
     masked, unmasked, cls = (rng.normal(size=(4, 6)) for _ in range(3))
     masked[1] = 0.0  # zero against non-zero: row_cosines' 0.0 would lower the mean and the min
     unmasked[2] = cls[3] = 0.0
-    stats = M.TextStats()
+    stats = acc.TextStats()
     stats.add_vectors({"masked": masked, "unmasked": unmasked, "pad": masked, "cls": cls, "valid": np.ones(4, bool)})
     kept = [float(masked[i] @ unmasked[i] / np.linalg.norm(masked[i]) / np.linalg.norm(unmasked[i])) for i in (0, 3)]
     cls_kept = [float(cls[i] @ masked[i] / np.linalg.norm(cls[i]) / np.linalg.norm(masked[i])) for i in (0, 2)]
@@ -369,7 +371,7 @@ def test_nearest_sets_equal_a_stable_sort_with_ties_and_non_finite_values(seed):
     np.fill_diagonal(ref, -np.inf)
     expected = np.zeros((n, n), bool)
     expected[np.arange(n)[:, None], np.argsort(-ref, axis=1, kind="stable")[:, :k]] = True
-    got = M.nearest_sets(sim, k)
+    got = measures.nearest_sets(sim, k)
     np.testing.assert_array_equal(got, expected)
     assert (got.sum(1) == k).all()
 
@@ -378,7 +380,7 @@ def test_nearest_sets_equal_a_stable_sort_with_ties_and_non_finite_values(seed):
 def test_pooling_and_rsa_together_equal_the_two_calls(no_pads):
     """The shared masked ranks give exactly what pooling() and pad_content_rsa() give apart."""
     rng = np.random.default_rng(11)
-    stats = M.TextStats()
+    stats = acc.TextStats()
     for _ in range(3):
         masked, unmasked, pad = (rng.normal(size=(7, 6)) for _ in range(3))
         if no_pads:
@@ -391,7 +393,7 @@ def test_pooling_and_rsa_together_equal_the_two_calls(no_pads):
     for key, value in expected.items():
         assert pooling[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
     assert rsa == pytest.approx(stats.pad_content_rsa(), rel=1e-12) and not np.isnan(rsa)
-    assert rsa == pytest.approx(M.pad_content_rsa(stats.stacked("pad"), stats.stacked("masked")), rel=1e-12)
+    assert rsa == pytest.approx(measures.pad_content_rsa(stats.stacked("pad"), stats.stacked("masked")), rel=1e-12)
 
 
 def brute_directed(h: np.ndarray, mask: np.ndarray) -> dict[str, float]:
@@ -417,7 +419,7 @@ def test_zero_pad_states_count_in_pad_norm_and_are_left_out_of_the_cosines(side,
         h, mask = h[::-1].copy(), mask[::-1].copy()
     pads = np.flatnonzero(mask == 0)
     h[pads[:zeros]] = 0.0
-    stats = M.PadStats(max_positions=9)
+    stats = acc.PadStats(max_positions=9)
     stats.add(*seq(h, mask))
     expected = brute_directed(h, mask)
     got = stats.means()
@@ -436,14 +438,14 @@ def test_every_pad_zero_keeps_real_metrics_and_is_said_once_never_as_no_pads():
     h, mask = random_batch(rng, b=6, side="left")
     mask[:, 0] = 0  # every text has a pad
     h[mask == 0] = 0.0
-    layers = [M.PadStats(max_positions=11) for _ in range(3)]
+    layers = [acc.PadStats(max_positions=11) for _ in range(3)]
     for stats in layers:
         stats.add(h, mask)
     means = layers[0].means()
     assert means["pad_norm"] == 0.0 and layers[0].failed == 0
     assert means["real_norm"] == pytest.approx(np.linalg.norm(h, axis=2)[mask == 1].mean(), rel=0.3)
     assert np.isfinite(means["real_norm"]) and layers[0].values.counts["real_norm"] == 6
-    notes = M.pad_notes(layers)
+    notes = words.pad_notes(layers)
     assert notes == ["pad states are exactly zero at layers 0-2: norm 0 (in pad_norm), no direction "
                      "(left out of the pad cosines)"]
 
@@ -451,15 +453,15 @@ def test_every_pad_zero_keeps_real_metrics_and_is_said_once_never_as_no_pads():
 def test_no_text_has_pads_only_when_no_text_has_a_pad():
     rng = np.random.default_rng(6)
     h = rng.normal(size=(3, 4, 5))
-    full = M.PadStats(max_positions=4)
+    full = acc.PadStats(max_positions=4)
     full.add(h, np.ones((3, 4), int))
-    assert any("no text has pads" in n for n in M.pad_notes([full]))
-    nan_pads = M.PadStats(max_positions=4)
+    assert any("no text has pads" in n for n in words.pad_notes([full]))
+    nan_pads = acc.PadStats(max_positions=4)
     bad, mask = h.copy(), np.ones((3, 4), int)
     mask[:, -1] = 0
     bad[:, -1] = np.nan  # every padded sequence faulty: still not "no pads"
     nan_pads.add(bad, mask)
-    notes = M.pad_notes([nan_pads])
+    notes = words.pad_notes([nan_pads])
     assert not any("no text has pads" in n for n in notes)
     assert notes[0].startswith("layer 0: 3 of 3 sequences had NaN or Inf states")
 
@@ -470,7 +472,7 @@ def test_a_nan_pad_never_drops_its_sequence_real_norm():
     mask = np.array([[1, 1, 1, 1, 0, 0]])
     bad = h.copy()
     bad[0, 5, 1] = np.nan
-    stats = M.PadStats(max_positions=6)
+    stats = acc.PadStats(max_positions=6)
     stats.add(bad, mask)
     assert stats.failed == 1
     assert stats.means()["real_norm"] == pytest.approx(np.linalg.norm(h[0, :4], axis=1).mean())
@@ -481,9 +483,9 @@ def test_zero_pad_states_merge_exactly():
     rng = np.random.default_rng(8)
     h, mask = random_batch(rng, b=10, side="left")
     h[(mask == 0) & (rng.random(mask.shape) < 0.5)] = 0.0
-    whole = M.PadStats(max_positions=11)
+    whole = acc.PadStats(max_positions=11)
     whole.add(h, mask)
-    a, b = M.PadStats(max_positions=11), M.PadStats(max_positions=11)
+    a, b = acc.PadStats(max_positions=11), acc.PadStats(max_positions=11)
     a.add(h[:4], mask[:4])
     b.add(h[4:], mask[4:])
     merged = a.merge(b)
@@ -498,11 +500,11 @@ def test_a_fully_masked_pad_query_leaves_real_to_pad_defined_and_is_said_once():
     mask = np.array([[0, 1, 1, 1], [1, 1, 1, 1]])
     probs[0, :, 0] = np.nan  # the pad query of a left-padded causal row sees no key
     probs[0, :, 1:] = [0.1, 0.3, 0.3, 0.3]  # real queries put 0.1 on the pad key
-    layers = [None, M.AttentionStats(), M.AttentionStats()]
+    layers = [None, acc.AttentionStats(), acc.AttentionStats()]
     for stats in layers[1:]:
         stats.add(probs, mask)
     means = layers[1].means()
     assert layers[1].failed == 1 and math.isnan(means["pad_to_pad"])
     assert layers[1].values.counts["real_to_pad"] == 2 and means["real_to_pad"] == pytest.approx(0.1 / 2)
-    notes = M.attention_notes(layers)
+    notes = words.attention_notes(layers)
     assert len(notes) == 1 and notes[0].startswith("attention probabilities hold NaN or Inf at layers 1-2")

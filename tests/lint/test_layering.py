@@ -150,7 +150,7 @@ def test_the_tree_keeps_the_layering_and_no_private_name_crosses_a_package():
 @pytest.mark.parametrize(("module", "source"), [
     ("padlens.inspector.model.loader", "from padlens.inspector.runtime.session import open_session\n"),
     ("padlens.inspector.model.loader", "from padlens.inspector import stats\n"),
-    ("padlens.inspector.stats.metrics", "from padlens.inspector.inputs.tokenize import Batch\n"),
+    ("padlens.inspector.stats.measures", "from padlens.inspector.inputs.tokenize import Batch\n"),
     ("padlens.inspector.runtime.encoder", "from padlens.inspector.report import fmt\n"),
     ("padlens.inspector.runtime.encoder", "import padlens.inspector.audit.run\n"),
     ("padlens.inspector.runtime.encoder", "from padlens.inspector.inspect import inspect\n"),

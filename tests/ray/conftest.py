@@ -9,6 +9,8 @@ import pytest
 
 from tests.scale.conftest import corpus
 
+from .faults import dying_worker
+
 MAX_LEN = 24
 BATCH = 16
 
@@ -41,6 +43,19 @@ def _processes_of(session: str) -> list[str]:
         if session in cmdline:
             found.append(f"{entry.name}: {cmdline[:80]}")
     return found
+
+
+@pytest.fixture
+def worker_dies_once(monkeypatch, tmp_path):
+    """``worker_dies_once(module, "InspectWorker", text) -> marker``: the job's actor class in ``module`` swapped
+    for one whose process exits once on the block holding ``text`` (the marker file says it happened)."""
+
+    def inject(module, name: str, text: int) -> Path:
+        marker = tmp_path / f"fault-fired-{name}"
+        monkeypatch.setattr(module, name, dying_worker(getattr(module, name), text, marker))
+        return marker
+
+    return inject
 
 
 @pytest.fixture(scope="session")

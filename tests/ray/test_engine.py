@@ -10,13 +10,15 @@ import pytest
 
 from padlens.errors import BadInput
 from padlens.inspector.embed import embed
-from padlens.inspector.inputs.options import RunOptions
+from padlens.inspector.inputs.options import EngineOptions, RunOptions
 from padlens.inspector.inspect import inspect
+from padlens.inspector.ray import embed_job, inspect_job
 from padlens.inspector.ray.embed_job import embed_ray
-from padlens.inspector.ray.inspect_job import FAULT_ENV, inspect_ray
+from padlens.inspector.ray.inspect_job import inspect_ray
 
 from .conftest import BATCH, MAX_LEN, assert_same_json
 
+RAY = EngineOptions("ray", workers=2)  # two actors; Ray's progress bars off
 SMALL = 300  # texts for the tests that need no cap
 EMBED_BATCH = 4  # embed runs windows of 64 batches: 256 texts, so SMALL texts make two blocks
 
@@ -46,8 +48,8 @@ def small_txt(tmp_path, texts):
 
 
 def test_inspect_on_ray_gives_the_same_json_as_in_process(ray_local, tiny, txt_corpus, local_json):
-    options = RunOptions(texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH)
-    remote = inspect_ray([str(tiny)], options, workers=2, show_progress=False).to_dict()
+    options = RunOptions(texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH, engine=RAY)
+    remote = inspect_ray([str(tiny)], options).to_dict()
     assert remote["texts_count"] == local_json["texts_count"] == 2100
     assert remote["runs"][0]["pooling"]["texts_compared"] == 2000  # the first 2,000, as in-process
     assert_same_json(local_json, remote)
@@ -59,21 +61,20 @@ def test_inspect_reads_a_parquet_folder_with_a_text_column(ray_local, tiny, nan_
     local = inspect(models, texts_file=str(small_txt(tmp_path, texts)), max_length=MAX_LEN,
                     batch_size=BATCH, padding="longest").to_dict()
     options = RunOptions(texts_file=str(parquet_folder), text_column="body", max_length=MAX_LEN, batch_size=BATCH,
-                         padding="longest")
-    remote = inspect_ray(models, options, workers=2, show_progress=False).to_dict()
+                         padding="longest", engine=RAY)
+    remote = inspect_ray(models, options).to_dict()
     assert remote["texts_count"] == SMALL and [r["model"] for r in remote["runs"]] == [str(Path(m) / "model.onnx")
                                                                                       for m in models]
     assert_same_json(local, remote)
 
 
 def test_a_worker_that_dies_mid_run_is_retried_and_changes_nothing(ray_local, tiny, tmp_path, texts,
-                                                                      monkeypatch):
+                                                                      worker_dies_once):
     path = small_txt(tmp_path, texts)
     local = inspect([str(tiny)], texts_file=str(path), max_length=MAX_LEN, batch_size=BATCH).to_dict()
-    marker = tmp_path / "fault-fired"
-    monkeypatch.setenv(FAULT_ENV, f"{SMALL // 2}:{marker}")
-    options = RunOptions(texts_file=str(path), max_length=MAX_LEN, batch_size=BATCH)
-    remote = inspect_ray([str(tiny)], options, workers=2, show_progress=False).to_dict()
+    marker = worker_dies_once(inspect_job, "InspectWorker", SMALL // 2)
+    options = RunOptions(texts_file=str(path), max_length=MAX_LEN, batch_size=BATCH, engine=RAY)
+    remote = inspect_ray([str(tiny)], options).to_dict()
     assert marker.is_file(), "the injected fault never fired"
     assert_same_json(local, remote)
 
@@ -84,8 +85,8 @@ def test_embed_writes_a_parquet_dataset_that_reads_back_in_input_order(ray_local
     embed(str(tiny), str(small_txt(tmp_path, texts)), str(local), batch_size=EMBED_BATCH, max_length=MAX_LEN)
     out = tmp_path / "emb"
     options = RunOptions(texts_file=str(parquet_folder), text_column="body", batch_size=EMBED_BATCH,
-                         max_length=MAX_LEN)
-    result = embed_ray(str(tiny), options, str(out), keep_text=True, workers=2, show_progress=False)
+                         max_length=MAX_LEN, engine=RAY)
+    result = embed_ray(str(tiny), options, str(out), keep_text=True)
     table = pq.read_table(out)
     assert result.rows == table.num_rows == SMALL
     assert table.schema.field("embedding").type == pa.list_(pa.float32(), result.dim)
@@ -95,13 +96,12 @@ def test_embed_writes_a_parquet_dataset_that_reads_back_in_input_order(ray_local
     np.testing.assert_array_equal(vectors, np.load(local))  # the same bits
 
 
-def test_embed_to_npy_on_ray_is_the_in_process_array(ray_local, tiny, tmp_path, texts, monkeypatch):
+def test_embed_to_npy_on_ray_is_the_in_process_array(ray_local, tiny, tmp_path, texts, worker_dies_once):
     path = small_txt(tmp_path, texts)
     embed(str(tiny), str(path), str(tmp_path / "local.npy"), batch_size=EMBED_BATCH, max_length=MAX_LEN)
-    marker = tmp_path / "fault-fired"
-    monkeypatch.setenv(FAULT_ENV, f"{SMALL - 1}:{marker}")
-    options = RunOptions(texts_file=str(path), batch_size=EMBED_BATCH, max_length=MAX_LEN)
-    embed_ray(str(tiny), options, str(tmp_path / "ray.npy"), workers=2, show_progress=False)
+    marker = worker_dies_once(embed_job, "EmbedWorker", SMALL - 1)
+    options = RunOptions(texts_file=str(path), batch_size=EMBED_BATCH, max_length=MAX_LEN, engine=RAY)
+    embed_ray(str(tiny), options, str(tmp_path / "ray.npy"))
     assert marker.is_file()
     np.testing.assert_array_equal(np.load(tmp_path / "ray.npy"), np.load(tmp_path / "local.npy"))
 
@@ -119,7 +119,7 @@ def test_bad_corpora_are_refused_before_ray_starts_work(tiny, tmp_path, make, co
     folder.mkdir()
     make(folder)
     with pytest.raises(BadInput, match=message):
-        inspect_ray([str(tiny)], RunOptions(texts_file=str(folder), text_column=column), show_progress=False)
+        inspect_ray([str(tiny)], RunOptions(texts_file=str(folder), text_column=column, engine=RAY))
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +139,8 @@ def nan_model(tiny, tmp_path_factory):
 def test_failed_texts_leave_the_same_faults_and_the_same_first_2000_texts(ray_local, nan_model, txt_corpus,
                                                                           texts):
     local = inspect([str(nan_model)], texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH).to_dict()
-    options = RunOptions(texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH)
-    remote = inspect_ray([str(nan_model)], options, workers=2, show_progress=False).to_dict()
+    options = RunOptions(texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH, engine=RAY)
+    remote = inspect_ray([str(nan_model)], options).to_dict()
     run = remote["runs"][0]
     assert run["layers"][1]["failed"] > 100 and len(run["faults"]) == 10
     failed = run["layers"][1]["failed"]

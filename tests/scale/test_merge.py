@@ -7,7 +7,7 @@ import pytest
 from padlens.inspector.inputs.resolve import resolve_models
 from padlens.inspector.inspect import inspect
 from padlens.inspector.runtime.encoder import Encoder
-from padlens.inspector.stats import metrics as M
+from padlens.inspector.stats import accumulators as acc
 
 from .conftest import corpus
 
@@ -20,9 +20,9 @@ def encoder(tiny_export):
     return Encoder.open(resolve_models([str(tiny_export)])[0])
 
 
-def accumulate(encoder, texts: list[str], batch: int) -> tuple[list[M.PadStats], M.TextStats]:
-    pads = [M.PadStats(max_positions=MAX_LEN) for _ in range(encoder.num_layers + 1)]
-    text_stats = M.TextStats()
+def accumulate(encoder, texts: list[str], batch: int) -> tuple[list[acc.PadStats], acc.TextStats]:
+    pads = [acc.PadStats(max_positions=MAX_LEN) for _ in range(encoder.num_layers + 1)]
+    text_stats = acc.TextStats()
     for start in range(0, len(texts), batch):
         b = encoder.encode(texts[start:start + batch], max_length=MAX_LEN)
         hidden = encoder.run(b).hidden
@@ -32,7 +32,7 @@ def accumulate(encoder, texts: list[str], batch: int) -> tuple[list[M.PadStats],
     return pads, text_stats
 
 
-def merged(encoder, parts: list[list[str]], batch: int) -> tuple[list[M.PadStats], M.TextStats]:
+def merged(encoder, parts: list[list[str]], batch: int) -> tuple[list[acc.PadStats], acc.TextStats]:
     pads, text_stats = accumulate(encoder, parts[0], batch)
     for part in parts[1:]:
         more_pads, more_texts = accumulate(encoder, part, batch)
@@ -42,7 +42,7 @@ def merged(encoder, parts: list[list[str]], batch: int) -> tuple[list[M.PadStats
     return pads, text_stats
 
 
-def assert_same_pads(a: M.PadStats, b: M.PadStats) -> None:
+def assert_same_pads(a: acc.PadStats, b: acc.PadStats) -> None:
     assert (a.sequences, a.failed, a.without_pads, a.single_pad) == \
         (b.sequences, b.failed, b.without_pads, b.single_pad)
     assert a.values.counts == b.values.counts
@@ -67,8 +67,8 @@ def test_pad_metrics_of_parts_merge_to_the_metrics_of_the_whole(encoder, cuts):
 
 def test_the_capped_text_vectors_keep_the_first_texts_in_order_across_merges(encoder):
     texts = corpus(30)
-    whole = M.TextStats(cap=17)
-    parts = [M.TextStats(cap=17) for _ in range(3)]
+    whole = acc.TextStats(cap=17)
+    parts = [acc.TextStats(cap=17) for _ in range(3)]
     for stats, chunk in [(whole, texts)] + list(zip(parts, (texts[:7], texts[7:12], texts[12:]))):
         b = encoder.encode(chunk, max_length=MAX_LEN)
         stats.add(encoder.run(b).hidden[-1], b.attention_mask)
