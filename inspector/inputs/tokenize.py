@@ -1,24 +1,63 @@
 """Tokenize texts into padded int64 batches with the `tokenizers` library (no PyTorch)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from padlens.errors import BadInput
+from padlens.errors import BadInput, PadlensError
 from padlens.inspector.inputs.options import PADDINGS, SIDES, check_counts, check_padding  # noqa: F401  (PADDINGS re-exported)
 from padlens.inspector.stats.pooling import mask_positions
 
 log = logging.getLogger(__name__)
 
 PAD_TOKEN_GUESSES = ("[PAD]", "<pad>", "<|pad|>", "[pad]")
+#: what ``check_encodes`` encodes at open: one text, and a pair for graphs fed token_type_ids
+PROBE_TEXT = ("padlens checks this tokenizer.",)
+PROBE_PAIR = ("padlens checks this tokenizer.", "And a second text.")
+#: model_max_length at or above this is transformers' "no limit" sentinel (int(1e30) and the like)
+NO_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class ShippedSettings:
+    """The padding and truncation a tokenizer folder ships: what production runtimes (fastembed, TEI,
+    transformers.js) apply as they are, where padlens pads and truncates its own way.
+
+    Attributes:
+        file: the tokenizer.json they were read from ("" for a vocab.txt folder).
+        padding: tokenizer.json's padding strategy, ``fixed`` or ``longest``; None: no padding block.
+        padding_length: the ``Fixed`` length (None unless ``fixed``).
+        padding_side: tokenizer.json's padding direction, ``right`` or ``left`` (None: no block).
+        pad_id: tokenizer.json's padding pad_id (None: no block).
+        truncation: tokenizer.json's truncation max_length (None: no truncation block).
+        config_side: tokenizer_config.json's padding_side when it is ``right`` or ``left``.
+        model_max_length: tokenizer_config.json's model_max_length when it is a usable bound.
+    """
+
+    file: str = ""
+    padding: str | None = None
+    padding_length: int | None = None
+    padding_side: str | None = None
+    pad_id: int | None = None
+    truncation: int | None = None
+    config_side: str | None = None
+    model_max_length: int | None = None
+
+    @property
+    def side(self) -> tuple[str, str] | None:
+        """(side, where) a runtime pads on: tokenizer.json's direction, else tokenizer_config.json's."""
+        if self.padding_side:
+            return self.padding_side, "tokenizer.json padding"
+        return (self.config_side, "tokenizer_config.json") if self.config_side else None
 
 
 @dataclass
@@ -73,6 +112,8 @@ class PadTokenizer:
         padding_side_given: whether tokenizer_config.json said it (``choose_side`` reads it).
         model_max_length: the tokenizer config's model_max_length, or None when absent
             or a "no limit" sentinel.
+        shipped: the padding and truncation the folder ships (``ShippedSettings``): what production
+            runtimes apply, where padlens sets its own.
     """
 
     tokenizer: Tokenizer
@@ -83,6 +124,7 @@ class PadTokenizer:
     padding_side: str = "right"
     model_max_length: int | None = None
     padding_side_given: bool = False
+    shipped: ShippedSettings = field(default_factory=lambda: ShippedSettings())
 
     def __post_init__(self) -> None:
         self.tokenizer.no_padding()
@@ -91,11 +133,34 @@ class PadTokenizer:
     @functools.cached_property
     def vocab_size(self) -> int:
         """One more than the largest id the tokenizer can emit (added tokens included; read once)."""
-        ids = self.tokenizer.get_vocab(with_added_tokens=True).values()
+        with self._failures("read its vocabulary"):
+            ids = self.tokenizer.get_vocab(with_added_tokens=True).values()
         return max(ids) + 1 if ids else 0
 
-    def token_id(self, token: str) -> int | None:
-        return self.tokenizer.token_to_id(token)
+    @contextlib.contextmanager
+    def _failures(self, doing: str):
+        """A `tokenizers` failure (it raises plain Exception) as BadInput naming the file: bad input,
+        not a padlens bug."""
+        try:
+            yield
+        except PadlensError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (tokenizers' errors are plain Exception)
+            raise BadInput(f"tokenizer {self.file} cannot {doing}: {exc}") from exc
+
+    @property
+    def file(self) -> Path:
+        """The file the tokenizer was read from: tokenizer.json (or a BERT vocab.txt)."""
+        if not self.path.is_dir():
+            return self.path
+        return next((self.path / n for n in ("tokenizer.json", "vocab.txt") if (self.path / n).is_file()), self.path)
+
+    def check_encodes(self, pair: bool = False) -> None:
+        """Encode a short probe text (and a pair when ``pair``: graphs fed token_type_ids) under the
+        lock: a tokenizer that loads but cannot encode is one BadInput here, before any model work."""
+        with self._lock, self._failures("encode text" + (" pairs" if pair else "")):
+            self.tokenizer.no_truncation()
+            self.tokenizer.encode(*PROBE_PAIR if pair else PROBE_TEXT[:1])
 
     def encode(self, texts: Sequence[str], max_length: int = 128, padding: str = "max_length",
                side: str = "right") -> Batch:
@@ -105,7 +170,8 @@ class PadTokenizer:
         longest row. ``side`` puts the pads on the right or on the left.
         """
         texts = _check_encode_args(texts, max_length, padding, side)
-        with self._lock:  # truncation is state on the tokenizer: set it per call, under a lock
+        # truncation is state on the tokenizer: set it per call, under a lock
+        with self._lock, self._failures(f"encode these texts (max_length {max_length})"):
             self.tokenizer.enable_truncation(max_length)
             encodings = self.tokenizer.encode_batch(texts)
         width = max_length if padding == "max_length" else max(len(e.ids) for e in encodings)
@@ -216,13 +282,97 @@ def _load_tokenizer(path: Path) -> PadTokenizer:
     folder = path if path.is_dir() else path.parent
     config = _read_configs(folder)
     tokenizer, tokenizer_json = _load_backend(path, config)
+    file = path / "tokenizer.json" if path.is_dir() else path
     pad_id, pad_token, pad_type = _find_pad(tokenizer, config, tokenizer_json, path)
-    side = config.get("padding_side") if config.get("padding_side") in SIDES else "right"
-    limit = config.get("model_max_length")
-    limit = int(limit) if isinstance(limit, (int, float)) and 0 < limit < 1_000_000 else None
+    side = _config_side(config, folder)
+    limit = _config_limit(config, folder)
     log.debug("tokenizer %s: pad %r id %d type %d", path, pad_token, pad_id, pad_type)
-    return PadTokenizer(tokenizer, path, pad_id, pad_token, pad_type, side, limit,
-                        config.get("padding_side") in SIDES)
+    tok = PadTokenizer(tokenizer, path, pad_id, pad_token, pad_type, side or "right", limit, side is not None)
+    tok.check_encodes()  # a tokenizer that loads but cannot encode fails here, before any model work
+    tok.shipped = shipped_settings(tokenizer_json, file if tokenizer_json else None, side, limit, tok)
+    return tok
+
+
+def _config_side(config: dict, folder: Path) -> str | None:
+    """tokenizer_config.json's padding_side when right or left; any other value is named in a warning."""
+    side = config.get("padding_side")
+    if side is None or side in SIDES:
+        return side
+    log.warning("%s: padding_side %r is neither right nor left: padlens ignores it (auto: left for a causal "
+                "model, else right; --padding-side chooses)", folder / "tokenizer_config.json", side)
+    return None
+
+
+def _config_limit(config: dict, folder: Path) -> int | None:
+    """tokenizer_config.json's model_max_length as a bound (None: absent, or the no-limit sentinel);
+    a value that is not a positive number is named in a warning and ignored."""
+    limit = config.get("model_max_length")
+    if limit is None:
+        return None
+    if not isinstance(limit, (int, float)) or isinstance(limit, bool) or not limit >= 1:
+        log.warning("%s: model_max_length %r is not a positive integer: padlens ignores it (the length comes "
+                    "from --max-length, else 128 within the model's positions)", folder / "tokenizer_config.json",
+                    limit)
+        return None
+    return int(limit) if limit < NO_LIMIT else None
+
+
+def shipped_settings(raw: dict, file: Path | None, side: str | None, limit: int | None,
+                     tok: PadTokenizer) -> ShippedSettings:
+    """tokenizer.json's padding and truncation blocks as shipped, each value checked: one padlens
+    (or a runtime applying them) cannot use is named in a warning saying what padlens does instead."""
+    padding = raw.get("padding") if isinstance(raw.get("padding"), dict) else None
+    truncation = raw.get("truncation") if isinstance(raw.get("truncation"), dict) else None
+    kind, length, direction, pad_id = _padding_block(padding, file, tok)
+    cut = _truncation_block(truncation, file)
+    if kind == "fixed" and length is not None and (cut is None or cut > length):
+        log.warning("%s: padding is Fixed at %d tokens but %s: a runtime applying it gets rows longer than %d "
+                    "(ragged batches); padlens pads every batch to one length itself", file, length,
+                    f"truncation is at {cut}" if cut else "nothing truncates", length)
+    return ShippedSettings(str(file or ""), kind, length, direction, pad_id, cut, side, limit)
+
+
+def _padding_block(padding: dict | None, file: Path | None, tok: PadTokenizer):
+    """(strategy, Fixed length, side, pad_id) of tokenizer.json's padding block (Nones: no block)."""
+    if padding is None:
+        return None, None, None, None
+    strategy, length = padding.get("strategy"), None
+    if isinstance(strategy, dict) and "Fixed" in strategy:
+        kind, length = "fixed", strategy["Fixed"]
+        if not _positive(length):
+            log.warning("%s: padding Fixed %r is not a positive length: padlens ignores it", file, length)
+            kind, length = None, None
+    else:
+        kind = "longest" if strategy == "BatchLongest" else None
+    direction = str(padding.get("direction", "")).lower() or None
+    direction = direction if direction in SIDES else None
+    pad_id = padding.get("pad_id")
+    if pad_id is not None and not (_count(pad_id) and pad_id < tok.vocab_size):
+        log.warning("%s: padding pad_id %r is outside the vocabulary (%d tokens): a runtime applying it indexes "
+                    "past the embedding table; padlens pads with id %d%s", file, pad_id, tok.vocab_size, tok.pad_id,
+                    f" ({tok.pad_token})" if tok.pad_token else "")
+        pad_id = None
+    return kind, length, direction, pad_id
+
+
+def _truncation_block(truncation: dict | None, file: Path | None) -> int | None:
+    """tokenizer.json's truncation max_length (None: no block, or a value named in a warning)."""
+    if truncation is None:
+        return None
+    cut = truncation.get("max_length")
+    if not _positive(cut):
+        log.warning("%s: truncation max_length %r is not a positive length: the tokenizers library then cuts "
+                    "nothing; padlens truncates to its own length (--max-length, else 128)", file, cut)
+        return None
+    return int(cut)
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _positive(value) -> bool:
+    return _count(value) and value > 0
 
 
 def _load_backend(path: Path, config: dict) -> tuple[Tokenizer, dict]:
@@ -287,14 +437,25 @@ def _token_text(value) -> str | None:
 def _find_pad(tokenizer: Tokenizer, config: dict, tokenizer_json: dict,
               path: Path) -> tuple[int, str | None, int]:
     """(pad id, pad token, pad token type) from the configs, tokenizer.json padding, or the vocab."""
-    padding = tokenizer_json.get("padding") or {}
-    pad_type = int(config.get("pad_token_type_id", padding.get("pad_type_id", 0)) or 0)
+    padding = tokenizer_json.get("padding") if isinstance(tokenizer_json.get("padding"), dict) else {}
+    pad_type = config.get("pad_token_type_id", padding.get("pad_type_id", 0)) or 0
+    if not _count(pad_type):
+        log.warning("%s: pad_token_type_id %r is not a token type id: padlens writes type 0 at pads", path, pad_type)
+        pad_type = 0
     candidates = [_token_text(config.get("pad_token")), padding.get("pad_token"), *PAD_TOKEN_GUESSES]
-    for token in filter(None, candidates):
-        pad_id = tokenizer.token_to_id(token)
+    for token in (c for c in candidates if isinstance(c, str) and c):
+        try:
+            pad_id = tokenizer.token_to_id(token)
+        except Exception as exc:  # noqa: BLE001  (tokenizers raises plain Exception)
+            raise BadInput(f"tokenizer {path} cannot look up its pad token {token!r}: {exc}") from exc
         if pad_id is not None:
             return pad_id, token, pad_type
-    if isinstance(padding.get("pad_id"), int):
-        return padding["pad_id"], None, pad_type
+    pad_id = padding.get("pad_id")
+    if _count(pad_id):
+        if pad_id >= tokenizer.get_vocab_size(with_added_tokens=True):
+            raise BadInput(f"tokenizer {path}: its only pad id, tokenizer.json padding pad_id {pad_id}, is outside "
+                           f"the vocabulary ({tokenizer.get_vocab_size(with_added_tokens=True)} tokens) and it "
+                           "has no pad token: add one (pad_token in tokenizer_config.json)")
+        return pad_id, None, pad_type
     raise BadInput(f"tokenizer {path} has no pad token (looked in tokenizer_config.json, "
                    f"special_tokens_map.json, tokenizer.json padding, and for {', '.join(PAD_TOKEN_GUESSES)})")

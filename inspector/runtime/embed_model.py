@@ -108,6 +108,8 @@ class EmbedModel:
         self.tokenizer = load_tokenizer(ref.tokenizer_path)
         self.graph = open_graph(ref.path)
         check_vocab(self.tokenizer, self.graph.vocab_size, ref.label)
+        if any(s.role == "token_type_ids" for s in self.graph.inputs):
+            self.tokenizer.check_encodes(pair=True)
         self.output, self.pooled = choose_output(self.graph.outputs, token_output(self.graph.model), graph_pooling)
         if any(s.role == "token_type_ids" for s in self.graph.inputs):
             self.tokenizer.check_encodes(pair=True)

@@ -127,6 +127,8 @@ def _load(ref: ModelRef, layers: list[str] | None) -> tuple[PadTokenizer, graph_
     tokenizer = load_tokenizer(ref.tokenizer_path)
     graph = graph_mod.load_encoder(ref.path, layers)
     check_vocab(tokenizer, graph.vocab_size, ref.label)
+    if any(s.role == "token_type_ids" for s in graph.inputs):
+        tokenizer.check_encodes(pair=True)
     if ref.precision == "unknown":
         ref.precision = guess_precision(graph.model)
     return tokenizer, graph

@@ -122,12 +122,34 @@ def edited_model(draw, data: bytes) -> bytes:
     return model.SerializeToString()
 
 
+class Outcomes:
+    """How many calls of ``only_padlens_errors`` padlens accepted and rejected (per test)."""
+
+    def __init__(self):
+        self.accepted = self.rejected = 0
+
+
+OUTCOMES = Outcomes()
+
+
 def only_padlens_errors(fn, *args, **kwargs):
     """Run ``fn``; a PadlensError is an acceptable answer, anything else fails the test."""
     try:
-        return fn(*args, **kwargs)
+        out = fn(*args, **kwargs)
     except PadlensError:
+        OUTCOMES.rejected += 1
         return None
+    OUTCOMES.accepted += 1
+    return out
+
+
+@pytest.fixture(autouse=True)
+def some_inputs_still_run():
+    """A fuzz test also fails when padlens rejected every input: the valid mutations must still run."""
+    OUTCOMES.accepted = OUTCOMES.rejected = 0
+    yield
+    if OUTCOMES.rejected:
+        assert OUTCOMES.accepted > 0, f"padlens rejected all {OUTCOMES.rejected} inputs, the valid ones too"
 
 
 # ---------------------------------------------------------------- ONNX
@@ -318,3 +340,132 @@ def test_text_files_in_odd_encodings_read_or_raise_padlens_error():
             shutil.rmtree(folder, ignore_errors=True)
 
     check()
+
+
+# ---------------------------------------------------------------- settings a folder ships (issue 35)
+
+INSPECT = ("inspect", ".", "--text", "a short text", "--text", "the cat sat on the mat", "--max-length", "16")
+
+
+@pytest.fixture(scope="module")
+def shipped_folder(export, tmp_path_factory) -> Path:
+    """The tiny export with what a real all-MiniLM-L6-v2 folder also ships: a config.json and
+    tokenizer.json padding (Fixed at its length) and truncation blocks."""
+    folder = tmp_path_factory.mktemp("shipped") / "model"
+    shutil.copytree(export, folder)
+    raw = json.loads((folder / "tokenizer.json").read_text())
+    raw["padding"] = {"strategy": {"Fixed": 64}, "direction": "Right", "pad_to_multiple_of": None, "pad_id": 0,
+                      "pad_type_id": 0, "pad_token": "[PAD]"}
+    raw["truncation"] = {"direction": "Right", "max_length": 64, "strategy": "LongestFirst", "stride": 0}
+    (folder / "tokenizer.json").write_text(json.dumps(raw))
+    config = {"model_type": "bert", "architectures": ["BertModel"], "max_position_embeddings": 64,
+              "pad_token_id": 0, "vocab_size": raw["model"]["vocab"].__len__(), "hidden_size": 32,
+              "num_attention_heads": 2}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def _edit_json(name: str, edit):
+    def apply(folder: Path) -> None:
+        doc = json.loads((folder / name).read_text())
+        edit(doc)
+        (folder / name).write_text(json.dumps(doc))
+    return apply
+
+
+def _write(name: str, text: str):
+    def apply(folder: Path) -> None:
+        (folder / name).write_text(text)
+    return apply
+
+
+def _fixed_3_pad_outside(doc: dict) -> None:
+    doc["padding"]["strategy"] = {"Fixed": 3}
+    doc["padding"]["pad_id"] = 99999
+
+
+#: mutation -> (edit, expected): "runs" (exit 0, no warning), ("warns", words every warning line
+#: holds), or ("error", words of the one Error: line)
+SETTINGS_MUTATIONS = {
+    "valid": (lambda folder: None, "runs"),
+    "valid-no-padding-block": (_edit_json("tokenizer.json", lambda d: d.update(padding=None, truncation=None)), "runs"),
+    "valid-side-left": (_edit_json("tokenizer_config.json", lambda d: d.update(padding_side="left")), "runs"),
+    "empty-wordpiece-vocab": (_edit_json("tokenizer.json", lambda d: d["model"].update(vocab={})),
+                              ("error", "cannot encode text: WordPiece error: Missing [UNK] token from the vocabulary")),
+    "padding-side-middle": (_edit_json("tokenizer_config.json", lambda d: d.update(padding_side="middle")),
+                            ("warns", "padding_side 'middle' is neither right nor left: padlens ignores it")),
+    "model-max-length-big": (_edit_json("tokenizer_config.json", lambda d: d.update(model_max_length="big")),
+                             ("warns", "model_max_length 'big' is not a positive integer: padlens ignores it")),
+    "config-not-json": (_write("config.json", "{not json"), ("warns", "config.json is not JSON")),
+    "max-position-embeddings-minus-5": (
+        _edit_json("config.json", lambda d: d.update(max_position_embeddings=-5)),
+        ("warns", "max_position_embeddings -5 is not a positive integer: padlens ignores it")),
+    "pad-token-id-10-12": (_edit_json("config.json", lambda d: d.update(pad_token_id=10**12)),
+                           ("warns", "pad_token_id 1000000000000 is not an id in the vocabulary")),
+    "fixed-3-pad-id-outside-vocab": (_edit_json("tokenizer.json", _fixed_3_pad_outside),
+                                     ("warns", "tokenizer.json: padding")),
+    "truncation-0": (_edit_json("tokenizer.json", lambda d: d["truncation"].update(max_length=0)),
+                     ("warns", "tokenizer.json: ")),  # the 0 and the Fixed 64 it leaves untruncated: next test
+    "pad-token-type-id-text": (_edit_json("tokenizer_config.json", lambda d: d.update(pad_token_type_id="x")),
+                               ("warns", "pad_token_type_id 'x' is not a token type id")),
+}
+
+
+@pytest.mark.parametrize("name", list(SETTINGS_MUTATIONS))
+def test_each_settings_mutation_runs_warns_naming_it_or_is_one_error_line(shipped_folder, tmp_path, name):
+    from tests.hardening.conftest import padlens
+
+    folder = tmp_path / "model"
+    shutil.copytree(shipped_folder, folder)
+    edit, expected = SETTINGS_MUTATIONS[name]
+    edit(folder)
+    proc = padlens(*INSPECT, cwd=folder)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
+    if expected == "runs":
+        assert proc.returncode == 0 and not warnings, proc.stderr
+    elif expected[0] == "warns":
+        assert proc.returncode == 0, proc.stderr
+        assert warnings and all(expected[1] in line for line in warnings), proc.stderr
+    else:
+        assert proc.returncode == 2 and proc.stderr.startswith("Error: ") and proc.stderr.count("\n") == 1
+        assert expected[1] in proc.stderr and str(Path("tokenizer.json")) in proc.stderr
+
+
+def test_fixed_3_padding_and_an_outside_pad_id_each_get_their_own_warning(shipped_folder, tmp_path):
+    from tests.hardening.conftest import padlens
+
+    folder = tmp_path / "model"
+    shutil.copytree(shipped_folder, folder)
+    _edit_json("tokenizer.json", _fixed_3_pad_outside)(folder)
+    proc = padlens(*INSPECT, cwd=folder)
+    assert proc.returncode == 0, proc.stderr
+    assert "padding is Fixed at 3 tokens but truncation is at 64" in proc.stderr
+    assert "padding pad_id 99999 is outside the vocabulary" in proc.stderr and "padlens pads with id 0 ([PAD])" in proc.stderr
+
+
+def test_a_truncation_of_0_is_named_and_so_is_the_fixed_padding_it_leaves_untruncated(shipped_folder, tmp_path):
+    from tests.hardening.conftest import padlens
+
+    folder = tmp_path / "model"
+    shutil.copytree(shipped_folder, folder)
+    _edit_json("tokenizer.json", lambda d: d["truncation"].update(max_length=0))(folder)
+    proc = padlens(*INSPECT, cwd=folder)
+    assert proc.returncode == 0, proc.stderr
+    assert "truncation max_length 0 is not a positive length" in proc.stderr
+    assert "padding is Fixed at 64 tokens but nothing truncates" in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["audit", "embed"])
+def test_a_tokenizer_that_cannot_encode_is_one_error_line_before_audit_or_embed_run(shipped_folder, tmp_path, command):
+    from tests.hardening.conftest import padlens
+
+    folder = tmp_path / "model"
+    shutil.copytree(shipped_folder, folder)
+    _edit_json("tokenizer.json", lambda d: d["model"].update(vocab={}))(folder)
+    (folder / "texts.txt").write_text("a short text\n")
+    args = ["--texts", "texts.txt"] + (["-o", "out.npy"] if command == "embed" else [])
+    proc = padlens(command, ".", *args, cwd=folder)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("Error: tokenizer") and "Missing [UNK] token" in proc.stderr
+    assert not (folder / "out.npy").exists()
