@@ -121,9 +121,10 @@ def forward_main(args) -> int:
     from padlens.inspector import embed as E
     from padlens.inspector.inputs.resolve import resolve_models
     from padlens.inspector.runtime.embed_model import EmbedModel
+    from padlens.inspector.runtime.session import SessionOptions
 
     torch.set_num_threads(args.threads)
-    runner = EmbedModel(resolve_models([str(EXPORT)])[0], ("cpu",), False, args.threads)
+    runner = EmbedModel(resolve_models([str(EXPORT)])[0], SessionOptions(threads=args.threads))
     model = AutoModel.from_pretrained(str(hf_dir())).eval()
     texts = make_corpus(WORK / f"embed_texts_{args.n}.txt", args.n).read_text(encoding="utf-8").splitlines()
     window = runner.tokenizer.encode(texts, max_length=256, padding="longest", side="right")

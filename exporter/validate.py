@@ -87,7 +87,7 @@ def session(path: Path):
     """A CPU InferenceSession for an exported variant, from the one module that makes them."""
     from padlens.inspector.runtime.session import create_session
 
-    return create_session(path, ("cpu",)).session
+    return create_session(path).session
 
 
 def run_all(path: Path, feed: Feed) -> dict[str, np.ndarray]:

@@ -185,8 +185,9 @@ def embed_with(model, options: RunOptions, out, pooling: str = "auto", normalize
     total = count_texts(texts_file, text_column)
     if total == 0:
         raise BadInput(f"no texts: {texts_file} is empty")
-    runner = EmbedModel(ref, options.providers, options.allow_fallback, options.threads,
-                        graph_pooling=pooling == "auto")
+    from padlens.inspector.runtime.session import SessionOptions
+
+    runner = EmbedModel(ref, SessionOptions.of(options), graph_pooling=pooling == "auto")
     config = pooling_for(ref, runner, pooling, normalize)
     limit = embed_length(options.max_length, config, runner)
     log.info("%s: %d texts, %s pooling (%s), normalize %s, max length %d", ref.label, total,

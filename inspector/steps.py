@@ -88,14 +88,17 @@ def resolve_side(asked: str, encoders: Sequence[Encoder]) -> tuple[str, str]:
 def open_encoders(refs: list[ModelRef], providers: Sequence[str], options: dict) -> list[tuple]:
     """(ref, provider, encoder, seconds to open) for every run, in the order asked; the pad
     statistics are computed in the graph unless ``options`` says ``stats=False``."""
+    from padlens.inspector.runtime.session import SessionOptions
+
     options = {"stats": True, **options}
+    session = SessionOptions(allow_fallback=options.pop("allow_fallback", False), threads=options.pop("threads", None))
     runs = list(itertools.product(refs, providers))
     opened = []
     for ref, provider in runs:
         start = time.perf_counter()
-        # one run: the unmodified session for the exposure check is made while this one loads
-        # (with several, each would stay in memory beside every instrumented session)
-        enc = Encoder.open(ref, providers=(provider,), keep_model=False, plain_ahead=len(runs) == 1, **options)
+        # the exposure check runs at open, its unmodified session released before the instrumented one exists
+        enc = Encoder.open(ref, session.replace(providers=(provider,)), keep_model=False, check_exposure=True,
+                           **options)
         opened.append((ref, provider, enc, time.perf_counter() - start))
     return opened
 

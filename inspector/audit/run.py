@@ -160,11 +160,12 @@ def _encoders(refs: list, options: RunOptions):
     """(ref, provider, encoder) per run, opened one at a time (one model in memory), without ONNX
     Runtime's memory pattern (the audit runs each shape many times: ``create_session``)."""
     from padlens.inspector.runtime.encoder import Encoder
+    from padlens.inspector.runtime.session import SessionOptions
 
     for ref in refs:
         for provider in options.providers:
-            yield ref, provider, Encoder.open(ref, providers=(provider,), attention=False, mem_pattern=False,
-                                              **options.encoder_options)
+            yield ref, provider, Encoder.open(ref, SessionOptions.of(options, provider, mem_pattern=False),
+                                              layers=options.layer_list, attention=False)
 
 
 def run_settings(encoder, settings: Settings, label: str) -> RunSettings:

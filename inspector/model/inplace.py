@@ -6,7 +6,7 @@ Python binding) and parsed again: ≈ 0.12 s for MiniLM's 90 MB against ≈ 0.03
 ``referencing_bytes`` rewrites the serialised model at the protobuf wire level so that each
 large top-level initializer, instead of carrying its ``raw_data``, names its own bytes inside the
 original file as ONNX external data (``location`` = the file's name, ``offset``, ``length``);
-``create_session(..., weights_folder=folder)`` tells ONNX Runtime where that file lies
+``padlens.inspector.runtime.session.create_session`` tells ONNX Runtime where that file lies
 (``session.model_external_initializers_file_folder_path``), and ONNX Runtime maps it. The weights
 are the same bytes: the outputs are bit-identical (tests/inspector/test_inplace.py).
 
@@ -146,3 +146,15 @@ def referencing_bytes(raw: bytes, location: str, min_size: int = MIN_SIZE) -> by
         log.debug("weights stay inline: %s", exc)
         return None
     return b"".join(parts) if moved else None
+
+
+def weightless(raw: bytes, location: str, min_size: int = MIN_SIZE):
+    """The model ``raw`` (the whole content of the file called ``location``) parsed with its large
+    initializers referring to their bytes inside that file (``referencing_bytes``): the graph, the
+    small constants and every tensor's type and shape, without a copy of the weights. Sessions and
+    readers of small external values take it as a model with external data beside it. None when
+    nothing would move or the bytes do not read as expected."""
+    import onnx
+
+    small = referencing_bytes(raw, location, min_size)
+    return onnx.load_model_from_string(small) if small is not None else None

@@ -44,6 +44,7 @@ from padlens.inspector.inputs.texts import ROW_SUFFIXES, corpus_files, iter_file
 from padlens.inspector.probe.data import Collected, Collector, StateSet, pad_floor
 from padlens.inspector.report.jsonable import to_jsonable
 from padlens.inspector.runtime.encoder import Encoder
+from padlens.inspector.runtime.session import SessionOptions
 
 log = logging.getLogger(__name__)
 
@@ -498,8 +499,8 @@ def probe_with(models: list[str], options: RunOptions, texts: Sequence[str] | No
     runs, lengths, sides = [], [], []
     for ref, provider in itertools.product(refs, providers):
         start = time.perf_counter()
-        enc = Encoder.open(ref, providers=(provider,), attention=False,  # probes read hidden states only
-                           **options.encoder_options)
+        enc = Encoder.open(ref, SessionOptions.of(options, provider), layers=options.layer_list,
+                           attention=False)  # probes read hidden states only
         length = choose_max_length(options.max_length, [enc])
         side = enc.padding_side(padding_side)[0] if padding_side == "auto" else padding_side
         lengths.append(length)

@@ -56,11 +56,11 @@ class EmbedWorker:
 
     def __init__(self, job: EmbedJob):
         from padlens.inspector.runtime.embed_model import EmbedModel
+        from padlens.inspector.runtime.session import SessionOptions
         from padlens.inspector.stats.pooling import GRAPH_POOLING
 
         self.job = job
-        self.runner = EmbedModel(job.ref, job.options.providers, job.options.allow_fallback, job.options.threads,
-                                 graph_pooling=job.mode == GRAPH_POOLING)
+        self.runner = EmbedModel(job.ref, SessionOptions.of(job.options), graph_pooling=job.mode == GRAPH_POOLING)
 
     def __call__(self, block: dict):
         import pyarrow as pa

@@ -68,7 +68,8 @@ class EmbedModel:
         ref: the model file (``ModelRef``); tokenizer: its tokenizer; graph: the loaded graph
             (its proto and bytes dropped before the session is made).
         output: the graph output fetched; pooled: whether the graph pooled it already.
-        session: the ONNX Runtime session (``SessionInfo``; None from ``without_session``).
+        session: the ONNX Runtime session (``SessionInfo``, made as ``options``, a ``SessionOptions``,
+            say; None from ``without_session``).
     """
 
     def __init__(self, ref, options=None, graph_pooling: bool = False):
@@ -111,8 +112,6 @@ class EmbedModel:
         if any(s.role == "token_type_ids" for s in self.graph.inputs):
             self.tokenizer.check_encodes(pair=True)
         self.output, self.pooled = choose_output(self.graph.outputs, token_output(self.graph.model), graph_pooling)
-        if any(s.role == "token_type_ids" for s in self.graph.inputs):
-            self.tokenizer.check_encodes(pair=True)
 
     @property
     def label(self) -> str:

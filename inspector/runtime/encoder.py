@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import onnx
 
 from padlens.errors import BadInput, ModelLoadError
 from padlens.inspector.inputs.lengths import choose_max_length
@@ -20,7 +20,7 @@ from padlens.inspector.model.loader import InputSpec
 from padlens.inspector.runtime.batch_probe import probe_batch
 from padlens.inspector.runtime.failures import failure_words, run_explained
 from padlens.inspector.runtime.feeds import make_feeds
-from padlens.inspector.runtime.session import SessionInfo, create_session
+from padlens.inspector.runtime.session import DEFAULT, SessionInfo, SessionOptions, create_session
 from padlens.inspector.stats import ingraph
 
 log = logging.getLogger(__name__)
@@ -134,33 +134,32 @@ def _load(ref: ModelRef, layers: list[str] | None) -> tuple[PadTokenizer, graph_
     return tokenizer, graph
 
 
-#: bytes of weights up to which the exposure check runs a second, unmodified session beside the
-#: instrumented one (its weights are held twice meanwhile; above it, no second session is made)
-PLAIN_CHECK_MAX = 1_000_000_000
+#: bytes of weights above which the attention maps' in-graph statistics are left out (they roughly
+#: doubled a 0.6B model's run); the hidden-state metrics are complete at every size
+ATTENTION_STATS_MAX = 1_000_000_000
+#: texts of the exposure check's batch (``check_batch``): one long, one short, so it holds pads
+CHECK_TEXTS = ("padlens checks that exposing every layer of an encoder leaves its own outputs as they were",
+               "a short text")
+#: tokens per row of the exposure check's batch (at most the model's positions)
+CHECK_TOKENS = 24
 
 
 def weights_on_disk(path: Path) -> int:
     """Bytes of ``path`` and of the external-data files beside it named after it the usual ways
     (``model.onnx_data``, ``model.onnx.data``, ``model.data``): a model's weights, known before its
-    graph is parsed (``verify_exposure`` goes by the graph's own count)."""
+    graph is parsed."""
     path = Path(path)
     names = {path.name, path.name + "_data", path.name + ".data", path.stem + ".data", path.stem + "_data"}
     return sum((path.parent / name).stat().st_size for name in names if (path.parent / name).is_file())
 
 
 def size_notes(graph: graph_mod.EncoderGraph, attention_left_out: bool = False) -> list[str]:
-    """What a run must say about what padlens left out for the model's size (over ``PLAIN_CHECK_MAX``
-    bytes of weights: the exposure check's second session, and the attention maps' in-graph
-    statistics, which roughly doubled a 0.6B model's run)."""
-    if graph.weights <= PLAIN_CHECK_MAX:
+    """What a run must say about what padlens left out for the model's size: the attention maps'
+    in-graph statistics over ``ATTENTION_STATS_MAX`` bytes of weights."""
+    if not attention_left_out or graph.weights <= ATTENTION_STATS_MAX:
         return []
-    notes = [f"exposure not re-checked against the unmodified model: a second session would hold its "
-             f"{_gb(graph.weights)} of weights again (checked up to {_gb(PLAIN_CHECK_MAX)}); padlens "
-             "only adds outputs and Identity nodes, the model's own outputs come from the same nodes"]
-    if attention_left_out:
-        notes.append(f"attention maps not measured: above {_gb(PLAIN_CHECK_MAX)} of weights their statistics "
-                     "would about double the run (hidden-state metrics are complete)")
-    return notes
+    return [f"attention maps not measured: above {_gb(ATTENTION_STATS_MAX)} of weights their statistics "
+            "would about double the run (hidden-state metrics are complete)"]
 
 
 def _gb(size: int) -> str:
@@ -186,14 +185,12 @@ class Encoder:
         ref: the model file, label, precision and tokenizer path.
         graph: the loaded graph (``padlens.inspector.model.graph.EncoderGraph``), unmodified.
         tokenizer: the tokenizer ``ref`` names.
-        session: the session over the instrumented graph and the providers it uses.
+        session: the session over the instrumented graph, the providers it uses and the
+            ``SessionOptions`` it was made with.
         hidden_outputs: output name to fetch for hidden layer 0..L.
         attention_outputs: output name to fetch for each block's attention probabilities.
-        providers: provider names as asked (reused to run the unmodified model).
-        allow_fallback: whether a dropped provider was accepted as a warning.
-        threads: intra-op threads, or None for ORT's default.
-        exposure_delta: max |Δ| of the model's own outputs, instrumented vs unmodified,
-            once ``verify_exposure`` ran.
+        exposure_delta: max |Δ| of the model's own outputs, instrumented vs unmodified, on the
+            exposure check's batch (``check_exposure``), or None before it ran.
         stats: the in-graph statistics the session computes (``padlens.inspector.stats.ingraph``;
             their masks are fed on every run), or None.
         stats_note: "" while ``stats`` are used; else why the metrics are computed in numpy.
@@ -205,68 +202,47 @@ class Encoder:
     session: SessionInfo
     hidden_outputs: list[str]
     attention_outputs: list[str]
-    providers: tuple[str, ...] = ("cpu",)
-    allow_fallback: bool = False
-    threads: int | None = None
     exposure_delta: float | None = None
     stats: ingraph.StatsPlan | None = None
     stats_note: str = ""
-    _plain: _PlainAhead | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def open(cls, ref: ModelRef, providers: Sequence[str] = ("cpu",), allow_fallback: bool = False,
-             threads: int | None = None, layers: list[str] | None = None, keep_model: bool = True,
-             stats: bool = False, attention: bool = True, plain_ahead: bool = False,
-             mem_pattern: bool = True) -> Encoder:
-        """Load ``ref``, check its tokenizer fits, expose every layer, and create the session.
+    def open(cls, ref: ModelRef, options: SessionOptions = DEFAULT, layers: list[str] | None = None,
+             keep_model: bool = True, stats: bool = False, attention: bool = True,
+             check_exposure: bool = False) -> Encoder:
+        """Load ``ref``, check its tokenizer fits, expose every layer, and create the session
+        (``create_session``, run as ``options`` say).
 
-        ``keep_model=False`` drops the loaded proto (``graph.model`` becomes None) once the
-        session exists: the session holds its own copy, and inspect needs no other.
+        ``keep_model=False`` keeps no weights in Python: once the graph is read, its proto keeps only
+        references to the weights' bytes in the file (``inplace.weightless``), and it is dropped
+        (``graph.model`` becomes None) once the session exists; inspect needs no other.
         ``stats=True`` also adds the pad statistics' reductions to the graph
         (``padlens.inspector.stats.ingraph``) where they can be built (``stats_note`` says why not).
         ``attention=False`` leaves the attention maps unexposed and unfetched (the audit and the
         probes read hidden states only); a file that lists every hidden state as an output then
         runs with nothing added to its graph.
-        ``plain_ahead=True`` also starts creating a session over the unmodified file in a
-        background thread, for ``verify_exposure``: it overlaps with loading and instrumenting
-        (inspect checks exposure on its first batch).
-        ``mem_pattern=False``: the session without ONNX Runtime's memory pattern (``create_session``).
+        ``check_exposure=True`` runs the exposure check (``exposure_delta``): the unmodified file's
+        own outputs on ``check_batch`` are taken first, from a session released before the
+        instrumented one is made (the weights are never held twice), then compared with the
+        instrumented session's.
         """
-        big = weights_on_disk(ref.path) > PLAIN_CHECK_MAX
-        ahead = _PlainAhead(ref.path, providers, allow_fallback, threads) if plain_ahead and not big else None
-        attention = attention and not (stats and big)  # see size_notes
-        try:
-            enc = cls._open(ref, providers, allow_fallback, threads, layers, keep_model, stats, attention,
-                            mem_pattern)
-        except BaseException:
-            if ahead is not None:
-                ahead.take()  # wait for it, and drop it
-            raise
-        enc._plain = ahead
-        return enc
-
-    @classmethod
-    def _open(cls, ref: ModelRef, providers: Sequence[str], allow_fallback: bool, threads: int | None,
-              layers: list[str] | None, keep_model: bool, stats: bool, attention: bool,
-              mem_pattern: bool = True) -> Encoder:
-        """``open`` without the session made ahead."""
         tokenizer, graph = _load(ref, layers)
+        attention = attention and not (stats and graph.weights > ATTENTION_STATS_MAX)  # see size_notes
+        if not keep_model:
+            _drop_weights(graph)
         tensors = list(graph.layers.hidden) + (list(graph.layers.attention) if attention else [])
         own = set(graph.outputs)  # fetched by their own names: no Identity copying them each run
         exposed = [t for t in tensors if t not in own]
-        exposure = graph_mod.output_delta(graph.model, exposed)  # once: every session below reuses it
-        plan, why, session = None, "", None
-        if stats:
-            plan, why, session = _session_with_stats(graph, exposed, exposure, providers, allow_fallback,
-                                                     threads, attention)
-        if session is None:
-            session = _session_for(graph, exposed, exposure, None, providers, allow_fallback, threads, mem_pattern)
-        names = {**exposure[1], **{t: t for t in tensors if t in own}}
+        reference = _reference(graph, tokenizer, options) if check_exposure and (exposed or stats) else None
+        exposure = graph_mod.output_delta(graph.model, exposed) if exposed else None
+        session, plan, why = _instrumented(graph, exposure, options, stats, attention)
+        names = {**(exposure[1] if exposure else {}), **{t: t for t in tensors if t in own}}
         hidden = [names[t] for t in graph.layers.hidden]
-        attention = [names[t] for t in graph.layers.attention] if attention else []
-        enc = cls(ref, graph, tokenizer, session, hidden, attention, tuple(providers),
-                  allow_fallback, threads, stats=plan, stats_note=why)
-        enc._probe_batch()
+        attention_names = [names[t] for t in graph.layers.attention] if attention else []
+        enc = cls(ref, graph, tokenizer, session, hidden, attention_names, stats=plan, stats_note=why)
+        if reference is None:
+            enc._probe_batch()
+        enc.exposure_delta = enc._compare(*reference) if reference else (0.0 if check_exposure else None)
         graph.raw = None
         if not keep_model:
             graph.model = None
@@ -290,6 +266,15 @@ class Encoder:
         self.graph.structure = found
         if self.stats is not None and not self.stats_note:
             self.stats_note = ingraph.unsupported(self.graph.model, self.graph.float_dtype, found)
+
+    def _compare(self, batch: Batch, reference: dict[str, np.ndarray]) -> float:
+        """max |Δ| between ``reference`` (the unmodified file's own outputs on ``batch``) and this
+        session's."""
+        own = list(reference)
+        mine = dict(zip(own, self._run(own, batch)))
+        delta = max((max_abs_diff(mine[n], reference[n]) for n in own), default=0.0)
+        log.info("%s: exposing layers moved the model's own outputs by at most %.3g", self.label, delta)
+        return delta
 
     @classmethod
     def without_session(cls, ref: ModelRef, layers: list[str] | None = None) -> Encoder:
@@ -396,27 +381,15 @@ class Encoder:
                 raise ModelLoadError(f"{self.label}: layer {index} tensor {name!r} has shape {h.shape}, "
                                      f"expected [batch, seq, hidden] = [{batch.shape[0]}, {batch.shape[1]}, H]")
 
-    def verify_exposure(self, batch: Batch, forward: Forward | None = None) -> float | None:
-        """max |Δ| between the model's own outputs, instrumented vs the unmodified file, on ``batch``;
-        None, unchecked, when a second session would hold more than ``PLAIN_CHECK_MAX`` bytes of
-        weights (``size_notes`` says so in the run's notes)."""
-        if self._plain is None and self.graph.weights > PLAIN_CHECK_MAX:
-            log.info("%s: exposure not re-checked (%s of weights)", self.label, _gb(self.graph.weights))
-            return None
-        own = list(self.graph.outputs)
-        # only the model's own outputs are compared: no states or attention maps copied out
-        mine = forward.outputs if forward is not None else dict(zip(own, self._run(own, batch)))
-        # the same providers the instrumented session ended up on, so only exposure differs
-        plain_info = self._plain.take() if self._plain is not None else None
-        self._plain = None
-        if plain_info is None or list(plain_info.used) != list(self.session.used):
-            plain_info = _plain_session(self.ref.path, self.session.used, self.allow_fallback, self.threads)
-        plain = dict(zip(own, self._run(own, batch, plain_info)))
-        del plain_info
-        delta = max((max_abs_diff(mine[n], plain[n]) for n in own), default=0.0)
-        self.exposure_delta = delta
-        log.info("%s: exposing layers moved the model's own outputs by at most %.3g", self.label, delta)
-        return delta
+    def verify_exposure(self, batch: Batch | None = None, forward: Forward | None = None) -> float | None:
+        """max |Δ| between the model's own outputs, instrumented vs the unmodified file, on the
+        exposure check's batch (``check_batch``). Opened with ``check_exposure=True``, the check ran
+        at open, before the instrumented session existed; otherwise it runs now, on a session over
+        the unmodified file made for it and released (its weights held beside this session's
+        meanwhile). ``batch`` and ``forward`` are accepted for callers of the older per-batch check."""
+        if self.exposure_delta is None:
+            self.exposure_delta = self._compare(*_reference(self.graph, self.tokenizer, self.session.options))
+        return self.exposure_delta
 
     def describe(self) -> EncoderInfo:
         """What this encoder is and how it runs."""
@@ -446,96 +419,68 @@ class Encoder:
         return f"numpy: {self.stats_note}" if self.stats_note else ""
 
 
-def _session_with_stats(graph: graph_mod.EncoderGraph, exposed: list[str], exposure: graph_mod.Exposure,
-                        providers, allow_fallback: bool, threads: int | None,
-                        attention: bool = True) -> tuple[ingraph.StatsPlan | None, str, SessionInfo | None]:
-    """(plan, "", session) over the model with ``exposed`` as outputs (``exposure``) and the in-graph
-    statistics added, or (None, why not, None) when they cannot be built or ORT refuses them."""
-    layers = graph.layers
-    why = ingraph.unsupported(graph.model, graph.float_dtype, graph.structure)
-    if why:
-        log.info("%s: pad statistics in numpy: %s", graph.path.name, why)
-        return None, why, None
-    maps = list(layers.attention) if attention else []
-    delta, plan = ingraph.build(graph.model, list(layers.hidden), maps, graph.float_dtype)
-    try:
-        return plan, "", _session_for(graph, exposed, exposure, delta, providers, allow_fallback, threads)
-    except ModelLoadError as exc:
-        why = f"onnxruntime refused the statistics graph ({exc})"
-        log.info("%s: pad statistics in numpy: %s", graph.path.name, why)  # the run's encoder.stats says why
-        return None, why, None
+def _drop_weights(graph: graph_mod.EncoderGraph) -> None:
+    """Keep no copy of a self-contained file's weights in Python: its bytes go, and its proto becomes
+    one whose large initializers refer to their bytes in the file (``inplace.weightless``), as an
+    external-data model's do; sessions then read them in place."""
+    if graph.raw is None or len(graph.raw) > EXTERNAL_OVER:
+        return
+    light = inplace.weightless(graph.raw, graph.path.name)
+    if light is not None:
+        graph.model, graph.raw = light, None
 
 
-class _PlainAhead:
-    """A session over the unmodified file, created in a background thread (``Encoder.open``'s
-    ``plain_ahead``); ``take`` waits for it: the session, or None when it could not be made
-    (``verify_exposure`` then makes one itself and reports any error in its own words)."""
+def check_batch(tokenizer: PadTokenizer, graph: graph_mod.EncoderGraph) -> Batch:
+    """The exposure check's batch: ``CHECK_TEXTS`` padded to ``CHECK_TOKENS`` (at most the model's
+    positions) on the side the model would be padded by default."""
+    length = min(CHECK_TOKENS, graph.max_positions or CHECK_TOKENS)
+    side = choose_side("auto", tokenizer, graph.causal)[0]
+    return tokenizer.encode(list(CHECK_TEXTS), max_length=length, padding="max_length", side=side)
 
-    def __init__(self, path, providers: Sequence[str], allow_fallback: bool, threads: int | None):
-        self._session: SessionInfo | None = None
-        # not a daemon: a process that exits (an error right after open) first waits for it; a
-        # daemon thread still inside ONNX Runtime at exit aborts it ("terminate called ...")
-        self._thread = threading.Thread(target=self._make, args=(path, tuple(providers), allow_fallback, threads),
-                                        name="padlens-plain-session", daemon=False)
-        self._thread.start()
 
-    def _make(self, path, providers: tuple[str, ...], allow_fallback: bool, threads: int | None) -> None:
+def _reference(graph: graph_mod.EncoderGraph, tokenizer: PadTokenizer,
+               options: SessionOptions) -> tuple[Batch, dict[str, np.ndarray]]:
+    """(``check_batch``, the unmodified file's own outputs on it) from a session over the file, made
+    and released here; the batch probe runs on it too (a batch fixed at 1 is a fact of the file)."""
+    plain = create_session(graph, options)
+    label = graph.path.name
+    own = list(graph.outputs)
+
+    def once(fetch: list[str]):
+        return lambda part: plain.run(fetch, make_feeds(graph.inputs, part), failure_words(label, part))
+
+    graph.structure = probe_batch(once(own), tokenizer.pad_id, graph.structure)
+    batch = check_batch(tokenizer, graph)
+    outputs = run_explained(once(own), batch, graph)
+    plain = None  # released here, before any instrumented session exists  # noqa: F841
+    return batch, dict(zip(own, outputs))
+
+
+def _instrumented(graph: graph_mod.EncoderGraph, exposure: graph_mod.Exposure | None, options: SessionOptions,
+                  stats: bool, attention: bool) -> tuple[SessionInfo, ingraph.StatsPlan | None, str]:
+    """(session, plan, "") over the model with ``exposure`` (None: nothing exposed) and the in-graph
+    statistics added; (session, None, why not) without the statistics when they cannot be built or
+    ONNX Runtime refuses them."""
+    why = ingraph.unsupported(graph.model, graph.float_dtype, graph.structure) if stats else ""
+    if stats and not why:
+        maps = list(graph.layers.attention) if attention else []
+        extra, plan = ingraph.build(graph.model, list(graph.layers.hidden), maps, graph.float_dtype)
+        added = _merged(exposure[0], extra) if exposure else extra
         try:
-            self._session = _plain_session(path, providers, allow_fallback, threads)
-        except Exception as exc:  # noqa: BLE001  (made again, and worded, in the foreground)
-            log.debug("plain session ahead of time failed: %s", exc)
-
-    def take(self) -> SessionInfo | None:
-        self._thread.join()
-        session, self._session = self._session, None
-        return session
-
-
-def _session_for(graph: graph_mod.EncoderGraph, exposed: list[str], exposure: graph_mod.Exposure, extra,
-                 providers, allow_fallback: bool, threads: int | None, mem_pattern: bool = True) -> SessionInfo:
-    """A session over the model with ``exposed`` as outputs (``exposure``: their delta, made once
-    per open) and ``extra`` (a delta) merged in (``_in_place_or``: the weights read from the file;
-    else the whole bytes, or the path when nothing is added)."""
-    def whole():
-        if not exposed and extra is None:
-            return graph.path  # ONNX Runtime reads the file itself
-        return graph_mod.exposed_model(graph, exposed, extra, exposure)[0]
-
-    if graph.external_data:  # the weights stay in the user's files, read in place whatever the size
-        if not exposed and extra is None:
-            return create_session(graph.path, providers, allow_fallback, threads, mem_pattern=mem_pattern)
-        small = graph_mod.in_place_model(graph, exposed, extra, exposure)
-        return create_session(small, providers, allow_fallback, threads, weights_folder=graph.path.parent,
-                              mem_pattern=mem_pattern)
-    return _in_place_or(graph_mod.in_place_model(graph, exposed, extra, exposure), graph.path, whole,
-                        providers, allow_fallback, threads, mem_pattern)
-
-
-def _plain_session(path: Path, providers, allow_fallback: bool, threads: int | None) -> SessionInfo:
-    """A session over the unmodified file (``_in_place_or``: its weights read in place, the same
-    outputs bit for bit, ≈ 3x faster to create; else from the path)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes() if path.stat().st_size <= EXTERNAL_OVER else None
-    except OSError:
-        raw = None
-    small = inplace.referencing_bytes(raw, path.name) if raw is not None else None
-    del raw
-    return _in_place_or(small, path, lambda: path, providers, allow_fallback, threads)
-
-
-def _in_place_or(small: bytes | None, path: Path, whole, providers, allow_fallback: bool,
-                 threads: int | None, mem_pattern: bool = True) -> SessionInfo:
-    """A session over ``small`` (a model whose weights refer to their bytes in ``path``,
-    ``padlens.inspector.model.inplace``: ≈ 4x faster to create, no copy of the weights); when there is
-    none or ONNX Runtime refuses it, over ``whole()`` (the model as bytes, a proto or a path)."""
-    if small is not None:
-        try:
-            return create_session(small, providers, allow_fallback, threads, weights_folder=path.parent,
-                                  mem_pattern=mem_pattern)
+            return create_session(graph, options, added), plan, ""
         except ModelLoadError as exc:
-            log.debug("%s: weights not read in place (%s)", path.name, exc)
-    return create_session(whole(), providers, allow_fallback, threads, mem_pattern=mem_pattern)
+            why = f"onnxruntime refused the statistics graph ({exc})"
+    if why:
+        log.info("%s: pad statistics in numpy: %s", graph.path.name, why)  # the run's encoder.stats says why
+    return create_session(graph, options, exposure[0] if exposure else None), None, why
+
+
+def _merged(delta: onnx.ModelProto, extra: onnx.ModelProto) -> onnx.ModelProto:
+    """``delta`` and ``extra`` in one new delta (neither is changed)."""
+    merged = onnx.ModelProto()
+    merged.CopyFrom(delta)
+    merged.MergeFrom(extra)
+    return merged
 
 
 def _with_heads(probs: np.ndarray) -> np.ndarray:

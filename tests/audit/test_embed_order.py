@@ -29,7 +29,7 @@ def _write(tmp_path, texts):
 
 def file_order_rows(folder, texts, batch_size: int, normalize: bool):
     """The unsorted path: batches in file order, each padded to its longest text."""
-    runner = EmbedModel(resolve_models([folder])[0], ("cpu",), False, None)
+    runner = EmbedModel(resolve_models([folder])[0])
     rows, fed = [], 0
     for chunk in batches_of(texts, batch_size):
         batch = runner.tokenizer.encode(chunk, max_length=64, padding="longest", side="right")
@@ -57,7 +57,7 @@ def test_sorted_batches_keep_input_order_and_the_file_order_rows(toy, tmp_path, 
 def test_tokens_fed_stay_within_1_15_of_the_real_tokens_on_mixed_lengths(toy, tmp_path):
     texts = mixed_texts()
     result = E.embed(toy("honest"), _write(tmp_path, texts), tmp_path / "e.npy", batch_size=8, max_length=64)
-    runner = EmbedModel(resolve_models([toy("honest")])[0], ("cpu",), False, None)
+    runner = EmbedModel(resolve_models([toy("honest")])[0])
     real = int(runner.tokenizer.encode(texts, max_length=64, padding="longest").lengths.sum())
     _, file_order_fed = file_order_rows(toy("honest"), texts, 8, normalize=False)
     assert result.tokens == real
@@ -66,7 +66,7 @@ def test_tokens_fed_stay_within_1_15_of_the_real_tokens_on_mixed_lengths(toy, tm
 
 
 def test_each_sorted_batch_is_padded_to_its_own_longest_row_and_covers_the_window_once(toy):
-    runner = EmbedModel(resolve_models([toy("honest")])[0], ("cpu",), False, None)
+    runner = EmbedModel(resolve_models([toy("honest")])[0])
     window = runner.tokenizer.encode(mixed_texts(50), max_length=64, padding="longest")
     seen = []
     for rows, batch in E.sorted_batches(window, 8):

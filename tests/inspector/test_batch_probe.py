@@ -74,8 +74,10 @@ def test_two_rows_fail_in_onnxruntime_and_no_constant_fixes_the_batch(batch_one)
     assert load_encoder(batch_one / "model.onnx").structure.fixed_batch is None  # the static check misses it
 
 
-def test_open_fixes_the_batch_at_one_with_its_evidence_in_one_line(batch_one):
-    enc = _open(batch_one, stats=True)
+@pytest.mark.parametrize("check_exposure", [False, True])  # the probe on the instrumented or the plain session
+def test_open_fixes_the_batch_at_one_with_its_evidence_in_one_line(batch_one, check_exposure):
+    enc = _open(batch_one, stats=True, check_exposure=check_exposure)
+    assert enc.exposure_delta == (0.0 if check_exposure else None)
     s = enc.graph.structure
     assert s.fixed_batch == 1 and enc.describe().fixed_batch == 1
     assert s.fixed_batch_evidence.startswith("two rows failed at open, one row ran: Add node ")
@@ -95,7 +97,7 @@ def test_a_dynamic_batch_is_left_dynamic(zoo):
     assert _open(folder).graph.structure.fixed_batch is None
     assert _open(folder, stats=True).uses_stats
     ref = resolve_models([str(folder / "model.onnx")], str(folder))[0]
-    assert EmbedModel(ref, ["cpu"], False, None).graph.structure.fixed_batch is None
+    assert EmbedModel(ref).graph.structure.fixed_batch is None
 
 
 def test_the_reason_keeps_the_node_and_the_message_only():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import weakref
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,8 +14,10 @@ from tokenizers import Tokenizer
 from padlens.errors import BadInput
 from padlens.inspector.inputs.resolve import ModelRef, resolve_models
 from padlens.inspector.inputs.tokenize import load_tokenizer
+from padlens.inspector.runtime import encoder as encoder_mod
 from padlens.inspector.runtime.encoder import Encoder, max_abs_diff
 from padlens.inspector.runtime.feeds import make_feeds
+from padlens.inspector.runtime.session import SessionOptions
 from tests.inspector.test_tokenize import write_tokenizer
 
 LAYERS, HIDDEN, MAX_POS = 2, 32, 64  # tests/fixtures/build.py
@@ -29,7 +32,7 @@ def export(zoo):
 @pytest.fixture(scope="module")
 def encoder(export):
     (ref,) = resolve_models([export])
-    return Encoder.open(ref, threads=1)
+    return Encoder.open(ref, SessionOptions(threads=1))
 
 
 def test_run_returns_every_layer_as_float32_batch_seq_hidden(encoder):
@@ -57,17 +60,19 @@ def test_exposing_layers_leaves_the_models_own_outputs_unchanged(encoder):
 def test_without_attention_a_padlens_export_runs_as_the_file_is_with_the_same_states(encoder, export, monkeypatch):
     """attention=False exposes nothing on a file that lists every hidden state: the session is
     the file's own graph, its weights read in place (no delta, no copy) and gives the same states."""
-    from padlens.inspector.runtime import encoder as encoder_mod
+    from padlens.inspector.runtime import session as session_mod
 
-    made = []
-    real = encoder_mod.create_session
-    monkeypatch.setattr(encoder_mod, "create_session", lambda model, *a, **k: made.append(model) or real(model, *a, **k))
+    added, handed = [], []
+    real_create, real_new = session_mod.create_session, session_mod._new_session
+    monkeypatch.setattr(encoder_mod, "create_session", lambda model, options, extra=None: added.append(extra)
+                        or real_create(model, options, extra))
+    monkeypatch.setattr(session_mod, "_new_session", lambda model, *a: handed.append(model) or real_new(model, *a))
     (ref,) = resolve_models([export])
-    plain = Encoder.open(ref, threads=1, attention=False)
-    assert len(made) == 1 and plain.attention_outputs == []
-    graph = onnx.load_model_from_string(made[0])
+    plain = Encoder.open(ref, SessionOptions(threads=1), attention=False)
+    assert added == [None] and len(handed) == 1 and plain.attention_outputs == []
+    graph = onnx.load_model_from_string(handed[0])
     assert [o.name for o in graph.graph.output] == [o.name for o in onnx.load(ref.path).graph.output]
-    assert len(made[0]) < ref.path.stat().st_size
+    assert len(handed[0]) < ref.path.stat().st_size
     batch = encoder.encode(TEXTS, max_length=16)
     forward, full = plain.run(batch), encoder.run(batch)
     assert forward.attention == [] and len(full.attention) == LAYERS
@@ -96,18 +101,13 @@ def test_max_length_beyond_the_position_embeddings_is_bad_input(encoder):
         encoder.encode(TEXTS, max_length=128)
 
 
-@pytest.mark.parametrize("plain_ahead", [False, True])
-def test_a_tokenizer_larger_than_the_embedding_table_is_bad_input(export, tmp_path, plain_ahead):
-    """Also with a session made ahead: the failed open waits for it (no thread left behind)."""
-    import threading
-
+def test_a_tokenizer_larger_than_the_embedding_table_is_bad_input(export, tmp_path):
     tok = Tokenizer.from_file(str(export / "tokenizer.json"))
     tok.add_tokens([f"extra{i}" for i in range(50)])
     tok.save(str(tmp_path / "tokenizer.json"))
     ref = ModelRef(export / "model.onnx", "big-vocab", "fp32", tmp_path)
     with pytest.raises(BadInput, match="embedding table has .* rows"):
-        Encoder.open(ref, plain_ahead=plain_ahead)
-    assert not [t for t in threading.enumerate() if t.name == "padlens-plain-session"]
+        Encoder.open(ref, check_exposure=True)
 
 
 def int32_copy(export, dest):
@@ -127,23 +127,78 @@ def int32_copy(export, dest):
     return dest
 
 
-def test_the_unmodified_session_made_ahead_serves_the_exposure_check(encoder, export, monkeypatch):
-    from padlens.inspector.runtime import encoder as encoder_mod
-
-    (ref,) = resolve_models([export])
-    ahead = Encoder.open(ref, threads=1, plain_ahead=True)
+def _spy_sessions(monkeypatch) -> list:
+    """(delta added, weak reference to the session) for every session the encoder makes, in order."""
     made = []
     real = encoder_mod.create_session
-    monkeypatch.setattr(encoder_mod, "create_session", lambda model, *a, **k: made.append(model) or real(model, *a, **k))
-    batch = encoder.encode(TEXTS, max_length=16)
-    assert ahead.verify_exposure(batch) == encoder.verify_exposure(batch)
-    assert len(made) == 1  # the encoder without a session ahead made its own; the other none
-    assert ahead._plain is None  # used once, then released
+
+    def spy(model, options, added=None):
+        info = real(model, options, added)
+        made.append((added, weakref.ref(info.session)))
+        return info
+
+    monkeypatch.setattr(encoder_mod, "create_session", spy)
+    return made
+
+
+def test_the_exposure_check_releases_the_unmodified_session_before_the_instrumented_one_is_made(export, monkeypatch):
+    """The weights are never held twice: the file's own outputs on the check's batch are taken from
+    a session that is gone when the instrumented session is created, with or without statistics."""
+    (ref,) = resolve_models([export])
+    for stats in (False, True):
+        made = _spy_sessions(monkeypatch)
+        enc = Encoder.open(ref, SessionOptions(threads=1), keep_model=False, stats=stats, check_exposure=True)
+        (plain_added, plain), (added, _) = made
+        assert plain_added is None and added is not None
+        assert plain() is None  # released
+        assert enc.exposure_delta == 0.0 and enc.verify_exposure() == 0.0 and enc.uses_stats == stats
+        assert len(made) == 2  # verify_exposure made no other session
+
+
+def test_the_exposure_check_catches_an_instrumented_graph_whose_outputs_differ_from_the_files(export, tmp_path,
+                                                                                              monkeypatch):
+    """The check keeps its power: when the instrumented session computes something else than the
+    file (here its largest weight changed on disk between the two sessions), the delta says so."""
+    from padlens.inspector.model import inplace
+
+    folder = tmp_path / "changed"
+    shutil.copytree(export, folder)
+    path = folder / "model.onnx"
+    light = inplace.weightless(path.read_bytes(), path.name)
+    offset, length = max(((int(e["offset"]), int(e["length"])) for e in (
+        {x.key: x.value for x in t.external_data} for t in light.graph.initializer if t.external_data)),
+        key=lambda item: item[1])
+    real = encoder_mod.create_session
+
+    def change_then_create(model, options, added=None):
+        if added is not None:  # the instrumented session: its weights are read from the changed file
+            with open(path, "r+b") as fh:
+                fh.seek(offset)
+                values = np.frombuffer(fh.read(length), np.float32)
+                values = values + (np.arange(values.size) % 7).astype(np.float32) * np.float32(0.1)
+                fh.seek(offset)
+                fh.write(values.tobytes())
+        return real(model, options, added)
+
+    monkeypatch.setattr(encoder_mod, "create_session", change_then_create)
+    (ref,) = resolve_models([folder])
+    for keep_model in (True, False):
+        shutil.copy(export / "model.onnx", path)
+        enc = Encoder.open(ref, SessionOptions(threads=1), keep_model=keep_model, stats=True, check_exposure=True)
+        assert enc.exposure_delta > 0.01
+        assert enc.describe().exposure_max_abs_diff == enc.exposure_delta
+
+
+def test_nothing_added_to_the_graph_needs_no_second_session_and_moves_nothing(export, monkeypatch):
+    made = _spy_sessions(monkeypatch)
+    (ref,) = resolve_models([export])
+    enc = Encoder.open(ref, attention=False, check_exposure=True)
+    assert [added for added, _ in made] == [None] and enc.exposure_delta == 0.0
 
 
 def test_int32_inputs_are_fed_as_int32_and_give_the_same_states(export, encoder, tmp_path):
     (ref,) = resolve_models([int32_copy(export, tmp_path / "int32")])
-    narrow = Encoder.open(ref, threads=1)
+    narrow = Encoder.open(ref, SessionOptions(threads=1))
     batch = narrow.encode(TEXTS, max_length=12)
     feeds = narrow.feeds(batch)
     assert {a.dtype for a in feeds.values()} == {np.dtype(np.int32)}
@@ -199,7 +254,7 @@ def test_max_abs_diff_table(a, b, expected):
 
 def test_a_third_party_file_with_only_last_hidden_state_is_located_and_exposed(zoo):
     (ref,) = resolve_models([zoo("torchscript") / "model.onnx"])
-    bare = Encoder.open(ref, threads=1)
+    bare = Encoder.open(ref, SessionOptions(threads=1))
     batch = bare.encode(TEXTS, max_length=16, side="left")
     forward = bare.run(batch)
     assert len(forward.hidden) == LAYERS + 1 and list(forward.outputs) == ["last_hidden_state"]
@@ -208,17 +263,3 @@ def test_a_third_party_file_with_only_last_hidden_state_is_located_and_exposed(z
     assert forward.attention[0].shape == (3, 2, 16, 16)
     np.testing.assert_allclose(forward.attention[0].sum(axis=-1), 1.0, atol=1e-5)
     assert bare.verify_exposure(batch, forward) < 1e-5
-
-
-def test_a_process_that_exits_right_after_open_waits_for_the_session_made_ahead(export):
-    """An error just after open (inspect's length check) ends the process while the unmodified
-    session is still being made: it must exit with its own code, not abort inside ONNX Runtime."""
-    import subprocess
-    import sys
-
-    code = ("import sys; from padlens.inspector.runtime.encoder import Encoder; "
-            "from padlens.inspector.inputs.resolve import resolve_models; "
-            f"Encoder.open(resolve_models([{str(export)!r}])[0], plain_ahead=True); sys.exit(2)")
-    for _ in range(3):
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 2, proc.stderr[-500:]

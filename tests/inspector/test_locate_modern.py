@@ -157,9 +157,10 @@ def test_a_broken_residual_chain_names_both_readings_in_the_error(zoo):
 def test_a_runs_description_names_the_final_norm_and_the_stream_before_it(zoo):
     from padlens.inspector.inputs.resolve import resolve_models
     from padlens.inspector.runtime.encoder import Encoder
+    from padlens.inspector.runtime.session import SessionOptions
 
     (ref,) = resolve_models([zoo("modernbert-optimum") / "model.onnx"])
-    info = Encoder.open(ref, threads=1).describe()
+    info = Encoder.open(ref, SessionOptions(threads=1)).describe()
     layers = load_encoder(zoo("modernbert-optimum") / "model.onnx").layers
     assert (info.final_norm, info.before_final_norm) == (layers.final_norm, layers.before_final_norm)
     assert info.tensors[-1] == info.before_final_norm and info.layer_style == "pre-layernorm"

@@ -1,16 +1,19 @@
 """Session creation: provider names, availability, and providers ONNX Runtime silently drops."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
-from padlens.errors import ModelLoadError, ProviderError
+from padlens.errors import BadInput, ModelLoadError, ProviderError
 from padlens.inspector.runtime import session as sess
 from padlens.inspector.runtime.session import (
     CPU,
     PROVIDER_ALIASES,
+    SessionOptions,
     check_providers,
     create_session,
     resolve_providers,
@@ -108,7 +111,7 @@ def test_an_unavailable_provider_says_what_is_available_and_what_to_install(monk
 
 
 def test_a_cpu_session_from_a_model_proto_runs(tmp_path):
-    info = create_session(tiny_model(), ["cpu"], threads=1)
+    info = create_session(tiny_model(), SessionOptions(threads=1))
     assert info.asked == [CPU] and info.used == [CPU] and info.warnings == []
     out = info.session.run(["y"], {"input_ids": np.array([[1, 2]], dtype=np.int64)})[0]
     assert out.tolist() == [[2, 3]]
@@ -128,7 +131,7 @@ def _spy_mkdtemp(tmp_path, monkeypatch) -> list:
 
 def test_a_model_proto_under_2_gb_is_handed_to_onnxruntime_without_touching_the_disk(tmp_path, monkeypatch):
     made = _spy_mkdtemp(tmp_path, monkeypatch)
-    info = create_session(tiny_model(), ["cpu"])
+    info = create_session(tiny_model())
     assert made == [] and list(tmp_path.iterdir()) == []
     assert info.used == [CPU]
 
@@ -138,25 +141,25 @@ def test_a_model_proto_past_the_limit_is_written_to_a_temporary_folder_that_is_r
 
     monkeypatch.setattr(expose, "EXTERNAL_OVER", 10)  # any model counts as "past 2 GB"
     made = _spy_mkdtemp(tmp_path, monkeypatch)
-    create_session(tiny_model(), ["cpu"])
+    create_session(tiny_model())
     assert len(made) == 1 and list(tmp_path.iterdir()) == []
 
 
 def test_a_session_from_a_path_writes_nothing_beside_the_model(tmp_path):
     onnx.save(tiny_model(), str(tmp_path / "m.onnx"))
-    create_session(tmp_path / "m.onnx", ["cpu"])
+    create_session(tmp_path / "m.onnx")
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
 
 
 def test_cuda_silently_dropped_by_onnxruntime_is_an_error(tmp_path, cpu_only_onnxruntime, cuda_build):
     onnx.save(tiny_model(), str(tmp_path / "m.onnx"))
     with pytest.raises(ProviderError, match="dropped CUDAExecutionProvider"):
-        create_session(tmp_path / "m.onnx", ["cuda"])
+        create_session(tmp_path / "m.onnx", SessionOptions(("cuda",)))
 
 
 def test_cuda_dropped_with_allow_fallback_is_a_recorded_warning(tmp_path, cpu_only_onnxruntime, cuda_build):
     onnx.save(tiny_model(), str(tmp_path / "m.onnx"))
-    info = create_session(tmp_path / "m.onnx", ["cuda"], allow_fallback=True)
+    info = create_session(tmp_path / "m.onnx", SessionOptions(("cuda",), allow_fallback=True))
     assert info.asked == [CUDA, CPU] and info.used == [CPU]
     assert len(info.warnings) == 1 and CUDA in info.warnings[0]
     assert info.provider == CPU
@@ -164,7 +167,7 @@ def test_cuda_dropped_with_allow_fallback_is_a_recorded_warning(tmp_path, cpu_on
 
 def test_a_session_that_uses_cuda_passes_the_check(tmp_path, cuda_build, monkeypatch):
     monkeypatch.setattr(sess.ort, "InferenceSession", FakeSession)
-    info = create_session(tmp_path / "m.onnx", ["cuda"], threads=3)
+    info = create_session(tmp_path / "m.onnx", SessionOptions("cuda", threads=3))
     assert info.used == [CUDA, CPU] and info.warnings == [] and info.provider == CUDA
     assert info.session.providers == [CUDA, CPU]
     assert info.session.options.intra_op_num_threads == 3
@@ -174,10 +177,57 @@ def test_a_fake_session_that_drops_tensorrt_raises(tmp_path, cuda_build, monkeyp
     monkeypatch.setattr(FakeSession, "uses", [CUDA, CPU])
     monkeypatch.setattr(sess.ort, "InferenceSession", FakeSession)
     with pytest.raises(ProviderError, match="dropped TensorrtExecutionProvider"):
-        create_session(tmp_path / "m.onnx", ["tensorrt", "cuda"])
+        create_session(tmp_path / "m.onnx", SessionOptions(("tensorrt", "cuda")))
 
 
 def test_a_file_onnxruntime_cannot_load_is_a_model_load_error(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelLoadError, match="onnxruntime cannot load"):
-        create_session(tmp_path / "bad.onnx", ["cpu"])
+        create_session(tmp_path / "bad.onnx")
+
+
+def test_session_options_are_frozen_and_checked_once():
+    options = SessionOptions("cuda", threads="2")
+    assert options.providers == ("cuda",) and options.threads == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.threads = 3
+    with pytest.raises(BadInput, match="threads must be at least 1, got 0"):
+        SessionOptions(threads=0)
+    assert options.replace(providers=("cpu",)) == SessionOptions(("cpu",), threads=2)
+
+
+def test_a_commands_run_options_give_one_session_options_per_provider():
+    from padlens.inspector.inputs.options import RunOptions
+
+    run = RunOptions(providers=("cpu", "cuda"), threads=3, allow_fallback=True)
+    assert SessionOptions.of(run) == SessionOptions(("cpu", "cuda"), True, 3)
+    assert SessionOptions.of(run, "cuda", mem_pattern=False) == SessionOptions(("cuda",), True, 3, False)
+
+
+@pytest.mark.parametrize("mem_pattern", [True, False])
+def test_every_session_option_reaches_onnxruntime(tmp_path, mem_pattern):
+    info = create_session(tiny_model(), SessionOptions(threads=2, mem_pattern=mem_pattern))
+    made = info.session.get_session_options()
+    assert made.intra_op_num_threads == 2 and made.inter_op_num_threads == 1
+    assert made.enable_mem_pattern is mem_pattern and info.options.mem_pattern is mem_pattern
+
+
+def test_a_file_is_read_in_place_and_its_session_says_the_same_as_onnxruntime_reading_the_path(tmp_path, monkeypatch):
+    """A self-contained file's weights are referred to, not copied: what ONNX Runtime is handed is
+    smaller than the file and names its folder; the outputs are those of the file read by ORT."""
+    weights = numpy_helper.from_array(np.arange(512, dtype=np.float32).reshape(64, 8), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["w", "input_ids"], ["y"])], "table",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "t"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "t", 8])], [weights])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    handed = []
+    real = sess._new_session
+    monkeypatch.setattr(sess, "_new_session", lambda model, options, *a: handed.append(
+        (model, options.get_session_config_entry(sess.EXTERNAL_FOLDER_KEY))) or real(model, options, *a))
+    ids = {"input_ids": np.array([[1, 63]], dtype=np.int64)}
+    got = create_session(tmp_path / "m.onnx").session.run(None, ids)[0]
+    model, folder = handed[-1]
+    assert isinstance(model, bytes) and len(model) < (tmp_path / "m.onnx").stat().st_size - 1500
+    assert folder == str(tmp_path)
+    np.testing.assert_array_equal(got, sess.ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, ids)[0])

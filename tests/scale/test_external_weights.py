@@ -31,9 +31,11 @@ def spy(file, *args, **kwargs):
 builtins.open = io.open = spy
 from padlens.inspector.inputs.resolve import resolve_models
 from padlens.inspector.runtime.encoder import Encoder
+from padlens.inspector.runtime.session import SessionOptions
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 tmp_before = sorted(os.listdir(tempfile.gettempdir()))
-enc = Encoder.open(resolve_models([sys.argv[1]])[0], keep_model=False, stats=True, plain_ahead=True, threads=1)
+enc = Encoder.open(resolve_models([sys.argv[1]])[0], SessionOptions(threads=1), keep_model=False, stats=True,
+                   check_exposure=True)
 batch = enc.encode(["the cat sat on the mat"], 16)
 enc.run_stats(batch)
 delta = enc.verify_exposure(batch)
@@ -74,25 +76,26 @@ def test_opening_an_external_data_model_reads_no_weights_into_python_and_writes_
     assert got["tmp"] == got["tmp_before"]  # opening and running wrote no copy of the model
     assert sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()) < 1e6
     assert got["stats"] == "graph"
-    assert got["delta"] == 0.0  # under the 1 GB limit the exposure check still runs
+    assert got["delta"] == 0.0  # the exposure check runs at every size (its session released first)
     # before: 2x the weights at least (loaded into the proto, then serialised for ORT);
     # now ORT's own copy of the weights and little else
     assert got["peak"] - got["before"] < 1.5 * weights, (got["peak"] - got["before"]) / weights
 
 
-def test_above_the_size_limit_the_run_says_it_skipped_the_exposure_check_and_the_attention_maps(zoo, monkeypatch):
+def test_above_the_attention_limit_the_run_says_it_left_out_the_attention_maps_and_still_checks_exposure(
+        zoo, monkeypatch):
     from padlens.inspector.inspect import inspect
     from padlens.inspector.runtime import encoder as encoder_mod
 
     model = str(zoo("padlens") / "model.onnx")
     texts = ["the cat sat on the mat", "a dog"]
     small = inspect([model], texts=texts, max_length=16).runs[0]
-    monkeypatch.setattr(encoder_mod, "PLAIN_CHECK_MAX", 0)  # any model counts as big
+    monkeypatch.setattr(encoder_mod, "ATTENTION_STATS_MAX", 0)  # any model counts as big
     big = inspect([model], texts=texts, max_length=16).runs[0]
-    assert small.exposure_max_abs_diff == 0.0 and big.exposure_max_abs_diff is None
+    assert small.exposure_max_abs_diff == 0.0 and big.exposure_max_abs_diff == 0.0
     assert small.layers[1].attn_pad_to_content is not None and big.layers[1].attn_pad_to_content is None
-    assert any("exposure not re-checked" in w for w in big.warnings)
     assert any("attention maps not measured" in w for w in big.warnings)
-    assert not any("exposure not re-checked" in w for w in small.warnings)
+    assert not any("attention maps not measured" in w for w in small.warnings)
+    assert not any("exposure not re-checked" in w for w in big.warnings + small.warnings)
     # the hidden-state metrics are the same either way
     assert [layer.pad_pad_cos for layer in big.layers] == [layer.pad_pad_cos for layer in small.layers]

@@ -106,7 +106,7 @@ def test_the_decoder_padded_on_the_left_as_its_tokenizer_says_still_equals_encod
     from padlens.inspector.stats.pooling import l2_normalize
 
     folder = st_models["decoder"]
-    model = EmbedModel(pick_ref(resolve_models([folder])), ("cpu",), False, None)
+    model = EmbedModel(pick_ref(resolve_models([folder])))
     assert model.tokenizer.padding_side == "left"
     batch = model.tokenizer.encode(read_texts(None, folder / "texts.txt"), max_length=64, padding="longest",
                                    side="left")
