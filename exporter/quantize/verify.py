@@ -63,8 +63,9 @@ def pooled(ref, texts, threads: int | None, config=None) -> tuple[np.ndarray, ob
     from padlens.inspector.embed import pooling_for, sorted_batches
     from padlens.inspector.inputs.lengths import choose_max_length
     from padlens.inspector.runtime.embed_model import EmbedModel
+    from padlens.inspector.runtime.session import SessionOptions
 
-    runner = EmbedModel(ref, ("cpu",), False, threads, graph_pooling=True)
+    runner = EmbedModel(ref, SessionOptions(threads=threads), graph_pooling=True)
     config = config or pooling_for(ref, runner, "auto", None)
     own = next((int(c) for c in (config.max_length, runner.tokenizer.model_max_length) if c), 512)
     window = runner.tokenizer.encode(list(texts), max_length=choose_max_length(None, [runner], default=own),
