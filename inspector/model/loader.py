@@ -14,20 +14,35 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Iterator
 
 import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
-from onnx.external_data_helper import (
-    ExternalDataInfo,
-    _get_all_tensors,
-    load_external_data_for_tensor,
-    uses_external_data,
-)
+from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_tensor, uses_external_data
 
 from padlens.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
+
+
+def all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor a model holds, through public protos only: initializers and tensor attributes
+    (``t``, ``tensors``) of the graph, of its subgraphs (``g``, ``graphs``) and of its functions' nodes."""
+    graphs, nodes = [model.graph], [n for f in model.functions for n in f.node]
+    while graphs or nodes:
+        if graphs:
+            graph = graphs.pop()
+            yield from graph.initializer
+            nodes.extend(graph.node)
+            continue
+        for attr in nodes.pop().attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                graphs.append(attr.g)
+            graphs.extend(attr.graphs)
 
 ROLE_NAMES = {
     "input_ids": ("input_ids", "ids", "input", "inputs", "input_id", "token_ids", "tokens"),
@@ -85,7 +100,7 @@ def read_model(path: str | os.PathLike) -> tuple[Path, onnx.ModelProto, bytes | 
     raw, model = _parse(path)
     check_op_domains(path, model)
     check_external_data(model, path.parent)
-    external = any(uses_external_data(t) for t in _get_all_tensors(model))
+    external = any(uses_external_data(t) for t in all_tensors(model))
     return path, model, None if external else raw
 
 
@@ -106,7 +121,7 @@ def small_external_value(tensor: TensorProto, folder: Path | None) -> np.ndarray
 def weight_bytes(model: onnx.ModelProto) -> int:
     """Bytes of the model's initializers, inline or external (from their recorded lengths)."""
     total = 0
-    for tensor in _get_all_tensors(model):
+    for tensor in all_tensors(model):
         if uses_external_data(tensor):
             total += ExternalDataInfo(tensor).length or 0
         else:
@@ -162,7 +177,7 @@ def iter_nodes(graph: onnx.GraphProto):
 def check_external_data(model: onnx.ModelProto, folder: Path) -> None:
     """Refuse external-data locations that are absolute or resolve outside ``folder``."""
     base = folder.resolve()
-    for tensor in _get_all_tensors(model):
+    for tensor in all_tensors(model):
         if not uses_external_data(tensor):
             continue
         location = ExternalDataInfo(tensor).location

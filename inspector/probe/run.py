@@ -210,11 +210,6 @@ def fitter():
         raise MissingExtra(f"padlens probe needs scikit-learn: {INSTALL_HINT}") from exc
 
 
-def read_labels(path: str | Path, column: str) -> list[str | None]:
-    """The ``column`` of a .jsonl/.csv texts file, one entry per text ``iter_texts`` yields."""
-    return read_labelled(path, column)[1]
-
-
 def read_labelled(path: str | Path, column: str) -> tuple[list[str], list[str | None]]:
     """The texts of a .jsonl/.csv file (or a folder or glob of them) and their ``column``, from
     one read (``inputs.texts.iter_file_rows``: the texts and errors ``iter_texts`` gives).

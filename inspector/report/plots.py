@@ -9,7 +9,6 @@ import base64
 import io
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -131,26 +130,6 @@ def _layer_axis(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer")
     ax.grid(alpha=0.3)
-
-
-def pad_pad_cos_only(runs, title: str | None = None) -> Plot:
-    """One panel: pad_pad_cos and pad_real_cos per layer (the README's image)."""
-    plot = Plot("pad-pad-cos", "pad–pad and pad–real cosine by layer", "")
-    fig = new_figure(420)
-    ax = fig.subplots()
-    for name, run in zip(run_names(runs), runs):
-        x = [layer.index for layer in run.layers]
-        line, = ax.plot(x, _finite(layer.pad_pad_cos for layer in run.layers), marker="o",
-                        label=f"pad–pad {name}")
-        ax.plot(x, _finite(layer.pad_real_cos for layer in run.layers), marker="s", ls="--",
-                color=line.get_color(), label=f"pad–real {name}")
-    _layer_axis(ax)
-    ax.set_xlabel("layer (0 = embedding output)")
-    ax.set_ylabel("mean cosine")
-    ax.set_ylim(-0.1, 1.05)
-    ax.legend(fontsize=8)
-    ax.set_title(title or "What the [PAD] positions hold: pads are near copies of each other, unlike the words")
-    return _finish(plot, fig)
 
 
 # ---------------------------------------------------------------- heatmaps
@@ -300,15 +279,3 @@ def _nz(v) -> float:
     if v is None or not math.isfinite(float(v)):
         return float("nan")
     return max(float(v), 0.0)
-
-
-def save_png(plot: Plot, path: str | Path) -> Path:
-    """Write a rendered plot's PNG atomically (readable as the umask allows)."""
-    from padlens.errors import BadInput
-    from padlens.fsio import atomic_path
-
-    if plot.png is None:
-        raise BadInput(f"plot {plot.name} has no data: {plot.note}")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(plot.png)
-    return Path(path)

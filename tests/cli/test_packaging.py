@@ -59,7 +59,19 @@ def test_version_prints_the_package_version():
     assert f"padlens, version {__version__}" in proc.stdout
 
 
-@pytest.mark.parametrize("command", ["", "export", "models", "inspect", "audit", "embed", "demo"])
+def registered_commands() -> list[str]:
+    """Every command of the ``padlens`` click group, as the CLI registers them (not a list kept by hand)."""
+    from padlens.cli import _register, cli
+
+    _register()
+    return list(cli.commands)
+
+
+def test_the_help_test_covers_probe_and_quantize():
+    assert {"probe", "quantize", "inspect", "audit", "embed", "export", "demo"} <= set(registered_commands())
+
+
+@pytest.mark.parametrize("command", ["", *registered_commands()])
 def test_every_help_has_an_example_and_loads_no_torch(command):
     proc = _run(*([command] if command else []), "--help")
     assert proc.returncode == 0, proc.stderr

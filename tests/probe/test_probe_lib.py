@@ -14,7 +14,7 @@ from padlens.inspector.probe.run import (
     class_target,
     fit_layers,
     read_inputs,
-    read_labels,
+    read_labelled,
     split_texts,
 )
 
@@ -132,7 +132,7 @@ def test_labels_follow_the_texts_the_reader_keeps(tmp_path):
 def test_csv_labels_are_read_by_column(tmp_path):
     f = tmp_path / "t.csv"
     f.write_text("text,lang\nhello,en\nbonjour,fr\n")
-    assert read_labels(f, "lang") == ["en", "fr"]
+    assert read_labelled(f, "lang") == (["hello", "bonjour"], ["en", "fr"])
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
