@@ -1,6 +1,7 @@
 """`padlens audit`: does padding leak into real tokens? Checks per model, precision and provider.
 
-The package: ``results`` (CheckResult, AuditResult, JUnit), ``variants`` (the padded variants),
+The package: ``results`` (CheckResult, AuditResult, JUnit), ``variants`` (what a variant is), ``running`` (how
+it is run), ``cache`` (the ``Probe``: what is cached),
 ``facts`` (what the checks read, gathered once), the check families ``invariance``, ``graph_checks``
 and ``drift``, the ``registry`` describing each check once, ``render`` (terminal text) and
 ``run`` (the ``audit()`` entry point). Names are imported lazily, so reading the registry
@@ -16,7 +17,7 @@ _EXPORTS = {
     "audit": "run", "audit_run": "run", "DEFAULT_TEXTS": "run", "Settings": "run",
     "AuditResult": "results", "CheckResult": "results", "DriftPoint": "results", "Verdict": "results",
     "ERROR": "results", "WARNING": "results",
-    "Probe": "variants", "Sequences": "variants", "tokenize": "variants",
+    "Probe": "cache", "Layout": "variants", "Sequences": "variants", "tokenize": "variants",
     "Facts": "facts", "SPECS": "registry", "CheckSpec": "registry", "render_text": "render",
     "check_model": "api",
 }

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +24,8 @@ class StateDiff:
         delta_layer: the layer holding it.
         pooled_cos: cosine of the masked-mean pooled last layer.
         nonfinite_layer: first layer with NaN/Inf anywhere in the compared states, else None.
+        layer_cos: per layer 0..L, the lowest cosine of one real token's state (-1 where non-finite).
+        layer_delta: per layer 0..L, the largest relative |Δ| of one token's state (inf where non-finite).
     """
 
     min_cos: float = 1.0
@@ -32,6 +34,15 @@ class StateDiff:
     delta_layer: int = 0
     pooled_cos: float = 1.0
     nonfinite_layer: int | None = None
+    layer_cos: list[float] = field(default_factory=list)
+    layer_delta: list[float] = field(default_factory=list)
+
+    def first_beyond(self, cos: float | None, delta: float | None) -> int | None:
+        """The first layer whose cosine is below ``cos`` or whose |Δ| is above ``delta``, else None."""
+        for layer, (c, d) in enumerate(zip(self.layer_cos, self.layer_delta)):
+            if (cos is not None and c < cos) or (delta is not None and d > delta):
+                return layer
+        return None
 
     @property
     def worst_cos(self) -> float:
@@ -64,6 +75,8 @@ def compare_states(ref: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> Stat
                 if diff.nonfinite_layer is None:
                     diff.nonfinite_layer = layer
                 diff.min_cos, diff.cos_layer = -1.0, layer
+                diff.layer_cos.append(-1.0)
+                diff.layer_delta.append(math.inf)
                 continue
             cos = float(cosines(r64, g64).min()) if len(r64) else 1.0
             _note_layer(diff, layer, cos, _max_delta(r64[None], g64[None])[0] if len(r64) else 0.0)
@@ -101,7 +114,9 @@ def _max_delta(r64: np.ndarray, g64: np.ndarray) -> np.ndarray:
 
 
 def _note_layer(diff: StateDiff, layer: int, cos: float, delta: float) -> None:
-    """Keep ``layer``'s cosine and Δ when they are the worst so far (the first layer wins ties)."""
+    """Record ``layer``'s cosine and Δ; keep them when they are the worst so far (the first layer wins ties)."""
+    diff.layer_cos.append(float(cos))
+    diff.layer_delta.append(float(delta))
     if cos < diff.min_cos:
         diff.min_cos, diff.cos_layer = cos, layer
     if delta > diff.max_delta:
@@ -125,12 +140,15 @@ class Case:
         what: what was done, in words ("padded to 17 (+8)").
         diff: the measured movement.
         added_pads: pads added to the text alone (padding cases), else 0.
+        sides: (reference, variant) as ``trace.Side`` (batch, row, real tokens) where the case can be
+            traced to its node, else None.
     """
 
     index: int
     what: str
     diff: StateDiff
     added_pads: int = 0
+    sides: tuple | None = None
 
 
 def score(diff: StateDiff, tol: tl.Tolerance) -> float:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from padlens.inspector.audit import tolerances as tl
+from padlens.inspector.audit.cache import Probe
 from padlens.inspector.audit.compare import cosines
 from padlens.inspector.audit.results import Verdict
-from padlens.inspector.audit.variants import Probe, Sequences
+from padlens.inspector.audit.variants import Sequences
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 
 from padlens.inspector.audit import graph_checks as G
 from padlens.inspector.audit import tolerances as tl
+from padlens.inspector.audit.cache import Probe
 from padlens.inspector.audit.compare import Case, compare_states
 from padlens.inspector.audit.invariance import measure_padding
-from padlens.inspector.audit.variants import Probe, with_full_mask
+from padlens.inspector.audit.variants import Layout, with_full_mask
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,8 @@ def measure_mask_effect(probe: Probe) -> tuple[float, int | None]:
     return min(effects) if effects else (math.nan, None)
 
 
-def graph_facts(encoder, probe: Probe) -> Facts:
-    """The facts read from the graph and the probe's settings, before anything runs (the
+def graph_facts(encoder, layout: Layout) -> Facts:
+    """The facts read from the graph and the run's layout, before anything runs (the
     all-ones mask's effect is NaN, on no text, until ``measured``)."""
     model = encoder.graph.model
     masks = tuple(s.name for s in encoder.graph.inputs if s.role == "attention_mask")
@@ -106,9 +107,9 @@ def graph_facts(encoder, probe: Probe) -> Facts:
         mask_quantized=tuple(G.find_quantized_mask_path(model, masks)),
         mask_as_lengths=tuple(G.mask_index_nodes(model)),
         has_positions_input=any(s.role == "position_ids" for s in encoder.graph.inputs),
-        mask_effect=math.nan, mask_effect_text=None, width=probe.width,
-        texts_with_pads=sum(probe.has_pads(i) for i in range(probe.count)), batch_size=probe.batch_size,
-        **structure_facts(encoder, probe.side))
+        mask_effect=math.nan, mask_effect_text=None, width=layout.width,
+        texts_with_pads=sum(layout.has_pads(i) for i in range(layout.count)), batch_size=layout.batch_size,
+        **structure_facts(encoder, layout.side))
 
 
 def measured(facts: Facts, probe: Probe) -> Facts:

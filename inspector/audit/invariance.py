@@ -5,10 +5,12 @@ import math
 
 import numpy as np
 
+from padlens.inspector.audit.cache import Probe
 from padlens.inspector.audit.compare import Case, StateDiff, compare_states, describe, worst
 from padlens.inspector.audit.graph_checks import names
-from padlens.inspector.audit.results import DriftPoint, Verdict
-from padlens.inspector.audit.variants import Probe, Row, with_blank_rows, with_random_pads
+from padlens.inspector.audit.results import DriftPoint, Evidence, Verdict
+from padlens.inspector.audit.trace import LeakNode, Side
+from padlens.inspector.audit.variants import Row, with_blank_rows, with_random_pads
 
 # --------------------------------------------------------------------------- shared wording
 
@@ -43,20 +45,50 @@ def state_diff(ref: list[np.ndarray], row: Row) -> StateDiff:
     return d
 
 
+def evidence(ctx, top: Case, tol) -> Evidence:
+    """``top``'s drift per layer, its first layer beyond ``tol`` and its worst layer."""
+    d = top.diff
+    first = d.nonfinite_layer if d.nonfinite_layer is not None else d.first_beyond(tol.cos, tol.delta)
+    return Evidence(ctx.seqs.name(top.index), top.what, tuple(1.0 - c for c in d.layer_cos), tuple(d.layer_delta),
+                    tol.cos, tol.delta, first, d.cos_layer)
+
+
+def _first_words(ev: Evidence) -> str:
+    """Where the drift begins, beside the worst layer the case names."""
+    if ev.first_layer is None:
+        return ""
+    return f"; first beyond the tolerance at layer {ev.first_layer}"
+
+
+def traced(ctx, top: Case, ev: Evidence) -> LeakNode | None:
+    """The node where ``top``'s leak enters (``trace.py``), or None when it cannot be traced."""
+    if top.sides is None or ev.first_layer is None or top.diff.nonfinite_layer is not None:
+        return None
+    from padlens.inspector.audit.trace import trace
+
+    return trace(ctx.probe.encoder, ev.first_layer, *top.sides, ctx.tol("padding_invariance").delta
+                 if ev.delta_ceiling is None else ev.delta_ceiling)
+
+
 def fold(ctx, name: str, cases: list[Case], scope: str, across: str | None = "padding",
          note: str = "") -> Verdict:
-    """Fold ``cases`` into one verdict that names the worst one and its likely cause."""
+    """Fold ``cases`` into one verdict that names the worst one, where its drift begins, its likely
+    cause and, for a failed check whose cases can be traced, the node where the leak enters."""
     tol = ctx.tol(name)
     passed, top = worst(cases, tol)
     if top is None:
         return Verdict(True, None, tol.cos, f"not measured: {note or 'no case applies'}")
-    detail = (f"worst of {scope}: {describe(ctx.seqs.name(top.index), top)} "
+    ev = evidence(ctx, top, tol)
+    detail = (f"worst of {scope}: {describe(ctx.seqs.name(top.index), top)}{_first_words(ev)} "
               f"({'within' if passed else 'beyond'} min cos {tol.cos:g}, max |Δ| {tol.delta:g}).")
+    node = None if passed else traced(ctx, top, ev)
     if not passed and across is not None:
         detail += " " + likely_cause(ctx.facts, top.diff, across)
+    if node is not None:
+        detail += f" Traced: {node.words()}."
     if note:
         detail += " " + note
-    return Verdict(passed, top.diff.worst_cos, tol.cos, detail)
+    return Verdict(passed, top.diff.worst_cos, tol.cos, detail, node=node, evidence=ev)
 
 
 # --------------------------------------------------------------------------- measurements
@@ -80,7 +112,9 @@ def measure_padding(probe: Probe) -> list[Case]:
         n, ref = probe.length(i), probe.reference(i).real
         for width in pad_targets(n, probe.width):
             row = probe.padded(i) if width == probe.width else rows.pop((i, width))
-            cases.append(Case(i, f"padded to {width} (+{width - n})", state_diff(ref, row), added_pads=width - n))
+            sides = (Side(probe.rows([i], n), 0, n), Side(probe.rows([i], width), 0, n))
+            cases.append(Case(i, f"padded to {width} (+{width - n})", state_diff(ref, row), added_pads=width - n,
+                              sides=sides))
     return cases
 
 
@@ -130,7 +164,9 @@ def batch_neighbour_invariance(ctx) -> Verdict:
         others = [int(n) for k, n in enumerate(batch.lengths) if k != row]
         what = (f"between a {min(others)}-token and a {max(others)}-token neighbour" if len(others) == 2
                 else f"in a batch of {len(batch.lengths)} (neighbours of {min(others)} to {max(others)} tokens)")
-        cases.append(Case(i, what, state_diff(probe.baseline(i), states)))
+        n = probe.length(i)
+        alone = Side(probe.rows([i], probe.width if probe.has_pads(i) else n), 0, n)
+        cases.append(Case(i, what, state_diff(probe.baseline(i), states), sides=(alone, Side(batch, row, n))))
     scope = (f"{len(cases)} texts, each batched beside neighbours up to {probe.width} tokens, "
              "against the same text padded alone to the same length")
     return fold(ctx, "batch_neighbour_invariance", cases, scope, across="batch")

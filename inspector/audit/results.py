@@ -25,6 +25,9 @@ class CheckResult:
         detail: one or two sentences naming the worst case and the likely cause; starts with
             ``not applicable: `` and the reason when the check cannot say anything here.
         applicable: False when the check cannot say anything about this model run.
+        node: where the leak enters, when a failed invariance check traced it
+            (``trace.LeakNode``: layer, name, op_type, inputs, tensor, local_error, accumulated_error); else None.
+        evidence: the worst case's drift per layer (``Evidence``) for the report's figure; not in the JSON.
     """
 
     model: str
@@ -35,6 +38,8 @@ class CheckResult:
     threshold: float | None
     detail: str
     applicable: bool = True
+    node: object | None = None
+    evidence: Evidence | None = field(default=None, metadata={"json": False})  # jsonable.NOT_IN_JSON
 
     @classmethod
     def not_applicable(cls, model: str, name: str, severity: str, reason: str) -> CheckResult:
@@ -186,6 +191,31 @@ def _junit_suite(root: ET.Element, model: str, results: list[CheckResult]) -> No
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """The worst case of an invariance check, layer by layer, against the same text alone.
+
+    Attributes:
+        text: the text's name (``text 3 'The kettle...' (9 tokens)``).
+        what: what was done to it (``padded to 128 (+119)``).
+        one_minus_cos: per layer 0..L, 1 − the lowest cosine of one real token's state.
+        delta: per layer 0..L, the largest |Δ| of one real token's state / the state norm.
+        cos_floor: the tolerance's minimum cosine (None where unused).
+        delta_ceiling: the tolerance's maximum |Δ| (None where unused).
+        first_layer: the first layer beyond the tolerance, None when within it everywhere.
+        worst_layer: the layer of the lowest cosine.
+    """
+
+    text: str
+    what: str
+    one_minus_cos: tuple[float, ...]
+    delta: tuple[float, ...]
+    cos_floor: float | None
+    delta_ceiling: float | None
+    first_layer: int | None
+    worst_layer: int
+
+
+@dataclass(frozen=True)
 class Verdict:
     """What one check measured on one run; the runner adds the run's label, the check's name and
     its severity (from the registry) to make the CheckResult.
@@ -195,9 +225,13 @@ class Verdict:
         value: the measured value, or None when not measured.
         threshold: the value it is held to.
         detail: the worst case and the likely cause.
+        node: where the leak enters (``trace.LeakNode``), when traced.
+        evidence: the worst case per layer, for the report.
     """
 
     passed: bool
     value: float | None
     threshold: float | None
     detail: str
+    node: object | None = None
+    evidence: Evidence | None = None

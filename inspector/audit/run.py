@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from padlens.errors import BadInput
 from padlens.inspector.audit import graph_checks, invariance, pooling_checks, positions, registry
 from padlens.inspector.audit import tolerances as tl
+from padlens.inspector.audit.cache import Probe
 from padlens.inspector.audit.drift import RunRecord, drift_verdicts
 from padlens.inspector.audit.facts import Facts, RunContext, graph_facts, measured
 from padlens.inspector.audit.results import AuditResult, CheckResult, DriftPoint, RunSettings, Verdict
-from padlens.inspector.audit.variants import Probe, tokenize
+from padlens.inspector.audit.variants import Layout, tokenize
 from padlens.inspector.inputs.lengths import choose_max_length
 from padlens.inspector.inputs.options import RunOptions
 
@@ -51,7 +52,7 @@ class Settings:
 def result_of(spec: registry.CheckSpec, label: str, verdict: Verdict) -> CheckResult:
     """A check's verdict on one run as the CheckResult the JSON reports."""
     return CheckResult(label, spec.name, spec.severity, bool(verdict.passed), verdict.value,
-                       verdict.threshold, verdict.detail)
+                       verdict.threshold, verdict.detail, node=verdict.node, evidence=verdict.evidence)
 
 
 def run_check(spec: registry.CheckSpec, ctx: RunContext) -> CheckResult:
@@ -62,22 +63,23 @@ def run_check(spec: registry.CheckSpec, ctx: RunContext) -> CheckResult:
     return result_of(spec, ctx.label, RUN_CHECKS[spec.name](ctx))
 
 
-def open_probe(encoder, texts: list[str], settings: Settings, compared: bool = False) -> Probe:
-    """The run's probe: texts tokenized once and the padded width chosen (nothing run yet);
+def open_layout(encoder, texts: list[str], settings: Settings, compared: bool = False) -> Layout:
+    """The run's layout: texts tokenized once and the padded width chosen (nothing run yet);
     ``compared`` keeps the pads' states reference_drift compares with other runs."""
     max_len = choose_max_length(settings.max_length, [encoder])
     seqs = tokenize(encoder, texts, max_len)
     width = max_len if settings.padding == "max_length" else max(len(ids) for ids in seqs.ids)
-    return Probe(encoder, seqs, width, encoder.padding_side(settings.side)[0], settings.batch_size, compared)
+    return Layout(encoder.tokenizer, seqs, width, encoder.padding_side(settings.side)[0], settings.batch_size,
+                  compared)
 
 
 def open_run(encoder, texts: list[str], settings: Settings, compared: bool = False) -> tuple[Probe, Facts]:
     """The run's probe and facts: the graph read once; each text run alone, and whether the
     model's rows are independent of their batch (then variants, the facts' measurement first,
     run stacked; never tried on a graph with dynamic quantization, whose scales span the batch)."""
-    probe = open_probe(encoder, texts, settings, compared)
-    facts = graph_facts(encoder, probe)
-    probe.check_rows_independent(allowed=not facts.dynamic)
+    layout = open_layout(encoder, texts, settings, compared)
+    facts = graph_facts(encoder, layout)
+    probe = Probe.open(encoder, layout, stacking_allowed=not facts.dynamic)
     return probe, measured(facts, probe)
 
 

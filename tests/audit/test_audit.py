@@ -7,7 +7,8 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from padlens.errors import BadInput
-from padlens.inspector.audit import AuditResult, CheckResult, Probe, audit, tokenize
+from padlens.inspector.audit import AuditResult, CheckResult, Layout, Probe, audit, tokenize
+from padlens.inspector.audit.running import Runner
 from tests.audit import toys
 
 TEXTS = ["this is a sample sentence", "the cat sat on the mat", "a dog", "padding text is short"]
@@ -91,7 +92,7 @@ def test_references_are_computed_once_per_text(toy):
     from padlens.inspector.runtime.encoder import Encoder
 
     enc = Encoder.open(resolve_models([toy("honest")])[0])
-    probe = Probe(enc, tokenize(enc, TEXTS, 32), 32)
+    probe = Probe(Layout(enc.tokenizer, tokenize(enc, TEXTS, 32), 32), Runner(enc))
     for _ in range(3):
         probe.reference(0)
         probe.padded(0, 32)
@@ -101,8 +102,8 @@ def test_references_are_computed_once_per_text(toy):
 def test_to_dict_has_exactly_the_contract_keys(toy):
     d = _audit(toy("honest")).to_dict()
     assert set(d) == {"passed", "checks", "runs"}  # runs: how each was fed (padding side and why)
-    assert all(set(c) == {"model", "name", "severity", "passed", "value", "threshold", "detail", "applicable"}
-               for c in d["checks"])
+    assert all(set(c) == {"model", "name", "severity", "passed", "value", "threshold", "detail", "applicable",
+                          "node"} for c in d["checks"])  # node: where a failed check's leak enters
     json.dumps(d, allow_nan=False)
 
 
@@ -143,7 +144,7 @@ def test_a_fused_graph_that_turns_the_mask_into_lengths_fails_the_other_padding_
 
 
 def test_batch_size_sets_the_rows_of_each_neighbour_batch(toy, monkeypatch):
-    from padlens.inspector.audit.variants import Probe as P
+    from padlens.inspector.audit.cache import Probe as P
 
     rows = []
     batch_rows = P.batch_rows

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from padlens.inspector.audit import Probe, registry
+from padlens.inspector.audit import registry, running
 from padlens.inspector.audit.facts import RunContext
 from padlens.inspector.audit.run import Settings, open_run, run_check
 from padlens.inspector.audit.variants import take_row
@@ -36,7 +36,7 @@ def _cached(probe):
 @pytest.mark.parametrize("batched", [True, False])
 def test_every_cached_variant_holds_its_real_tokens_in_arrays_of_its_own(toy, monkeypatch, batched):
     if not batched:
-        monkeypatch.setattr(Probe, "check_rows_independent", lambda self, allowed=True: False)
+        monkeypatch.setattr(running, "measure_independence", lambda runner, layout: running.Independence())
     probe, results = _audited(toy)
     assert probe.batched == batched and all(r.passed for r in results)
     layers, cached = len(probe.encoder.hidden_outputs), _cached(probe)

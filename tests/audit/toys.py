@@ -116,11 +116,16 @@ def build(kind: str, vocab: int) -> onnx.ModelProto:
                  g.const(np.array([2], np.int64)))
         peak = g.op("ReduceMax", g.op("Abs", g.op("Mul", h0, m)), keepdims=0)
         h1 = g.op("Mul", h1, g.op("Add", g.const(np.float32(1)), g.op("Mul", peak, g.const(np.float32(0.1)))))
+    if kind == "reshape-mix":  # an export's bug: Reshape [B, T, H] -> [T, B, H] where a Transpose belonged
+        shape = g.op("Shape", h1)
+        dims = [g.op("Gather", shape, g.const(np.array([k], np.int64)), axis=0) for k in (1, 0, 2)]
+        mixed = g.op("Reshape", h1, g.op("Concat", *dims, axis=0))
+        h1 = g.op("Tanh", g.op("Transpose", mixed, perm=[1, 0, 2]))
     return g.model({"last_hidden_state": h1, "hidden_states.0": h0, "hidden_states.1": h1})
 
 
 KINDS = ("honest", "honest-matmul", "positional", "leaky", "ignores-mask", "nan", "batch-mix",
-         "dynamic", "qdq-mask", "qdq-activation")
+         "dynamic", "qdq-mask", "qdq-activation", "reshape-mix")
 
 
 def vocab_size(tokenizer_dir: Path) -> int:
