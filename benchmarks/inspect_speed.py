@@ -51,6 +51,13 @@ def corpus_texts(n: int) -> list[str]:
     return [lines[i % len(lines)] + (f" ({i})" if i >= len(lines) else "") for i in range(n)]
 
 
+def session_options(args):
+    """The ``SessionOptions`` of ``--provider`` and ``--threads``."""
+    from padlens.inspector.runtime.session import SessionOptions
+
+    return SessionOptions(tuple(args.provider), threads=args.threads)
+
+
 def model_file(folder: str) -> str:
     path = Path(folder)
     return str(path / "model.onnx" if path.is_dir() else path)
@@ -129,8 +136,8 @@ def paired(args, texts: list[str]) -> dict:
     runs = {}
     for mode in ("numpy", "graph"):
         start = time.perf_counter()
-        enc = Encoder.open(resolve_models([model_file(args.model)])[0], providers=tuple(args.provider),
-                           threads=args.threads, keep_model=False, stats=mode == "graph", plain_ahead=True)
+        enc = Encoder.open(resolve_models([model_file(args.model)])[0], session_options(args), keep_model=False,
+                           stats=mode == "graph", check_exposure=True)
         runs[mode] = steps.new_run(enc.ref, args.provider[0], enc, time.perf_counter() - start, args.max_length)
         seconds[mode]["open"] = time.perf_counter() - start
     tokenizer, inputs = runs["numpy"].encoder.tokenizer, runs["numpy"].encoder.graph.inputs
@@ -168,7 +175,7 @@ def open_times(args, runs: int = 5) -> dict:
         for key, stats in (("open", False), ("open_stats", True)):
             ref = resolve_models([model_file(args.model)])[0]
             start = time.perf_counter()
-            enc = Encoder.open(ref, providers=tuple(args.provider), threads=args.threads, keep_model=False, stats=stats)
+            enc = Encoder.open(ref, session_options(args), keep_model=False, stats=stats)
             if i:  # the first round warms the page cache and imports
                 times[key].append(time.perf_counter() - start)
             del enc

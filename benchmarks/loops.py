@@ -27,9 +27,10 @@ def read_lines(path: str) -> list[str]:
 def bare(args) -> dict:
     from padlens.inspector.inputs.resolve import resolve_models
     from padlens.inspector.runtime.encoder import Encoder
+    from padlens.inspector.runtime.session import SessionOptions
 
     start = time.perf_counter()
-    enc = Encoder.open(resolve_models([args.model])[0], providers=("cpu",), threads=args.threads)
+    enc = Encoder.open(resolve_models([args.model])[0], SessionOptions(threads=args.threads))
     session = enc.session.session
     fetch = list(dict.fromkeys(list(enc.graph.outputs) + enc.hidden_outputs + enc.attention_outputs))
     texts = read_lines(args.texts)
