@@ -42,6 +42,8 @@ class Facts:
         positions_from_ids: how the graph counts positions from input ids (RoBERTa, XLM-R), or "".
         fixed_batch: why the graph runs one text at a time (a batch fixed inside it), or "".
         last_token: why the model pools its last token (its pooling config, or a causal graph), or "".
+        shipped: the padding and truncation the model's folder ships (``tokenize.ShippedSettings``), None
+            when unknown; max_positions: the tokens the graph's position table takes (None: unbounded).
     """
 
     precision: str
@@ -60,6 +62,8 @@ class Facts:
     positions_from_ids: str = ""
     fixed_batch: str = ""
     last_token: str = ""
+    shipped: object = None
+    max_positions: int | None = None
 
     @property
     def mask_probe_blind(self) -> bool:
@@ -123,7 +127,8 @@ def structure_facts(encoder, side: str) -> dict:
     s = encoder.graph.structure
     batch = s.fixed_batch_evidence if s.fixed_batch == 1 else ""
     return {"side": side, "causal": s.causal_evidence, "positions_from_ids": s.positions_from_ids,
-            "fixed_batch": batch, "last_token": last_token_reason(encoder)}
+            "fixed_batch": batch, "last_token": last_token_reason(encoder),
+            "shipped": getattr(encoder.tokenizer, "shipped", None), "max_positions": encoder.graph.max_positions}
 
 
 def last_token_reason(encoder) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from padlens.inspector.audit import tokenizer_checks as T
 from padlens.inspector.audit.results import ERROR, WARNING
 
 if TYPE_CHECKING:
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 
 #: check families: runtime comparisons of one run, graph reads, comparisons between runs
 INVARIANCE, GRAPH, DRIFT = "invariance", "graph", "drift"
+#: the tokenizer settings the model's folder ships (``tokenizer_checks``)
+TOKENIZER = "tokenizer"
 
 
 def always(facts: Facts) -> str | None:
@@ -107,6 +110,15 @@ SPECS: tuple[CheckSpec, ...] = (
               "DynamicQuantizeLinear / DynamicQuantizeMatMul / MatMulInteger fed by them (graph read)"),
     CheckSpec("mask_path_quantized", ERROR, GRAPH,
               "a QuantizeLinear on a tensor derived from the attention mask (graph read)"),
+    CheckSpec(T.PADDING_LENGTH, WARNING, TOKENIZER,
+              "the folder's tokenizer.json pads to a `Fixed` length shorter than its truncation (or with none: "
+              "ragged batches on mixed lengths), or longer than the position table", T.needs_fixed_padding),
+    CheckSpec(T.TRUNCATION_LENGTH, WARNING, TOKENIZER,
+              "the folder's truncation (tokenizer.json, else tokenizer_config.json `model_max_length`) is longer "
+              "than the graph's position table", T.needs_truncation_and_table),
+    CheckSpec(T.PADDING_SIDE, WARNING, TOKENIZER,
+              "last-token models: under the padding side the folder ships, `sum(mask) - 1` is not the last real "
+              "token; or tokenizer.json and tokenizer_config.json disagree on the side", T.needs_shipped_side),
     CheckSpec("reference_drift", ERROR, DRIFT,
               "pooled cosine against the fp32 CPU run, when several variants or providers are audited"),
 )

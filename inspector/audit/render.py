@@ -1,7 +1,7 @@
 """The audit as terminal text: per model one line per check; details for failures and warnings."""
 from __future__ import annotations
 
-from padlens.inspector.audit.registry import GRAPH, spec
+from padlens.inspector.audit.registry import GRAPH, TOKENIZER, spec
 from padlens.inspector.audit.results import AuditResult, CheckResult
 from padlens.inspector.inputs.tokenize import side_words
 from padlens.inspector.report.fmt import fmt_cos
@@ -17,6 +17,8 @@ def value_text(check: CheckResult) -> str:
         return "not measured"
     if spec(check.name).family == GRAPH:
         return f"{int(check.value)} found"
+    if spec(check.name).family == TOKENIZER:
+        return f"{check.value:g} (limit {check.threshold:g})"
     return f"{fmt_cos(check.value, precise=True)} (min {check.threshold:g})"
 
 

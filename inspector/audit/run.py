@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from padlens.errors import BadInput
-from padlens.inspector.audit import graph_checks, invariance, pooling_checks, positions, registry
+from padlens.inspector.audit import graph_checks, invariance, pooling_checks, positions, registry, tokenizer_checks
 from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.audit.cache import Probe
 from padlens.inspector.audit.drift import RunRecord, drift_verdicts
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 #: Texts audited when none are given: the first lines of the built-in corpus.
 DEFAULT_TEXTS = 16
 #: check name -> the function that measures it on one run (drift compares runs: see drift.py)
-RUN_CHECKS = {**invariance.CHECKS, **positions.CHECKS, **pooling_checks.CHECKS, **graph_checks.CHECKS}
+RUN_CHECKS = {**invariance.CHECKS, **positions.CHECKS, **pooling_checks.CHECKS, **graph_checks.CHECKS, **tokenizer_checks.CHECKS}
 
 
 @dataclass(frozen=True)
