@@ -103,7 +103,7 @@ def build_model(family: str, config: dict, scratch: Path):
 
 def export(family: str, hf_dir: Path, out: Path) -> None:
     """padlens' exporter (Optimum, feature-extraction, every hidden state) into ``out``."""
-    from padlens.exporter.optimum_backend import discard, export_fp32, move_export
+    from padlens.exporter.backends.optimum import discard, export_fp32, move_export
 
     scratch = Path(tempfile.mkdtemp(prefix="optimum-", dir=WORK))
     try:

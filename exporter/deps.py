@@ -12,12 +12,13 @@ log = logging.getLogger(__name__)
 
 MISSING = "padlens export needs the export extra: pip install 'padlens[export]'"
 
-_MODULES = ("torch", "transformers", "optimum")
-_DISTRIBUTIONS = ("optimum-onnx",)
+#: what every backend needs (the torch reference validates every export); Optimum is its backend's own check
+_MODULES = ("torch", "transformers")
+_DISTRIBUTIONS: tuple[str, ...] = ()
 
 
 def require_export_extra() -> None:
-    """Raise MissingExtra unless torch, transformers, optimum and optimum-onnx are installed."""
+    """Raise MissingExtra unless torch and transformers are installed (a backend checks the rest)."""
     for name in _MODULES:
         if find_spec(name) is None:
             log.debug("export extra: %s is missing", name)
@@ -33,7 +34,7 @@ def require_export_extra() -> None:
 def versions() -> dict[str, str | None]:
     """Versions of padlens and of what made the export, read from package metadata."""
     out: dict[str, str | None] = {"padlens": __version__}
-    for dist in ("optimum", "optimum-onnx", "transformers", "torch", "onnx", "onnxruntime"):
+    for dist in ("optimum", "optimum-onnx", "transformers", "torch", "onnxscript", "onnx", "onnxruntime"):
         out[dist] = _version(dist)
     out["onnxruntime"] = out["onnxruntime"] or _version("onnxruntime-gpu")
     return out

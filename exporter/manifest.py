@@ -46,7 +46,7 @@ class ModelFacts:
 
 def build(facts: ModelFacts, *, tokenizer_files: list[str], input_names: list[str],
           output_names: list[str], precisions: dict[str, dict], validation: dict,
-          versions: dict, calibration: dict | None = None) -> dict[str, Any]:
+          versions: dict, calibration: dict | None = None, backend: str | None = None) -> dict[str, Any]:
     """The padlens.json document (key names are a contract with the inspector)."""
     doc: dict[str, Any] = {"format": FORMAT, "padlens_version": __version__}
     doc.update(
@@ -58,6 +58,8 @@ def build(facts: ModelFacts, *, tokenizer_files: list[str], input_names: list[st
         tokenizer_files=tokenizer_files, input_names=input_names, output_names=output_names,
         precisions=precisions, validation=validation, versions=versions,
     )
+    if backend is not None:  # which export backend wrote the fp32 file: optimum or torch
+        doc["backend"] = backend
     if calibration is not None:
         doc["calibration"] = calibration
     return doc

@@ -1,4 +1,4 @@
-"""The export pipeline: Optimum fp32, other precisions, validation, manifest, atomic move."""
+"""The export pipeline: a backend's fp32 (Optimum or torch dynamo), other precisions, validation, manifest, atomic move."""
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +17,7 @@ from padlens.inspector.contract import PRECISION_FILES, PRECISIONS
 from padlens.inspector.inputs.lengths import PositionLimit, choose_max_length
 from padlens.inspector.stats.pooling import mask_positions
 
-from . import deps, manifest, precision, texts, validate
+from . import backends, deps, manifest, precision, texts, validate
 from .source import SENTENCE_TRANSFORMERS_FILES, ModelSource, check_source, pooling_of, resolve_source
 
 log = logging.getLogger(__name__)
@@ -61,25 +61,33 @@ class ExportResult:
 
 def export(source: str, out_dir: str | Path, precisions: Iterable[str] | None = None,
            calibration_texts: Sequence[str] | None = None, force: bool = False,
-           progress: Progress | None = None) -> ExportResult:
+           progress: Progress | None = None, backend: str = "auto") -> ExportResult:
     """Export SOURCE to ``out_dir`` in ``precisions`` (default all four), every layer exposed.
 
-    Raises BadInput before anything is written or downloaded when an argument is wrong,
-    MissingExtra without the export extra, ExportFailed when fp32 misses PyTorch by more
-    than 1e-4 on real tokens (``out_dir`` is then left as it was).
+    ``backend``: ``optimum``, ``torch`` (``torch.onnx.export(dynamo=True)``) or ``auto`` (Optimum
+    where it is installed and supports the installed transformers, else torch).
+    Raises BadInput before anything is written or downloaded when an argument is wrong or the
+    backend cannot run here, MissingExtra without the export extra, ExportFailed when fp32 misses
+    PyTorch by more than 1e-4 on real tokens (``out_dir`` is then left as it was).
     """
     wanted = normalize_precisions(precisions)
     calibration = _check_calibration(calibration_texts)
     out_dir = Path(out_dir)
     _check_destination(out_dir, force)
-    check_source(source)
+    if backend not in backends.BACKENDS:
+        raise BadInput(f"unknown export backend {backend!r}; choose from {', '.join(backends.BACKENDS)}")
+    local = check_source(source)
     deps.require_export_extra()
+    chosen = backends.choose(backend)
+    if local is not None:
+        _check_architecture(local, chosen)
     src = resolve_source(source)
+    _check_architecture(src, chosen)
     started = time.perf_counter()
     created = _make_parents(out_dir)
     try:
         with atomic_dir(out_dir, force) as tmp:
-            result = _Job(src, tmp, wanted, calibration, progress or (lambda message: None)).run()
+            result = _Job(src, tmp, wanted, calibration, progress or (lambda message: None), chosen).run()
     except BaseException:
         for folder in created:
             with contextlib.suppress(OSError):
@@ -100,6 +108,12 @@ def normalize_precisions(precisions: Iterable[str] | None) -> list[str]:
     if unknown:
         raise BadInput(f"unknown precision {unknown[0]!r}; choose from {', '.join(PRECISIONS)}")
     return [p for p in PRECISIONS if p in asked] or list(PRECISIONS)
+
+
+def _check_architecture(src: ModelSource, backend) -> None:
+    if src.architecture not in backend.architectures():
+        raise BadInput(f"{src.given}: architecture {src.architecture!r} is exported by --backend torch only, "
+                       f"not by {backend.name}")
 
 
 def _check_destination(out_dir: Path, force: bool) -> None:
@@ -137,8 +151,9 @@ class _Job:
     """One export, step by step, inside the temporary folder."""
 
     def __init__(self, src: ModelSource, tmp: Path, wanted: list[str],
-                 calibration: list[str] | None, progress: Progress):
+                 calibration: list[str] | None, progress: Progress, backend: backends.Backend):
         self.src, self.tmp, self.wanted, self.progress = src, tmp, wanted, progress
+        self.backend = backend
         self.calibration = calibration
         self.quantization: dict[str, dict] = {}
         self.seconds: dict[str, float] = {}
@@ -169,16 +184,11 @@ class _Job:
 
     # -- steps -------------------------------------------------------------------------
     def _export_fp32(self) -> Path:
-        from . import optimum_backend
-
         self.progress("exporting fp32…")
-        scratch = self.tmp / ".optimum"
-        produced = optimum_backend.export_fp32(self.src.folder, self.src.architecture, scratch)
         target = self.tmp / precision.FILES["fp32"]
-        optimum_backend.move_export(produced, target)  # with its external data, if any
-        optimum_backend.discard(scratch)
+        self.backend.export_fp32(self.src.folder, self.src.architecture, target)  # external data beside it
         self.num_layers = int(_config_layers(self.src.config))
-        precision.check_outputs(target, optimum_backend.output_names(self.num_layers))
+        precision.check_outputs(target, backends.output_names(self.num_layers))
         return target
 
     def _save_tokenizer(self) -> list[str]:
@@ -283,7 +293,7 @@ class _Job:
             output_names=self.outputs,
             precisions={p: self._precision_entry(p, f) for p, f in files.items()},
             validation=self._validation(checks), versions=deps.versions(),
-            calibration=self._calibration_doc(),
+            calibration=self._calibration_doc(), backend=self.backend.name,
         )
         manifest.write(self.tmp, doc)
         return ExportResult(

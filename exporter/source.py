@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 #: transformers ``model_type`` values padlens can export as an encoder with every layer.
 SUPPORTED_ARCHITECTURES = ("bert", "distilbert", "electra", "modernbert", "mpnet", "qwen2", "qwen3",
                            "roberta", "xlm-roberta")
+#: architectures only the torch backend exports (families native to transformers 5)
+TORCH_ONLY_ARCHITECTURES = ("nomic_bert",)
 #: decoder (causal) architectures among them: their graphs also take ``position_ids``
 DECODER_ARCHITECTURES = ("qwen2", "qwen3")
 
@@ -84,10 +86,11 @@ def _from_folder(given: str, folder: Path, recipe: Recipe | None) -> ModelSource
     except (OSError, ValueError) as exc:
         raise BadInput(f"{config_path} is not readable JSON: {exc}") from None
     architecture = str(config.get("model_type") or "")
-    if architecture not in SUPPORTED_ARCHITECTURES:
+    if architecture not in SUPPORTED_ARCHITECTURES + TORCH_ONLY_ARCHITECTURES:
         raise BadInput(
             f"{given}: architecture {architecture or 'unknown'!r} cannot be exported as an encoder; "
-            f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
+            f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}; "
+            f"with --backend torch also {', '.join(TORCH_ONLY_ARCHITECTURES)}"
         )
     return ModelSource(given=given, folder=folder, recipe=recipe, architecture=architecture, config=config)
 

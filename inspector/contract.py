@@ -36,12 +36,13 @@ POOLING_MODES: tuple[str, ...] = ("mean", "cls", "max", "mean_sqrt_len_tokens", 
 MANIFEST = "padlens.json"
 #: version of the manifest's layout
 MANIFEST_FORMAT = 1
-#: top-level keys of padlens.json, in the order they are written ("calibration" only for int8-static)
+#: top-level keys of padlens.json, in the order they are written ("calibration" only for int8-static;
+#: "backend": optimum or torch, the export backend that wrote the fp32 file)
 MANIFEST_KEYS: tuple[str, ...] = (
     "format", "padlens_version", "source", "recipe", "architecture", "num_layers", "hidden_size",
     "max_position_embeddings", "vocab_size", "pad_token_id", "pad_token_type_id", "padding_side",
     "pooling", "normalize", "tokenizer_files", "input_names", "output_names", "precisions",
-    "validation", "versions", "calibration",
+    "validation", "versions", "backend", "calibration",
 )
 #: keys of one entry of the manifest's "precisions" object ("quantization" only for int8)
 PRECISION_ENTRY_KEYS: tuple[str, ...] = ("file", "bytes", "quantization")

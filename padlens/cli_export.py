@@ -6,6 +6,8 @@ import click
 from padlens.inspector.contract import PRECISIONS
 
 PRECISION_CHOICES = PRECISIONS
+#: the export backends (padlens.exporter.backends.BACKENDS, repeated so --help imports no exporter module)
+BACKENDS = ("auto", "optimum", "torch")
 
 
 @click.command()
@@ -17,9 +19,13 @@ PRECISION_CHOICES = PRECISIONS
 @click.option("--calibration-texts", type=click.Path(dir_okay=False),
               help="Text file, one text a line, to calibrate int8-static. Default: the sample corpus.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output folder.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="optimum: Optimum (transformers 4.x, extra `optimum`). torch: torch.onnx.export(dynamo=True) "
+                   "(any transformers, extra `export`). auto: Optimum where it is installed and supports the "
+                   "installed transformers, else torch.")
 @click.pass_context
 def export(ctx: click.Context, source: str, output: str, precisions: tuple[str, ...],
-           calibration_texts: str | None, force: bool) -> None:
+           calibration_texts: str | None, force: bool, backend: str) -> None:
     """Export SOURCE to ONNX with every layer as an output, in four precisions.
 
     \b
@@ -32,6 +38,7 @@ def export(ctx: click.Context, source: str, output: str, precisions: tuple[str, 
     \b
     Examples:
       padlens export minilm-l6 -o out/minilm
+      padlens export ./saved-by-transformers-5 -o out/nomic --backend torch
       padlens export ./my-bert -o out/my-bert --precision fp32 --precision int8-static \\
           --calibration-texts my_texts.txt
     """
@@ -41,7 +48,7 @@ def export(ctx: click.Context, source: str, output: str, precisions: tuple[str, 
     texts = read_texts(None, calibration_texts) if calibration_texts else None
     quiet = bool((ctx.obj or {}).get("quiet"))
     result = run_export(source, output, precisions=list(precisions) or None, calibration_texts=texts,
-                        force=force, progress=None if quiet else _progress)
+                        force=force, progress=None if quiet else _progress, backend=backend)
     _render(result)
 
 
@@ -52,6 +59,7 @@ def _progress(message: str) -> None:
 def _render(result) -> None:
     """What was written, and how each variant compares with PyTorch fp32."""
     click.echo(f"wrote {result.out_dir} ({result.architecture}, {result.num_layers} layers, "
+               f"backend {result.manifest.get('backend', '?')}, "
                f"{result.seconds.get('total', 0.0):.1f}s)")
     for name, path in result.files.items():
         check = result.checks[name]

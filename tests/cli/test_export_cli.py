@@ -99,7 +99,7 @@ def test_a_non_empty_output_folder_is_refused_without_force(capsys, tmp_path):
 
 
 def test_without_the_export_extra_the_error_says_how_to_install_it(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(deps, "find_spec", lambda name: None if name == "optimum" else object())
+    monkeypatch.setattr(deps, "find_spec", lambda name: None if name == "torch" else object())
     code, _, err = cli(capsys, "export", "minilm-l6", "-o", str(tmp_path / "out"))
     assert code == 2
     assert err.strip() == "Error: padlens export needs the export extra: pip install 'padlens[export]'"

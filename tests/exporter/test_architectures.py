@@ -251,7 +251,7 @@ def test_the_inspector_locates_every_exported_layer_without_the_named_outputs(ex
 def test_an_export_with_external_data_is_moved_with_its_weights(tmp_path):
     from onnx import helper, numpy_helper
 
-    from padlens.exporter.optimum_backend import move_export
+    from padlens.exporter.backends.optimum import move_export
 
     weight = numpy_helper.from_array(np.arange(4096, dtype=np.float32).reshape(64, 64), "w")
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",

@@ -14,7 +14,7 @@ CONTRACT_KEYS = {
     "format", "padlens_version", "source", "recipe", "architecture", "num_layers", "hidden_size",
     "max_position_embeddings", "vocab_size", "pad_token_id", "pad_token_type_id", "padding_side",
     "pooling", "normalize", "tokenizer_files", "input_names", "output_names", "precisions",
-    "validation", "versions",
+    "validation", "versions", "backend",
 }
 
 
@@ -30,8 +30,10 @@ def test_manifest_has_every_contract_key_with_the_model_facts(tiny, arch):
     assert doc["num_layers"] == LAYERS and doc["hidden_size"] == 32
     assert doc["pad_token_type_id"] == 0 and doc["padding_side"] == "right"
     assert doc["output_names"] == ["last_hidden_state"] + [f"hidden_states.{i}" for i in range(LAYERS + 1)]
+    assert doc["backend"] in ("optimum", "torch")
+    made_by = ("optimum",) if doc["backend"] == "optimum" else ("onnxscript",)
     assert set(doc["versions"]) >= {"padlens", "optimum", "transformers", "torch", "onnx", "onnxruntime"}
-    assert all(doc["versions"][k] for k in ("padlens", "optimum", "transformers", "torch", "onnx", "onnxruntime"))
+    assert all(doc["versions"][k] for k in ("padlens", "transformers", "torch", "onnx", "onnxruntime", *made_by))
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)

@@ -1,6 +1,6 @@
 """Tiny randomly initialised Hugging Face encoders, one per supported architecture.
 
-Usage: python tests/exporter/tiny_models.py OUTDIR ARCH [ARCH...] [--export EXPORTDIR]
+Usage: python tests/exporter/tiny_models.py OUTDIR ARCH [ARCH...] [--export EXPORTDIR] [--backend NAME]
 
 Runs in a subprocess (it imports torch) so the test process never does: the inspector's
 tests check that padlens works without torch. Each ARCH gets OUTDIR/ARCH, a folder saved
@@ -79,6 +79,8 @@ def tiny_model(arch: str, vocab_size: int):
             global_attn_every_n_layers=2, local_attention=LOCAL_WINDOW, **bert_like))
     if arch in ("qwen2", "qwen3"):
         return _tiny_qwen(arch, common)
+    if arch == "nomic_bert":  # transformers 5 only
+        return tf.NomicBertModel(tf.NomicBertConfig(pad_token_id=0, type_vocab_size=2, **bert_like))
     if arch == "mpnet":
         return tf.MPNetModel(tf.MPNetConfig(pad_token_id=1, bos_token_id=0, eos_token_id=2, **bert_like))
     config = tf.RobertaConfig if arch == "roberta" else tf.XLMRobertaConfig
@@ -126,7 +128,11 @@ def build(arch: str, folder: Path) -> Path:
 
 
 def main(argv: list[str]) -> None:
-    export_dir = None
+    export_dir, backend = None, "auto"
+    if "--backend" in argv:
+        i = argv.index("--backend")
+        backend = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
     if "--export" in argv:
         i = argv.index("--export")
         export_dir = Path(argv[i + 1])
@@ -135,16 +141,16 @@ def main(argv: list[str]) -> None:
     for arch in archs:
         folder = build(arch, out / arch)
         if export_dir is not None:
-            _export(folder, export_dir / arch)
+            _export(folder, export_dir / arch, backend)
 
 
-def _export(folder: Path, target: Path) -> None:
+def _export(folder: Path, target: Path, backend: str = "auto") -> None:
     from padlens.errors import PadlensError
     from padlens.exporter import export
 
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        export(str(folder), target)
+        export(str(folder), target, backend=backend)
     except PadlensError as exc:
         target.with_name(target.name + ".error").write_text(f"{type(exc).__name__}: {exc}")
 

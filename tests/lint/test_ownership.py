@@ -30,7 +30,7 @@ def banned(source: str, as_file: str) -> list[str]:
 @pytest.mark.parametrize(("source", "owner", "stranger"), [
     ("import torch\n", "exporter/validate.py", "inspector/runtime/encoder.py"),
     ("from transformers import AutoModel\n", "exporter/pipeline.py", "inspector/inputs/tokenize.py"),
-    ("from optimum.exporters.onnx import main_export\n", "exporter/optimum_backend.py", "padlens/demo.py"),
+    ("from optimum.exporters.onnx import main_export\n", "exporter/backends/optimum.py", "padlens/demo.py"),
     ("import onnxruntime as ort\nort.InferenceSession('m.onnx')\n", "inspector/runtime/session.py", "inspector/embed.py"),
     ("from onnxruntime.quantization import quantize_dynamic\n", "exporter/quantize/recipe.py", "exporter/precision.py"),
     ("import click\n", "padlens/cli_inspect.py", "inspector/inspect.py"),

@@ -1,4 +1,4 @@
-"""The one module that calls Optimum: fp32 ONNX export with every hidden state as an output."""
+"""The one module that calls Optimum: fp32 ONNX export with every hidden state as an output (transformers 4.x)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,10 +10,13 @@ from typing import Iterator
 
 from padlens.errors import BadInput
 
+from .base import OUTPUT_AXES as AXES
+from .base import output_names
+
 log = logging.getLogger(__name__)
 
-#: dynamic axes of every hidden-state output
-AXES = {0: "batch_size", 1: "sequence_length"}
+#: the extra that installs this backend
+EXTRA = "pip install -c constraints.txt 'padlens[optimum]'"
 
 #: padlens architecture -> name of Optimum's OnnxConfig class it extends
 _BASE_CONFIGS = {
@@ -29,9 +32,57 @@ _BASE_CONFIGS = {
 }
 
 
-def output_names(num_layers: int) -> list[str]:
-    """``last_hidden_state`` then ``hidden_states.0`` (embeddings) … ``hidden_states.L``."""
-    return ["last_hidden_state"] + [f"hidden_states.{i}" for i in range(num_layers + 1)]
+class OptimumBackend:
+    """Optimum's ``main_export`` with a config adding every hidden state (the transformers 4.x lane).
+
+    Attributes:
+        name: ``optimum``.
+    """
+
+    name = "optimum"
+
+    def why_not(self) -> str | None:
+        """Optimum or optimum-onnx missing, or optimum-onnx's transformers pin excluding the installed one."""
+        from importlib import metadata
+        from importlib.util import find_spec
+
+        if find_spec("optimum") is None:
+            return f"Optimum is not installed ({EXTRA})"
+        try:
+            requires = metadata.requires("optimum-onnx") or []
+        except metadata.PackageNotFoundError:
+            return f"optimum-onnx is not installed ({EXTRA})"
+        return _pin_excludes(requires, metadata.version("optimum-onnx"))
+
+    def architectures(self) -> tuple[str, ...]:
+        return tuple(_BASE_CONFIGS)
+
+    def export_fp32(self, folder: Path, architecture: str, target: Path) -> list[Path]:
+        scratch = target.parent / ".optimum"
+        try:
+            produced = export_fp32(folder, architecture, scratch)
+            return move_export(produced, target)  # with its external data, if any
+        finally:
+            discard(scratch)
+
+
+def _pin_excludes(requires: list[str], optimum_onnx: str) -> str | None:
+    """The optimum-onnx requirement on transformers, when the installed transformers is outside it."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    try:
+        installed = metadata.version("transformers")
+    except metadata.PackageNotFoundError:
+        return "transformers is not installed"
+    for line in requires:
+        req = Requirement(line)
+        if req.name == "transformers" and (req.marker is None or req.marker.evaluate({"extra": ""})) \
+                and not req.specifier.contains(installed, prereleases=True):
+            return (f"optimum-onnx {optimum_onnx} pins transformers{req.specifier}, installed transformers "
+                    f"{installed}; use --backend torch (or the 4.x lane: {EXTRA})")
+    return None
 
 
 def all_layers_config_class(architecture: str) -> type:
@@ -84,7 +135,7 @@ def export_fp32(folder: Path, architecture: str, scratch: Path) -> Path:
     return model
 
 
-def move_export(produced: Path, target: Path) -> None:
+def move_export(produced: Path, target: Path) -> list[Path]:
     """Move Optimum's model.onnx to ``target`` with its external-data files (models over 2 GB,
     such as Qwen3-Embedding-0.6B in fp32, keep their weights beside the graph)."""
     import onnx
@@ -96,6 +147,7 @@ def move_export(produced: Path, target: Path) -> None:
     shutil.move(str(produced), target)
     for name in sorted(locations):
         shutil.move(str(produced.parent / name), target.parent / name)
+    return [target, *(target.parent / name for name in sorted(locations))]
 
 
 @contextlib.contextmanager
