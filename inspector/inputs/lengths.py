@@ -51,7 +51,7 @@ def choose_max_length(asked: int | None, models: Sequence[HasPositions],
         check_counts(max_length=asked)
         for model in models:
             if model.max_positions is not None and int(asked) > int(model.max_positions):
-                raise BadInput(f"max_length {asked} is beyond {model.label}'s {limit_words(model)}")
+                raise BadInput(f"{asked} is beyond {model.label}'s {limit_words(model)}", parameter="max_length")
         return int(asked)
     limits = [int(m.max_positions) for m in models if m.max_positions]
     length = min([int(default), *limits])

@@ -102,7 +102,7 @@ def load_encoder(path: str | os.PathLike, layers: list[str] | None = None) -> En
                                      f"float output (outputs: {_output_names(model)})")
             layer_map = locate_layers(model)
     except LayersNotFound as exc:  # with several models, say which one
-        raise LayersNotFound(f"{path}: {exc}") from exc
+        raise LayersNotFound(f"{path}: ", *exc.parts) from exc
     g = Graph(model, folder=path.parent)
     vocab, rows = embedding_rows(g, inputs, layer_map.hidden[0])
     structure = read_structure(model, g, inputs, path)
