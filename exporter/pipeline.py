@@ -76,13 +76,14 @@ def export(source: str, out_dir: str | Path, precisions: Iterable[str] | None = 
     _check_destination(out_dir, force)
     if backend not in backends.BACKENDS:
         raise BadInput(f"unknown export backend {backend!r}; choose from {', '.join(backends.BACKENDS)}")
-    local = check_source(source)
+    anything = backend == "torch"  # named: any architecture AutoModel loads, validated by the gate
+    local = check_source(source, anything)
     deps.require_export_extra()
     chosen = backends.choose(backend)
     if local is not None:
-        _check_architecture(local, chosen)
-    src = resolve_source(source)
-    _check_architecture(src, chosen)
+        _check_architecture(local, chosen, anything)
+    src = resolve_source(source, anything)
+    _check_architecture(src, chosen, anything)
     started = time.perf_counter()
     created = _make_parents(out_dir)
     try:
@@ -110,10 +111,15 @@ def normalize_precisions(precisions: Iterable[str] | None) -> list[str]:
     return [p for p in PRECISIONS if p in asked] or list(PRECISIONS)
 
 
-def _check_architecture(src: ModelSource, backend) -> None:
-    if src.architecture not in backend.architectures():
+def _check_architecture(src: ModelSource, backend, anything: bool) -> None:
+    """The validated architectures of ``backend``; any, with a warning, when ``--backend torch`` was named."""
+    if src.architecture in backend.architectures():
+        return
+    if not anything:
         raise BadInput(f"{src.given}: architecture {src.architecture!r} is exported by --backend torch only, "
                        f"not by {backend.name}")
+    log.warning("%s: architecture %r is not among those padlens has validated; exporting it as AutoModel "
+                "loads it (the fp32 gate still compares every layer with PyTorch)", src.given, src.architecture)
 
 
 def _check_destination(out_dir: Path, force: bool) -> None:

@@ -43,16 +43,17 @@ class ModelSource:
     config: dict
 
 
-def check_source(source: str) -> ModelSource | None:
-    """Check a local SOURCE (recipe or folder) without the network; None for a hub id."""
+def check_source(source: str, any_architecture: bool = False) -> ModelSource | None:
+    """Check a local SOURCE (recipe or folder) without the network; None for a hub id.
+    ``any_architecture``: accept a ``model_type`` outside the validated list (``--backend torch``)."""
     recipe = get_recipe(source)
     if recipe is not None and recipe.kind == "package":
-        return _from_folder(source, package_folder(recipe.source), recipe)
+        return _from_folder(source, package_folder(recipe.source), recipe, any_architecture)
     if recipe is not None or _is_hub_id(source):
         return None
     path = Path(source).expanduser()
     if path.is_dir():
-        return _from_folder(source, path, None)
+        return _from_folder(source, path, None, any_architecture)
     if path.exists():
         raise BadInput(f"{source} is a file; SOURCE must be a recipe, a Hugging Face model folder or a hub id")
     raise BadInput(
@@ -61,14 +62,14 @@ def check_source(source: str) -> ModelSource | None:
     )
 
 
-def resolve_source(source: str) -> ModelSource:
+def resolve_source(source: str, any_architecture: bool = False) -> ModelSource:
     """The model folder for SOURCE, downloading a hub id with huggingface_hub when needed."""
-    local = check_source(source)
+    local = check_source(source, any_architecture)
     if local is not None:
         return local
     recipe = get_recipe(source)
     hub_id = recipe.source.split(":", 1)[1] if recipe is not None else source.removeprefix("hub:")
-    return _from_folder(source, _download(hub_id), recipe)
+    return _from_folder(source, _download(hub_id), recipe, any_architecture)
 
 
 def _is_hub_id(source: str) -> bool:
@@ -77,7 +78,7 @@ def _is_hub_id(source: str) -> bool:
     return bool(_HUB_ID.match(source)) and not Path(source).exists()
 
 
-def _from_folder(given: str, folder: Path, recipe: Recipe | None) -> ModelSource:
+def _from_folder(given: str, folder: Path, recipe: Recipe | None, any_architecture: bool = False) -> ModelSource:
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise BadInput(f"{folder} is not a Hugging Face model folder (no config.json)")
@@ -86,11 +87,13 @@ def _from_folder(given: str, folder: Path, recipe: Recipe | None) -> ModelSource
     except (OSError, ValueError) as exc:
         raise BadInput(f"{config_path} is not readable JSON: {exc}") from None
     architecture = str(config.get("model_type") or "")
-    if architecture not in SUPPORTED_ARCHITECTURES + TORCH_ONLY_ARCHITECTURES:
+    if not architecture or (not any_architecture and architecture not in SUPPORTED_ARCHITECTURES
+                                                    + TORCH_ONLY_ARCHITECTURES):
         raise BadInput(
             f"{given}: architecture {architecture or 'unknown'!r} cannot be exported as an encoder; "
             f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}; "
-            f"with --backend torch also {', '.join(TORCH_ONLY_ARCHITECTURES)}"
+            f"with --backend torch also {', '.join(TORCH_ONLY_ARCHITECTURES)} (and, unvalidated, any other "
+            "that transformers' AutoModel loads and torch.export traces)"
         )
     return ModelSource(given=given, folder=folder, recipe=recipe, architecture=architecture, config=config)
 

@@ -49,7 +49,7 @@ class TorchBackend:
     def export_fp32(self, folder: Path, architecture: str, target: Path) -> list[Path]:
         import torch
 
-        model = _load(folder)
+        model = _load(folder, architecture)
         names = input_names(model, architecture)
         wrapper = _all_layers_class()(model, names[2:]).eval()
         layers = int(model.config.num_hidden_layers)
@@ -105,15 +105,19 @@ def input_names(model, architecture: str) -> list[str]:
     return names
 
 
-def _load(folder: Path):
+def _load(folder: Path, architecture: str):
     """The model in float32 (transformers 5 loads the config's dtype by default), eager attention
-    (a plain graph every ONNX Runtime runs)."""
+    (a plain graph every ONNX Runtime runs); BadInput when transformers cannot load it."""
     from transformers import AutoModel
 
     try:
-        model = AutoModel.from_pretrained(folder, attn_implementation="eager")
-    except (ValueError, TypeError):  # an architecture without the eager choice
-        model = AutoModel.from_pretrained(folder)
+        try:
+            model = AutoModel.from_pretrained(folder, attn_implementation="eager")
+        except (ValueError, TypeError):  # an architecture without the eager choice
+            model = AutoModel.from_pretrained(folder)
+    except (ValueError, KeyError, OSError, TypeError) as exc:
+        raise BadInput(f"architecture {architecture!r}: transformers' AutoModel cannot load {folder}: "
+                       f"{_first_line(exc)}") from None
     return model.float().eval()
 
 

@@ -79,6 +79,11 @@ def tiny_model(arch: str, vocab_size: int):
             global_attn_every_n_layers=2, local_attention=LOCAL_WINDOW, **bert_like))
     if arch in ("qwen2", "qwen3"):
         return _tiny_qwen(arch, common)
+    if arch == "qwen3_5_text":  # transformers 5 only: hybrid linear attention, which torch.export cannot trace
+        return tf.Qwen3_5TextModel(tf.Qwen3_5TextConfig(
+            hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, num_key_value_heads=1,
+            intermediate_size=INTERMEDIATE, head_dim=16, linear_key_head_dim=8, linear_value_head_dim=8,
+            linear_num_key_heads=2, linear_num_value_heads=2, pad_token_id=1, **common))
     if arch == "nomic_bert":  # transformers 5 only
         return tf.NomicBertModel(tf.NomicBertConfig(pad_token_id=0, type_vocab_size=2, **bert_like))
     if arch == "mpnet":
@@ -117,7 +122,7 @@ def sentence_transformers_files(folder: Path) -> None:
 def build(arch: str, folder: Path) -> Path:
     """Save a tiny ``arch`` encoder and its tokenizer in ``folder``; bert gets sentence-transformers files."""
     folder.mkdir(parents=True)
-    roberta_like = ("modernbert", "mpnet", "qwen2", "qwen3", "roberta", "xlm-roberta")
+    roberta_like = ("modernbert", "mpnet", "qwen2", "qwen3", "qwen3_5_text", "roberta", "xlm-roberta")
     specials = ROBERTA_SPECIALS if arch in roberta_like else BERT_SPECIALS
     # Qwen3-Embedding pads on the left; the tiny Qwen2 keeps right padding so both sides are exported
     vocab_size = save_tokenizer(folder, specials, "left" if arch == "qwen3" else "right")
@@ -129,6 +134,11 @@ def build(arch: str, folder: Path) -> Path:
 
 def main(argv: list[str]) -> None:
     export_dir, backend = None, "auto"
+    if "--external-data" in argv:  # every weight to model.onnx.data, as above 2 GB (torch backend)
+        from padlens.exporter.backends import dynamo
+
+        dynamo.EXTERNAL_DATA_BYTES = 0
+        argv = [a for a in argv if a != "--external-data"]
     if "--backend" in argv:
         i = argv.index("--backend")
         backend = argv[i + 1]
