@@ -80,9 +80,11 @@ def export(source: str, out_dir: str | Path, precisions: Iterable[str] | None = 
     local = check_source(source, anything)
     deps.require_export_extra()
     chosen = backends.choose(backend)
-    if local is not None:
+    if local is not None and backend != "auto":
         _check_architecture(local, chosen, anything)
     src = resolve_source(source, anything)
+    if backend == "auto" and src.architecture not in chosen.architectures():  # a transformers-5 family
+        chosen = backends.choose("torch")
     _check_architecture(src, chosen, anything)
     started = time.perf_counter()
     created = _make_parents(out_dir)
