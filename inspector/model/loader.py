@@ -207,7 +207,7 @@ def recognise_inputs(path: Path, graph: onnx.GraphProto) -> list[InputSpec]:
         role = _role_by_name(inp.name)
         elem = inp.type.tensor_type.elem_type
         if role == CACHE_ROLE:
-            specs.append(cache_spec(path, inp))
+            specs.append(cache_spec(path, inp, graph))
             continue
         if role is None:
             unknown.append(inp)
@@ -253,9 +253,10 @@ def is_cache_output(name: str) -> bool:
     return bool(CACHE_OUTPUT.match(name.lower()))
 
 
-def cache_spec(path: Path, inp: onnx.ValueInfoProto) -> InputSpec:
+def cache_spec(path: Path, inp: onnx.ValueInfoProto, graph: onnx.GraphProto | None = None) -> InputSpec:
     """A past KV cache input [batch, kv_heads, past_sequence_length, head_dim] fed empty: its
-    dtype as declared (fp32 or fp16), head count and head size from the graph, else config.json."""
+    dtype as declared (fp32 or fp16), head count and head size from the graph (the input, else its
+    ``present`` output, else ONNX shape inference of the Concat that extends it), else config.json."""
     tensor = inp.type.tensor_type
     if tensor.elem_type not in CACHE_TYPES:
         raise ModelLoadError(f"{path}: cache input {inp.name!r} has element type "
@@ -266,6 +267,10 @@ def cache_spec(path: Path, inp: onnx.ValueInfoProto) -> InputSpec:
         raise ModelLoadError(f"{path}: cache input {inp.name!r} has {len(dims)} dimensions, not "
                              "[batch, kv_heads, past_sequence_length, head_dim]")
     heads, size = (dims[1], dims[3]) if len(dims) == 4 else (None, None)
+    for reader in ((lambda: _present_dims(graph, inp.name)), (lambda: _inferred_dims(graph, inp.name))):
+        if graph is not None and (not heads or not size):
+            found = reader()
+            heads, size = heads or found[0], size or found[1]
     if not heads or not size:
         from_config = cache_dims_from_config(path)
         heads, size = heads or from_config[0], size or from_config[1]
@@ -274,6 +279,34 @@ def cache_spec(path: Path, inp: onnx.ValueInfoProto) -> InputSpec:
                              "leaves kv_heads or head_dim symbolic and no config.json beside it gives "
                              "num_key_value_heads and head_dim (or hidden_size / num_attention_heads)")
     return InputSpec(inp.name, CACHE_ROLE, CACHE_TYPES[tensor.elem_type], (int(heads), int(size)))
+
+
+def _dims_of(info: onnx.ValueInfoProto | None) -> tuple[int | None, int | None]:
+    dims = [d.dim_value or None for d in info.type.tensor_type.shape.dim] if info is not None else []
+    return (dims[1], dims[3]) if len(dims) == 4 else (None, None)
+
+
+def _present_dims(graph: onnx.GraphProto, name: str) -> tuple[int | None, int | None]:
+    """(kv_heads, head_dim) declared by the ``present.N.key/value`` output matching cache input ``name``."""
+    match = CACHE_INPUT.match(name.lower())
+    wanted = re.compile(rf"^present(?:_key_values)?[._]{match.group(1)}[._]{match.group(2)}$") if match else None
+    info = next((o for o in graph.output if wanted is not None and wanted.match(o.name.lower())), None)
+    return _dims_of(info)
+
+
+def _inferred_dims(graph: onnx.GraphProto, name: str) -> tuple[int | None, int | None]:
+    """(kv_heads, head_dim) of the Concat that extends cache input ``name``, by ONNX shape inference."""
+    concat = next((n for n in graph.node if n.op_type == "Concat" and name in n.input), None)
+    if concat is None:
+        return None, None
+    model = onnx.helper.make_model(graph)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
+    except Exception as exc:  # noqa: BLE001  (inference is a best effort: config.json comes next)
+        log.debug("shape inference failed: %s", exc)
+        return None, None
+    infos = {v.name: v for v in [*inferred.value_info, *inferred.output]}
+    return _dims_of(infos.get(concat.output[0]))
 
 
 def cache_dims_from_config(path: Path) -> tuple[int | None, int | None]:
