@@ -41,7 +41,9 @@ td.cell.fail { background: #fce8e6; color: #b3261e; } td.cell.na, td.cell.none {
 details.check summary { cursor: pointer; padding: 2px 0; }
 details.check.fail summary { color: #b3261e; } details.check.warn summary { color: #8a5a00; }
 section.plot { margin: 0 0 24px; }
-section.plot img { display: block; border: 1px solid #dde2e6; }
+section.plot img { display: block; border: 1px solid #dde2e6; max-width: 100%; height: auto !important; }
+.evidence-words { max-width: 1000px; font-weight: 600; }
+@media print { section.plot { break-inside: avoid; } section.plot img { max-width: 100%; } }
 .caption, .note { color: #5b6570; max-width: 1000px; }
 .note { font-style: italic; }
 """
@@ -64,6 +66,32 @@ def build_plots(inspect_result=None, audit_result=None) -> list[P.Plot]:
     runs = list(getattr(inspect_result, "runs", []) or [])
     return [P.layer_curves(runs), P.pad_heatmap(runs), P.pad_drift(drift_points(audit_result)),
             P.pooling_similarity(runs)]
+
+
+def evidence_checks(audit_result) -> list:
+    """The failing or warning checks that carry their worst case per layer (invariance checks)."""
+    if audit_result is None:
+        return []
+    return [c for c in audit_result.checks if c.mark in ("FAIL", "WARN") and c.evidence is not None]
+
+
+def evidence_html(audit_result) -> str:
+    """Per failing or warning invariance check: its figure (where the drift begins), the first and
+    the worst layer, and the node where the leak enters when it was traced; "" when none failed."""
+    checks = evidence_checks(audit_result)
+    if not checks:
+        return ""
+    parts = ["<h2 id='evidence-heading'>Evidence of what failed</h2>"]
+    for c in checks:
+        plot, ev = P.check_evidence(c), c.evidence
+        first = "within the tolerance at every layer" if ev.first_layer is None else \
+            f"first beyond the tolerance at layer {ev.first_layer}"
+        words = f"{first}; worst at layer {ev.worst_layer}."
+        if c.node is not None:
+            words += f" Traced: {c.node.words()}."
+        plot.note = ""
+        parts.append(plot_html(plot).replace("</section>", f"<p class='evidence-words'>{esc(words)}</p></section>"))
+    return "".join(parts)
 
 
 # ---------------------------------------------------------------- html pieces
@@ -178,14 +206,15 @@ def build_html(inspect_result=None, audit_result=None, title: str = DEFAULT_TITL
     """The whole report as one HTML string: no external resource, no script."""
     if inspect_result is None and audit_result is None:
         raise BadInput("a report needs an inspect result, an audit result, or both")
-    plots = build_plots(inspect_result, audit_result)
+    plots = [p for p in build_plots(inspect_result, audit_result) if p.png]  # no data: no section
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    verdicts = [] if audit_result is None else ["<h2 id='verdicts-heading'>Verdicts</h2>", matrix_html(audit_result)]
+    runs = [] if inspect_result is None else ["<h2 id='runs-heading'>Runs</h2>", runs_html(inspect_result)]
     parts = [
         "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1><p class='meta'>padlens {esc(__version__)} · {stamp}</p>",
-        "<h2 id='verdicts-heading'>Verdicts</h2>", matrix_html(audit_result),
-        "<h2 id='runs-heading'>Runs</h2>", runs_html(inspect_result),
+        *verdicts, evidence_html(audit_result), *runs,
         *[plot_html(p) for p in plots],
         details_html(audit_result),
         "</body></html>",

@@ -279,3 +279,46 @@ def _nz(v) -> float:
     if v is None or not math.isfinite(float(v)):
         return float("nan")
     return max(float(v), 0.0)
+
+
+# ---------------------------------------------------------------- a failed check's evidence per layer
+
+def check_evidence(check) -> Plot:
+    """One failing or warning invariance check (a ``CheckResult`` with ``evidence``): per layer, its
+    worst text's real-token drift against the same text alone (1 − min cos, left; max |Δ| / state
+    norm, right) with the tolerance, the first layer beyond it marked, and the traced node named."""
+    ev, node = check.evidence, check.node
+    slug = "".join(ch if ch.isalnum() else "-" for ch in f"{check.model}-{check.name}").strip("-").lower()
+    plot = Plot(f"evidence-{slug}", f"{check.name} · {check.model}: where the drift begins",
+                f"{check.mark}: {ev.text} {ev.what}, against the same text alone, per layer (0 = embeddings). "
+                "The dashed line is the tolerance; the red band marks the first layer beyond it.")
+    fig = new_figure(380)
+    left, right = fig.subplots(1, 2)
+    layers = np.arange(len(ev.delta))
+    panels = ((left, ev.one_minus_cos, "1 − min cos of a real token",
+               None if ev.cos_floor is None else 1.0 - ev.cos_floor),
+              (right, ev.delta, "max |Δ| of a real token / state norm", ev.delta_ceiling))
+    for ax, values, label, limit in panels:
+        ys = np.array([_nz(v) if math.isfinite(float(v)) else 1.0 for v in values], dtype=np.float64)
+        ax.plot(layers, ys, marker="o", ms=6, lw=2, color="#b3261e", label=label)
+        if limit is not None:
+            ax.axhline(limit, ls="--", color="#5b6570", lw=1.2, label=f"tolerance {limit:.3g}")
+        if ev.first_layer is not None:
+            ax.axvspan(ev.first_layer - 0.4, ev.first_layer + 0.4, color="#fce8e6", zorder=0,
+                       label=f"first beyond: layer {ev.first_layer}")
+        ax.set_yscale("symlog", linthresh=max(min(limit or 1e-6, 1e-3) / 10, 1e-9))
+        ax.set_ylim(0, max([2 * (limit or 0)] + [2 * v for v in ys if math.isfinite(v)] + [1e-6]))
+        ax.set_xticks(layers)
+        ax.set_xlabel("layer")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    if node is not None:
+        x = node.layer
+        y = float(_nz(ev.delta[x])) if x < len(ev.delta) else 0.0
+        right.annotate(f"{node.op_type} {node.name}", xy=(x, y), xytext=(0.03, 0.92), textcoords="axes fraction",
+                       fontsize=10, color="#1d232a", arrowprops={"arrowstyle": "->", "color": "#1d232a"},
+                       bbox={"boxstyle": "round", "fc": "#fff3d6", "ec": "#8a5a00"})
+        right.plot([x], [y], marker="*", ms=16, color="#8a5a00", label="traced node", zorder=5)
+    for ax in (left, right):
+        ax.legend(fontsize=9, loc="lower right")
+    return _finish(plot, fig)

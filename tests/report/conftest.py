@@ -25,3 +25,13 @@ def audited(tiny_export):
     from padlens.inspector.audit import audit
 
     return audit([str(tiny_export)], texts=TEXTS[:4], max_length=32)
+
+
+@pytest.fixture(scope="session")
+def failing_audit(tiny_export, tmp_path_factory):
+    """An audit that fails: a toy whose export reshapes [B, T, H] to [T, B, H] (rows mixed in a batch)."""
+    from padlens.inspector.audit import audit
+    from tests.audit import toys
+
+    folder = toys.make("reshape-mix", tmp_path_factory.mktemp("toys") / "reshape-mix", tiny_export)
+    return audit([str(folder)], texts=TEXTS[:4], max_length=32)

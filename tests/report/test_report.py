@@ -23,9 +23,9 @@ def test_every_plot_has_a_section_with_a_stable_id(page):
         assert f"id='plot-{name}'" in page
 
 
-def test_every_plot_is_an_embedded_png_that_decodes(page):
+def test_every_plot_is_an_embedded_png_that_decodes(page, audited):
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
-    assert len(images) == len(PLOT_NAMES)
+    assert len(images) == len(PLOT_NAMES) + len(report.evidence_checks(audited))
     for data in images:
         assert base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n")
 
@@ -95,15 +95,38 @@ def test_text_from_models_and_texts_is_escaped(inspected, audited):
     assert "<img src=x" not in page and "&lt;img src=x" in page
 
 
-def test_an_inspect_alone_notes_the_missing_audit_and_drift(inspected):
+def test_an_inspect_alone_has_no_audit_section_and_no_placeholder(inspected):
     page = build_html(inspected, None)
-    assert "No audit in this report" in page
-    assert "id='plot-pad-drift'" in page and "plot-missing" in page
+    assert "id='verdicts" not in page and "id='details" not in page and "id='plot-pad-drift'" not in page
+    assert "plot-missing" not in page and "No audit in this report" not in page and "id='runs'" in page
 
 
-def test_an_audit_alone_still_shows_its_verdicts_and_drift(audited):
+def test_an_audit_alone_shows_its_verdicts_and_drift_and_no_inspect_section(audited):
     page = build_html(None, audited)
-    assert "id='verdicts'" in page and "No inspect run" in page
+    assert "id='verdicts'" in page and "id='plot-pad-drift'" in page
+    for absent in ("No inspect run", "plot-missing", "id='runs", "id='plot-layer-curves'", "id='plot-pad-heatmap'",
+                   "id='plot-pooling-similarity'", "nothing to compare", "needs two or more texts"):
+        assert absent not in page, absent
+
+
+def test_only_failing_or_warning_checks_get_an_evidence_figure(page, audited):
+    shown = report.evidence_checks(audited)
+    assert all(c.mark in ("FAIL", "WARN") for c in shown)
+    assert page.count("id='plot-evidence-") == len(shown) and ("evidence-heading" in page) == bool(shown)
+
+
+def test_each_failing_invariance_check_has_its_figure_first_layer_and_traced_node(failing_audit):
+    page = build_html(None, failing_audit)
+    failed = [c for c in failing_audit.checks if c.mark in ("FAIL", "WARN") and c.evidence is not None]
+    assert {c.name for c in failed} >= {"batch_neighbour_invariance", "fully_masked_row"}
+    sections = re.findall(r"<section class='plot' id='plot-(evidence-[^']+)'.*?</section>", page, re.S)
+    assert len(sections) == len(failed)
+    batch = next(c for c in failed if c.name == "batch_neighbour_invariance")
+    [section] = re.findall(r"<section class='plot' id='plot-evidence-[^']*batch-neighbour[^']*'.*?</section>", page,
+                           re.S)
+    assert f"first beyond the tolerance at layer {batch.evidence.first_layer}" in section
+    assert "Reshape node" in section and html.escape(batch.node.name) in section
+    assert page.index("id='verdicts'") < page.index("evidence-heading") < page.index("id='details'")
 
 
 def test_a_report_needs_something_to_show():

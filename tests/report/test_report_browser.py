@@ -21,7 +21,7 @@ from padlens.inspector.report.html import PLOT_NAMES, write_html
 
 pytestmark = pytest.mark.browser
 
-WIDTH = 1280
+WIDTH = 1400
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--hide-scrollbars", "--force-device-scale-factor=1", "--mute-audio"]
@@ -94,25 +94,45 @@ def colours(pixels: np.ndarray) -> int:
 
 
 @pytest.fixture(scope="module")
-def shot(tmp_path_factory, inspected, audited):
+def shot(tmp_path_factory, inspected, failing_audit):
+    """The report of an inspect and a failing audit (rows mixed by a Reshape): every plot, and one
+    evidence figure per failing or warning invariance check."""
     browser = chromium()
     tmp = tmp_path_factory.mktemp("browser")
-    report = write_html(tmp / "report.html", inspected, audited)
+    report = write_html(tmp / "report.html", inspected, failing_audit)
+    if os.environ.get("PADLENS_KEEP_REPORT"):  # a copy to look at
+        shutil.copy(report, os.environ["PADLENS_KEEP_REPORT"])
     layout = plot_boxes(browser, report, tmp)
     height = int(min(max(layout["height"], 1000), 12000))
     return screenshot(browser, report, tmp, height), layout
 
 
-def test_the_browser_loads_every_plot_image(shot):
+def test_the_browser_loads_every_plot_image(shot, failing_audit):
+    from padlens.inspector.report.html import evidence_checks
+
     _, layout = shot
-    assert sorted(layout["boxes"]) == sorted(PLOT_NAMES)
+    evidence = [name for name in layout["boxes"] if name.startswith("evidence-")]
+    assert sorted(set(layout["boxes"]) - set(evidence)) == sorted(PLOT_NAMES)
+    assert len(evidence) == len(evidence_checks(failing_audit)) >= 2
     for name, box in layout["boxes"].items():
         assert box["loaded"], f"{name}: the browser could not decode the image"
         assert box["w"] >= 300 and box["h"] >= 200, f"{name}: {box}"
 
 
+def test_each_evidence_figure_is_visible_in_the_screenshot(shot):
+    _, layout = shot
+    names = [name for name in layout["boxes"] if name.startswith("evidence-")]
+    assert any("batch-neighbour" in name for name in names)
+    for name in names:
+        _visible(shot, name)
+
+
 @pytest.mark.parametrize("name", PLOT_NAMES)
 def test_each_plot_is_visible_in_the_screenshot(shot, name):
+    _visible(shot, name)
+
+
+def _visible(shot, name):
     pixels, layout = shot
     box = layout["boxes"][name]
     x0, y0 = int(box["x"]) + 2, int(box["y"]) + 2
