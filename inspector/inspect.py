@@ -159,7 +159,7 @@ def inspect_with(models: list[str], options: RunOptions, texts: list[str] | Iter
                            {**options.encoder_options, "stats": stats == "graph"})
     length, side, side_source = plan_batches(options.max_length, options.padding_side,
                                              [enc for _, _, enc, _ in opened], options.batch_size)
-    runs = [new_run(*item, length) for item in opened]
+    runs = [new_run(*item, length, side, options.padding) for item in opened]
     count, tokenize_s = _stream(runs, itertools.chain([first], chunks), length, options.padding, side, progress)
     settings = InspectSettings.of(options, stats, side_source, timings={
         "tokenize": round(tokenize_s, 4), "total": round(time.perf_counter() - started, 4)})

@@ -111,10 +111,13 @@ def empty_run(ref: ModelRef, provider: str, encoder, layers: int, max_length: in
                {"load": load_s, "verify": 0.0, "forward": 0.0, "metrics": 0.0}, list(warnings))
 
 
-def new_run(ref: ModelRef, provider: str, enc: Encoder, load_s: float, max_length: int) -> Run:
-    """A Run of an opened encoder: empty accumulators, the session's warnings and the model's notes."""
+def new_run(ref: ModelRef, provider: str, enc: Encoder, load_s: float, max_length: int,
+            side: str | None = None, padding: str = "max_length") -> Run:
+    """A Run of an opened encoder: empty accumulators, the session's warnings, the model's notes, and
+    a line where padlens pads (``side``, ``padding`` to ``max_length``) other than the folder ships."""
+    shipped = enc.tokenizer.shipped.difference(side, max_length, padding) if side else None
     return empty_run(ref, provider, enc, enc.num_layers + 1, max_length, load_s,
-                     list(enc.session.warnings) + enc.notes)
+                     list(enc.session.warnings) + enc.notes + ([shipped] if shipped else []))
 
 
 def measure(run: Run, batch: Batch, first: bool, texts: Sequence[str] = ()) -> None:

@@ -59,6 +59,28 @@ class ShippedSettings:
             return self.padding_side, "tokenizer.json padding"
         return (self.config_side, "tokenizer_config.json") if self.config_side else None
 
+    def difference(self, side: str, length: int, padding: str = "max_length") -> str | None:
+        """One line saying how padlens' padding (``side``, to ``length`` or the batch's ``longest``)
+        differs from what the folder ships, or None where they agree or nothing is shipped."""
+        ours, theirs = [], []
+        shipped_side = self.side
+        if shipped_side and shipped_side[0] != side:
+            ours.append(f"on the {side}")
+            theirs.append(f"on the {shipped_side[0]} ({shipped_side[1]})")
+        if self.padding == "fixed" and (padding != "max_length" or self.padding_length != length):
+            ours.append(f"to {length} tokens" if padding == "max_length" else "to each batch's longest text")
+            theirs.append(f"to a Fixed {self.padding_length}")
+        elif self.padding == "longest" and padding == "max_length":
+            ours.append(f"to {length} tokens")
+            theirs.append("to each batch's longest text (BatchLongest)")
+        if self.truncation is not None and self.truncation != length:
+            ours.append(f"truncates at {length}")
+            theirs.append(f"truncates at {self.truncation}")
+        if not ours:
+            return None
+        return (f"padlens pads {', '.join(ours)}; the folder's tokenizer ships padding {', '.join(theirs)}: "
+                "a runtime that applies the shipped settings feeds the model other inputs than measured here")
+
 
 @dataclass
 class Batch:

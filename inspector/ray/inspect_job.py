@@ -68,7 +68,8 @@ class InspectWorker:
         index = np.asarray(block["index"], dtype=np.int64)
         texts = [str(t) for t in block["text"]]
         start = int(index[0])
-        runs = [steps.new_run(ref, provider, enc, load_s, job.max_length) for ref, provider, enc, load_s in self.opened]
+        runs = [steps.new_run(ref, provider, enc, load_s, job.max_length, job.padding_side, job.options.padding)
+                for ref, provider, enc, load_s in self.opened]
         for lo, hi in _chunks(index, job):
             first = int(index[lo])
             steps.measure_chunk(runs, texts[lo:hi], job.max_length, job.options.padding, job.padding_side,

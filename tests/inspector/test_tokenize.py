@@ -199,3 +199,64 @@ def test_a_tokenizer_is_loaded_once_until_its_files_change(zoo, tmp_path):
     os.utime(config, ns=(later, later))
     second = load_tokenizer(folder)
     assert second is not first and second.padding_side == "left" and first.padding_side != "left"
+
+
+def _ship(folder, padding=None, truncation=None, config=None):
+    """tok_dir with tokenizer.json's padding/truncation blocks (and tokenizer_config.json) as given."""
+    raw = json.loads((folder / "tokenizer.json").read_text())
+    raw["padding"], raw["truncation"] = padding, truncation
+    (folder / "tokenizer.json").write_text(json.dumps(raw))
+    if config is not None:
+        (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return load_tokenizer(folder).shipped
+
+
+FIXED_128 = {"strategy": {"Fixed": 128}, "direction": "Right", "pad_id": PAD, "pad_type_id": 0, "pad_token": "[PAD]",
+             "pad_to_multiple_of": None}
+LONGEST_LEFT = {**FIXED_128, "strategy": "BatchLongest", "direction": "Left"}
+TRUNC_128 = {"max_length": 128, "strategy": "LongestFirst", "direction": "Right", "stride": 0}
+
+
+@pytest.mark.parametrize("padding, truncation, side, length, mode, said", [
+    (FIXED_128, TRUNC_128, "right", 128, "max_length", None),
+    (FIXED_128, TRUNC_128, "right", 64, "max_length", "padlens pads to 64 tokens, truncates at 64; the folder's "
+     "tokenizer ships padding to a Fixed 128, truncates at 128"),
+    (FIXED_128, None, "left", 128, "max_length", "padlens pads on the left; the folder's tokenizer ships padding on "
+     "the right (tokenizer.json padding)"),
+    (FIXED_128, None, "right", 128, "longest", "padlens pads to each batch's longest text; the folder's tokenizer "
+     "ships padding to a Fixed 128"),
+    (LONGEST_LEFT, None, "left", 32, "max_length", "padlens pads to 32 tokens; the folder's tokenizer ships "
+     "padding to each batch's longest text (BatchLongest)"),
+    (None, None, "right", 32, "max_length", None),
+])
+def test_the_shipped_padding_is_compared_with_padlens_own(tok_dir, padding, truncation, side, length, mode, said):
+    note = _ship(tok_dir, padding, truncation).difference(side, length, mode)
+    if said is None:
+        assert note is None
+    else:
+        assert note.startswith(said + ":"), note
+
+
+def test_a_config_side_counts_as_shipped_when_tokenizer_json_has_no_padding(tok_dir):
+    shipped = _ship(tok_dir, config={"pad_token": "[PAD]", "padding_side": "left"})
+    assert shipped.difference("right", 32).startswith(
+        "padlens pads on the right; the folder's tokenizer ships padding on the left (tokenizer_config.json)")
+    assert shipped.difference("left", 32) is None
+
+
+def test_inspect_notes_where_padlens_pads_other_than_the_folder_ships(zoo, tmp_path):
+    import shutil
+
+    from padlens.inspector.inspect import inspect
+
+    folder = shutil.copytree(zoo("torchscript"), tmp_path / "m")
+    raw = json.loads((folder / "tokenizer.json").read_text())
+    raw["padding"] = {**FIXED_128, "pad_id": 0}
+    (folder / "tokenizer.json").write_text(json.dumps(raw))
+    warnings = inspect([str(folder)], texts=["a cat sat", "this is a sample sentence"], max_length=16).runs[0].warnings
+    assert any(w.startswith("padlens pads to 16 tokens; the folder's tokenizer ships padding to a Fixed 128")
+               for w in warnings), warnings
+    raw["padding"]["strategy"] = {"Fixed": 16}
+    (folder / "tokenizer.json").write_text(json.dumps(raw))
+    warnings = inspect([str(folder)], texts=["a cat sat"], max_length=16).runs[0].warnings
+    assert not any("the folder's tokenizer ships" in w for w in warnings), warnings
