@@ -96,11 +96,11 @@ def audit_run(encoder, texts: list[str], settings: Settings, provider: str, labe
     return results, record, invariance.drift_points(ctx)
 
 
-def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None, tokenizer=None,
-          max_length: int | None = None, providers: Sequence[str] = ("cpu",),
-          tolerances: dict[str, float] | None = None, allow_fallback: bool = False,
-          threads: int | None = None, layers: list[str] | None = None, padding_side: str = "auto",
-          padding: str = "max_length", batch_size: int | None = None, limit: int | None = None,
+def audit(models: Sequence, texts: Sequence[str] | None = None, *, texts_file=None, tokenizer=None,
+          max_length: int | None = None, padding: str = "max_length", padding_side: str = "auto",
+          batch_size: int | None = None, providers: Sequence[str] = ("cpu",), threads: int | None = None,
+          allow_fallback: bool = False, layers: list[str] | None = None,
+          tolerances: dict[str, float] | None = None, limit: int | None = None,
           seed: int = 0, progress=None) -> AuditResult:
     """Audit ``models`` (paths or ModelRefs): every check, per model and provider.
 
@@ -111,7 +111,8 @@ def audit(models: Sequence, texts: Sequence[str] | None = None, texts_file=None,
     a long neighbour). ``padding_side`` ``auto`` pads each model on its tokenizer config's side,
     else on the left for a causal model, else on the right (``AuditResult.runs`` says which). Each text's unpadded reference is computed once per run and shared by
     every check; reference_drift compares runs against the fp32 CPU one. ``progress`` is called
-    with the number of (model, provider) runs audited so far.
+    with the number of (model, provider) runs audited so far. Every option after ``texts`` is a
+    keyword, the shared ones in the same order as ``inspect``, ``embed`` and ``probe``.
     """
     overrides = tl.validate(tolerances)
     if not providers:

@@ -447,17 +447,18 @@ def _run_plan(plan: _Plan, data: Collected, layer: int, fit, seed: int) -> Probe
 def probe(
     models: list[str],
     texts: Sequence[str] | None = None,
+    *,
     texts_file: str | None = None,
-    labels: str | None = None,
     tokenizer: str | None = None,
     max_length: int | None = None,
     padding: str = "max_length",
     padding_side: str = "auto",
-    providers: Sequence[str] = ("cpu",),
-    allow_fallback: bool = False,
     batch_size: int = 32,
-    layers: list[str] | None = None,
+    providers: Sequence[str] = ("cpu",),
     threads: int | None = None,
+    allow_fallback: bool = False,
+    layers: list[str] | None = None,
+    labels: str | None = None,
     seed: int = 0,
     per_text: int = PER_TEXT,
     limit: int | None = None,
@@ -470,6 +471,8 @@ def probe(
     Each (model file × provider) is a run; one split of texts (seeded) serves every run.
     ``padding_side`` "auto" takes each model's own (tokenizer config, else left for a causal
     model, else right). ``progress(done, total)`` is called after each batch and each fitted layer.
+    Every option after ``texts`` is a keyword, the shared ones in the same order as ``inspect``,
+    ``embed`` and ``audit``.
     """
     fitter()
     options = RunOptions(max_length=max_length, padding=padding, padding_side=padding_side, batch_size=batch_size,

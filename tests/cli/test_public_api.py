@@ -43,3 +43,19 @@ def test_an_unknown_name_is_an_attribute_error():
             assert "no_such_name" in str(exc)
         else:
             raise AssertionError(f"{module.__name__}.no_such_name resolved")
+
+
+def test_the_public_functions_share_their_options_in_one_order_and_by_keyword():
+    import inspect as pyinspect
+
+    import padlens
+
+    shared = ["texts_file", "text_column", "tokenizer", "max_length", "padding", "padding_side", "batch_size",
+              "providers", "threads", "allow_fallback", "layers"]
+    for name in ("inspect", "embed", "probe", "audit"):
+        params = pyinspect.signature(getattr(padlens, name)).parameters
+        present = [p for p in params if p in shared]
+        assert present == [p for p in shared if p in params], (name, present)
+        assert len(present) >= 6, (name, present)
+        keywords = [p for p in present if not (name == "embed" and p == "texts_file")]  # embed's corpus is required
+        assert all(params[p].kind is pyinspect.Parameter.KEYWORD_ONLY for p in keywords), name
