@@ -24,6 +24,7 @@ _API = {
     "embed": "padlens.inspector.embed",
     "probe": "padlens.inspector.probe",
     "quantize": "padlens.exporter.quantize",
+    "study": "padlens.inspector.study",
 }
 
 __all__ = ["__version__", *_API]
