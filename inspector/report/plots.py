@@ -315,9 +315,11 @@ def check_evidence(check) -> Plot:
     if node is not None:
         x = node.layer
         y = float(_nz(ev.delta[x])) if x < len(ev.delta) else 0.0
-        right.annotate(f"{node.op_type} {node.name}", xy=(x, y), xytext=(0.03, 0.92), textcoords="axes fraction",
-                       fontsize=10, color="#1d232a", arrowprops={"arrowstyle": "->", "color": "#1d232a"},
-                       bbox={"boxstyle": "round", "fc": "#fff3d6", "ec": "#8a5a00"})
+        name = node.name if len(node.name) <= 36 else "…" + node.name[-35:]
+        label = right.annotate(f"{node.op_type}\n{name}", xy=(x, y), xytext=(0.03, 0.86), textcoords="axes fraction",
+                               fontsize=10, color="#1d232a", arrowprops={"arrowstyle": "->", "color": "#1d232a"},
+                               bbox={"boxstyle": "round", "fc": "#fff3d6", "ec": "#8a5a00"})
+        label.set_in_layout(False)  # a long node name must not shrink the axes (named in full beside the figure)
         right.plot([x], [y], marker="*", ms=16, color="#8a5a00", label="traced node", zorder=5)
     for ax in (left, right):
         ax.legend(fontsize=9, loc="lower right")
