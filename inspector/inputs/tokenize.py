@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 from tokenizers import Tokenizer
 
-from padlens.errors import BadInput, PadlensError
+from padlens.errors import BadInput, PadlensError, Param
 from padlens.inspector.inputs.options import PADDINGS, SIDES, check_counts, check_padding  # noqa: F401  (PADDINGS re-exported)
 from padlens.inspector.stats.pooling import mask_positions
 
@@ -160,15 +160,15 @@ class PadTokenizer:
         return max(ids) + 1 if ids else 0
 
     @contextlib.contextmanager
-    def _failures(self, doing: str):
+    def _failures(self, *doing):
         """A `tokenizers` failure (it raises plain Exception) as BadInput naming the file: bad input,
-        not a padlens bug."""
+        not a padlens bug. ``doing``: message pieces (text and ``Param``s)."""
         try:
             yield
         except PadlensError:
             raise
         except Exception as exc:  # noqa: BLE001  (tokenizers' errors are plain Exception)
-            raise BadInput(f"tokenizer {self.file} cannot {doing}: {exc}") from exc
+            raise BadInput(f"tokenizer {self.file} cannot ", *doing, f": {exc}") from exc
 
     @property
     def file(self) -> Path:
@@ -193,7 +193,7 @@ class PadTokenizer:
         """
         texts = _check_encode_args(texts, max_length, padding, side)
         # truncation is state on the tokenizer: set it per call, under a lock
-        with self._lock, self._failures(f"encode these texts (max_length {max_length})"):
+        with self._lock, self._failures("encode these texts (", Param("max_length", max_length), ")"):
             self.tokenizer.enable_truncation(max_length)
             encodings = self.tokenizer.encode_batch(texts)
         width = max_length if padding == "max_length" else max(len(e.ids) for e in encodings)

@@ -260,3 +260,17 @@ def test_inspect_notes_where_padlens_pads_other_than_the_folder_ships(zoo, tmp_p
     (folder / "tokenizer.json").write_text(json.dumps(raw))
     warnings = inspect([str(folder)], texts=["a cat sat"], max_length=16).runs[0].warnings
     assert not any("the folder's tokenizer ships" in w for w in warnings), warnings
+
+
+def test_a_tokenizer_failure_while_encoding_names_the_file_and_the_length_as_a_parameter(tok_dir, monkeypatch):
+    tok = load_tokenizer(tok_dir)
+
+    def broken(*_a, **_k):
+        raise Exception("WordPiece error: Missing [UNK] token from the vocabulary")
+
+    monkeypatch.setattr(tok.tokenizer, "encode_batch", broken)
+    with pytest.raises(BadInput) as exc:
+        tok.encode(["a cat"], max_length=16)
+    assert str(exc.value) == (f"tokenizer {tok_dir / 'tokenizer.json'} cannot encode these texts (max_length=16): "
+                              "WordPiece error: Missing [UNK] token from the vocabulary")
+    assert exc.value.parameter == "max_length"
