@@ -19,7 +19,7 @@ _EXPORTS = {
     "Encoder": "runtime.encoder", "EncoderInfo": "runtime.encoder", "Forward": "runtime.encoder",
     "ModelRef": "inputs.resolve", "resolve_models": "inputs.resolve",
     "load_encoder": "model.graph", "EncoderGraph": "model.graph",
-    "create_session": "runtime.session", "SessionInfo": "runtime.session",
+    "create_session": "runtime.session", "SessionInfo": "runtime.session", "SessionOptions": "runtime.session",
     "load_tokenizer": "inputs.tokenize", "Batch": "inputs.tokenize",
     "read_texts": "inputs.texts", "iter_texts": "inputs.texts",
     "render": "report.table",
