@@ -60,7 +60,7 @@ def _layers(one) -> list[int]:
 def _scored(p: dict | None) -> str:
     if not p or p.get("reason"):
         return "not applicable" + (f" ({p['reason']})" if p and p.get("reason") else "")
-    return f"{UNITS.get(p['metric'], p['metric'])} {num(p['score'])} (control {num(p['control'])})"
+    return f"{UNITS.get(p['metric'], p['metric'])} {num(p['score'])} vs control {num(p['control'])}"
 
 
 # ---------------------------------------------------------------- question 1
@@ -137,7 +137,7 @@ def sanity_sentence(one) -> str:
     if not any(p and not p.get("reason") for p in probes.values()):
         return "Sanity check not applicable: layer 0 was not probed."
     leaks = [t for t, p in probes.items() if reads(p)]
-    values = ", ".join(f"{t.replace('_', ' ')} {_scored(p)}" for t, p in probes.items() if p and not p.get("reason"))
+    values = "; ".join(f"{t.replace('_', ' ')} {_scored(p)}" for t, p in probes.items() if p and not p.get("reason"))
     if not leaks:
         return (f"Sanity check passed: at layer 0 (the embedding output, before any attention) one pad state "
                 f"reads nothing of its text ({values}), as it must; what later layers read came through attention.")

@@ -1,12 +1,9 @@
-"""Fixtures for the study's tests: a ModelStudy with known numbers, a small topic corpus, a MiniLM export.
-
-Models are built or exported in subprocesses (tests/inspector blocks torch in this process).
-"""
+"""Fixtures for the study's tests: a ModelStudy with known numbers, a small topic corpus (the MiniLM
+export is tests/conftest.py's session-wide ``minilm_export``, made in a subprocess: tests/inspector
+blocks torch in this process)."""
 from __future__ import annotations
 
 import pytest
-
-from tests.conftest import ROOT, run_padlens
 
 TOPIC_WORDS = {
     "animals": ["the cat sat on the mat", "a dog and a cat", "the dog sat", "cat and dog on a mat",
@@ -28,12 +25,3 @@ def topic_file(tmp_path_factory):
     f.write_text("".join(f"{topic}\t{text}\n" for topic, texts in TOPIC_WORDS.items() for text in texts),
                  encoding="utf-8")
     return f
-
-
-@pytest.fixture(scope="session")
-def minilm_export(tmp_path_factory):
-    """all-MiniLM-L6-v2 exported in fp32 with every layer (``padlens export minilm-l6``, a subprocess)."""
-    out = tmp_path_factory.mktemp("study-minilm") / "minilm"
-    proc = run_padlens("-q", "export", "minilm-l6", "-o", out, "--precision", "fp32", cwd=ROOT, timeout=900)
-    assert proc.returncode == 0, proc.stderr
-    return out

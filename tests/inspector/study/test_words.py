@@ -47,7 +47,7 @@ def test_length_is_read_from_the_first_layer_where_every_later_layer_reads_it(on
 def test_a_probe_no_better_than_its_control_is_said_so_with_its_best_layer(one):
     said = words.target_sentence(one, "content")
     assert said.startswith("At no layer does one pad state read the text's content")
-    assert "best: cosine 0.40 (control 0.30) at layer 2" in said
+    assert "best: cosine 0.40 vs control 0.30 at layer 2" in said
     one.probe["layers"][2]["probes"][2].update(score=0.75, selectivity=0.45,
                                                selectivity_ci=[0.4, 0.5])
     assert words.target_sentence(one, "content").startswith("At the last layer (layer 2) only, one pad state reads")
