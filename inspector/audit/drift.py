@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.audit.cache import Probe
-from padlens.inspector.audit.compare import cosines
-from padlens.inspector.audit.results import Verdict
+from padlens.inspector.audit.compare import compare_states, cosines
+from padlens.inspector.audit.results import Evidence, Verdict
 from padlens.inspector.audit.variants import Sequences
+from padlens.inspector.report.fmt import fmt_cos
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ class RunRecord:
             (None when it has none, or when the probe did not keep them).
         width: the padded width.
         side: the side its pads are on (pads are compared only between runs padded on one side).
+        reopen: opens the run's encoder again (graph kept) when a failed check is traced to its node;
+            None where it cannot be reopened (nothing is traced then).
     """
 
     label: str
@@ -39,6 +43,7 @@ class RunRecord:
     pads: list[list[np.ndarray] | None]
     width: int
     side: str
+    reopen: Callable[[], object] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, probe: Probe, label: str, precision: str, provider: str) -> RunRecord:
@@ -61,29 +66,74 @@ def _series(values) -> str:
     return "/".join(f"{v:.4f}" for v in values)
 
 
+def _pooled(ref: RunRecord, run: RunRecord) -> np.ndarray:
+    """Per text, the cosine of the masked-mean pooled last layer of ``run`` against ``ref`` (NaN: -1)."""
+    pooled = [float(cosines(a[-1].astype(np.float64).mean(0), b[-1].astype(np.float64).mean(0))[0])
+              for a, b in zip(ref.refs, run.refs)]
+    return np.nan_to_num(np.array(pooled), nan=-1.0)
+
+
+def worst_text(ref: RunRecord, run: RunRecord) -> int:
+    """The text whose pooled embedding drifts most (the one reference_drift reports)."""
+    return int(_pooled(ref, run).argmin())
+
+
 def reference_drift(ref: RunRecord, run: RunRecord, overrides: dict[str, float]) -> Verdict:
     """``run`` against the fp32 CPU ``ref``: pooled cosine per text, per-layer detail."""
     tol = tl.tolerance_for("reference_drift", run.precision, overrides)
-    pooled, real_cos, pad_cos = [], [], []
+    real_cos, pad_cos = [], []
     for i in range(len(run.refs)):
-        a, b = ref.refs[i], run.refs[i]
-        pooled.append(float(cosines(a[-1].astype(np.float64).mean(0), b[-1].astype(np.float64).mean(0))[0]))
-        real_cos.append(_layer_cos(a, b))
+        real_cos.append(_layer_cos(ref.refs[i], run.refs[i]))
         if ref.pads[i] is not None and run.pads[i] is not None and ref.side == run.side:
             pad_cos.append(_layer_cos(ref.pads[i], run.pads[i]))
-    pooled_arr = np.nan_to_num(np.array(pooled), nan=-1.0)
+    pooled_arr = _pooled(ref, run)
     at = int(pooled_arr.argmin())
     value = float(pooled_arr[at])
     passed = value >= tol.cos
     real = np.mean(real_cos, 0) if real_cos else []
     pads = np.mean(pad_cos, 0) if pad_cos else []
-    detail = (f"against {ref.label} [{ref.provider}]: worst pooled cos {value:.6f} on "
-              f"{run.seqs.name(at)} ({'within' if passed else 'beyond'} min {tol.cos:g} for "
-              f"{tl.precision_class(run.precision)}); mean token cos per layer 0..L: real "
+    ev = drift_evidence(ref, run, at, tol.cos)
+    first = "" if ev.first_layer is None else f", its real tokens first beyond it at layer {ev.first_layer}"
+    detail = (f"against {ref.label} [{ref.provider}]: worst pooled cos {fmt_cos(value, precise=True)} on "
+              f"{run.seqs.name(at)} ({'within' if passed else 'beyond'} min {tol.cos:.10g} for "
+              f"{tl.precision_class(run.precision)}{first}); mean token cos per layer 0..L: real "
               f"{_series(real)}; pads {_series(pads) if len(pads) else 'n/a'}.")
     if not passed:
         detail += " Likely cause: the precision's own error; compare against DESIGN.md's measured values."
-    return Verdict(passed, value, tol.cos, detail)
+    return Verdict(passed, value, tol.cos, detail, evidence=ev)
+
+
+def drift_evidence(ref: RunRecord, run: RunRecord, at: int, floor: float) -> Evidence:
+    """Text ``at``'s real tokens in ``run`` against ``ref`` per layer (1 − min token cos, max |Δ| / state
+    norm), the first layer whose lowest token cosine is below ``floor``, and the worst layer."""
+    diff = compare_states(ref.refs[at], run.refs[at])
+    first = diff.nonfinite_layer if diff.nonfinite_layer is not None else diff.first_beyond(floor, None)
+    return Evidence(run.seqs.name(at), f"against {ref.label} [{ref.provider}]",
+                    tuple(1.0 - c for c in diff.layer_cos), tuple(diff.layer_delta), floor, None, first,
+                    diff.cos_layer)
+
+
+def traced(ref: RunRecord, run: RunRecord, verdict: Verdict, opened: dict) -> Verdict:
+    """A failed ``verdict`` with the node where ``run`` leaves ``ref`` (``trace_drift``): both encoders
+    reopened (``opened`` keeps the reference's for the next run), the worst text run alone through both,
+    in the first layer beyond the tolerance (else the worst); unchanged when it cannot be traced."""
+    ev = verdict.evidence
+    if verdict.passed or ev is None or ref.reopen is None or run.reopen is None:
+        return verdict
+    from padlens.inspector.audit.trace import Side
+    from padlens.inspector.audit.trace_drift import trace_drift
+    from padlens.inspector.inputs.tokenize import pad_rows
+
+    at = worst_text(ref, run)
+    seqs, n = run.seqs, len(run.seqs.ids[at])
+    batch = pad_rows([(seqs.ids[at], seqs.types[at], seqs.special[at])], n, "right", seqs.pad_id, seqs.pad_type)
+    if "ref" not in opened:
+        opened["ref"] = ref.reopen()
+    layer = ev.first_layer if ev.first_layer is not None else ev.worst_layer
+    node = trace_drift(opened["ref"], run.reopen(), layer, Side(batch, 0, n), verdict.threshold)
+    if node is None:
+        return verdict
+    return replace(verdict, detail=f"{verdict.detail} Traced: {node.words()}.", node=node)
 
 
 def reference_of(records: list[RunRecord]) -> RunRecord | None:
@@ -101,7 +151,7 @@ def drift_verdicts(records: list[RunRecord], overrides: dict[str, float]) -> lis
     if ref is None:
         log.warning("reference_drift skipped: no fp32 model among those audited")
         return []
-    out = []
+    out, opened = [], {}
     for run in records:
         if run is ref:
             continue
@@ -109,5 +159,5 @@ def drift_verdicts(records: list[RunRecord], overrides: dict[str, float]) -> lis
             log.warning("reference_drift: %s is not comparable with %s (tokens, layers or width differ)",
                         run.label, ref.label)
             continue
-        out.append((run.label, reference_drift(ref, run, overrides)))
+        out.append((run.label, traced(ref, run, reference_drift(ref, run, overrides), opened)))
     return out

@@ -1,6 +1,7 @@
 """The audit's entry point: per model and provider, gather facts, run every check, then drift."""
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,6 +141,7 @@ def audit_with(models: Sequence, options: RunOptions, texts: Sequence[str] | Non
         label = ref.label if len(options.providers) == 1 else f"{ref.label} [{provider}]"
         runs.append(run_settings(encoder, settings, label))
         run_results, record, run_points = audit_run(encoder, texts, settings, provider, label, overrides, compared)
+        record.reopen = functools.partial(_open, ref, provider, options)  # a failed drift is traced to its node
         results += run_results
         records.append(record)
         points += run_points
@@ -162,13 +164,18 @@ def _model_refs(models, options: RunOptions) -> list:
 def _encoders(refs: list, options: RunOptions):
     """(ref, provider, encoder) per run, opened one at a time (one model in memory), without ONNX
     Runtime's memory pattern (the audit runs each shape many times: ``create_session``)."""
+    for ref in refs:
+        for provider in options.providers:
+            yield ref, provider, _open(ref, provider, options)
+
+
+def _open(ref, provider: str, options: RunOptions):
+    """``ref``'s encoder on ``provider`` as the audit runs it (hidden states only, no memory pattern)."""
     from padlens.inspector.runtime.encoder import Encoder
     from padlens.inspector.runtime.session import SessionOptions
 
-    for ref in refs:
-        for provider in options.providers:
-            yield ref, provider, Encoder.open(ref, SessionOptions.of(options, provider, mem_pattern=False),
-                                              layers=options.layer_list, attention=False)
+    return Encoder.open(ref, SessionOptions.of(options, provider, mem_pattern=False), layers=options.layer_list,
+                        attention=False)
 
 
 def run_settings(encoder, settings: Settings, label: str) -> RunSettings:

@@ -283,6 +283,12 @@ def _nz(v) -> float:
 
 # ---------------------------------------------------------------- a failed check's evidence per layer
 
+def _against(check) -> str:
+    """What the evidence compares with: the same text alone (invariance), or nothing more to say
+    (reference_drift's ``what`` names the fp32 run)."""
+    return "" if check.name == "reference_drift" else ", against the same text alone"
+
+
 def check_evidence(check) -> Plot:
     """One failing or warning invariance check (a ``CheckResult`` with ``evidence``): per layer, its
     worst text's real-token drift against the same text alone (1 − min cos, left; max |Δ| / state
@@ -290,7 +296,7 @@ def check_evidence(check) -> Plot:
     ev, node = check.evidence, check.node
     slug = "".join(ch if ch.isalnum() else "-" for ch in f"{check.model}-{check.name}").strip("-").lower()
     plot = Plot(f"evidence-{slug}", f"{check.name} · {check.model}: where the drift begins",
-                f"{check.mark}: {ev.text} {ev.what}, against the same text alone, per layer (0 = embeddings). "
+                f"{check.mark}: {ev.text} {ev.what}{_against(check)}, per layer (0 = embeddings). "
                 "The dashed line is the tolerance; the red band marks the first layer beyond it.")
     fig = new_figure(380)
     left, right = fig.subplots(1, 2)
