@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def toy_dirs(zoo, tmp_path_factory):
-    from tests.audit import toys
+    from tests.inspector.audit import toys
 
     base = tmp_path_factory.mktemp("cli-toys")
     return {k: toys.make(k, base / k, zoo("padlens")) for k in ("honest", "leaky", "positional")}

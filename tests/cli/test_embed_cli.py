@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def honest(zoo, tmp_path_factory):
-    from tests.audit import toys
+    from tests.inspector.audit import toys
 
     return toys.make("honest", tmp_path_factory.mktemp("cli-embed") / "honest", zoo("padlens"))
 

@@ -1,10 +1,6 @@
 """The real all-MiniLM-L6-v2 (installed from PyPI, offline) through `padlens export minilm-l6`."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -17,13 +13,9 @@ OUTPUTS = ["last_hidden_state"] + [f"hidden_states.{i}" for i in range(7)]
 
 
 @pytest.fixture(scope="module")
-def minilm(tmp_path_factory):
-    """`padlens export minilm-l6 -o DIR` in a subprocess (torch stays out of the test process)."""
-    out = tmp_path_factory.mktemp("minilm") / "export"
-    proc = subprocess.run([sys.executable, "-m", "padlens", "export", "minilm-l6", "-o", str(out)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return out, proc, json.loads((out / "padlens.json").read_text())
+def minilm(minilm_all):
+    """`padlens export minilm-l6 -o DIR` in a subprocess: tests/conftest.py's one export per session."""
+    return minilm_all.path, minilm_all.proc, minilm_all.manifest
 
 
 def test_minilm_exports_four_variants_with_seven_layer_outputs_each(minilm):

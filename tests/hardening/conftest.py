@@ -77,7 +77,7 @@ def _bad_models(root: Path, good: Path) -> None:
     tiny.copy_tokenizer(good, small)
     import onnx
 
-    from tests.audit import toys
+    from tests.inspector.audit import toys
     onnx.save(toys.build("honest", 10), str(small / "model.onnx"))
     (root / "notok").mkdir()
     (root / "notok" / "vocab.json").write_text("{}")

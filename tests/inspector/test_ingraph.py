@@ -189,13 +189,8 @@ def test_an_unknown_stats_mode_is_bad_input(zoo):
 
 
 @pytest.mark.slow
-def test_minilm_in_graph_statistics_equal_the_reference(tmp_path_factory):
-    from tests.conftest import run_padlens
-
-    out = tmp_path_factory.mktemp("minilm") / "minilm"
-    done = run_padlens("-q", "export", "minilm-l6", "-o", str(out), "--precision", "fp32", cwd=out.parent)
-    assert done.returncode == 0, done.stderr  # exported in a subprocess: this process never imports torch
-    enc = Encoder.open(resolve_models([str(out)])[0], stats=True)
+def test_minilm_in_graph_statistics_equal_the_reference(minilm_export):
+    enc = Encoder.open(resolve_models([str(minilm_export)])[0], stats=True)  # exported in a subprocess
     texts = default_corpus()
     batches = [enc.tokenizer.encode(texts[i:i + 16], max_length=128, padding="max_length", side="right")
                for i in range(0, 48, 16)]
@@ -218,7 +213,7 @@ def test_the_cli_takes_stats_numpy_and_writes_it_in_the_json(zoo, tmp_path):
 def test_a_one_head_attention_map_without_a_heads_axis_gives_the_reference_masses(zoo, tmp_path):
     """The toy's Softmax is [B, T, T]: the graph reads it as [B, 1, T, T] (a mean over queries
     instead of heads would be far off)."""
-    from tests.audit import toys
+    from tests.inspector.audit import toys
 
     folder = toys.make("honest", tmp_path / "honest", zoo("padlens"))
     enc = _open(folder, stats=True)

@@ -200,7 +200,7 @@ def test_the_likely_cause_of_a_failed_run(message, structure, rows, shape, want)
 @pytest.fixture(scope="module")
 def toy_dir(zoo, tmp_path_factory):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tests.audit import causal_toys
+    from tests.inspector.audit import causal_toys
 
     base = tmp_path_factory.mktemp("ptoys")
     return lambda kind: causal_toys.make(kind, base / kind, zoo("padlens"))

@@ -23,16 +23,18 @@ from pathlib import Path
 TOP_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
-def transformers_js(out: Path) -> Path:
-    """``out`` as a transformers.js MiniLM folder (see the module docstring)."""
+def transformers_js(out: Path, exported: Path | None = None) -> Path:
+    """``out`` as a transformers.js MiniLM folder (see the module docstring), from the export dir
+    ``exported`` when given (its model.onnx is fp32)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.registry import IntegerOpsRegistry
 
     from padlens.exporter import export
 
     with tempfile.TemporaryDirectory() as tmp:
-        exported = Path(tmp) / "minilm"
-        export("minilm-l6", exported, precisions=["fp32"])
+        if exported is None:
+            exported = Path(tmp) / "minilm"
+            export("minilm-l6", exported, precisions=["fp32"])
         (out / "onnx").mkdir(parents=True, exist_ok=True)
         for name in TOP_FILES:
             if (exported / name).is_file():

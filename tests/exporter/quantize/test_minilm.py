@@ -9,8 +9,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tjs(tmp_path_factory):
-    return folders.transformers_js(tmp_path_factory.mktemp("tjs") / "all-MiniLM-L6-v2")
+def tjs(tmp_path_factory, minilm_export):
+    return folders.transformers_js(tmp_path_factory.mktemp("tjs") / "all-MiniLM-L6-v2", minilm_export)
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from padlens.inspector.inputs.tokenize import choose_side, load_tokenizer, mask_
 from padlens.inspector.model.graph import load_encoder
 from padlens.inspector.model.structure import causal_in_config
 from padlens.inspector.runtime.encoder import Encoder
-from tests.audit import causal_toys
 from tests.conftest import run_padlens
+from tests.inspector.audit import causal_toys
 
 TEXTS = ["the cat sat on the mat", "a dog", "this is a sample sentence with more words in it"]
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.audit import toys
+from tests.inspector.audit import toys
 
 
 @pytest.fixture(scope="session")

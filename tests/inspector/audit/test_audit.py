@@ -9,7 +9,7 @@ import pytest
 from padlens.errors import BadInput
 from padlens.inspector.audit import AuditResult, CheckResult, Layout, Probe, audit, tokenize
 from padlens.inspector.audit.running import Runner
-from tests.audit import toys
+from tests.inspector.audit import toys
 
 TEXTS = ["this is a sample sentence", "the cat sat on the mat", "a dog", "padding text is short"]
 

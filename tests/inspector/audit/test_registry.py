@@ -4,13 +4,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 from padlens.inspector.audit import registry
 from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.audit.run import RUN_CHECKS
+from tests.conftest import ROOT
 
-AUDIT_PAGE = Path(__file__).resolve().parents[2] / "docs" / "audit.md"
+AUDIT_PAGE = ROOT / "docs" / "audit.md"
 
 
 def test_the_audit_pages_check_table_is_the_registrys_markdown():

@@ -9,7 +9,7 @@ import pytest
 from padlens.errors import BadInput
 from padlens.inspector.embed import embed
 from padlens.inspector.stats.pooling import pool, pooling_config, read_st_folder, resolve_pooling
-from tests.audit import toys
+from tests.inspector.audit import toys
 
 TEXTS = ["this is a sample sentence", "the cat sat on the mat", "a dog", "padding text is short",
          "what was the model", "it is long and it is short and it is a word"]

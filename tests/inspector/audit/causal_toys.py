@@ -18,8 +18,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from tests.audit import toys
-from tests.audit.toys import _G, MAX_POS, PAD_ID, TOKENIZER_FILES, H, _attention, _block, _mask_bias
+from tests.inspector.audit import toys
+from tests.inspector.audit.toys import _G, MAX_POS, PAD_ID, TOKENIZER_FILES, H, _attention, _block, _mask_bias
 
 KINDS = ("causal", "ids-positions", "batch-1", "bad-gather")
 

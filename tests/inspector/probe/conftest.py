@@ -1,24 +1,11 @@
-"""Fixtures for the probe's tests: synthetic states with known answers, and a real MiniLM export.
-
-The MiniLM export runs ``padlens export`` in a subprocess, so torch never enters this process.
-"""
+"""Fixtures for the probe's tests: synthetic states with known answers and short texts (the
+real MiniLM export is tests/conftest.py's session-wide ``minilm_export``)."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
-
-from tests.conftest import ROOT, run_padlens
-
-
-@pytest.fixture(scope="session")
-def minilm_export(tmp_path_factory):
-    """all-MiniLM-L6-v2 exported in fp32 with every layer (``padlens export minilm-l6``)."""
-    out = tmp_path_factory.mktemp("probe-minilm") / "minilm"
-    proc = run_padlens("export", "minilm-l6", "-o", out, "--precision", "fp32", cwd=ROOT, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return out
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from padlens.inspector.audit import audit
 from padlens.inspector.inputs.resolve import resolve_models
 from padlens.inspector.inputs.tokenize import arange_positions, mask_positions
 from padlens.inspector.runtime.encoder import Encoder
-from tests.audit import causal_toys
+from tests.inspector.audit import causal_toys
 
 TEXTS = ["the cat sat on the mat", "a dog", "this is a sample sentence with more words in it"]
 

@@ -31,7 +31,7 @@ def audited(tiny_export):
 def failing_audit(tiny_export, tmp_path_factory):
     """An audit that fails: a toy whose export reshapes [B, T, H] to [T, B, H] (rows mixed in a batch)."""
     from padlens.inspector.audit import audit
-    from tests.audit import toys
+    from tests.inspector.audit import toys
 
     folder = toys.make("reshape-mix", tmp_path_factory.mktemp("toys") / "reshape-mix", tiny_export)
     return audit([str(folder)], texts=TEXTS[:4], max_length=32)
