@@ -34,11 +34,11 @@ def _version(name: str) -> str:
         return "absent"
 
 
-def zoo_key() -> str:
-    """A hash of everything a built style depends on: the builder's sources (every file in
-    tests/fixtures), the versions of the packages it uses, Python and the machine."""
+def zoo_key(fixtures: Path = FIXTURES) -> str:
+    """A hash of everything a built style depends on: the builder's sources (every .py file in
+    ``fixtures``), the versions of the packages it uses, Python and the machine."""
     digest = hashlib.sha256()
-    for file in sorted(FIXTURES.glob("*.py")):
+    for file in sorted(fixtures.glob("*.py")):
         digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
     for name in BUILD_PACKAGES:
         digest.update(f"{name}={_version(name)}\0".encode())
