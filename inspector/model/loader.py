@@ -125,8 +125,23 @@ def weight_bytes(model: onnx.ModelProto) -> int:
         if uses_external_data(tensor):
             total += ExternalDataInfo(tensor).length or 0
         else:
-            total += tensor.ByteSize()
+            total += _inline_bytes(tensor)
     return total
+
+
+#: element types whose bytes are not ``elements x itemsize`` (packed 4-bit, strings): sized by protobuf
+_PACKED = {TensorProto.STRING, *(getattr(TensorProto, n) for n in ("INT4", "UINT4", "FLOAT4E2M1") if hasattr(TensorProto, n))}
+
+
+def _inline_bytes(tensor: TensorProto) -> int:
+    """Bytes of an inline tensor's values from its shape and type (protobuf's ByteSize took ≈ 0.5 s
+    over MiniLM's 100 initializers); packed and string tensors by ByteSize."""
+    if tensor.data_type in _PACKED or tensor.data_type == TensorProto.UNDEFINED:
+        return tensor.ByteSize()
+    count = 1
+    for dim in tensor.dims:
+        count *= int(dim)
+    return count * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
 
 
 def _parse(path: Path) -> tuple[bytes, onnx.ModelProto]:
