@@ -26,7 +26,9 @@ class CheckResult:
             ``not applicable: `` and the reason when the check cannot say anything here.
         applicable: False when the check cannot say anything about this model run.
         node: where the leak enters, when a failed invariance check traced it
-            (``trace.LeakNode``: layer, name, op_type, inputs, tensor, local_error, accumulated_error); else None.
+            (``trace.LeakNode``: layer, name, op_type, inputs, tensor, local_error, accumulated_error), or
+            where a failed reference_drift's copy leaves the reference (``trace_drift.DriftNode``: the same
+            and reference, reference_tensor, matched, computed_by, drift); else None.
         evidence: the worst case's drift per layer (``Evidence``) for the report's figure; not in the JSON.
     """
 
