@@ -173,7 +173,7 @@ class _Job:
         self.inputs, self.outputs = precision.graph_io(fp32)
         self.feed = self._encode(texts.VALIDATION_TEXTS, pad_extra=8)
         self.progress("validating…")
-        self.reference = self._timed("reference", lambda: validate.reference_states(self.src.folder, self.feed))
+        self.reference = self._timed("reference", self._reference)
         checks = {"fp32": self._timed("validate fp32", lambda: self._check("fp32", fp32))}
         self._gate(checks["fp32"])
         files = {"fp32": fp32}
@@ -198,6 +198,16 @@ class _Job:
         self.num_layers = int(_config_layers(self.src.config))
         precision.check_outputs(target, backends.output_names(self.num_layers))
         return target
+
+    def _reference(self):
+        """PyTorch's states for the gate; a model whose own forward fails is one error naming its architecture."""
+        try:
+            return validate.reference_states(self.src.folder, self.feed)
+        except Exception as exc:  # transformers' own bugs on a new architecture: not padlens', nothing kept
+            lines = str(exc).strip().splitlines()
+            raise BadInput(f"architecture {self.src.architecture!r}: PyTorch's reference forward failed "
+                           f"({type(exc).__name__}: {(lines[0] if lines else 'no message')[:300]}); "
+                           "nothing was written") from None
 
     def _save_tokenizer(self) -> list[str]:
         from transformers import AutoTokenizer
