@@ -34,11 +34,12 @@ def _version(name: str) -> str:
         return "absent"
 
 
-def zoo_key(fixtures: Path = FIXTURES) -> str:
+def zoo_key(fixtures: Path = FIXTURES, extra: tuple[Path, ...] = ()) -> str:
     """A hash of everything a built style depends on: the builder's sources (every .py file in
-    ``fixtures``), the versions of the packages it uses, Python and the machine."""
+    ``fixtures``, and the ``extra`` files of another builder that uses them), the versions of the
+    packages it uses, Python and the machine."""
     digest = hashlib.sha256()
-    for file in sorted(fixtures.glob("*.py")):
+    for file in [*sorted(fixtures.glob("*.py")), *extra]:
         digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
     for name in BUILD_PACKAGES:
         digest.update(f"{name}={_version(name)}\0".encode())
@@ -71,7 +72,7 @@ class ModelZoo:
             else:
                 self._build(style, out)
                 if kept is not None:
-                    _keep(out, kept)
+                    keep(out, kept)
             self.cache[style] = out
         return self.cache[style]
 
@@ -111,7 +112,7 @@ class ModelZoo:
         server.stdout.close()
 
 
-def _keep(built: Path, kept: Path) -> None:
+def keep(built: Path, kept: Path) -> None:
     """Copy ``built`` to ``kept`` whole or not at all (a folder renamed into place)."""
     kept.parent.mkdir(parents=True, exist_ok=True)
     partial = kept.with_name(f".{kept.name}.{os.getpid()}")
@@ -123,9 +124,9 @@ def _keep(built: Path, kept: Path) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def zoo_store(config: pytest.Config) -> Path | None:
-    """The folder that keeps built styles for this key: $PADLENS_ZOO_CACHE (or pytest's cache
-    dir) / zoo_key(); None when the variable says "off" or pytest runs without its cache."""
+def zoo_store(config: pytest.Config, name: str = "zoo", extra: tuple[Path, ...] = ()) -> Path | None:
+    """The folder that keeps what the builder made for this key: $PADLENS_ZOO_CACHE (or pytest's
+    cache dir) / name / zoo_key(); None when the variable says "off" or pytest runs without its cache."""
     setting = os.environ.get(ZOO_CACHE_ENV, "")
     if setting.lower() in ("off", "0", "no", "false"):
         return None
@@ -135,7 +136,7 @@ def zoo_store(config: pytest.Config) -> Path | None:
         root = config.cache.mkdir("padlens-zoo")
     else:
         return None
-    return root / zoo_key()
+    return root / name / zoo_key(extra=extra)
 
 
 def run_padlens(*args, cwd, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -39,6 +39,9 @@ def test_the_store_key_changes_with_any_builder_source_and_any_package_version(t
     (fixtures / "new_style.py").write_text("STYLE = 1\n")
     assert zoo_key(fixtures) != key
     (fixtures / "new_style.py").unlink()
+    other = tmp_path / "other_builder.py"
+    other.write_text("BUILD = 1\n")
+    assert zoo_key(fixtures, (other,)) != key
     real = conftest._version
     for package in ("torch", "transformers", "onnx", "onnxruntime", "optimum"):
         monkeypatch.setattr(conftest, "_version", lambda name, p=package: "0.0.1" if name == p else real(name))
@@ -51,7 +54,7 @@ def test_no_store_when_the_variable_says_off(monkeypatch, pytestconfig, tmp_path
     monkeypatch.setenv(conftest.ZOO_CACHE_ENV, "off")
     assert conftest.zoo_store(pytestconfig) is None
     monkeypatch.setenv(conftest.ZOO_CACHE_ENV, str(tmp_path))
-    assert conftest.zoo_store(pytestconfig) == tmp_path / zoo_key()
+    assert conftest.zoo_store(pytestconfig) == tmp_path / "zoo" / zoo_key()
 
 
 @pytest.mark.slow

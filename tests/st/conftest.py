@@ -3,6 +3,7 @@ results on them, built once per session in a subprocess (tests/st/build.py impor
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,18 +11,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import keep, zoo_store
+
 BUILDER = Path(__file__).with_name("build.py")
 
 
 @pytest.fixture(scope="session")
-def st_models(tmp_path_factory) -> dict[str, Path]:
-    """``st_models["encoder" | "decoder" | "legacy" | "pooling"]`` -> the built folder."""
-    out = tmp_path_factory.mktemp("st")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, str(BUILDER), "all", str(out)], capture_output=True, text=True,
-                          env=env, timeout=900)
-    if proc.returncode != 0:
-        raise RuntimeError(f"building the sentence-transformers folders failed:\n{proc.stdout}\n{proc.stderr}")
+def st_models(tmp_path_factory, pytestconfig) -> dict[str, Path]:
+    """``st_models["encoder" | "decoder" | "legacy" | "pooling"]`` -> the built folder (a copy of the
+    one kept by tests/conftest.py's zoo store while build.py, tests/fixtures and the versions are unchanged)."""
+    out = tmp_path_factory.mktemp("st") / "all"
+    kept = zoo_store(pytestconfig, "st", (BUILDER,))
+    if kept is not None and kept.is_dir():
+        shutil.copytree(kept, out)
+    else:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        proc = subprocess.run([sys.executable, str(BUILDER), "all", str(out)], capture_output=True, text=True,
+                              env=env, timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"building the sentence-transformers folders failed:\n{proc.stdout}\n{proc.stderr}")
+        if kept is not None:
+            keep(out, kept)
     return {p.name: p for p in out.iterdir() if p.is_dir()}
 
 

@@ -107,6 +107,7 @@ def shot(tmp_path_factory, inspected, failing_audit):
     return screenshot(browser, report, tmp, height), layout
 
 
+@pytest.mark.slow  # chromium renders the report twice
 def test_the_browser_loads_every_plot_image(shot, failing_audit):
     from padlens.inspector.report.html import evidence_checks
 
@@ -119,6 +120,7 @@ def test_the_browser_loads_every_plot_image(shot, failing_audit):
         assert box["w"] >= 300 and box["h"] >= 200, f"{name}: {box}"
 
 
+@pytest.mark.slow  # chromium renders the report twice
 def test_each_evidence_figure_is_visible_in_the_screenshot(shot):
     _, layout = shot
     names = [name for name in layout["boxes"] if name.startswith("evidence-")]
@@ -127,6 +129,7 @@ def test_each_evidence_figure_is_visible_in_the_screenshot(shot):
         _visible(shot, name)
 
 
+@pytest.mark.slow  # chromium renders the report twice
 @pytest.mark.parametrize("name", PLOT_NAMES)
 def test_each_plot_is_visible_in_the_screenshot(shot, name):
     _visible(shot, name)
@@ -143,6 +146,7 @@ def _visible(shot, name):
     assert colours(region) > 20, f"{name}: the plot region is flat ({colours(region)} colours)"
 
 
+@pytest.mark.slow  # chromium renders the report twice
 def test_the_page_outside_the_plots_is_not_what_makes_them_pass(shot):
     pixels, layout = shot
     for name, box in layout["boxes"].items():  # beside each plot the page is white: its ink is the plot's
