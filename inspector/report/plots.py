@@ -312,7 +312,8 @@ def check_evidence(check) -> Plot:
         if ev.first_layer is not None:
             ax.axvspan(ev.first_layer - 0.4, ev.first_layer + 0.4, color="#fce8e6", zorder=0,
                        label=f"first beyond: layer {ev.first_layer}")
-        ax.set_yscale("symlog", linthresh=max(min(limit or 1e-6, 1e-3) / 10, 1e-9))
+        floor = limit if limit is not None else min([v for v in ys if v > 0] or [1e-6])  # no tolerance: the data
+        ax.set_yscale("symlog", linthresh=max(min(floor, 1e-3) / 10, 1e-9))
         ax.set_ylim(0, max([2 * (limit or 0)] + [2 * v for v in ys if math.isfinite(v)] + [1e-6]))
         ax.set_xticks(layers)
         ax.set_xlabel("layer")
