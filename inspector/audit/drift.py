@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from padlens.errors import ModelLoadError
 from padlens.inspector.audit import tolerances as tl
 from padlens.inspector.audit.cache import Probe
 from padlens.inspector.audit.compare import compare_states, cosines
@@ -127,10 +128,14 @@ def traced(ref: RunRecord, run: RunRecord, verdict: Verdict, opened: dict) -> Ve
     at = worst_text(ref, run)
     seqs, n = run.seqs, len(run.seqs.ids[at])
     batch = pad_rows([(seqs.ids[at], seqs.types[at], seqs.special[at])], n, "right", seqs.pad_id, seqs.pad_type)
-    if "ref" not in opened:
-        opened["ref"] = ref.reopen()
     layer = ev.first_layer if ev.first_layer is not None else ev.worst_layer
-    node = trace_drift(opened["ref"], run.reopen(), layer, Side(batch, 0, n), verdict.threshold)
+    try:
+        if "ref" not in opened:
+            opened["ref"] = ref.reopen()
+        node = trace_drift(opened["ref"], run.reopen(), layer, Side(batch, 0, n), verdict.threshold)
+    except ModelLoadError as exc:  # ONNX Runtime cannot run a graph with the layer exposed: the verdict stands
+        log.warning("%s: reference_drift not traced: %s", run.label, exc)
+        return replace(verdict, detail=f"{verdict.detail} Not traced: {exc}.")
     if node is None:
         return verdict
     return replace(verdict, detail=f"{verdict.detail} Traced: {node.words()}.", node=node)
