@@ -191,6 +191,8 @@ class Encoder:
         attention_outputs: output name to fetch for each block's attention probabilities.
         exposure_delta: max |Δ| of the model's own outputs, instrumented vs unmodified, on the
             exposure check's batch (``check_exposure``), or None before it ran.
+        exposure_note: why the exposure check could not run ("" when it ran or was not asked): the
+            model failed on its batch (the run then fails on the user's own batch, worded for it).
         stats: the in-graph statistics the session computes (``padlens.inspector.stats.ingraph``;
             their masks are fed on every run), or None.
         stats_note: "" while ``stats`` are used; else why the metrics are computed in numpy.
@@ -203,6 +205,7 @@ class Encoder:
     hidden_outputs: list[str]
     attention_outputs: list[str]
     exposure_delta: float | None = None
+    exposure_note: str = ""
     stats: ingraph.StatsPlan | None = None
     stats_note: str = ""
 
@@ -233,22 +236,28 @@ class Encoder:
         tensors = list(graph.layers.hidden) + (list(graph.layers.attention) if attention else [])
         own = set(graph.outputs)  # fetched by their own names: no Identity copying them each run
         exposed = [t for t in tensors if t not in own]
-        reference = _reference(graph, tokenizer, options) if check_exposure and (exposed or stats) else None
+        reference, note = None, ""
+        if check_exposure and (exposed or stats):
+            reference, note = _checked(lambda: _reference(graph, tokenizer, options, ref.label))
         exposure = graph_mod.output_delta(graph.model, exposed) if exposed else None
         session, plan, why = _instrumented(graph, exposure, options, stats, attention)
         names = {**(exposure[1] if exposure else {}), **{t: t for t in tensors if t in own}}
         hidden = [names[t] for t in graph.layers.hidden]
         attention_names = [names[t] for t in graph.layers.attention] if attention else []
-        enc = cls(ref, graph, tokenizer, session, hidden, attention_names, stats=plan, stats_note=why)
-        if reference is None:
+        enc = cls(ref, graph, tokenizer, session, hidden, attention_names, stats=plan, stats_note=why,
+                  exposure_note=note)
+        if reference is not None:
+            enc.exposure_delta, enc.exposure_note = _checked(lambda: enc._compare(*reference))
+        else:
             enc._probe_batch()
-        enc.exposure_delta = enc._compare(*reference) if reference else (0.0 if check_exposure else None)
+        if check_exposure and reference is None and not note:
+            enc.exposure_delta = 0.0  # nothing added: the session runs the file as it is
         graph.raw = None
         if not keep_model:
             graph.model = None
         log.info("%s: %d layers (%s) on %s", ref.label, len(hidden) - 1, graph.layers.style, session.used)
-        for note in structure_notes(graph):
-            log.info("%s: %s", ref.label, note)  # commands show it once: run warnings, audit note
+        for line in structure_notes(graph):
+            log.info("%s: %s", ref.label, line)  # commands show it once: run warnings, audit note
         return enc
 
     def _probe_batch(self) -> None:
@@ -387,8 +396,9 @@ class Encoder:
         at open, before the instrumented session existed; otherwise it runs now, on a session over
         the unmodified file made for it and released (its weights held beside this session's
         meanwhile). ``batch`` and ``forward`` are accepted for callers of the older per-batch check."""
-        if self.exposure_delta is None:
-            self.exposure_delta = self._compare(*_reference(self.graph, self.tokenizer, self.session.options))
+        if self.exposure_delta is None and not self.exposure_note:
+            reference = _reference(self.graph, self.tokenizer, self.session.options, self.label)
+            self.exposure_delta = self._compare(*reference)
         return self.exposure_delta
 
     def describe(self) -> EncoderInfo:
@@ -438,12 +448,21 @@ def check_batch(tokenizer: PadTokenizer, graph: graph_mod.EncoderGraph) -> Batch
     return tokenizer.encode(list(CHECK_TEXTS), max_length=length, padding="max_length", side=side)
 
 
-def _reference(graph: graph_mod.EncoderGraph, tokenizer: PadTokenizer,
-               options: SessionOptions) -> tuple[Batch, dict[str, np.ndarray]]:
+def _checked(check):
+    """(``check()``, "") or (None, why not) when the model fails on the check's batch: the run then
+    fails on the user's own batch, with words for it, not for the check's."""
+    try:
+        return check(), ""
+    except ModelLoadError as exc:
+        log.info("exposure not checked: %s", exc)
+        return None, f"the model failed on the exposure check's batch ({exc})"
+
+
+def _reference(graph: graph_mod.EncoderGraph, tokenizer: PadTokenizer, options: SessionOptions,
+               label: str) -> tuple[Batch, dict[str, np.ndarray]]:
     """(``check_batch``, the unmodified file's own outputs on it) from a session over the file, made
     and released here; the batch probe runs on it too (a batch fixed at 1 is a fact of the file)."""
     plain = create_session(graph, options)
-    label = graph.path.name
     own = list(graph.outputs)
 
     def once(fetch: list[str]):

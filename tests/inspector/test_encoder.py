@@ -263,3 +263,16 @@ def test_a_third_party_file_with_only_last_hidden_state_is_located_and_exposed(z
     assert forward.attention[0].shape == (3, 2, 16, 16)
     np.testing.assert_allclose(forward.attention[0].sum(axis=-1), 1.0, atol=1e-5)
     assert bare.verify_exposure(batch, forward) < 1e-5
+
+
+def test_a_model_that_fails_on_the_check_batch_is_left_unchecked_and_fails_on_the_users_own(zoo, tmp_path):
+    """The exposure check never words a failure: the user's first batch does, with its own shape."""
+    from padlens.errors import ModelLoadError
+    from tests.inspector.audit import causal_toys
+
+    model = causal_toys.make("bad-gather", tmp_path / "bad-gather", zoo("padlens"))
+    enc = Encoder.open(resolve_models([str(model / "model.onnx")], str(model))[0], check_exposure=True)
+    assert enc.exposure_delta is None and "failed on the exposure check's batch" in enc.exposure_note
+    assert enc.verify_exposure() is None  # no second try, no session made for it
+    with pytest.raises(ModelLoadError, match=r"bad-gather/model on a batch of 1 text x 8 tokens"):
+        enc.run(enc.encode(["a cat"], max_length=8))
