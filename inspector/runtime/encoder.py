@@ -12,7 +12,7 @@ import onnx
 from padlens.errors import BadInput, ModelLoadError
 from padlens.inspector.inputs.lengths import choose_max_length
 from padlens.inspector.inputs.resolve import ModelRef, guess_precision
-from padlens.inspector.inputs.tokenize import Batch, PadTokenizer, choose_side, load_tokenizer
+from padlens.inspector.inputs.tokenize import Batch, PadTokenizer, choose_side, load_tokenizer, mask_positions
 from padlens.inspector.model import graph as graph_mod
 from padlens.inspector.model import inplace
 from padlens.inspector.model.expose import EXTERNAL_OVER
@@ -137,11 +137,10 @@ def _load(ref: ModelRef, layers: list[str] | None) -> tuple[PadTokenizer, graph_
 #: bytes of weights above which the attention maps' in-graph statistics are left out (they roughly
 #: doubled a 0.6B model's run); the hidden-state metrics are complete at every size
 ATTENTION_STATS_MAX = 1_000_000_000
-#: texts of the exposure check's batch (``check_batch``): one long, one short, so it holds pads
-CHECK_TEXTS = ("padlens checks that exposing every layer of an encoder leaves its own outputs as they were",
-               "a short text")
-#: tokens per row of the exposure check's batch (at most the model's positions)
+#: tokens per row of the exposure check's batch (``check_batch``; at most the model's positions)
 CHECK_TOKENS = 24
+#: its token ids are taken from the first ids of the vocabulary, the pad id left out
+CHECK_VOCAB = 1000
 
 
 def weights_on_disk(path: Path) -> int:
@@ -441,11 +440,23 @@ def _drop_weights(graph: graph_mod.EncoderGraph) -> None:
 
 
 def check_batch(tokenizer: PadTokenizer, graph: graph_mod.EncoderGraph) -> Batch:
-    """The exposure check's batch: ``CHECK_TEXTS`` padded to ``CHECK_TOKENS`` (at most the model's
-    positions) on the side the model would be padded by default."""
-    length = min(CHECK_TOKENS, graph.max_positions or CHECK_TOKENS)
+    """The exposure check's batch, made without the tokenizer (the user's texts are the only ones it
+    encodes): two rows of ``CHECK_TOKENS`` (at most the model's positions), one full, one a third
+    real and padded on the side the model is padded by default; real ids spread over the first
+    ``CHECK_VOCAB`` ids of the vocabulary, never the pad id."""
+    width = min(CHECK_TOKENS, graph.max_positions or CHECK_TOKENS)
     side = choose_side("auto", tokenizer, graph.causal)[0]
-    return tokenizer.encode(list(CHECK_TEXTS), max_length=length, padding="max_length", side=side)
+    pad, vocab = int(tokenizer.pad_id), max(2, min(int(tokenizer.vocab_size), CHECK_VOCAB))
+    ids = np.arange(2 * width, dtype=np.int64).reshape(2, width) * 7 % vocab
+    ids[ids == pad] = (pad + 1) % vocab
+    mask = np.zeros((2, width), np.int64)
+    for row, real in enumerate((width, max(2, width // 3))):
+        mask[row, :real] = 1
+    if side == "left":
+        mask = mask[:, ::-1].copy()
+    zeros = np.zeros_like(mask)
+    return Batch(np.where(mask == 1, ids, pad), mask, zeros, mask_positions(mask), zeros, mask.sum(axis=1),
+                 side, pad)
 
 
 def _checked(check):
