@@ -57,6 +57,7 @@ class TorchBackend:
         batch, seq = torch.export.Dim("batch_size"), torch.export.Dim("sequence_length")
         shapes = {name: {0: batch, 1: seq} for name in names}
         log.info("torch.onnx dynamo export of %s (%s, inputs %s)", folder, architecture, ", ".join(names))
+        _forward_once(wrapper, example, architecture)  # seconds, where torch.export would spend minutes
         try:
             with _quiet_libraries(), torch.no_grad():
                 program = torch.onnx.export(wrapper, (), kwargs=example, dynamo=True, dynamic_shapes=shapes,
@@ -66,6 +67,19 @@ class TorchBackend:
             raise BadInput(f"architecture {architecture!r} cannot be exported by torch.export: "
                            f"{type(exc).__name__}: {_first_line(exc)}") from None
         return _save(program, target, _weight_bytes(model))
+
+
+def _forward_once(wrapper, example: dict, architecture: str) -> None:
+    """The model's own eager forward on the example batch: where transformers itself fails (a new
+    architecture's bug), one error naming it before torch.export spends minutes on fallbacks."""
+    import torch
+
+    try:
+        with _quiet_libraries(), torch.no_grad():
+            wrapper(**example)
+    except Exception as exc:  # transformers' own bugs on a new architecture: not padlens', nothing kept
+        raise BadInput(f"architecture {architecture!r}: PyTorch's reference forward failed "
+                       f"({type(exc).__name__}: {_first_line(exc)}); nothing was written") from None
 
 
 def _all_layers_class():
