@@ -8,7 +8,7 @@ large top-level initializer, instead of carrying its ``raw_data``, names its own
 original file as ONNX external data (``location`` = the file's name, ``offset``, ``length``);
 ``padlens.inspector.runtime.session.create_session`` tells ONNX Runtime where that file lies
 (``session.model_external_initializers_file_folder_path``), and ONNX Runtime maps it. The weights
-are the same bytes: the outputs are bit-identical (tests/inspector/test_inplace.py).
+are the same bytes: the outputs are bit-identical (tests/inspector/model/test_inplace.py).
 
 Only self-contained files are rewritten (no external data already, under protobuf's 2 GB); any
 byte sequence this module does not recognise gives None, and the caller uses the whole bytes.

@@ -11,7 +11,7 @@ tokens, anchors and key groups are fed as extra graph inputs, made in numpy from
 Precision: reductions over one sequence run in float32 inside the graph (``LAYER_DTYPE``;
 ONNX Runtime's float64 MatMul is several times slower than its float32 one and was not needed
 for 1e-6); norms, cosines and every sum across sequences are taken in float64 in numpy.
-tests/inspector/test_ingraph.py checks the results against the float64 reference path
+tests/inspector/stats/test_ingraph.py checks the results against the float64 reference path
 (``PadStats.add`` etc.) within 1e-6.
 """
 from __future__ import annotations

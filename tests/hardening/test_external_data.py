@@ -1,6 +1,6 @@
 """Models with external data: instrumenting never writes into the user's folder; escapes are refused.
 
-tests/inspector/test_graph_loading.py covers loading, `..`, absolute paths and a symlinked
+tests/inspector/model/test_graph_loading.py covers loading, `..`, absolute paths and a symlinked
 data file; this module adds the write side and the escapes it does not try.
 """
 from __future__ import annotations

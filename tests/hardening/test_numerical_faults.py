@@ -43,7 +43,7 @@ def test_inspect_names_the_layer_and_the_text_that_produced_nan(nan_model):
 
 def test_nan_states_are_left_out_of_every_metric_not_averaged_in(nan_model):
     # the float64 path for both (a batch with NaN states is always measured from them; the
-    # in-graph path agrees within 1e-6, tests/inspector/test_ingraph.py)
+    # in-graph path agrees within 1e-6, tests/inspector/stats/test_ingraph.py)
     poisoned = inspect([str(nan_model)], texts=[CLEAN[0], POISONED, *CLEAN[1:]], max_length=16, stats="numpy").runs[0]
     clean = inspect([str(nan_model)], texts=CLEAN, max_length=16, stats="numpy").runs[0]
     layer = poisoned.layers[1]

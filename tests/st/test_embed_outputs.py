@@ -120,7 +120,7 @@ def test_normalize_applies_over_the_graphs_pooling(toys, tmp_path):
 
 
 def test_a_batch_fixed_in_the_graph_is_embedded_one_text_at_a_time(zoo, tmp_path, caplog):
-    from tests.inspector.test_production import freeze_batch
+    from tests.inspector.runtime.test_production import freeze_batch
 
     source = zoo("torchscript")
     frozen = freeze_batch(source, tmp_path / "frozen")

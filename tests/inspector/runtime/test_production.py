@@ -199,7 +199,7 @@ def test_the_likely_cause_of_a_failed_run(message, structure, rows, shape, want)
 
 @pytest.fixture(scope="module")
 def toy_dir(zoo, tmp_path_factory):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
     from tests.inspector.audit import causal_toys
 
     base = tmp_path_factory.mktemp("ptoys")

@@ -18,7 +18,7 @@ from padlens.inspector.runtime import encoder as encoder_mod
 from padlens.inspector.runtime.encoder import Encoder, max_abs_diff
 from padlens.inspector.runtime.feeds import make_feeds
 from padlens.inspector.runtime.session import SessionOptions
-from tests.inspector.test_tokenize import write_tokenizer
+from tests.inspector.inputs.test_tokenize import write_tokenizer
 
 LAYERS, HIDDEN, MAX_POS = 2, 32, 64  # tests/fixtures/build.py
 TEXTS = ["this is a sample sentence", "the cat sat on the mat", "dog"]

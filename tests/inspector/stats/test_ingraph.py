@@ -162,7 +162,7 @@ def test_a_batch_with_nan_states_is_measured_from_its_states_and_names_its_fault
 
 
 def test_a_graph_that_fixes_its_batch_runs_the_numpy_path_and_says_why(zoo, tmp_path):
-    from tests.inspector.test_production import fix_input_dims
+    from tests.inspector.runtime.test_production import fix_input_dims
 
     fixed = fix_input_dims(zoo("torchscript"), tmp_path / "fixed", batch=1, length=16)
     enc = _open(fixed, stats=True)
