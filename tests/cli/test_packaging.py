@@ -37,7 +37,16 @@ def test_the_base_install_brings_no_torch_optimum_or_transformers():
 
 
 def test_the_export_extra_brings_the_exporter_stack():
-    assert {"torch", "optimum", "optimum-onnx", "transformers"} <= _names(_requirements("export"))
+    export = _names(_requirements("export"))
+    assert {"torch", "transformers", "onnxscript"} <= export
+    assert not {"optimum", "optimum-onnx"} & export  # no Optimum pin: installs beside transformers 5
+
+
+def test_the_optimum_extra_is_the_export_extra_plus_the_optimum_lane():
+    optimum = _requirements("optimum")
+    assert {"optimum", "optimum-onnx"} <= _names(optimum)
+    assert any(r.replace(" ", "").startswith("padlens[export]") for r in optimum), optimum
+    assert any(r.replace(" ", "").startswith("transformers") and "<4.58" in r for r in optimum), optimum
 
 
 def test_the_gpu_extra_is_onnxruntime_gpu_alone():

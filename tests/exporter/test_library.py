@@ -41,7 +41,8 @@ def test_an_unsupported_architecture_names_the_supported_ones(tmp_path):
         export(str(tmp_path), tmp_path / "out")
     for family in ("bert", "distilbert", "electra", "modernbert", "mpnet", "qwen2", "qwen3", "roberta",
                    "xlm-roberta"):
-        assert family in str(err.value).split("supported:")[1].replace(",", " ").split()
+        assert family in str(err.value).split("supported:")[1].split(";")[0].replace(",", " ").split()
+    assert "with --backend torch also nomic_bert" in str(err.value)
 
 
 def test_a_non_empty_output_folder_is_refused_without_force(tmp_path):

@@ -23,7 +23,7 @@ PROVIDERS = ", ".join(ort.get_available_providers())
 SUPPORTED = "bert, distilbert, electra, modernbert, mpnet, qwen2, qwen3, roberta, xlm-roberta"
 RECIPES = ("all-mpnet-base-v2, bert-base-uncased, bge-small-en-v1.5, distilbert-base-uncased, "
            "e5-small-v2, electra-base-discriminator, gte-modernbert-base, minilm-l6, modernbert-base, "
-           "qwen3-embedding-0.6b, roberta-base, xlm-roberta-base")
+           "nomic-embed-text-v1.5, qwen3-embedding-0.6b, roberta-base, xlm-roberta-base")
 KNOWN_PROVIDERS = "coreml, cpu, cuda, directml, dml, dnnl, gpu, migraphx, openvino, qnn, rocm, tensorrt, trt, webgpu, xnnpack"
 TOLERANCES = ("padding_invariance, padding_invariance.delta, batch_neighbour_invariance, "
               "batch_neighbour_invariance.delta, mask_honoured, mask_honoured.delta, fully_masked_row, "
@@ -173,7 +173,8 @@ CATALOGUE = [
     ("export-folder-not-hf-model", ["export", "not_hf", "-o", "out"],
      "not_hf is not a Hugging Face model folder (no config.json)"),
     ("export-unsupported-architecture", ["export", "gpt2", "-o", "out"],
-     f"gpt2: architecture 'gpt2' cannot be exported as an encoder; supported: {SUPPORTED}"),
+     f"gpt2: architecture 'gpt2' cannot be exported as an encoder; supported: {SUPPORTED}; with --backend torch "
+     "also nomic_bert (and, unvalidated, any other that transformers' AutoModel loads and torch.export traces)"),
     ("export-calibration-missing", ["export", "minilm-l6", "-o", "out", "--calibration-texts", "nope.txt"],
      "text file not found: nope.txt"),
     ("export-calibration-empty", ["export", "minilm-l6", "-o", "out", "--calibration-texts", "texts/empty.txt"],

@@ -18,7 +18,7 @@ def test_the_manifest_the_exporter_builds_uses_exactly_the_contract_keys():
 
     facts = manifest.ModelFacts("src", None, "bert", 2, 8, 16, 30, 0, "right", "mean", True)
     doc = manifest.build(facts, tokenizer_files=[], input_names=[], output_names=contract.output_names(2),
-                         precisions={}, validation={}, versions={}, calibration={})
+                         precisions={}, validation={}, versions={}, calibration={}, backend="torch")
     assert tuple(doc) == contract.MANIFEST_KEYS
     assert doc["output_names"] == ["last_hidden_state", "hidden_states.0", "hidden_states.1", "hidden_states.2"]
 

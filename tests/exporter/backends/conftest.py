@@ -10,7 +10,7 @@ import pytest
 
 BUILDER = Path(__file__).resolve().parents[1] / "tiny_models.py"
 #: exported and validated by the torch backend on both lanes
-BOTH_LANES = ("bert", "qwen3", "modernbert")
+BOTH_LANES = ("bert", "distilbert", "electra", "mpnet", "roberta", "xlm-roberta", "modernbert", "qwen3")
 #: families only transformers 5 knows
 TRANSFORMERS_5 = ("nomic_bert",)
 LAYERS = 2
