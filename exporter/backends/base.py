@@ -1,8 +1,11 @@
 """What every export backend is: a name, why it cannot run here (or None), and an fp32 export."""
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
 
 #: dynamic axes of every graph input and hidden-state output
 OUTPUT_AXES = {0: "batch_size", 1: "sequence_length"}
@@ -11,6 +14,26 @@ OUTPUT_AXES = {0: "batch_size", 1: "sequence_length"}
 def output_names(num_layers: int) -> list[str]:
     """``last_hidden_state`` then ``hidden_states.0`` (embeddings) … ``hidden_states.L``."""
     return ["last_hidden_state"] + [f"hidden_states.{i}" for i in range(num_layers + 1)]
+
+
+@contextlib.contextmanager
+def quiet_libraries(log: logging.Logger, names: tuple[str, ...], stdout: bool = False) -> Iterator[None]:
+    """Hide the libraries' warnings and chatter (loggers ``names``; ``stdout``: their prints too)
+    unless ``log`` is at DEBUG (``-vv``)."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings(), (contextlib.redirect_stdout(None) if stdout else contextlib.nullcontext()):
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
 
 
 class Backend(Protocol):

@@ -1,17 +1,14 @@
 """The torch backend: ``torch.onnx.export(dynamo=True)`` of a wrapper returning every hidden state (any transformers)."""
 from __future__ import annotations
 
-import contextlib
 import logging
-import warnings
 from pathlib import Path
-from typing import Iterator
 
 from padlens.errors import BadInput
 
 from ..source import DECODER_ARCHITECTURES as DECODERS
 from ..source import SUPPORTED_ARCHITECTURES, TORCH_ONLY_ARCHITECTURES
-from .base import output_names
+from .base import output_names, quiet_libraries
 
 log = logging.getLogger(__name__)
 
@@ -167,20 +164,6 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else "no message")[:300]
 
 
-@contextlib.contextmanager
-def _quiet_libraries() -> Iterator[None]:
-    """Hide the exporter's warnings and progress lines unless padlens logs at DEBUG (-vv)."""
-    if log.isEnabledFor(logging.DEBUG):
-        yield
-        return
-    loggers = [logging.getLogger(name) for name in ("transformers", "torch", "onnxscript", "torch.onnx")]
-    levels = [logger.level for logger in loggers]
-    with warnings.catch_warnings(), contextlib.redirect_stdout(None):
-        warnings.simplefilter("ignore")
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for logger, level in zip(loggers, levels):
-                logger.setLevel(level)
+def _quiet_libraries():
+    """torch.export's and onnxscript's warnings and progress lines, hidden unless -vv."""
+    return quiet_libraries(log, ("transformers", "torch", "onnxscript", "torch.onnx"), stdout=True)

@@ -1,17 +1,14 @@
 """The one module that calls Optimum: fp32 ONNX export with every hidden state as an output (transformers 4.x)."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
-import warnings
 from pathlib import Path
-from typing import Iterator
 
 from padlens.errors import BadInput
 
 from .base import OUTPUT_AXES as AXES
-from .base import output_names
+from .base import output_names, quiet_libraries
 
 log = logging.getLogger(__name__)
 
@@ -150,23 +147,9 @@ def move_export(produced: Path, target: Path) -> list[Path]:
     return [target, *(target.parent / name for name in sorted(locations))]
 
 
-@contextlib.contextmanager
-def _quiet_libraries() -> Iterator[None]:
-    """Hide tracer warnings and transformers/optimum chatter unless padlens logs at DEBUG (-vv)."""
-    if log.isEnabledFor(logging.DEBUG):
-        yield
-        return
-    loggers = [logging.getLogger(name) for name in ("transformers", "optimum")]
-    levels = [logger.level for logger in loggers]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for logger, level in zip(loggers, levels):
-                logger.setLevel(level)
+def _quiet_libraries():
+    """Tracer warnings and transformers/optimum chatter, hidden unless -vv."""
+    return quiet_libraries(log, ("transformers", "optimum"))
 
 
 def discard(scratch: Path) -> None:

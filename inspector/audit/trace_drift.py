@@ -44,10 +44,10 @@ CARRIERS = {"Cast", "Identity", "Reshape", "Transpose", "Squeeze", "Unsqueeze", 
 
 
 @dataclass(frozen=True)
-class DriftNode:
+class DriftNode(tr.LeakNode):
     """Where a compared copy leaves the reference: the first drifting node of its first drifting layer.
 
-    The first seven attributes read as ``trace.LeakNode``'s (the report and the JSON ``node``).
+    A ``trace.LeakNode`` (its seven attributes are what the report and the JSON ``node`` read), and more.
 
     Attributes:
         layer: the layer (the first where the worst text's real tokens drift beyond the tolerance).
@@ -69,13 +69,6 @@ class DriftNode:
         drift: 1 − the lowest cosine of one real token's row of the tensor (the tolerance's unit).
     """
 
-    layer: int
-    name: str
-    op_type: str
-    inputs: tuple[str, ...]
-    tensor: str
-    local_error: float | None
-    accumulated_error: float
     reference: str = ""
     reference_tensor: str = ""
     matched: str = "name"
