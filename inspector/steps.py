@@ -124,17 +124,17 @@ def measure(run: Run, batch: Batch, first: bool, texts: Sequence[str] = ()) -> N
     """Measure ``batch`` into ``run``'s accumulators; ``first``: also check the exposure on its first rows."""
     start = time.perf_counter()
     sums = _run_stats(run, batch)
-    forward = run.encoder.run(batch) if sums is None else None
+    forward = run.encoder.run(batch) if sums is None or not sums.valid else None
     run.timings["forward"] += time.perf_counter() - start
     if first:
         start = time.perf_counter()
         run.exposure = run.encoder.verify_exposure(_head(batch, VERIFY_ROWS))
         run.timings["verify"] += time.perf_counter() - start
     start = time.perf_counter()
-    if sums is not None:
+    if forward is None:
         _accumulate_sums(run, sums, batch.attention_mask)
-    else:
-        _accumulate(run, forward, batch.attention_mask)
+    else:  # the attention maps stay in the graph when it has the statistics: their masses come from there
+        _accumulate(run, forward, batch.attention_mask, sums.attention if sums is not None else [])
         _record_faults(run, forward, texts)
     run.n_texts += batch.shape[0]
     run.n_tokens += int(batch.attention_mask.sum())
@@ -164,19 +164,19 @@ def _record_faults(run: Run, forward: Forward, texts: Sequence[str]) -> None:
 
 
 def _run_stats(run: Run, batch: Batch) -> ingraph.BatchSums | None:
-    """The batch's in-graph statistics; None when the numpy path must measure it: no in-graph
-    statistics, a layer with NaN/Inf/zero states (faults are named from the states), or a
-    failed run (the numpy path then runs for good, and says why in ``encoder.stats``)."""
+    """The batch's in-graph statistics (not ``valid`` when a layer has NaN/Inf/zero states: the numpy
+    path measures its states, faults are named from them); None when the numpy path must measure
+    it all: no in-graph statistics, or a failed run (the numpy path then runs for good, and says
+    why in ``encoder.stats``)."""
     enc = run.encoder
     if not enc.uses_stats:
         return None
     try:
-        sums = enc.run_stats(batch)
+        return enc.run_stats(batch)
     except ModelLoadError as exc:
-        enc.stats_note = f"the statistics graph failed to run ({exc})"
+        enc.drop_stats(f"the statistics graph failed to run ({exc})")
         log.warning("%s: pad statistics in numpy from now on: %s", enc.label, enc.stats_note)
         return None
-    return sums if sums.valid else None
 
 
 def _accumulate_sums(run: Run, sums: ingraph.BatchSums, mask: np.ndarray) -> None:
@@ -194,12 +194,16 @@ def _attention_fits(run: Run, n_attention: int, n_hidden: int) -> bool:
     return bool(n_attention)
 
 
-def _accumulate(run: Run, forward: Forward, mask: np.ndarray) -> None:
+def _accumulate(run: Run, forward: Forward, mask: np.ndarray, masses: Sequence[np.ndarray] = ()) -> None:
+    """Add ``forward``'s states and attention maps to ``run``; ``masses``: the attention masses the
+    graph measured, for maps it did not return."""
     for stats, h in zip(run.pads, forward.hidden):
         stats.add(h, mask)
     if _attention_fits(run, len(forward.attention), len(forward.hidden)):
         for stats, probs in zip(run.attention[1:], forward.attention):
             stats.add(probs, mask)
+    elif not forward.attention and _attention_fits(run, len(masses), len(forward.hidden)):
+        acc.add_attention_masses(run.attention[1:1 + len(masses)], list(masses), mask)
     run.texts.add(forward.hidden[-1], mask)
 
 

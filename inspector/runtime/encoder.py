@@ -232,17 +232,17 @@ class Encoder:
         attention = attention and not (stats and graph.weights > ATTENTION_STATS_MAX)  # see size_notes
         if not keep_model:
             _drop_weights(graph)
-        tensors = list(graph.layers.hidden) + (list(graph.layers.attention) if attention else [])
+        maps = list(graph.layers.attention) if attention else []
+        tensors = list(graph.layers.hidden) + maps
         own = set(graph.outputs)  # fetched by their own names: no Identity copying them each run
         exposed = [t for t in tensors if t not in own]
         reference, note = None, ""
         if check_exposure and (exposed or stats):
             reference, note = _checked(lambda: _reference(graph, tokenizer, options, ref.label))
-        exposure = graph_mod.output_delta(graph.model, exposed) if exposed else None
-        session, plan, why = _instrumented(graph, exposure, options, stats, attention)
-        names = {**(exposure[1] if exposure else {}), **{t: t for t in tensors if t in own}}
+        session, plan, why, names = _instrumented(graph, exposed, options, stats, maps)
+        names.update({t: t for t in tensors if t in own})
         hidden = [names[t] for t in graph.layers.hidden]
-        attention_names = [names[t] for t in graph.layers.attention] if attention else []
+        attention_names = [names[t] for t in maps] if all(t in names for t in maps) else []
         enc = cls(ref, graph, tokenizer, session, hidden, attention_names, stats=plan, stats_note=why,
                   exposure_note=note)
         if reference is not None:
@@ -320,7 +320,8 @@ class Encoder:
     @property
     def notes(self) -> list[str]:
         """How the graph's fixed batch or length shapes every run, in words."""
-        left_out = self.stats is not None and bool(self.graph.layers.attention) and not self.attention_outputs
+        in_graph = self.stats is not None and bool(self.stats.attention)
+        left_out = self.stats is not None and bool(self.graph.layers.attention) and not (in_graph or self.attention_outputs)
         return structure_notes(self.graph) + size_notes(self.graph, attention_left_out=left_out)
 
     def padding_side(self, asked: str = "auto") -> tuple[str, str]:
@@ -351,6 +352,19 @@ class Encoder:
     def uses_stats(self) -> bool:
         """The session computes the pad statistics (``run_stats``)."""
         return self.stats is not None and not self.stats_note
+
+    def drop_stats(self, why: str) -> None:
+        """Measure in numpy from now on (``why``, shown as ``encoder.stats``). A session whose graph
+        read the attention maps itself is made again with the maps exposed (the old one released
+        first), for the numpy path to read them."""
+        self.stats_note = why
+        if not self.graph.layers.attention or self.attention_outputs or self.stats is None or not self.stats.attention:
+            return
+        options = self.session.options.replace(ready_first=False)
+        self.session = None  # released before its replacement holds the weights
+        fresh = Encoder.open(self.ref, options, keep_model=False)  # maps are located, never named by the user
+        self.session, self.hidden_outputs, self.attention_outputs, self.stats = (
+            fresh.session, fresh.hidden_outputs, fresh.attention_outputs, None)
 
     def run_stats(self, batch: Batch) -> ingraph.BatchSums:
         """Run the instrumented graph on ``batch`` fetching only the in-graph statistics."""
@@ -486,23 +500,33 @@ def _reference(graph: graph_mod.EncoderGraph, tokenizer: PadTokenizer, options: 
     return batch, dict(zip(own, outputs))
 
 
-def _instrumented(graph: graph_mod.EncoderGraph, exposure: graph_mod.Exposure | None, options: SessionOptions,
-                  stats: bool, attention: bool) -> tuple[SessionInfo, ingraph.StatsPlan | None, str]:
-    """(session, plan, "") over the model with ``exposure`` (None: nothing exposed) and the in-graph
-    statistics added; (session, None, why not) without the statistics when they cannot be built or
-    ONNX Runtime refuses them."""
+def _instrumented(graph: graph_mod.EncoderGraph, exposed: list[str], options: SessionOptions, stats: bool,
+                  maps: list[str]) -> tuple[SessionInfo, ingraph.StatsPlan | None, str, dict[str, str]]:
+    """(session, plan, "", output per exposed tensor) over the model with ``exposed`` as outputs and
+    the in-graph statistics added; (session, None, why not, ...) without the statistics when they
+    cannot be built or ONNX Runtime refuses them.
+
+    With the statistics, the attention maps ``maps`` are read inside the graph and not exposed
+    (a graph output lives until the run ends; a map read in the graph is freed once its block's
+    statistics ran, with ``SessionOptions.ready_first``)."""
     why = ingraph.unsupported(graph.model, graph.float_dtype, graph.structure) if stats else ""
     if stats and not why:
-        maps = list(graph.layers.attention) if attention else []
+        delta, names = _exposure(graph, [t for t in exposed if t not in set(maps)])
         extra, plan = ingraph.build(graph.model, list(graph.layers.hidden), maps, graph.float_dtype)
-        added = _merged(exposure[0], extra) if exposure else extra
+        added = _merged(delta, extra) if delta is not None else extra
         try:
-            return create_session(graph, options, added), plan, ""
+            return create_session(graph, options.replace(ready_first=True), added), plan, "", names
         except ModelLoadError as exc:
             why = f"onnxruntime refused the statistics graph ({exc})"
     if why:
         log.info("%s: pad statistics in numpy: %s", graph.path.name, why)  # the run's encoder.stats says why
-    return create_session(graph, options, exposure[0] if exposure else None), None, why
+    delta, names = _exposure(graph, exposed)
+    return create_session(graph, options, delta), None, why, names
+
+
+def _exposure(graph: graph_mod.EncoderGraph, exposed: list[str]) -> tuple[onnx.ModelProto | None, dict[str, str]]:
+    """(the delta exposing ``exposed`` as outputs, the output per tensor); (None, {}) for none."""
+    return graph_mod.output_delta(graph.model, exposed) if exposed else (None, {})
 
 
 def _merged(delta: onnx.ModelProto, extra: onnx.ModelProto) -> onnx.ModelProto:

@@ -31,14 +31,16 @@ def available_memory() -> int | None:
 
 def output_bytes_per_text(encoder: Encoder, max_length: int) -> int | None:
     """Bytes one text's exposed outputs take at ``max_length`` tokens: (L+1) float32 [T, H]
-    states, the model's own token output, and [heads, T, T] attention per located block."""
+    states, the model's own token output, and [heads, T, T] attention per exposed block (one
+    block's when the graph reads the maps itself: each is freed once its statistics ran)."""
     hidden = encoder.graph.layers.hidden_size
     if not hidden:
         return None
     t = int(max_length)
     states = (encoder.num_layers + 2) * t * int(hidden) * 4
     heads = max(1, int(hidden) // 64)
-    attention = len(encoder.attention_outputs) * heads * t * t * 4
+    in_graph = encoder.stats is not None and bool(encoder.stats.attention)
+    attention = (len(encoder.attention_outputs) or int(in_graph)) * heads * t * t * 4
     return states + attention
 
 

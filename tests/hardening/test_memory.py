@@ -24,7 +24,7 @@ def export(zoo):
 
 @pytest.fixture(scope="module")
 def per_text(export) -> int:
-    enc = Encoder.open(resolve_models([export])[0])
+    enc = Encoder.open(resolve_models([export])[0], stats=True)  # as inspect opens it
     return output_bytes_per_text(enc, 16)
 
 
@@ -32,8 +32,10 @@ def test_one_texts_outputs_are_estimated_from_layers_hidden_size_and_attention(e
     enc = Encoder.open(resolve_models([export])[0])
     layers, hidden = enc.num_layers, enc.graph.layers.hidden_size
     states = (layers + 2) * 16 * hidden * 4
-    attention = len(enc.attention_outputs) * max(1, hidden // 64) * 16 * 16 * 4
-    assert per_text == states + attention
+    one_map = max(1, hidden // 64) * 16 * 16 * 4
+    assert len(enc.attention_outputs) == layers > 1
+    assert output_bytes_per_text(enc, 16) == states + layers * one_map  # every map exposed, all alive
+    assert per_text == states + one_map  # the statistics graph reads each map and frees it
     assert output_bytes_per_text(enc, 32) > 2 * per_text  # attention grows with T²
 
 

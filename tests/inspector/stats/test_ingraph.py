@@ -29,8 +29,11 @@ def _batches(enc: Encoder, side: str, n: int = 3, size: int = 8, length: int = 2
                                    side=side)
 
 
-def _both_paths(enc: Encoder, batches) -> tuple[dict, dict]:
-    """Accumulators filled from the states (numpy, float64) and from the in-graph sums."""
+def _both_paths(enc: Encoder, batches, plain: Encoder | None = None) -> tuple[dict, dict]:
+    """Accumulators filled from the states and attention maps of ``plain`` (numpy, float64; default:
+    ``enc`` opened again without the statistics, which exposes the maps the statistics graph reads
+    inside) and from ``enc``'s in-graph sums."""
+    plain = plain or _open(enc.ref.path.parent if enc.ref.path.name == "model.onnx" else enc.ref.path)
     n = enc.num_layers + 1
     ref = {"pads": [acc.PadStats(64) for _ in range(n)], "attn": [None] + [acc.AttentionStats() for _ in range(n - 1)],
            "texts": acc.TextStats()}
@@ -38,7 +41,7 @@ def _both_paths(enc: Encoder, batches) -> tuple[dict, dict]:
            "texts": acc.TextStats()}
     for batch in batches:
         mask = batch.attention_mask
-        forward = enc.run(batch)
+        forward = plain.run(batch)
         for stats, h in zip(ref["pads"], forward.hidden):
             stats.add(h, mask)
         for stats, probs in zip(ref["attn"][1:], forward.attention):
@@ -96,9 +99,55 @@ def test_in_graph_statistics_equal_the_float64_reference_on_the_same_batches(zoo
 
 def test_attention_masses_come_from_the_graph_where_attention_maps_were_located(zoo):
     enc = _open(zoo("padlens"), stats=True)
-    assert len(enc.stats.attention) == len(enc.attention_outputs) == enc.num_layers
+    maps = [str(t) for t in enc.graph.layers.attention]
+    assert len(enc.stats.attention) == len(maps) == enc.num_layers
+    # read inside the graph, not exposed: a graph output would live until the run ends
+    assert enc.attention_outputs == [] and not set(maps) & {o.name for o in enc.session.session.get_outputs()}
     ref, got = _both_paths(enc, list(_batches(enc, "right", n=1)))
     assert got["attn"][1].sequences == 8 and not math.isnan(got["attn"][1].means()["pad_to_pad"])
+    assert_same_stats(ref, got)
+
+
+def test_each_blocks_statistics_run_before_the_next_block_so_its_map_is_freed(zoo, monkeypatch, tmp_path):
+    """ONNX Runtime's default order runs the statistics after the last block, every attention map kept
+    until then; the statistics session runs each node once its inputs are ready."""
+    import json
+
+    from padlens.inspector.runtime import session as session_mod
+
+    made = session_mod._ort_options
+
+    def profiled(options):
+        ort_options = made(options)
+        ort_options.enable_profiling, ort_options.profile_file_prefix = True, str(tmp_path / "profile")
+        return ort_options
+
+    monkeypatch.setattr(session_mod, "_ort_options", profiled)
+    enc = _open(zoo("padlens"), stats=True)
+    assert enc.session.options.ready_first
+    enc.run_stats(next(_batches(enc, "right", n=1)))
+    events = json.loads(open(enc.session.session.end_profiling()).read())
+    ops = [e["args"]["op_name"] for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
+           and (e["args"]["op_name"] == "Softmax" or e["name"].startswith(ingraph.PREFIX)
+                and e["args"]["op_name"] == "ReduceSum")]
+    last_run = ops[-2 * enc.num_layers:]
+    assert last_run == ["Softmax", "ReduceSum"] * enc.num_layers, ops
+
+
+def test_a_statistics_graph_that_fails_to_run_reopens_with_the_maps_and_measures_the_same(zoo, monkeypatch):
+    from padlens.errors import ModelLoadError
+
+    kwargs = {"texts": default_corpus()[:24], "max_length": 24, "batch_size": 8}
+    numpy = inspect([str(zoo("padlens"))], stats="numpy", **kwargs).to_dict()
+
+    def broken(self, batch):
+        raise ModelLoadError("injected failure")
+
+    monkeypatch.setattr(Encoder, "run_stats", broken)
+    result = inspect([str(zoo("padlens"))], stats="graph", **kwargs)
+    assert result.runs[0].encoder.stats.startswith("numpy: the statistics graph failed to run (injected failure)")
+    assert not math.isnan(result.runs[0].layers[1].attn_pad_to_pad)
+    _assert_same_json(numpy, result.to_dict())
 
 
 def test_statistics_of_batches_merged_equal_those_of_one_accumulator(zoo):
