@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import sklearn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge, RidgeClassifier
 from sklearn.model_selection import GridSearchCV, GroupKFold
@@ -90,7 +91,10 @@ def _fit(kind: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray):
         warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         warnings.filterwarnings("ignore", category=RuntimeWarning)
-        search.fit(np.asarray(X, dtype=np.float64), y)
+        # the states are checked finite before any fit; the parameters are padlens' own: skipping
+        # scikit-learn's checks of both halves the time of a probe's ~35 small fits per target
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            search.fit(np.asarray(X, dtype=np.float64), y)
     return search.best_estimator_
 
 

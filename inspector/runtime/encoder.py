@@ -134,9 +134,6 @@ def _load(ref: ModelRef, layers: list[str] | None) -> tuple[PadTokenizer, graph_
     return tokenizer, graph
 
 
-#: bytes of weights above which the attention maps' in-graph statistics are left out (they roughly
-#: doubled a 0.6B model's run); the hidden-state metrics are complete at every size
-ATTENTION_STATS_MAX = 1_000_000_000
 #: tokens per row of the exposure check's batch (``check_batch``; at most the model's positions)
 CHECK_TOKENS = 24
 #: its token ids are taken from the first ids of the vocabulary, the pad id left out
@@ -150,19 +147,6 @@ def weights_on_disk(path: Path) -> int:
     path = Path(path)
     names = {path.name, path.name + "_data", path.name + ".data", path.stem + ".data", path.stem + "_data"}
     return sum((path.parent / name).stat().st_size for name in names if (path.parent / name).is_file())
-
-
-def size_notes(graph: graph_mod.EncoderGraph, attention_left_out: bool = False) -> list[str]:
-    """What a run must say about what padlens left out for the model's size: the attention maps'
-    in-graph statistics over ``ATTENTION_STATS_MAX`` bytes of weights."""
-    if not attention_left_out or graph.weights <= ATTENTION_STATS_MAX:
-        return []
-    return [f"attention maps not measured: above {_gb(ATTENTION_STATS_MAX)} of weights their statistics "
-            "would about double the run (hidden-state metrics are complete)"]
-
-
-def _gb(size: int) -> str:
-    return f"{size / 1e9:.2g} GB" if size >= 1e8 else f"{size / 1e6:.3g} MB"
 
 
 def structure_notes(graph: graph_mod.EncoderGraph) -> list[str]:
@@ -229,7 +213,6 @@ class Encoder:
         instrumented session's.
         """
         tokenizer, graph = _load(ref, layers)
-        attention = attention and not (stats and graph.weights > ATTENTION_STATS_MAX)  # see size_notes
         if not keep_model:
             _drop_weights(graph)
         maps = list(graph.layers.attention) if attention else []
@@ -320,9 +303,7 @@ class Encoder:
     @property
     def notes(self) -> list[str]:
         """How the graph's fixed batch or length shapes every run, in words."""
-        in_graph = self.stats is not None and bool(self.stats.attention)
-        left_out = self.stats is not None and bool(self.graph.layers.attention) and not (in_graph or self.attention_outputs)
-        return structure_notes(self.graph) + size_notes(self.graph, attention_left_out=left_out)
+        return structure_notes(self.graph)
 
     def padding_side(self, asked: str = "auto") -> tuple[str, str]:
         """(side, where it came from) for ``--padding-side asked`` (``tokenize.choose_side``)."""

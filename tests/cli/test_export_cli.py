@@ -143,6 +143,7 @@ def test_chosen_precisions_and_calibration_texts_are_what_gets_written(tiny_bert
     assert "model.int8-static.onnx" in proc.stdout and "held-out" in proc.stdout
 
 
+@pytest.mark.slow  # an Optimum export
 def test_force_replaces_a_non_empty_folder_and_quiet_hides_progress(tiny_bert, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -155,6 +156,7 @@ def test_force_replaces_a_non_empty_folder_and_quiet_hides_progress(tiny_bert, t
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+@pytest.mark.slow  # an Optimum export
 def test_fp32_off_by_more_than_the_tolerance_exits_1_and_creates_nothing(tiny_bert, tmp_path):
     code = ("import sys, padlens.exporter.validate as v; v.FP32_TOLERANCE = -1.0; "
             "from padlens.cli import main; main(sys.argv[1:])")

@@ -18,6 +18,8 @@ from padlens.inspector.model.locate import locate_layers
 from .conftest import ARCHITECTURES as POST_NORM
 from .conftest import FILES, LAYERS, PRECISIONS, TinyExports, run_builder
 
+pytestmark = pytest.mark.slow  # every architecture exported in every precision (one session fixture, ~45 s)
+
 MODERN = ("modernbert", "qwen2", "qwen3")
 DECODERS = ("qwen2", "qwen3")
 ARCHITECTURES = (*POST_NORM, *MODERN)

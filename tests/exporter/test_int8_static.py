@@ -15,6 +15,8 @@ from padlens.exporter import precision
 
 from .conftest import ARCHITECTURES
 
+pytestmark = pytest.mark.slow  # tiny exports of every architecture, calibrated (one module fixture, ~25 s)
+
 
 def load(tiny, arch, name="int8-static"):
     return onnx.load(str(tiny.model(arch, name)))

@@ -56,6 +56,7 @@ def tiny_bert_source(tmp_path_factory) -> Path:
     return base / "bert"
 
 
+@pytest.mark.slow  # an Optimum export
 def test_ctrl_c_during_export_exits_130_removes_the_temporary_folder_and_keeps_the_old_one(
         tiny_bert_source, tmp_path):
     work, tmpdir = tmp_path / "work", tmp_path / "tmpdir"

@@ -36,6 +36,7 @@ def peak_bytes(export, path) -> int:
         tracemalloc.stop()
 
 
+@pytest.mark.slow  # thousands of texts
 def test_peak_memory_does_not_grow_with_the_number_of_texts(tiny_export, tmp_path):
     small, big = tmp_path / "small.txt", tmp_path / "big.txt"
     small.write_text("\n".join(corpus(3_000, seed=1)) + "\n")

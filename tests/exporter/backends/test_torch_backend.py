@@ -21,6 +21,7 @@ def padlens(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "padlens", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow  # torch.onnx dynamo exports (also run by .ci/run's transformers-5 lane)
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_the_torch_backend_writes_every_precision_with_every_layer_and_dynamic_axes(torch_exports, arch):
     folder = torch_exports.export_dir(arch)
@@ -32,6 +33,7 @@ def test_the_torch_backend_writes_every_precision_with_every_layer_and_dynamic_a
             assert all(d.dim_param and not d.dim_value for d in dims), f"{name}: {value.name} has fixed axes"
 
 
+@pytest.mark.slow  # torch.onnx dynamo exports (also run by .ci/run's transformers-5 lane)
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_the_torch_backends_fp32_passes_the_gate_layer_by_layer_and_says_who_made_it(torch_exports, arch):
     doc = json.loads((torch_exports.export_dir(arch) / "padlens.json").read_text())
@@ -45,6 +47,7 @@ def test_the_torch_backends_fp32_passes_the_gate_layer_by_layer_and_says_who_mad
         assert "position_ids" in doc["input_names"]
 
 
+@pytest.mark.slow  # torch.onnx dynamo exports (also run by .ci/run's transformers-5 lane)
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_the_inspector_reads_the_torch_backends_export_layer_by_layer(torch_exports, arch):
     from padlens import inspect
@@ -55,6 +58,7 @@ def test_the_inspector_reads_the_torch_backends_export_layer_by_layer(torch_expo
     assert [layer.index for layer in layers] == list(range(LAYERS + 1))
 
 
+@pytest.mark.slow  # torch.onnx dynamo exports (also run by .ci/run's transformers-5 lane)
 def test_weights_above_the_limit_go_to_external_data_beside_model_onnx(tmp_path):
     build(tmp_path, ["bert"], "--external-data")
     folder = tmp_path / "out" / "bert"

@@ -14,6 +14,7 @@ def tiny(zoo):
     return zoo("padlens")
 
 
+@pytest.mark.slow  # probe fits, end to end
 def test_json_follows_the_contract_and_the_html_page_is_written(cli, tiny, short_texts, tmp_path):
     out, page = tmp_path / "p.json", tmp_path / "p.html"
     code, stdout, err = cli("-q", "probe", tiny, "--texts", short_texts, "--labels", "topic",
@@ -38,6 +39,7 @@ def test_json_follows_the_contract_and_the_html_page_is_written(cli, tiny, short
     assert "label:topic" in stdout and "first_token" in stdout
 
 
+@pytest.mark.slow  # probe fits, end to end
 def test_the_table_shows_each_target_by_layer_for_pads_and_real_tokens(cli, tiny, short_texts):
     code, stdout, _ = cli("-q", "probe", tiny, "--texts", short_texts, "--max-length", 24, "--limit", 60)
     assert code == 0

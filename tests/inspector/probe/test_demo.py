@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from padlens.demo import DemoResult, probe_stage
 
 
+@pytest.mark.slow  # the demo's probe stage
 def test_the_probe_stage_writes_probe_json_and_keeps_the_result(zoo, tmp_path):
     said = []
     result = DemoResult(out_dir=tmp_path, export_dir=zoo("padlens"))

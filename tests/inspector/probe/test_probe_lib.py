@@ -54,6 +54,7 @@ def planted():
     return fit_layers(data, targets, split_texts(N, 0), seed=0)
 
 
+@pytest.mark.slow  # probe fits every target
 def test_every_target_is_probed_from_pads_and_real_tokens_at_every_layer(planted):
     names = [p.target for p in planted[0].probes]
     assert names == [t for t in [*TARGETS, "label:topic"] for _ in (0, 1)]
@@ -61,6 +62,7 @@ def test_every_target_is_probed_from_pads_and_real_tokens_at_every_layer(planted
     assert all(p.applicable for layer in planted for p in layer.probes)
 
 
+@pytest.mark.slow  # probe fits
 def test_a_planted_signal_is_found_at_the_layer_that_carries_it(planted):
     layer = planted[1]
     for states in ("pad", "real"):

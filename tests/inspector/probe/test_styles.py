@@ -6,7 +6,9 @@ import pytest
 
 from padlens.inspector.probe.run import probe
 
-STYLES = ("padlens", "torchscript", "ort-fused", "int8-dynamic", "st-pooled", "roberta")
+# one style in the quick run, the others with the slow tests (a probe fits ~1,700 small models)
+STYLES = ("padlens", *(pytest.param(s, marks=pytest.mark.slow)
+                       for s in ("torchscript", "ort-fused", "int8-dynamic", "st-pooled", "roberta")))
 
 
 @pytest.mark.parametrize("style", STYLES)

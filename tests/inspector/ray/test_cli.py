@@ -28,6 +28,7 @@ def corpora(tmp_path_factory, texts):
     return folder
 
 
+@pytest.mark.slow  # the CLI on a Ray cluster, end to end
 def test_inspect_engine_ray_writes_the_json_of_in_process(ray_local, cli_run, tiny, corpora, tmp_path):
     common = ["--max-length", MAX_LEN, "--batch-size", BATCH, "--pad-to", "longest"]
     code, _, err = cli_run("-q", "inspect", tiny, "--texts", corpora / "c.txt", *common, "--json", tmp_path / "a.json")
@@ -41,6 +42,7 @@ def test_inspect_engine_ray_writes_the_json_of_in_process(ray_local, cli_run, ti
     assert_same_json(local, remote)
 
 
+@pytest.mark.slow  # the CLI on a Ray cluster, end to end
 def test_embed_engine_ray_writes_a_parquet_dataset_of_the_in_process_vectors(ray_local, cli_run, tiny, corpora,
                                                                                texts, tmp_path):
     code, _, err = cli_run("-q", "embed", tiny, "--texts", corpora / "c.txt", "-o", tmp_path / "a.npy",
@@ -59,6 +61,7 @@ def test_embed_engine_ray_writes_a_parquet_dataset_of_the_in_process_vectors(ray
                                   np.load(tmp_path / "a.npy"))
 
 
+@pytest.mark.slow  # the CLI on a Ray cluster, end to end
 @pytest.mark.parametrize("args, message", [
     (["inspect", "{tiny}", "--engine", "ray"], "--engine ray reads a corpus: pass --texts FILE, FOLDER or GLOB"),
     (["inspect", "{tiny}", "--texts", "{corpora}/c.parquet", "--engine", "ray"],
@@ -101,6 +104,7 @@ def test_in_process_commands_never_import_ray(tiny, corpora):
     assert out.strip().splitlines()[-1] == "NO RAY"
 
 
+@pytest.mark.slow  # the CLI on a Ray cluster, end to end
 def test_ctrl_c_stops_the_job_leaves_no_output_and_no_ray_processes(tiny, corpora, tmp_path):
     """A real `padlens embed --engine ray` (its own local Ray), interrupted once its job runs."""
     from .conftest import _processes_of

@@ -47,6 +47,7 @@ def small_txt(tmp_path, texts):
     return path
 
 
+@pytest.mark.slow  # Ray jobs end to end
 def test_inspect_on_ray_gives_the_same_json_as_in_process(ray_local, tiny, txt_corpus, local_json):
     options = RunOptions(texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH, engine=RAY)
     remote = inspect_ray([str(tiny)], options).to_dict()
@@ -55,6 +56,7 @@ def test_inspect_on_ray_gives_the_same_json_as_in_process(ray_local, tiny, txt_c
     assert_same_json(local_json, remote)
 
 
+@pytest.mark.slow  # Ray jobs end to end
 def test_inspect_reads_a_parquet_folder_with_a_text_column(ray_local, tiny, nan_model, tmp_path, texts,
                                                             parquet_folder):
     models = [str(tiny), str(nan_model)]  # two runs on the same batches, in the order asked
@@ -68,6 +70,7 @@ def test_inspect_reads_a_parquet_folder_with_a_text_column(ray_local, tiny, nan_
     assert_same_json(local, remote)
 
 
+@pytest.mark.slow  # Ray jobs end to end
 def test_a_worker_that_dies_mid_run_is_retried_and_changes_nothing(ray_local, tiny, tmp_path, texts,
                                                                       worker_dies_once):
     path = small_txt(tmp_path, texts)
@@ -79,6 +82,7 @@ def test_a_worker_that_dies_mid_run_is_retried_and_changes_nothing(ray_local, ti
     assert_same_json(local, remote)
 
 
+@pytest.mark.slow  # Ray jobs end to end
 def test_embed_writes_a_parquet_dataset_that_reads_back_in_input_order(ray_local, tiny, tmp_path, texts,
                                                                         parquet_folder):
     local = tmp_path / "local.npy"
@@ -96,6 +100,7 @@ def test_embed_writes_a_parquet_dataset_that_reads_back_in_input_order(ray_local
     np.testing.assert_array_equal(vectors, np.load(local))  # the same bits
 
 
+@pytest.mark.slow  # Ray jobs end to end
 def test_embed_to_npy_on_ray_is_the_in_process_array(ray_local, tiny, tmp_path, texts, worker_dies_once):
     path = small_txt(tmp_path, texts)
     embed(str(tiny), str(path), str(tmp_path / "local.npy"), batch_size=EMBED_BATCH, max_length=MAX_LEN)
@@ -136,6 +141,7 @@ def nan_model(tiny, tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow  # Ray jobs end to end
 def test_failed_texts_leave_the_same_faults_and_the_same_first_2000_texts(ray_local, nan_model, txt_corpus,
                                                                           texts):
     local = inspect([str(nan_model)], texts_file=str(txt_corpus), max_length=MAX_LEN, batch_size=BATCH).to_dict()

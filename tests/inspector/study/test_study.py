@@ -23,6 +23,7 @@ def written(tiny, topic_file, tmp_path_factory):
     return study([str(tiny)], out=out, corpus=str(topic_file), max_length=32, batch_size=8), out
 
 
+@pytest.mark.slow  # a whole study (one module fixture)
 def test_study_writes_markdown_json_and_html_with_both_answers(written):
     result, out = written
     assert sorted(p.name for p in out.iterdir()) == ["study.html", "study.json", "study.md"]
@@ -37,6 +38,7 @@ def test_study_writes_markdown_json_and_html_with_both_answers(written):
     assert html.index("id='answer-1'") < html.index("id='answer-2'") < html.index("<img")
 
 
+@pytest.mark.slow  # a whole study (one module fixture)
 def test_clusters_compare_pads_left_in_and_every_file_with_the_reference(written):
     one = written[0].models[0]
     assert [r.variant for r in one.clusters[:2]] == ["a", "b"]
@@ -47,6 +49,7 @@ def test_clusters_compare_pads_left_in_and_every_file_with_the_reference(written
     assert [o.model for o in one.orders] == one.files and all(o.invariant for o in one.orders)
 
 
+@pytest.mark.slow  # a whole study (one module fixture)
 def test_geometry_and_probes_cover_every_layer_of_the_reference_file(written):
     one = written[0].models[0]
     assert [g.index for g in one.geometry] == [entry["index"] for entry in one.probe["layers"]]
@@ -73,6 +76,7 @@ def test_a_corpus_without_pads_is_a_clear_error(tiny, tmp_path):
         study_with([str(tiny)], options)
 
 
+@pytest.mark.slow  # a whole study
 def test_the_command_prints_the_answers_and_bad_input_is_one_error_line(tiny, topic_file, tmp_path, cli_run):
     bad = tmp_path / "bad.tsv"
     bad.write_text("no tab\n", encoding="utf-8")
