@@ -128,6 +128,7 @@ def test_models_json_is_one_object_per_recipe(capsys):
     assert code == 0 and recipes["minilm-l6"]["hub_id"] == "sentence-transformers/all-MiniLM-L6-v2"
 
 
+@pytest.mark.slow  # an Optimum export
 def test_chosen_precisions_and_calibration_texts_are_what_gets_written(tiny_bert, tmp_path):
     texts = tmp_path / "cal.txt"
     texts.write_text("the cat sat on the mat\n\na dog sat\nwhere is the train station\n")

@@ -75,6 +75,7 @@ def test_a_planted_signal_is_found_at_the_layer_that_carries_it(planted):
             assert probe.score > probe.baseline + 0.3, target
 
 
+@pytest.mark.slow  # probe fits (the planted fixture)
 def test_noise_states_read_nothing_beyond_the_control(planted):
     for p in planted[0].probes:
         if p.metric == "cosine":
@@ -83,6 +84,7 @@ def test_noise_states_read_nothing_beyond_the_control(planted):
             assert p.selectivity < 0.12, p
 
 
+@pytest.mark.slow  # probe fits (the planted fixture)
 def test_controls_stay_at_the_floor_even_where_the_signal_is_strong(planted):
     for layer in planted:
         for p in layer.probes:
