@@ -92,7 +92,7 @@ def _fit(kind: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray):
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         warnings.filterwarnings("ignore", category=RuntimeWarning)
         # the states are checked finite before any fit; the parameters are padlens' own: skipping
-        # scikit-learn's checks of both halves the time of a probe's ~35 small fits per target
+        # scikit-learn's checks of both takes ~9 % off a probe's ~35 small fits per target
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             search.fit(np.asarray(X, dtype=np.float64), y)
     return search.best_estimator_

@@ -334,12 +334,17 @@ class Encoder:
         """The session computes the pad statistics (``run_stats``)."""
         return self.stats is not None and not self.stats_note
 
+    @property
+    def maps_in_graph(self) -> bool:
+        """The session's statistics read the attention maps inside the graph (not exposed)."""
+        return self.stats is not None and bool(self.stats.attention) and not self.attention_outputs
+
     def drop_stats(self, why: str) -> None:
         """Measure in numpy from now on (``why``, shown as ``encoder.stats``). A session whose graph
         read the attention maps itself is made again with the maps exposed (the old one released
         first), for the numpy path to read them."""
         self.stats_note = why
-        if not self.graph.layers.attention or self.attention_outputs or self.stats is None or not self.stats.attention:
+        if not self.maps_in_graph:
             return
         options = self.session.options.replace(ready_first=False)
         self.session = None  # released before its replacement holds the weights

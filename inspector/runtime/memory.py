@@ -39,8 +39,7 @@ def output_bytes_per_text(encoder: Encoder, max_length: int) -> int | None:
     t = int(max_length)
     states = (encoder.num_layers + 2) * t * int(hidden) * 4
     heads = max(1, int(hidden) // 64)
-    in_graph = encoder.stats is not None and bool(encoder.stats.attention)
-    attention = (len(encoder.attention_outputs) or int(in_graph)) * heads * t * t * 4
+    attention = (len(encoder.attention_outputs) or int(encoder.maps_in_graph)) * heads * t * t * 4
     return states + attention
 
 
