@@ -159,8 +159,8 @@ class _Builder:
     def cast(self, x: str, source: str, to: int) -> str:
         return x if FLOAT_TYPES.get(source) == to else self.op("Cast", [x], to=to)
 
-    def slice(self, x: str, start: int, end: int, axis: int) -> str:
-        return self.op("Slice", [x, self.const([start]), self.const([end]), self.const([axis])])
+    def slice(self, x: str, start: int, end: int, axis: int, output: str | None = None) -> str:
+        return self.op("Slice", [x, self.const([start]), self.const([end]), self.const([axis])], output)
 
 
 def build(model: onnx.ModelProto, hidden: list[str], attention: list[str],
@@ -195,7 +195,7 @@ def _layer(b: _Builder, tensor: str, float_dtype: str, index: int, to: int) -> L
     # row): one copy of the states where two slices made two (ORT profile, MiniLM: 16 -> 9 ms a batch)
     shifted = b.op("Pad", [x, b.const([0, 1, 0, 0, -1, 0])])
     full = b.reduce("ReduceSumSquare", b.op("Sub", [x, shifted]), [-1])  # [B, T]: row 0 is ‖h_0‖², no step
-    b.op("Slice", [full, b.const([1]), b.const([np.iinfo(np.int64).max]), b.const([1])], out.steps)
+    b.slice(full, 1, np.iinfo(np.int64).max, 1, out.steps)
     # [T, 1, B] @ [T, B, H]: ORT folds the transpose into one FusedMatMul (an Einsum took 5x longer)
     b.op("MatMul", [IN_PAD, b.op("Transpose", [x], perm=[1, 0, 2])], out.positions)
     return out
