@@ -498,7 +498,8 @@ def _instrumented(graph: graph_mod.EncoderGraph, exposed: list[str], options: Se
     why = ingraph.unsupported(graph.model, graph.float_dtype, graph.structure) if stats else ""
     if stats and not why:
         delta, names = _exposure(graph, [t for t in exposed if t not in set(maps)])
-        extra, plan = ingraph.build(graph.model, list(graph.layers.hidden), maps, graph.float_dtype)
+        extra, plan = ingraph.build(graph.model, list(graph.layers.hidden), maps, graph.float_dtype,
+                                    width=graph.layers.hidden_size)
         added = _merged(delta, extra) if delta is not None else extra
         try:
             return create_session(graph, options.replace(ready_first=True), added), plan, "", names

@@ -134,15 +134,54 @@ def test_each_blocks_statistics_run_before_the_next_block_so_its_map_is_freed(zo
     assert last_run == ["Softmax", "ReduceSum"] * enc.num_layers, ops
 
 
-def test_the_neighbour_steps_copy_each_layers_states_once(zoo):
-    """‖h_t − h_{t+1}‖ from h and h shifted by a cropping Pad: one copy of each layer's states, where two
-    slices made two (the equality with the reference is test_in_graph_statistics_equal_…)."""
+@pytest.mark.parametrize("style", STYLES)
+def test_the_graph_knows_the_width_the_steps_conv_needs(zoo, style):
+    enc = _open(zoo(style), stats=True)
+    assert enc.stats.width == enc.graph.layers.hidden_size == 32
+
+
+def test_the_neighbour_steps_read_each_layers_states_once(zoo):
+    """‖h_t − h_{t+1}‖ in one pass over each layer's states: a Conv dilated by the width over the states
+    laid end to end where the width is known, else h minus h shifted by a cropping Pad (one copy, where
+    two slices made two). The equality with the reference is test_in_graph_statistics_equal_…"""
     enc = _open(zoo("padlens"))
     hidden = [str(t) for t in enc.graph.layers.hidden]
-    delta, _ = ingraph.build(enc.graph.model, hidden, [], enc.graph.float_dtype)
+    width = enc.graph.layers.hidden_size
+    conv, _ = ingraph.build(enc.graph.model, hidden, [], enc.graph.float_dtype, width=width)
+    padded, _ = ingraph.build(enc.graph.model, hidden, [], enc.graph.float_dtype)
     for name in hidden:
-        readers = sorted(n.op_type for n in delta.graph.node if name in n.input)
-        assert readers.count("Pad") == 1 and "Slice" not in readers, (name, readers)
+        readers = sorted(n.op_type for n in conv.graph.node if name in n.input)
+        assert "Pad" not in readers and "Slice" not in readers and readers.count("Reshape") == 1, (name, readers)
+        flat = next(n.output[0] for n in conv.graph.node if name in n.input and n.op_type == "Reshape")
+        step = next(n for n in conv.graph.node if flat in n.input)
+        attrs = {a.name: list(a.ints) for a in step.attribute}
+        assert step.op_type == "Conv" and attrs["dilations"] == [width] and attrs["pads"] == [width, 0], step
+        readers = sorted(n.op_type for n in padded.graph.node if name in n.input)
+        assert readers.count("Pad") == 1 and "Slice" not in readers and "Reshape" not in readers, (name, readers)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_the_steps_made_with_a_pad_equal_the_reference_too(zoo, monkeypatch, side):
+    """A graph that does not say its width gets the Pad form of the steps, and the same statistics."""
+    built = ingraph.build
+    monkeypatch.setattr(ingraph, "build", lambda *a, **k: built(*a, **{**k, "width": None}))
+    enc = _open(zoo("padlens"), stats=True)
+    assert enc.stats.width == 0 and enc.describe().stats == "graph"
+    ref, got = _both_paths(enc, list(_batches(enc, side)))
+    assert_same_stats(ref, got)
+
+
+def test_a_graph_whose_states_are_not_the_width_it_declares_is_measured_in_numpy_and_says_why(zoo, monkeypatch):
+    """The steps' Conv is built for the declared width; states of another width would give wrong steps,
+    so the first batch's sums are checked and the run goes the numpy way, saying why."""
+    built = ingraph.build
+    monkeypatch.setattr(ingraph, "build", lambda *a, **k: built(*a, **{**k, "width": 16}))
+    kwargs = {"texts": default_corpus()[:24], "max_length": 24, "batch_size": 8}
+    numpy = inspect([str(zoo("padlens"))], stats="numpy", **kwargs).to_dict()
+    result = inspect([str(zoo("padlens"))], stats="graph", **kwargs)
+    assert result.runs[0].encoder.stats.startswith("numpy: the statistics graph failed to run (the graph declares "
+                                                   "hidden states 16 wide, they are 32"), result.runs[0].encoder.stats
+    _assert_same_json(numpy, result.to_dict())
 
 
 def test_a_statistics_graph_that_fails_to_run_reopens_with_the_maps_and_measures_the_same(zoo, monkeypatch):
