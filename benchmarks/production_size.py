@@ -39,7 +39,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from spawn import spawn_measured, write_result
+from spawn import fresh_bytecode, spawn_measured, write_result
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +236,7 @@ def main() -> None:
     parser.add_argument("--inspect", action="store_true", help="inspect side by side only: the bare loops (every "
                         "state; last_hidden_state), padlens inspect, and inspect without the attention statistics")
     args = parser.parse_args()
+    fresh_bytecode(ROOT)
     if args.inspect:
         args.skip = sorted(set(args.skip) | {"bare_open", "padlens_open", "audit", "audit_default", "bare_sorted",
                                              "embed", "probe"})

@@ -21,6 +21,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from spawn import fresh_bytecode
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,6 +173,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--memory-max-length", type=int, default=16)
     args = parser.parse_args()
+    fresh_bytecode(ROOT)
     WORK.mkdir(parents=True, exist_ok=True)
     results_path = WORK / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}

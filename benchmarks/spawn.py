@@ -1,6 +1,7 @@
 """Run a command as its own process and read its wall time, CPU time and peak RSS from the kernel."""
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import time
@@ -46,3 +47,12 @@ def write_result(path: Path, result: dict) -> None:
     """Write ``result`` as JSON to ``path`` and print it (without its ``commands``)."""
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "commands"}, indent=2))
+
+
+def fresh_bytecode(root: Path) -> None:
+    """Compile padlens' sources to bytecode before timing them: an installed wheel has its .pyc files,
+    but a checkout run with PYTHONDONTWRITEBYTECODE=1 (as here) compiles every changed module in every
+    process, which would charge a few ms per module to whichever contender imports more of padlens."""
+    for package in ("padlens", "inspector", "exporter", "models"):
+        if (root / package).is_dir():
+            compileall.compile_dir(root / package, quiet=1)

@@ -32,6 +32,7 @@ from padlens.inspector.steps import (  # noqa: F401  (the public steps, re-expor
     open_encoders,
     plan_batches,
     resolve_side,
+    settle,
     tokenizer_groups,
 )
 
@@ -76,13 +77,16 @@ def _first_chunk(chunks: Iterator[list[str]], texts_file: str | None) -> list[st
 
 def _stream(runs: list[Run], chunks: Iterable[list[str]], length: int, padding: str, side: str,
             progress: Callable[[int], None] | None) -> tuple[int, float]:
-    """Feed every chunk, tokenized once per tokenizer, to every run: (texts done, seconds tokenizing)."""
+    """Feed every chunk, tokenized once per tokenizer, to every run: (texts done, seconds tokenizing).
+    Each batch's sums are added on the metrics thread while the next batch runs (``measure``'s ``defer``)."""
     count, tokenize_s = 0, 0.0
     for index, chunk in enumerate(chunks):
-        tokenize_s += measure_chunk(runs, chunk, length, padding, side, first=index == 0)
+        tokenize_s += measure_chunk(runs, chunk, length, padding, side, first=index == 0, defer=True)
         count += len(chunk)
         if progress is not None:
             progress(count)
+    for run in runs:
+        settle(run)
     return count, tokenize_s
 
 

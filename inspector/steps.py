@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -49,6 +51,8 @@ class Run:
         exposure: max |Δ| of the exposure check on the first batch.
         faults: the first MAX_FAULTS NaN/Inf (layer, text) pairs.
         n_texts, n_tokens, n_pad_tokens: counts.
+        pending: the last batch's accumulation while it runs beside the next batch (``measure(defer=True)``);
+            ``settle`` waits for it.
     """
 
     ref: ModelRef
@@ -64,6 +68,7 @@ class Run:
     n_texts: int = 0
     n_tokens: int = 0
     n_pad_tokens: int = 0
+    pending: Future | None = field(default=None, repr=False, compare=False)
 
 
 def choose_max_length(asked: int | None, encoders: Sequence[Encoder]) -> int:
@@ -120,25 +125,56 @@ def new_run(ref: ModelRef, provider: str, enc: Encoder, load_s: float, max_lengt
                      list(enc.session.warnings) + enc.notes + ([shipped] if shipped else []))
 
 
-def measure(run: Run, batch: Batch, first: bool, texts: Sequence[str] = ()) -> None:
-    """Measure ``batch`` into ``run``'s accumulators; ``first``: also check the exposure on its first rows."""
+def measure(run: Run, batch: Batch, first: bool, texts: Sequence[str] = (), defer: bool = False) -> None:
+    """Measure ``batch`` into ``run``'s accumulators; ``first``: also check the exposure on its first rows.
+
+    ``defer=True``: the in-graph sums are added to the accumulators on padlens' metrics thread while the
+    caller goes on to the next batch (ONNX Runtime runs it without the GIL, so the numpy work of one
+    batch overlaps the next batch's run); ``settle(run)`` waits for it, and every later ``measure``
+    and ``finish`` settle first, so the batches are added in order and the result is the same."""
     start = time.perf_counter()
     sums = _run_stats(run, batch)
     forward = run.encoder.run(batch) if sums is None or not sums.valid else None
     run.timings["forward"] += time.perf_counter() - start
+    settle(run)  # the previous batch's sums are in before this batch's (and its errors raised here)
     if first:
         start = time.perf_counter()
         run.exposure = run.encoder.verify_exposure(_head(batch, VERIFY_ROWS))
         run.timings["verify"] += time.perf_counter() - start
-    start = time.perf_counter()
-    if forward is None:
-        _accumulate_sums(run, sums, batch.attention_mask)
+    if forward is None and defer:
+        run.pending = _metrics_thread().submit(_timed, run, _accumulate_sums, run, sums, batch.attention_mask)
+    elif forward is None:
+        _timed(run, _accumulate_sums, run, sums, batch.attention_mask)
     else:  # the attention maps stay in the graph when it has the statistics: their masses come from there
-        _accumulate(run, forward, batch.attention_mask, sums.attention if sums is not None else [])
+        _timed(run, _accumulate, run, forward, batch.attention_mask, sums.attention if sums is not None else [])
         _record_faults(run, forward, texts)
     run.n_texts += batch.shape[0]
     run.n_tokens += int(batch.attention_mask.sum())
     run.n_pad_tokens += int((batch.attention_mask == 0).sum())
+
+
+def settle(run: Run) -> None:
+    """Wait for ``run``'s deferred accumulation (``measure(defer=True)``), raising what it raised."""
+    pending, run.pending = run.pending, None
+    if pending is not None:
+        pending.result()
+
+
+_METRICS: list[ThreadPoolExecutor] = []  # one thread, made on first use: batches are added in order
+_METRICS_LOCK = threading.Lock()
+
+
+def _metrics_thread() -> ThreadPoolExecutor:
+    with _METRICS_LOCK:
+        if not _METRICS:
+            _METRICS.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="padlens-metrics"))
+        return _METRICS[0]
+
+
+def _timed(run: Run, add: Callable, *args) -> None:
+    """``add(*args)``, its seconds counted in ``run.timings["metrics"]``."""
+    start = time.perf_counter()
+    add(*args)
     run.timings["metrics"] += time.perf_counter() - start
 
 
@@ -236,6 +272,7 @@ def _quote(text: str, width: int = 60) -> str:
 
 def finish(run: Run) -> RunResult:
     """The RunResult of a run's accumulators: layer metrics, pooling damage, warnings, similarity matrices."""
+    settle(run)
     tensors = list(run.encoder.graph.layers.hidden)
     layers = [_layer_metrics(i, str(tensors[i]), pads, attn)
               for i, (pads, attn) in enumerate(zip(run.pads, run.attention))]
@@ -275,9 +312,10 @@ def plan_batches(asked_length: int | None, asked_side: str, encoders: Sequence[E
 
 
 def measure_chunk(runs: list[Run], chunk: Sequence[str], length: int, padding: str, side: str, first: bool,
-                  before: Callable[[Run], None] | None = None) -> float:
+                  before: Callable[[Run], None] | None = None, defer: bool = False) -> float:
     """Tokenize ``chunk`` once per tokenizer and measure it into every run (``before(run)`` first, when
-    given); ``first``: the chunk holds the first texts (the exposure check). Returns seconds tokenizing."""
+    given, on the run's settled accumulators); ``first``: the chunk holds the first texts (the exposure
+    check); ``defer``: as ``measure``'s. Returns seconds tokenizing."""
     seconds = 0.0
     for group in tokenizer_groups(runs).values():
         start = time.perf_counter()
@@ -285,6 +323,7 @@ def measure_chunk(runs: list[Run], chunk: Sequence[str], length: int, padding: s
         seconds += time.perf_counter() - start
         for run in group:
             if before is not None:
+                settle(run)
                 before(run)
-            measure(run, batch, first=first, texts=chunk)
+            measure(run, batch, first=first, texts=chunk, defer=defer)
     return seconds
