@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -376,9 +377,14 @@ def test_nearest_sets_equal_a_stable_sort_with_ties_and_non_finite_values(seed):
     assert (got.sum(1) == k).all()
 
 
+@pytest.mark.parametrize("threads", [False, True])
 @pytest.mark.parametrize("no_pads", [False, True])
-def test_pooling_and_rsa_together_equal_the_two_calls(no_pads):
-    """The shared masked ranks give exactly what pooling() and pad_content_rsa() give apart."""
+def test_pooling_and_rsa_together_equal_the_two_calls(no_pads, threads, monkeypatch):
+    """The shared masked ranks give exactly what pooling() and pad_content_rsa() give apart, the
+    triangles ranked one after another or side by side on two threads."""
+    ranked = []
+    monkeypatch.setattr(acc, "PARALLEL_RANKS", 0 if threads else 10**9)
+    monkeypatch.setattr(acc, "rankdata", lambda x: ranked.append(threading.current_thread().name) or measures.rankdata(x))
     rng = np.random.default_rng(11)
     stats = acc.TextStats()
     for _ in range(3):
@@ -394,6 +400,9 @@ def test_pooling_and_rsa_together_equal_the_two_calls(no_pads):
         assert pooling[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
     assert rsa == pytest.approx(stats.pad_content_rsa(), rel=1e-12) and not np.isnan(rsa)
     assert rsa == pytest.approx(measures.pad_content_rsa(stats.stacked("pad"), stats.stacked("masked")), rel=1e-12)
+    together = ranked[:2 if no_pads else 3]  # pooling_and_rsa's: masked, unmasked (and pad when every text has pads)
+    assert len(together) == (2 if no_pads else 3)
+    assert all(name.startswith("padlens-ranks") for name in together) == threads
 
 
 def brute_directed(h: np.ndarray, mask: np.ndarray) -> dict[str, float]:
