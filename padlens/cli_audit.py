@@ -4,7 +4,6 @@ from __future__ import annotations
 import click
 
 from padlens.cli_options import OutputTargets, output_options, progress_bar, retune, run_options
-from padlens.inspector.audit import registry
 
 #: what the shared input options mean for the audit (it builds its own padded variants)
 AUDIT_OPTION_HELP = {
@@ -16,6 +15,17 @@ AUDIT_OPTION_HELP = {
 }
 
 
+class ChecksCommand(click.Command):
+    """``audit``, its epilog the check registry's list, read when help is shown (every other
+    command's start does not import the audit's checks)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from padlens.inspector.audit import registry
+
+        self.epilog = registry.help_text()
+        super().format_epilog(ctx, formatter)
+
+
 def render(result, verbose: bool = False) -> None:
     """Echo the terminal verdict (``padlens.inspector.audit.render``)."""
     from padlens.inspector.audit.render import render_text
@@ -24,7 +34,7 @@ def render(result, verbose: bool = False) -> None:
 
 
 @retune(AUDIT_OPTION_HELP)
-@click.command("audit", epilog=registry.help_text())
+@click.command("audit", cls=ChecksCommand)
 @run_options
 @output_options(json=True, html=True, junit=True)
 @click.option("--tolerance", "tolerances", multiple=True, metavar="NAME=VALUE",

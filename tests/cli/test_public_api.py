@@ -59,3 +59,12 @@ def test_the_public_functions_share_their_options_in_one_order_and_by_keyword():
         assert len(present) >= 6, (name, present)
         keywords = [p for p in present if not (name == "embed" and p == "texts_file")]  # embed's corpus is required
         assert all(params[p].kind is pyinspect.Parameter.KEYWORD_ONLY for p in keywords), name
+
+
+def test_the_command_lines_start_imports_no_commands_library_but_its_own():
+    """Registering every command imports the command modules only: the audit's check registry is
+    read when ``audit`` runs or shows its help, not at every other command's start."""
+    out = _python("import sys\nfrom padlens.cli import _register\n_register()\n"
+                  "print(sorted(m for m in sys.modules if m.startswith(('padlens.inspector.audit', "
+                  "'padlens.inspector.inspect', 'onnxruntime'))))")
+    assert out.strip() == "[]"
