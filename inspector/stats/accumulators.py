@@ -11,7 +11,6 @@ left out of that layer's pad metrics; its ``real_norm`` still counts when its re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -328,18 +327,6 @@ class AttentionStats:
         return self.values.means()
 
 
-PARALLEL_RANKS = 200_000  # values: from here on, the triangles are ranked on two threads (numpy sorts without the GIL)
-
-
-def _ranked(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """``rankdata`` of each array; large ones side by side on two threads (1,024 texts: 3 × 523,776
-    pairs, 0.28 -> 0.19 s at the end of a run)."""
-    if len(arrays) < 2 or sum(a.size for a in arrays) < PARALLEL_RANKS:
-        return [rankdata(a) for a in arrays]
-    with ThreadPoolExecutor(2, thread_name_prefix="padlens-ranks") as pool:
-        return list(pool.map(rankdata, arrays))
-
-
 @dataclass
 class TextStats:
     """Mergeable pooling statistics of the last layer, plus the capped per-text vectors.
@@ -432,8 +419,8 @@ class TextStats:
 
     def _cross_text(self, k: int, rsa: bool) -> tuple[dict[str, float | int], float]:
         """The cross-text pooling metrics, and ``pad_content_rsa`` (NaN unless ``rsa``). Where every
-        pair's similarity is finite, whole triangles are ranked, those of the masked, unmasked and pad
-        similarities side by side (``_ranked``), and the masked ranks serve both."""
+        pair's similarity is finite, whole triangles are ranked (masked, unmasked, pad), and the
+        masked ranks serve both."""
         nan = float("nan")
         out = {"texts_compared": self.kept, "knn_k": 0, "knn_overlap": nan, "similarity_spearman": nan,
                "similarity_mean_masked": nan, "similarity_mean_unmasked": nan}
@@ -450,7 +437,7 @@ class TextStats:
         if exact and pads is not None and np.isfinite(pads).all() and np.isfinite(masked).all():
             tri_p = upper_triangle(cosine_matrix(pads))
             tri_p = tri_p if np.isfinite(tri_p).all() else None
-        ranks = _ranked([tri_m] * exact + [tri_u] * with_u + ([tri_p] if tri_p is not None else []))
+        ranks = [rankdata(t) for t in [tri_m] * exact + [tri_u] * with_u + ([tri_p] if tri_p is not None else [])]
         rank_m = ranks.pop(0) if exact else None
         if with_u:  # spearman's pairs: all of them
             out["similarity_spearman"] = pearson(rank_m, ranks.pop(0))  # NaN with < 2 pairs

@@ -45,7 +45,7 @@ class LayerOutputs:
 
     Attributes:
         sq: ``[B, T]`` ‖h‖²; sums: ``[B, 3, H]`` Σu over pads, over real tokens, and h_anchor;
-        dots: ``[B, T, 1]`` h_t · h_anchor; steps: ``[B, T-1]`` ‖h_t − h_{t+1}‖²;
+        dots: ``[B, T, 1]`` h_t · h_anchor; steps: ``[B, T]`` ‖h_t − h_{t−1}‖² (row 0: ‖h_0‖², no step);
         positions: ``[T, 1, H]`` Σ over the batch's pads of h per position.
     """
 
@@ -177,7 +177,8 @@ def build(model: onnx.ModelProto, hidden: list[str], attention: list[str],
     width = width if width and width > 1 and dtype == "float32" else 0
     layers = tuple(_layer(b, name, float_dtype, i, FLOAT_TYPES[dtype], width) for i, name in enumerate(hidden))
     text = b.op("MatMul", [IN_TEXT, b.cast(hidden[-1], float_dtype, FLOAT_TYPES[dtype])], f"{PREFIX}.text")
-    masses = tuple(_attention(b, name, float_dtype, i) for i, name in enumerate(attention))
+    square = _square(b, attention[0]) if attention else ""
+    masses = tuple(_attention(b, name, float_dtype, i, square) for i, name in enumerate(attention))
     plan = StatsPlan(layers, text, masses, dtype, width)
     _declare(b.graph, plan)
     delta = onnx.ModelProto()
@@ -197,8 +198,7 @@ def _layer(b: _Builder, tensor: str, float_dtype: str, index: int, to: int, widt
     sums = b.op("MatMul", [weights, x], out.sums)  # [B, 3, H]
     anchor = b.op("Transpose", [b.slice(sums, 2, 3, 1)], perm=[0, 2, 1])  # [B, H, 1]
     b.op("MatMul", [x, anchor], out.dots)
-    full = b.reduce("ReduceSumSquare", _steps(b, x, width), [-1])  # [B, T]: row 0 is ‖h_0‖², no step
-    b.slice(full, 1, np.iinfo(np.int64).max, 1, out.steps)
+    b.reduce("ReduceSumSquare", _steps(b, x, width), [-1], out.steps)  # [B, T]: row 0 is ‖h_0‖², no step
     # [T, 1, B] @ [T, B, H]: ORT folds the transpose into one FusedMatMul (an Einsum took 5x longer)
     b.op("MatMul", [IN_PAD, b.op("Transpose", [x], perm=[1, 0, 2])], out.positions)
     return out
@@ -217,19 +217,23 @@ def _steps(b: _Builder, x: str, width: int) -> str:
     flat = b.op("Reshape", [x, b.const([0, 1, -1])])
     kernel = b.const([[[-1.0, 1.0]]], np.float32)
     diff = b.op("Conv", [flat, kernel], dilations=[width], kernel_shape=[2], pads=[width, 0])
-    return b.op("Reshape", [diff, b.op("Shape", [x])])
+    return b.op("Reshape", [diff, b.const([0, -1, width])])
 
 
-def _attention(b: _Builder, tensor: str, float_dtype: str, index: int) -> str:
-    """Head-mean mass per key group: the map as [B, heads, T, T] (a [B, T, T] map is one head),
-    its sum over heads @ [B, T, 4], divided by the number of heads (ORT's ReduceSum reads the
-    map faster than its ReduceMean)."""
-    probs = b.cast(tensor, float_dtype, TensorProto.FLOAT)
-    last = b.slice(b.op("Shape", [probs]), -1, np.iinfo(np.int64).max, 0)  # T
-    probs = b.op("Reshape", [probs, b.op("Concat", [b.const([0, -1]), last, last], axis=0)])  # [B, heads, T, T]
+def _attention(b: _Builder, tensor: str, float_dtype: str, index: int, square: str) -> str:
+    """Head-mean mass per key group: the map as [B, heads, T, T] (``square``: [0, −1, T, T], shared
+    by the maps; a [B, T, T] map is one head), its sum over heads @ [B, T, 4], divided by the number
+    of heads (ORT's ReduceSum reads the map faster than its ReduceMean)."""
+    probs = b.op("Reshape", [b.cast(tensor, float_dtype, TensorProto.FLOAT), square])  # [B, heads, T, T]
     heads = b.op("Cast", [b.op("Gather", [b.op("Shape", [probs]), b.const(1)], axis=0)], to=TensorProto.FLOAT)
     masses = b.op("MatMul", [b.reduce("ReduceSum", probs, [1]), IN_KEYS])
     return b.op("Div", [masses, heads], f"{PREFIX}.attention.{index}")
+
+
+def _square(b: _Builder, tensor: str) -> str:
+    """[0, −1, T, T] for ``tensor``, an attention map whose last axis is T (every block's map has it)."""
+    last = b.slice(b.op("Shape", [tensor]), -1, np.iinfo(np.int64).max, 0)  # T
+    return b.op("Concat", [b.const([0, -1]), last, last], axis=0)
 
 
 def _declare(graph: onnx.GraphProto, plan: StatsPlan) -> None:
@@ -287,7 +291,7 @@ def _layer_sums(sq, sums, dots, steps, positions, mask: np.ndarray) -> list[acc.
     anchor = measures.pad_anchor(mask)
     cos = np.asarray(dots, np.float64)[..., 0] / norms / norms[:, rows, anchor][..., None]
     valid = np.isfinite(norms).all(axis=-1) & np.isfinite(sums).all(axis=(-2, -1))
-    steps = np.sqrt(np.asarray(steps, np.float64))
+    steps = np.sqrt(np.asarray(steps, np.float64)[..., 1:])  # row 0 holds ‖h_0‖²: no step
     return [acc.LayerSums(norms=norms[i], pad_sum=sums[i, :, 0], real_sum=sums[i, :, 1], anchor_cos=cos[i],
                         steps=steps[i], position_sum=positions[i][:, 0], valid=valid[i]) for i in range(len(norms))]
 
