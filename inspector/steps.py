@@ -9,9 +9,9 @@ so a run measured in parts by several processes finishes like one measured here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -160,15 +160,10 @@ def settle(run: Run) -> None:
         pending.result()
 
 
-_METRICS: list[ThreadPoolExecutor] = []  # one thread, made on first use: batches are added in order
-_METRICS_LOCK = threading.Lock()
-
-
+@functools.cache
 def _metrics_thread() -> ThreadPoolExecutor:
-    with _METRICS_LOCK:
-        if not _METRICS:
-            _METRICS.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="padlens-metrics"))
-        return _METRICS[0]
+    """One thread, made on first use (by the caller's thread): batches are added in the order given."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="padlens-metrics")
 
 
 def _timed(run: Run, add: Callable, *args) -> None:
