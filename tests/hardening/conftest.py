@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,14 @@ import pytest
 
 from tests.conftest import run_padlens
 from tests.hardening import tiny
+
+
+def sigint_default() -> None:
+    """``preexec_fn`` of a process a test interrupts: Ctrl-C at its default, so Python makes it a
+    KeyboardInterrupt. A shell without job control starts background jobs with SIGINT ignored, and a
+    child inherits that (Python then keeps ignoring it): a test run launched with ``&`` would see the
+    interrupted command finish with 0."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 log = logging.getLogger(__name__)
 

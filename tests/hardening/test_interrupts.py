@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from padlens import fsio
-from tests.hardening.conftest import snapshot
+from tests.hardening.conftest import sigint_default, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def start(args, cwd: Path, tmpdir: Path) -> subprocess.Popen:
     env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.Popen([sys.executable, "-m", "padlens", "-q", *map(str, args)], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
 
 
 def interrupt_when(proc: subprocess.Popen, appeared, timeout: float = 240) -> tuple[int, str]:

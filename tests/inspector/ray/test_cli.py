@@ -107,13 +107,15 @@ def test_in_process_commands_never_import_ray(tiny, corpora):
 @pytest.mark.slow  # the CLI on a Ray cluster, end to end
 def test_ctrl_c_stops_the_job_leaves_no_output_and_no_ray_processes(tiny, corpora, tmp_path):
     """A real `padlens embed --engine ray` (its own local Ray), interrupted once its job runs."""
+    from tests.hardening.conftest import sigint_default
+
     from .conftest import _processes_of
 
     big = tmp_path / "big.txt"
     big.write_text(((corpora / "c.txt").read_text()) * 40)
     proc = subprocess.Popen([sys.executable, "-m", "padlens", "-q", "embed", str(tiny), "--texts", str(big),
                              "-o", str(tmp_path / "emb"), "--engine", "ray", "--workers", "1", "--batch-size", "8"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".emb.*")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)  # the temporary folder appears when the Ray job starts writing
