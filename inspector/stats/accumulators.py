@@ -437,10 +437,9 @@ class TextStats:
         if exact and pads is not None and np.isfinite(pads).all() and np.isfinite(masked).all():
             tri_p = upper_triangle(cosine_matrix(pads))
             tri_p = tri_p if np.isfinite(tri_p).all() else None
-        ranks = [rankdata(t) for t in [tri_m] * exact + [tri_u] * with_u + ([tri_p] if tri_p is not None else [])]
-        rank_m = ranks.pop(0) if exact else None
+        rank_m = rankdata(tri_m) if exact else None
         if with_u:  # spearman's pairs: all of them
-            out["similarity_spearman"] = pearson(rank_m, ranks.pop(0))  # NaN with < 2 pairs
+            out["similarity_spearman"] = pearson(rank_m, rankdata(tri_u))  # NaN with < 2 pairs
         else:
             out["similarity_spearman"] = spearman(tri_m, tri_u) if len(tri_m) >= 2 else nan
         out["similarity_mean_masked"] = float(tri_m.mean())
@@ -448,7 +447,7 @@ class TextStats:
         if pads is None:
             return out, nan
         if tri_p is not None:
-            return out, pearson(ranks.pop(0), rank_m)
+            return out, pearson(rankdata(tri_p), rank_m)
         return out, pad_content_rsa(pads, masked)
 
     def pad_content_rsa(self) -> float:

@@ -163,8 +163,8 @@ class _Builder:
     def cast(self, x: str, source: str, to: int) -> str:
         return x if FLOAT_TYPES.get(source) == to else self.op("Cast", [x], to=to)
 
-    def slice(self, x: str, start: int, end: int, axis: int, output: str | None = None) -> str:
-        return self.op("Slice", [x, self.const([start]), self.const([end]), self.const([axis])], output)
+    def slice(self, x: str, start: int, end: int, axis: int) -> str:
+        return self.op("Slice", [x, self.const([start]), self.const([end]), self.const([axis])])
 
 
 def build(model: onnx.ModelProto, hidden: list[str], attention: list[str],
