@@ -163,8 +163,8 @@ class _Builder:
     def cast(self, x: str, source: str, to: int) -> str:
         return x if FLOAT_TYPES.get(source) == to else self.op("Cast", [x], to=to)
 
-    def slice(self, x: str, start: int, end: int, axis: int) -> str:
-        return self.op("Slice", [x, self.const([start]), self.const([end]), self.const([axis])])
+    def slice(self, x: str, start: int, end: int, axis: int, output: str | None = None) -> str:
+        return self.op("Slice", [x, self.const([start]), self.const([end]), self.const([axis])], output)
 
 
 def build(model: onnx.ModelProto, hidden: list[str], attention: list[str],
@@ -175,8 +175,9 @@ def build(model: onnx.ModelProto, hidden: list[str], attention: list[str],
     where the graph says it (the neighbour steps then run as one Conv, ``_steps``)."""
     b = _Builder(default_opset(model))
     width = width if width and width > 1 and dtype == "float32" else 0
-    layers = tuple(_layer(b, name, float_dtype, i, FLOAT_TYPES[dtype], width) for i, name in enumerate(hidden))
-    text = b.op("MatMul", [IN_TEXT, b.cast(hidden[-1], float_dtype, FLOAT_TYPES[dtype])], f"{PREFIX}.text")
+    text = f"{PREFIX}.text"
+    layers = tuple(_layer(b, name, float_dtype, i, FLOAT_TYPES[dtype], width, text if i == len(hidden) - 1 else "")
+                   for i, name in enumerate(hidden))
     square = _square(b, attention[0]) if attention else ""
     masses = tuple(_attention(b, name, float_dtype, i, square) for i, name in enumerate(attention))
     plan = StatsPlan(layers, text, masses, dtype, width)
@@ -186,16 +187,23 @@ def build(model: onnx.ModelProto, hidden: list[str], attention: list[str],
     return delta, plan
 
 
-def _layer(b: _Builder, tensor: str, float_dtype: str, index: int, to: int, width: int) -> LayerOutputs:
-    """‖h‖², Σu over pads and real tokens with h_anchor, h·h_anchor, neighbour steps, pad sums."""
+def _layer(b: _Builder, tensor: str, float_dtype: str, index: int, to: int, width: int, text: str) -> LayerOutputs:
+    """‖h‖², Σu over pads and real tokens with h_anchor, h·h_anchor, neighbour steps, pad sums;
+    with ``text`` (the last layer) also the pooled sums, rows of the same MatMul (one pass over h)."""
     out = LayerOutputs(*(f"{PREFIX}.{index}.{k}" for k in ("sq", "sums", "dots", "steps", "positions")))
     x = b.cast(tensor, float_dtype, to)
     sq = b.reduce("ReduceSumSquare", x, [-1], out.sq)
     # 1/max(‖h‖, tiny): a zero state weighs a finite number times 0 = nothing (no direction), not NaN
     norm = b.op("Max", [b.op("Sqrt", [sq]), b.const(np.finfo(np.float32).tiny, _NP[to])])
     inv = b.op("Unsqueeze", [b.op("Reciprocal", [norm]), b.const([1])])  # [B, 1, T]
-    weights = b.op("Concat", [b.op("Mul", [IN_MASKS, inv]), IN_ANCHOR], axis=1)  # [B, 3, T]
-    sums = b.op("MatMul", [weights, x], out.sums)  # [B, 3, H]
+    rows = [b.op("Mul", [IN_MASKS, inv]), IN_ANCHOR] + ([IN_TEXT] if text else [])
+    weights = b.op("Concat", rows, axis=1)  # [B, 3, T] (+ 4 rows of text weights)
+    if text:
+        both = b.op("MatMul", [weights, x])  # [B, 7, H]
+        sums = b.slice(both, 0, 3, 1, out.sums)
+        b.slice(both, 3, 3 + len(measures.TEXT_SUM_ROWS), 1, text)
+    else:
+        sums = b.op("MatMul", [weights, x], out.sums)  # [B, 3, H]
     anchor = b.op("Transpose", [b.slice(sums, 2, 3, 1)], perm=[0, 2, 1])  # [B, H, 1]
     b.op("MatMul", [x, anchor], out.dots)
     b.reduce("ReduceSumSquare", _steps(b, x, width), [-1], out.steps)  # [B, T]: row 0 is ‖h_0‖², no step

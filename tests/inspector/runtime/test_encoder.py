@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import weakref
 from types import SimpleNamespace
 
@@ -108,6 +109,36 @@ def test_a_tokenizer_larger_than_the_embedding_table_is_bad_input(export, tmp_pa
     ref = ModelRef(export / "model.onnx", "big-vocab", "fp32", tmp_path)
     with pytest.raises(BadInput, match="embedding table has .* rows"):
         Encoder.open(ref, check_exposure=True)
+
+
+def test_the_tokenizer_loads_while_the_graph_is_read(export, monkeypatch):
+    """Opening a model reads its graph and loads its tokenizer at the same time: the tokenizer here
+    waits until the graph has started reading, which it could not if the two ran one after the other."""
+    (ref,) = resolve_models([export])
+    reading = threading.Event()
+    real_graph, real_tokenizer = encoder_mod.graph_mod.load_encoder, encoder_mod.load_tokenizer
+
+    def graph(*args, **kwargs):
+        reading.set()
+        return real_graph(*args, **kwargs)
+
+    def tokenizer(path):
+        assert reading.wait(timeout=30), "the tokenizer loaded before the graph was read, not beside it"
+        return real_tokenizer(path)
+
+    monkeypatch.setattr(encoder_mod.graph_mod, "load_encoder", graph)
+    monkeypatch.setattr(encoder_mod, "load_tokenizer", tokenizer)
+    enc = Encoder.open(ref, SessionOptions(threads=1))
+    assert enc.tokenizer.pad_id == load_tokenizer(export).pad_id and enc.graph.layers.hidden
+
+
+def test_a_broken_tokenizer_is_reported_before_a_broken_model(tmp_path):
+    """Both loads fail: the error names the tokenizer, as when the tokenizer loaded first."""
+    (tmp_path / "model.onnx").write_bytes(b"not a model")
+    (tmp_path / "tokenizer.json").write_text("{ not json", encoding="utf-8")
+    ref = ModelRef(tmp_path / "model.onnx", "broken", "fp32", tmp_path)
+    with pytest.raises(BadInput, match="tokenizer .* cannot be read"):
+        Encoder.open(ref)
 
 
 def int32_copy(export, dest):

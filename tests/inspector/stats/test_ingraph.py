@@ -160,6 +160,23 @@ def test_the_neighbour_steps_read_each_layers_states_once(zoo):
         assert readers.count("Pad") == 1 and "Slice" not in readers and "Reshape" not in readers, (name, readers)
 
 
+def test_the_last_layers_pooled_sums_share_its_pad_and_real_sums_matmul(zoo):
+    """The pooled sums of the last layer are rows of the same MatMul as its pad / real / anchor sums: its
+    states are read by as many MatMuls as any other layer's, none of them fed the text weights directly."""
+    enc = _open(zoo("padlens"))
+    hidden = [str(t) for t in enc.graph.layers.hidden]
+    delta, plan = ingraph.build(enc.graph.model, hidden, [], enc.graph.float_dtype, width=enc.graph.layers.hidden_size)
+    made = {o: n for n in delta.graph.node for o in n.output}
+
+    def matmuls(name: str) -> int:
+        return sum(n.op_type == "MatMul" for n in delta.graph.node if name in n.input)
+
+    assert len({matmuls(name) for name in hidden}) == 1, [matmuls(name) for name in hidden]
+    assert made[plan.text].op_type == "Slice" and made[plan.layers[-1].sums].op_type == "Slice"
+    assert made[plan.text].input[0] == made[plan.layers[-1].sums].input[0]  # one MatMul, two row ranges
+    assert not any(ingraph.IN_TEXT in n.input for n in delta.graph.node if n.op_type == "MatMul")
+
+
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_the_steps_made_with_a_pad_equal_the_reference_too(zoo, monkeypatch, side):
     """A graph that does not say its width gets the Pad form of the steps, and the same statistics."""
