@@ -192,7 +192,9 @@ def _layer(b: _Builder, tensor: str, float_dtype: str, index: int, to: int, widt
     with ``text`` (the last layer) also the pooled sums, rows of the same MatMul (one pass over h)."""
     out = LayerOutputs(*(f"{PREFIX}.{index}.{k}" for k in ("sq", "sums", "dots", "steps", "positions")))
     x = b.cast(tensor, float_dtype, to)
-    sq = b.reduce("ReduceSumSquare", x, [-1], out.sq)
+    runs = bool(width) and width % SQUARE_RUN == 0
+    # ‖h‖² in runs cut from each row as long as it is ([0, 0, −1, 32]: no use of the declared width)
+    sq = _squares(b, x, [0, 0, -1, SQUARE_RUN] if runs else None, runs, out.sq)
     # 1/max(‖h‖, tiny): a zero state weighs a finite number times 0 = nothing (no direction), not NaN
     norm = b.op("Max", [b.op("Sqrt", [sq]), b.const(np.finfo(np.float32).tiny, _NP[to])])
     inv = b.op("Unsqueeze", [b.op("Reciprocal", [norm]), b.const([1])])  # [B, 1, T]
@@ -206,14 +208,34 @@ def _layer(b: _Builder, tensor: str, float_dtype: str, index: int, to: int, widt
         sums = b.op("MatMul", [weights, x], out.sums)  # [B, 3, H]
     anchor = b.op("Transpose", [b.slice(sums, 2, 3, 1)], perm=[0, 2, 1])  # [B, H, 1]
     b.op("MatMul", [x, anchor], out.dots)
-    b.reduce("ReduceSumSquare", _steps(b, x, width), [-1], out.steps)  # [B, T]: row 0 is ‖h_0‖², no step
+    steps = [0, -1, width // SQUARE_RUN, SQUARE_RUN] if runs else [0, -1, width] if width else None
+    _squares(b, _steps(b, x, width), steps, runs, out.steps)  # [B, T]: row 0 is ‖h_0‖², no step
     # [T, 1, B] @ [T, B, H]: ORT folds the transpose into one FusedMatMul (an Einsum took 5x longer)
     b.op("MatMul", [IN_PAD, b.op("Transpose", [x], perm=[1, 0, 2])], out.positions)
     return out
 
 
+#: elements summed per run of ReduceSumSquare where the width allows (``_squares``)
+SQUARE_RUN = 32
+
+
+def _squares(b: _Builder, x: str, shape: list[int] | None, runs: bool, output: str) -> str:
+    """``[B, T]`` Σ x² over the last axis of ``x`` reshaped to ``shape`` (None: as it is), and over the
+    axis before it too with ``runs`` (``shape`` then ends in runs of ``SQUARE_RUN``).
+
+    ONNX Runtime's ReduceSumSquare has no vectorised path: it adds each output's squares one after
+    the other on one thread, so a row of H costs H dependent additions. Where ``shape`` cuts each row
+    in runs of ``SQUARE_RUN``, their sums of squares are summed by ReduceSum, which is vectorised
+    (MiniLM, [32, 128, 384]: 0.73 against 0.95 ms; float32 error 1.5e-7 against 9.7e-7 relative)."""
+    x = b.op("Reshape", [x, b.const(shape)]) if shape else x
+    if runs:
+        return b.reduce("ReduceSum", b.reduce("ReduceSumSquare", x, [-1]), [-1], output)
+    return b.reduce("ReduceSumSquare", x, [-1], output)
+
+
 def _steps(b: _Builder, x: str, width: int) -> str:
-    """``[B, T, H]``: row t holds h_t − h_{t−1}, row 0 holds h_0 (no step).
+    """Row t holds h_t − h_{t−1}, row 0 holds h_0 (no step): ``[B, T, H]``, or ``[B, 1, T·H]`` (the rows laid
+    end to end) with the width known.
 
     With the width known, one Conv over each sequence's states laid end to end ([B, 1, T·H]):
     kernel (−1, +1) dilated by H, H zeros in front, so y[i] = x[i] − x[i − H], the same float32
@@ -224,8 +246,7 @@ def _steps(b: _Builder, x: str, width: int) -> str:
         return b.op("Sub", [x, b.op("Pad", [x, b.const([0, 1, 0, 0, -1, 0])])])
     flat = b.op("Reshape", [x, b.const([0, 1, -1])])
     kernel = b.const([[[-1.0, 1.0]]], np.float32)
-    diff = b.op("Conv", [flat, kernel], dilations=[width], kernel_shape=[2], pads=[width, 0])
-    return b.op("Reshape", [diff, b.const([0, -1, width])])
+    return b.op("Conv", [flat, kernel], dilations=[width], kernel_shape=[2], pads=[width, 0])  # [B, 1, T·H]
 
 
 def _attention(b: _Builder, tensor: str, float_dtype: str, index: int, square: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import onnx.numpy_helper
 import pytest
 
 from padlens.inspector.inputs.resolve import resolve_models
@@ -127,9 +128,13 @@ def test_each_blocks_statistics_run_before_the_next_block_so_its_map_is_freed(zo
     assert enc.session.options.ready_first
     enc.run_stats(next(_batches(enc, "right", n=1)))
     events = json.loads(open(enc.session.session.end_profiling()).read())
+
+    def heads_summed(event) -> bool:  # the statistics' ReduceSum over a [B, heads, T, T] map
+        shape = next(iter(event["args"]["input_type_shape"][0].values()))
+        return event["name"].startswith(ingraph.PREFIX) and event["args"]["op_name"] == "ReduceSum" and len(shape) == 4
+
     ops = [e["args"]["op_name"] for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
-           and (e["args"]["op_name"] == "Softmax" or e["name"].startswith(ingraph.PREFIX)
-                and e["args"]["op_name"] == "ReduceSum")]
+           and (e["args"]["op_name"] == "Softmax" or heads_summed(e))]
     last_run = ops[-2 * enc.num_layers:]
     assert last_run == ["Softmax", "ReduceSum"] * enc.num_layers, ops
 
@@ -151,13 +156,33 @@ def test_the_neighbour_steps_read_each_layers_states_once(zoo):
     padded, _ = ingraph.build(enc.graph.model, hidden, [], enc.graph.float_dtype)
     for name in hidden:
         readers = sorted(n.op_type for n in conv.graph.node if name in n.input)
-        assert "Pad" not in readers and "Slice" not in readers and readers.count("Reshape") == 1, (name, readers)
-        flat = next(n.output[0] for n in conv.graph.node if name in n.input and n.op_type == "Reshape")
-        step = next(n for n in conv.graph.node if flat in n.input)
+        assert "Pad" not in readers and "Slice" not in readers, (name, readers)
+        flat = {n.output[0] for n in conv.graph.node if name in n.input and n.op_type == "Reshape"}
+        (step,) = [n for n in conv.graph.node if n.op_type == "Conv" and n.input[0] in flat]
         attrs = {a.name: list(a.ints) for a in step.attribute}
         assert step.op_type == "Conv" and attrs["dilations"] == [width] and attrs["pads"] == [width, 0], step
         readers = sorted(n.op_type for n in padded.graph.node if name in n.input)
         assert readers.count("Pad") == 1 and "Slice" not in readers and "Reshape" not in readers, (name, readers)
+
+
+def test_sums_of_squares_add_runs_of_32_where_the_width_allows(zoo):
+    """ONNX Runtime's ReduceSumSquare adds a row's squares one after the other: with the width known, every
+    row is cut in runs of 32 and the runs' sums added by a ReduceSum; without it, one ReduceSumSquare a row."""
+    enc = _open(zoo("padlens"))
+    hidden = [str(t) for t in enc.graph.layers.hidden]
+    for width in (enc.graph.layers.hidden_size, None):
+        delta, plan = ingraph.build(enc.graph.model, hidden, [], enc.graph.float_dtype, width=width)
+        made = {o: n for n in delta.graph.node for o in n.output}
+        consts = {t.name: onnx.numpy_helper.to_array(t) for t in delta.graph.initializer}
+        for layer in plan.layers:
+            for out in (layer.sq, layer.steps):
+                node = made[out]
+                if width:
+                    squares = made[node.input[0]]
+                    shape = consts[made[squares.input[0]].input[1]]
+                    assert (node.op_type, squares.op_type, int(shape[-1])) == ("ReduceSum", "ReduceSumSquare", 32)
+                else:
+                    assert node.op_type == "ReduceSumSquare" and made.get(node.input[0], node).op_type != "Reshape"
 
 
 def test_the_last_layers_pooled_sums_share_its_pad_and_real_sums_matmul(zoo):
