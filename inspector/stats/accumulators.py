@@ -236,19 +236,6 @@ class PadStats:
         return self.position_sum / np.where(self.position_count > 0, self.position_count, np.nan)[:, None]
 
 
-#: the values of sequence_metrics_from_sums / position_metrics_from_sums / masses_per_sequence
-#: that differ per layer (the rest depend on the mask only)
-_PER_LAYER = frozenset(("pad_pad_cos", "pad_real_cos", "pad_norm", "real_norm", "pad_anchor_cos",
-                        "pad_step", "cos_to_anchor", "pad_to_cls", "pad_to_sep", "pad_to_content",
-                        "pad_to_pad", "real_to_pad", "valid", "is_offset", "zero_pad",
-                        "real_valid"))
-
-
-def _layer_of(values: dict[str, np.ndarray], layer: int, keys=_PER_LAYER) -> dict[str, np.ndarray]:
-    """One layer's values from values computed for stacked layers (mask-only ones shared)."""
-    return {k: v[layer] if k in keys else v for k, v in values.items()}
-
-
 def add_layer_sums(stats: Sequence[PadStats], layers: Sequence[LayerSums], mask: np.ndarray) -> None:
     """``stats[l].add_sums(layers[l], mask)`` for every layer, the per-sequence maths done once
     for the layers stacked (the in-graph statistics of one batch: a few numpy calls instead of a
@@ -267,12 +254,32 @@ def add_layer_sums(stats: Sequence[PadStats], layers: Sequence[LayerSums], mask:
 
     valid = np.ones(mask.shape[0], bool)
     per = sequence_metrics_from_sums(stacked("norms"), stacked("pad_sum"), stacked("real_sum"), mask, valid)
-    per["valid"] = np.broadcast_to(valid, (len(layers), len(valid)))
     pos = position_metrics_from_sums(stacked("anchor_cos"), stacked("steps"), mask)
+    _add_valid_sequences(stats, per, pos)
     counts = (mask == 0).sum(0)
-    for index, (stat, layer) in enumerate(zip(stats, layers)):
-        stat._add_sequences(_layer_of(per, index), _layer_of(pos, index))
+    for stat, layer in zip(stats, layers):
         stat._add_position_sums(np.asarray(layer.position_sum, np.float64), counts)
+
+
+def _add_valid_sequences(stats: Sequence[PadStats], per: dict[str, np.ndarray], pos: dict[str, np.ndarray]) -> None:
+    """``stats[l]._add_sequences`` of every layer's values (stacked [L, B ...]; mask-only ones [B ...])
+    when every sequence is valid: each sum taken once for all layers, added in the same order."""
+    n, n_pad = len(stats), per["n_pad"]
+    rows = n_pad.shape[-1]
+    counted = {"sequences": rows, "without_pads": int((n_pad == 0).sum()), "single_pad": int((n_pad == 1).sum()),
+               "padded": int((n_pad > 0).sum()), "pads": int(n_pad.sum())}
+    zero_pads = np.broadcast_to(per["zero_pad"], (n, rows)).sum(-1)
+    _add_means([stat.values for stat in stats], {**per, **pos}, np.ones((n, rows), bool))
+    offsets = np.broadcast_to(pos["is_offset"], (n, *n_pad.shape, pos["offset"].shape[-1]))
+    bucket = (np.arange(n)[:, None, None] * OFFSET_BUCKETS + offset_bucket(pos["offset"]))[offsets]
+    offset_sum = np.bincount(bucket, pos["cos_to_anchor"][offsets], n * OFFSET_BUCKETS).reshape(n, -1)
+    offset_count = np.bincount(bucket, minlength=n * OFFSET_BUCKETS).reshape(n, -1)
+    for index, stat in enumerate(stats):
+        for name, count in counted.items():
+            setattr(stat, name, getattr(stat, name) + count)
+        stat.zero_pads += int(zero_pads[index])
+        stat.offset_sum += offset_sum[index]
+        stat.offset_count += offset_count[index]
 
 
 def add_attention_masses(stats: Sequence[AttentionStats], masses: Sequence[np.ndarray], mask: np.ndarray) -> None:
@@ -283,8 +290,27 @@ def add_attention_masses(stats: Sequence[AttentionStats], masses: Sequence[np.nd
         return
     stacked = np.stack([np.asarray(m, np.float64) for m in masses])  # [A, B, T, 4]
     per = masses_per_sequence(stacked, mask, np.isfinite(stacked).all(axis=(2, 3)))
+    ok = per["valid"]  # [A, B]
+    _add_means([stat.values for stat in stats], per, ok)
+    faulty_pads_only = per["real_valid"] & ~ok  # AttentionStats._add_sequences' _add_real_only
+    if faulty_pads_only.any():
+        _add_means([MeanSums(("real_to_pad",), stat.values.sums, stat.values.counts) for stat in stats], per,
+                   faulty_pads_only)
     for index, stat in enumerate(stats):
-        stat._add_sequences(_layer_of(per, index))
+        stat.sequences += ok.shape[-1]
+        stat.failed += int((~ok[index]).sum())
+
+
+def _add_means(means: Sequence[MeanSums], values: dict[str, np.ndarray], keep: np.ndarray) -> None:
+    """``means[l].add(values of layer l, keep[l])`` for stacked values ([L, B]; mask-only ones [B]):
+    each name's sums taken once for all layers (NaN values skipped, as ``MeanSums.add`` does)."""
+    for name in means[0].names:
+        v = np.broadcast_to(np.asarray(values[name], np.float64), keep.shape)
+        use = keep & np.isfinite(v)
+        sums, counts = np.where(use, v, 0.0).sum(-1), use.sum(-1)
+        for index, mean in enumerate(means):
+            mean.sums[name] += float(sums[index])
+            mean.counts[name] += int(counts[index])
 
 
 @dataclass

@@ -516,3 +516,65 @@ def test_a_fully_masked_pad_query_leaves_real_to_pad_defined_and_is_said_once():
     assert layers[1].values.counts["real_to_pad"] == 2 and means["real_to_pad"] == pytest.approx(0.1 / 2)
     notes = words.attention_notes(layers)
     assert len(notes) == 1 and notes[0].startswith("attention probabilities hold NaN or Inf at layers 1-2")
+
+
+def _layer_sums(h: np.ndarray, mask: np.ndarray) -> acc.LayerSums:
+    """``LayerSums`` of states ``h`` [B, T, H], as the in-graph statistics bring them (float64 here)."""
+    norms = np.linalg.norm(h, axis=-1)
+    units = h / np.where(norms > 0, norms, 1.0)[..., None]
+    pad = mask == 0
+    anchor = h[np.arange(len(h)), measures.pad_anchor(mask)]
+    with np.errstate(invalid="ignore", divide="ignore"):  # a zero state: NaN cosine, as the graph gives
+        cos = np.einsum("bth,bh->bt", h, anchor) / norms / np.linalg.norm(anchor, axis=-1)[:, None]
+    return acc.LayerSums(norms=norms, pad_sum=(units * pad[..., None]).sum(1), real_sum=(units * ~pad[..., None]).sum(1),
+                         anchor_cos=cos, steps=np.linalg.norm(h[:, 1:] - h[:, :-1], axis=-1),
+                         position_sum=(h * pad[..., None]).sum(0), valid=np.ones(len(h), bool))
+
+
+def test_the_layers_added_stacked_equal_each_layer_added_alone():
+    """``add_layer_sums`` takes each sum once for all layers: the same counts, means, offset curves and
+    position sums as each layer's ``add_sums`` (rows with no pad, one pad, a zero pad state)."""
+    rng = np.random.default_rng(5)
+    mask = np.ones((6, 12), np.int64)
+    for row, real in enumerate((12, 11, 7, 3, 5, 9)):
+        mask[row, real:] = 0
+    states = [rng.normal(size=(6, 12, 8)) for _ in range(4)]
+    states[2][3, 8] = 0.0  # a zero pad: a norm, no direction
+    layers = [_layer_sums(h, mask) for h in states]
+    stacked, alone = [acc.PadStats(max_positions=12) for _ in layers], [acc.PadStats(max_positions=12) for _ in layers]
+    for _ in range(2):
+        acc.add_layer_sums(stacked, layers, mask)
+        for stat, layer in zip(alone, layers):
+            stat.add_sums(layer, mask)
+    for a, b in zip(stacked, alone):
+        for name in ("sequences", "failed", "without_pads", "single_pad", "pads", "zero_pads", "padded"):
+            assert getattr(a, name) == getattr(b, name), name
+        assert a.values.counts == b.values.counts
+        for name in measures.SEQUENCE_METRICS:
+            assert a.values.sums[name] == pytest.approx(b.values.sums[name], rel=1e-12, abs=1e-12)
+        np.testing.assert_array_equal(a.offset_count, b.offset_count)
+        np.testing.assert_allclose(a.offset_sum, b.offset_sum, rtol=1e-12)
+        np.testing.assert_allclose(a.position_sum, b.position_sum, rtol=1e-12)
+    assert stacked[2].zero_pads == 2 and stacked[0].without_pads == 2 and stacked[0].single_pad == 2
+
+
+def test_the_attention_maps_added_stacked_equal_each_map_added_alone():
+    """``add_attention_masses`` as one call: the same as each map's ``add_masses``, a NaN pad query (its
+    sequence failed, its real_to_pad still counted) and a NaN real query (all of it failed) included."""
+    rng = np.random.default_rng(6)
+    mask = np.ones((5, 10), np.int64)
+    for row, real in enumerate((10, 6, 4, 8, 2)):
+        mask[row, real:] = 0
+    masses = [rng.dirichlet(np.ones(4), size=(5, 10)) for _ in range(3)]
+    masses[1][2, 7] = np.nan  # a pad query of row 2
+    masses[2][3, 1] = np.nan  # a real query of row 3
+    stacked, alone = [acc.AttentionStats() for _ in masses], [acc.AttentionStats() for _ in masses]
+    acc.add_attention_masses(stacked, masses, mask)
+    for stat, m in zip(alone, masses):
+        stat.add_masses(m, mask)
+    for a, b in zip(stacked, alone):
+        assert (a.sequences, a.failed, a.values.counts) == (b.sequences, b.failed, b.values.counts)
+        for name in measures.ATTENTION_METRICS:
+            assert a.values.sums[name] == pytest.approx(b.values.sums[name], rel=1e-12, abs=1e-12)
+    assert [s.failed for s in stacked] == [0, 1, 1]
+    assert stacked[1].values.counts["real_to_pad"] == 5 and stacked[2].values.counts["real_to_pad"] == 4
