@@ -133,7 +133,7 @@ def _load(ref: ModelRef, layers: list[str] | None) -> tuple[PadTokenizer, graph_
         loading = beside.submit(load_tokenizer, ref.tokenizer_path)
         try:
             graph = graph_mod.load_encoder(ref.path, layers)
-        except BaseException:
+        except Exception:  # (an interrupt goes on as it is: the thread is waited for as the block ends)
             loading.result()  # a tokenizer that cannot load is reported before the model
             raise
         tokenizer = loading.result()
