@@ -69,11 +69,7 @@ class MeanSums:
             self.counts.setdefault(name, 0)
 
     def add(self, values: dict[str, np.ndarray], keep: np.ndarray) -> None:
-        for name in self.names:
-            v = np.asarray(values[name], dtype=np.float64)[keep]
-            v = v[np.isfinite(v)]
-            self.sums[name] += float(v.sum())
-            self.counts[name] += int(v.size)
+        _add_means([self], values, np.asarray(keep, bool)[None])
 
     def merge(self, other: MeanSums) -> None:
         for name in self.names:
@@ -84,12 +80,24 @@ class MeanSums:
         return {name: _mean(self.sums[name], self.counts[name]) for name in self.names}
 
 
-def _add_real_only(values: MeanSums, per: dict[str, np.ndarray], ok: np.ndarray, name: str) -> None:
-    """Add ``name`` (a real-token metric) for the faulty sequences whose real tokens are finite:
-    a fault in the pads never drops a sequence's real-token metrics."""
-    faulty_pads_only = per.get("real_valid", ok) & ~ok
+def _add_means(means: Sequence[MeanSums], values: dict[str, np.ndarray], keep: np.ndarray) -> None:
+    """``means[l]`` += the values of layer l where ``keep[l]`` ([L, B]; values [L, B], or [B] when they
+    depend on the mask only): each name's sums taken once for all layers, NaN values skipped."""
+    for name in means[0].names:
+        v = np.broadcast_to(np.asarray(values[name], np.float64), keep.shape)
+        use = keep & np.isfinite(v)
+        sums, counts = np.where(use, v, 0.0).sum(-1), use.sum(-1)
+        for index, mean in enumerate(means):
+            mean.sums[name] += float(sums[index])
+            mean.counts[name] += int(counts[index])
+
+
+def _add_real_only(means: Sequence[MeanSums], per: dict[str, np.ndarray], ok: np.ndarray, name: str) -> None:
+    """Add ``name`` (a real-token metric) for the faulty sequences whose real tokens are finite
+    (``ok`` [L, B]): a fault in the pads never drops a sequence's real-token metrics."""
+    faulty_pads_only = np.broadcast_to(per.get("real_valid", ok), ok.shape) & ~ok
     if faulty_pads_only.any():
-        MeanSums((name,), values.sums, values.counts).add(per, faulty_pads_only)
+        _add_means([MeanSums((name,), m.sums, m.counts) for m in means], per, faulty_pads_only)
 
 
 @dataclass
@@ -169,23 +177,7 @@ class PadStats:
         self._add_position_sums(np.asarray(sums.position_sum, np.float64), (mask == 0).sum(0))
 
     def _add_sequences(self, per: dict[str, np.ndarray], pos: dict[str, np.ndarray]) -> None:
-        ok = per["valid"]
-        self.sequences += len(ok)
-        self.failed += int((~ok).sum())
-        self.without_pads += int((ok & (per["n_pad"] == 0)).sum())
-        self.single_pad += int((ok & (per["n_pad"] == 1)).sum())
-        self.padded += int((per["n_pad"] > 0).sum())
-        self.pads += int(per["n_pad"][ok].sum())
-        self.zero_pads += int(per["zero_pad"][ok].sum())
-        self.values.add({**per, **pos}, ok)
-        _add_real_only(self.values, per, ok, "real_norm")
-        self._add_offsets(pos, ok)
-
-    def _add_offsets(self, pos: dict[str, np.ndarray], ok: np.ndarray) -> None:
-        pick = pos["is_offset"] & ok[:, None]
-        buckets = offset_bucket(pos["offset"][pick])
-        self.offset_sum += np.bincount(buckets, pos["cos_to_anchor"][pick], OFFSET_BUCKETS)
-        self.offset_count += np.bincount(buckets, minlength=OFFSET_BUCKETS)
+        _add_pad_sequences([self], per, pos, np.asarray(per["valid"], bool)[None])
 
     def _add_positions(self, h: np.ndarray, mask: np.ndarray, ok: np.ndarray) -> None:
         t = min(h.shape[1], self.max_positions)
@@ -255,29 +247,33 @@ def add_layer_sums(stats: Sequence[PadStats], layers: Sequence[LayerSums], mask:
     valid = np.ones(mask.shape[0], bool)
     per = sequence_metrics_from_sums(stacked("norms"), stacked("pad_sum"), stacked("real_sum"), mask, valid)
     pos = position_metrics_from_sums(stacked("anchor_cos"), stacked("steps"), mask)
-    _add_valid_sequences(stats, per, pos)
+    _add_pad_sequences(stats, per, pos, np.ones((len(layers), mask.shape[0]), bool))
     counts = (mask == 0).sum(0)
     for stat, layer in zip(stats, layers):
         stat._add_position_sums(np.asarray(layer.position_sum, np.float64), counts)
 
 
-def _add_valid_sequences(stats: Sequence[PadStats], per: dict[str, np.ndarray], pos: dict[str, np.ndarray]) -> None:
-    """``stats[l]._add_sequences`` of every layer's values (stacked [L, B ...]; mask-only ones [B ...])
-    when every sequence is valid: each sum taken once for all layers, added in the same order."""
+def _add_pad_sequences(stats: Sequence[PadStats], per: dict[str, np.ndarray], pos: dict[str, np.ndarray],
+                       ok: np.ndarray) -> None:
+    """Add each layer's per-sequence values to ``stats[l]``: values stacked [L, B ...] (mask-only ones
+    [B ...]), ``ok`` [L, B] the valid sequences; each sum taken once for all layers, the offsets of
+    every layer in one bincount (a bin's values added in the same order as layer by layer)."""
     n, n_pad = len(stats), per["n_pad"]
-    rows = n_pad.shape[-1]
-    counted = {"sequences": rows, "without_pads": int((n_pad == 0).sum()), "single_pad": int((n_pad == 1).sum()),
-               "padded": int((n_pad > 0).sum()), "pads": int(n_pad.sum())}
-    zero_pads = np.broadcast_to(per["zero_pad"], (n, rows)).sum(-1)
-    _add_means([stat.values for stat in stats], {**per, **pos}, np.ones((n, rows), bool))
-    offsets = np.broadcast_to(pos["is_offset"], (n, *n_pad.shape, pos["offset"].shape[-1]))
-    bucket = (np.arange(n)[:, None, None] * OFFSET_BUCKETS + offset_bucket(pos["offset"]))[offsets]
-    offset_sum = np.bincount(bucket, pos["cos_to_anchor"][offsets], n * OFFSET_BUCKETS).reshape(n, -1)
+    counts = {"failed": (~ok).sum(-1), "without_pads": (ok & (n_pad == 0)).sum(-1),
+              "single_pad": (ok & (n_pad == 1)).sum(-1), "pads": np.where(ok, n_pad, 0).sum(-1),
+              "zero_pads": np.where(ok, per["zero_pad"], 0).sum(-1)}
+    _add_means([stat.values for stat in stats], {**per, **pos}, ok)
+    _add_real_only([stat.values for stat in stats], per, ok, "real_norm")
+    pick = np.broadcast_to(pos["is_offset"], (*ok.shape, pos["offset"].shape[-1])) & ok[..., None]
+    bucket = (np.arange(n)[:, None, None] * OFFSET_BUCKETS + offset_bucket(pos["offset"]))[pick]
+    cos = np.broadcast_to(pos["cos_to_anchor"], pick.shape)[pick]
+    offset_sum = np.bincount(bucket, cos, n * OFFSET_BUCKETS).reshape(n, -1)
     offset_count = np.bincount(bucket, minlength=n * OFFSET_BUCKETS).reshape(n, -1)
     for index, stat in enumerate(stats):
-        for name, count in counted.items():
-            setattr(stat, name, getattr(stat, name) + count)
-        stat.zero_pads += int(zero_pads[index])
+        stat.sequences += ok.shape[-1]
+        stat.padded += int((n_pad > 0).sum())
+        for name, count in counts.items():
+            setattr(stat, name, getattr(stat, name) + int(count[index]))
         stat.offset_sum += offset_sum[index]
         stat.offset_count += offset_count[index]
 
@@ -290,27 +286,16 @@ def add_attention_masses(stats: Sequence[AttentionStats], masses: Sequence[np.nd
         return
     stacked = np.stack([np.asarray(m, np.float64) for m in masses])  # [A, B, T, 4]
     per = masses_per_sequence(stacked, mask, np.isfinite(stacked).all(axis=(2, 3)))
-    ok = per["valid"]  # [A, B]
+    _add_attention_sequences(stats, per, per["valid"])
+
+
+def _add_attention_sequences(stats: Sequence[AttentionStats], per: dict[str, np.ndarray], ok: np.ndarray) -> None:
+    """Add each map's per-sequence masses (stacked [A, B]) to ``stats[a]``, ``ok`` [A, B] the valid ones."""
     _add_means([stat.values for stat in stats], per, ok)
-    faulty_pads_only = per["real_valid"] & ~ok  # AttentionStats._add_sequences' _add_real_only
-    if faulty_pads_only.any():
-        _add_means([MeanSums(("real_to_pad",), stat.values.sums, stat.values.counts) for stat in stats], per,
-                   faulty_pads_only)
+    _add_real_only([stat.values for stat in stats], per, ok, "real_to_pad")
     for index, stat in enumerate(stats):
         stat.sequences += ok.shape[-1]
         stat.failed += int((~ok[index]).sum())
-
-
-def _add_means(means: Sequence[MeanSums], values: dict[str, np.ndarray], keep: np.ndarray) -> None:
-    """``means[l].add(values of layer l, keep[l])`` for stacked values ([L, B]; mask-only ones [B]):
-    each name's sums taken once for all layers (NaN values skipped, as ``MeanSums.add`` does)."""
-    for name in means[0].names:
-        v = np.broadcast_to(np.asarray(values[name], np.float64), keep.shape)
-        use = keep & np.isfinite(v)
-        sums, counts = np.where(use, v, 0.0).sum(-1), use.sum(-1)
-        for index, mean in enumerate(means):
-            mean.sums[name] += float(sums[index])
-            mean.counts[name] += int(counts[index])
 
 
 @dataclass
@@ -337,11 +322,7 @@ class AttentionStats:
         self._add_sequences(masses_per_sequence(masses, mask, np.isfinite(masses).all(axis=(1, 2))))
 
     def _add_sequences(self, per: dict[str, np.ndarray]) -> None:
-        ok = per["valid"]
-        self.sequences += len(ok)
-        self.failed += int((~ok).sum())
-        self.values.add(per, ok)
-        _add_real_only(self.values, per, ok, "real_to_pad")
+        _add_attention_sequences([self], per, np.asarray(per["valid"], bool)[None])
 
     def merge(self, other: AttentionStats) -> AttentionStats:
         self.sequences += other.sequences
