@@ -6,8 +6,16 @@ from typing import Callable, Iterator
 
 import click
 
-from padlens.cli_options import OutputTargets, count_texts_or_none, output_options, progress_bar, run_options
+from padlens.cli_options import (
+    OutputTargets,
+    count_texts_or_none,
+    is_quiet,
+    output_options,
+    progress_bar,
+    run_options,
+)
 from padlens.fsio import check_file_target
+from padlens.progress import will_draw
 
 
 def engine_options(func: Callable) -> Callable:
@@ -38,7 +46,8 @@ def engine_progress(ctx: click.Context, options) -> Iterator:
     if options.engine.on_ray:
         yield None
         return
-    with progress_bar(ctx, count_texts_or_none(options.texts_file)) as progress:
+    total = count_texts_or_none(options.texts_file) if will_draw(is_quiet(ctx)) else None
+    with progress_bar(ctx, total) as progress:
         yield progress
 
 

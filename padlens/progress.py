@@ -5,8 +5,6 @@ import contextlib
 import sys
 from typing import Iterator, TextIO
 
-from tqdm import tqdm
-
 #: Seconds a run stays silent before its bar appears: short runs never show one.
 DELAY_S = 0.5
 #: Seconds between redraws (a redraw per batch would slow tiny-model runs).
@@ -23,6 +21,8 @@ class ProgressBar:
 
     def __init__(self, total: int | None = None, unit: str = "texts", stream: TextIO | None = None,
                  enabled: bool = True, delay: float = DELAY_S):
+        from tqdm import tqdm  # imported by the commands that draw a bar only
+
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = bool(enabled) and _is_tty(self.stream)
         self._bar = tqdm(total=total, unit=f" {unit}", unit_scale=True, file=self.stream, leave=False,
@@ -63,9 +63,17 @@ def _is_tty(stream: TextIO) -> bool:
         return False
 
 
+def will_draw(quiet: bool, stream: TextIO | None = None) -> bool:
+    """Whether a bar would draw on ``stream`` (stderr): not ``quiet``, and a terminal. A command asks
+    before it counts a bar's total (its texts file read once more)."""
+    return not quiet and _is_tty(stream if stream is not None else sys.stderr)
+
+
 def progress_for(quiet: bool, total: int | None = None, unit: str = "texts",
                  stream: TextIO | None = None) -> ProgressBar | None:
     """The bar for a command, or None when it would never draw (``--quiet`` or not a TTY)."""
+    if not will_draw(quiet, stream):
+        return None
     # An audit "run" is long: draw from the first one instead of after a quiet delay.
     bar = ProgressBar(total, unit, stream, enabled=not quiet, delay=0.0 if unit == "runs" else DELAY_S)
     if bar.enabled:

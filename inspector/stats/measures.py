@@ -219,28 +219,66 @@ def key_groups(mask: np.ndarray) -> np.ndarray:
 
 
 @quiet
-def masses_per_sequence(masses: np.ndarray, mask: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
-    """``attention_sequence_masses`` from ``masses`` ``[B, T(query), 4]``: the head-mean
-    attention each query puts on each key group (``key_groups``), and ``valid`` ``[B]``. A NaN
-    row (a fully masked pad query) leaves ``real_to_pad`` defined: ``real_valid`` marks the
-    sequences whose real queries are finite."""
+def masses_per_sequence(masses: np.ndarray, mask: np.ndarray, valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """``attention_sequence_masses`` from ``masses`` ``[B, T(query), 4]`` (or stacked ``[A, B, T, 4]``):
+    the head-mean attention each query puts on each key group (``key_groups``), and ``valid``
+    ``[..., B]`` (None: the sequences whose masses are all finite). A NaN row (a fully masked pad
+    query) leaves ``real_to_pad`` defined: ``real_valid`` marks the sequences whose real queries are finite."""
     real = np.asarray(mask) != 0
     masses = np.asarray(masses, np.float64)
-    rows_ok = np.isfinite(masses).all(-1)  # [..., B, T(query)]
-    masses = np.where(rows_ok[..., None], masses, 0.0)
-    mass = {k: masses[..., i] for i, k in enumerate(KEY_GROUPS)}
-    padf, realf = (~real).astype(np.float64), real.astype(np.float64)
-    out = {f"pad_to_{k}": _safe_div((m * padf).sum(-1), padf.sum(1)) for k, m in mass.items()}  # m may be [A, B, T]
-    out["real_to_pad"] = _safe_div((mass["pad"] * realf).sum(-1), realf.sum(1))
+    if np.isfinite(masses).all():  # nearly always: one pass, no per-row reduction over the 4 groups
+        rows_ok = np.ones(masses.shape[:-1], bool)  # [..., B, T(query)]
+    else:
+        rows_ok = np.isfinite(masses).all(-1)
+        masses = np.where(rows_ok[..., None], masses, 0.0)
+    valid = rows_ok.all(-1) if valid is None else valid
+    queries = np.stack([~real, real], axis=-1).astype(np.float64)  # [B, T(query), 2]: pad, real
+    sums = np.swapaxes(masses, -1, -2) @ queries  # [..., B, 4, 2]: each group's mass over pad / real queries
+    counts = queries.sum(1)  # [B, 2]
+    out = {f"pad_to_{k}": _safe_div(sums[..., i, 0], counts[:, 0]) for i, k in enumerate(KEY_GROUPS)}
+    out["real_to_pad"] = _safe_div(sums[..., KEY_GROUPS.index("pad"), 1], counts[:, 1])
     out["valid"] = np.asarray(valid, bool)
     out["real_valid"] = (rows_ok | ~real).all(-1)
     return out
 
 
+#: below this many values ``sorting_order`` is ``np.argsort`` (the packed sort pays off from here)
+PACKED_SORT_FROM = 4096
+
+
+def sorting_order(x: np.ndarray) -> np.ndarray:
+    """Indexes that sort the float64 vector ``x`` in ascending order (among equal values in any order),
+    as ``np.argsort(x)``, about twice as fast on a large finite ``x``.
+
+    NumPy sorts plain numbers with SIMD but argsorts them one comparison at a time (1024 texts' pairs,
+    523,776 cosines: 10 against 36 ms). So each value becomes an int64 that orders as the float does
+    (its bits, the magnitude flipped for negatives), its lowest bits replaced by its index; one sort of
+    those, and the index read back. Values that shared the kept high bits (they differ by less than
+    about 2^-(52 - bits) of themselves) may come out in index order: those runs are put in value order
+    by a lexsort. Non-finite values, or too many values for the index bits, take ``np.argsort``."""
+    n = len(x)
+    bits = max(1, (n - 1).bit_length())
+    if n < PACKED_SORT_FROM or bits > 40 or not np.isfinite(x).all():
+        return np.argsort(x)
+    key = (x + 0.0).view(np.int64)  # + 0.0 turns −0.0 into 0.0: equal floats, equal keys
+    key = key ^ ((key >> 63) & np.int64(0x7FFFFFFFFFFFFFFF))  # negatives: magnitude flipped, order kept
+    key = (key >> bits << bits) | np.arange(n, dtype=np.int64)
+    key.sort()
+    order = key & np.int64((1 << bits) - 1)
+    prefix = key >> bits
+    same = prefix[1:] == prefix[:-1]
+    if same.any():  # runs with one prefix: in index order, put them in value order
+        shared = np.flatnonzero(np.r_[same, False] | np.r_[False, same])
+        if len(shared) > n // 8:  # many equal values (rounded ones): argsort is faster than the lexsort
+            return np.argsort(x)
+        order[shared] = order[shared][np.lexsort((x[order[shared]], prefix[shared]))]
+    return order
+
+
 def rankdata(x: np.ndarray) -> np.ndarray:
     """Ranks 1..n, ties get the mean of their ranks (as scipy.stats.rankdata 'average')."""
     x = np.asarray(x, dtype=np.float64).ravel()
-    order = np.argsort(x)  # ties get one average whatever their order: no stable sort needed (6x faster)
+    order = sorting_order(x)  # ties get one average whatever their order: no stable sort needed
     ordered = x[order]
     ranks = np.empty(len(x), dtype=np.float64)
     tied = ordered[1:] == ordered[:-1]
@@ -294,8 +332,12 @@ def knn_overlap(sim_a: np.ndarray, sim_b: np.ndarray, k: int = KNN_K) -> tuple[f
     k = min(k, n - 1)
     if k < 1:
         return float("nan"), 0
-    sets = [nearest_sets(sim, k) for sim in (sim_a, sim_b)]
-    return float(((sets[0] & sets[1]).sum(1) / k).mean()), k
+    return shared_neighbours(nearest_sets(sim_a, k), nearest_sets(sim_b, k), k), k
+
+
+def shared_neighbours(a: np.ndarray, b: np.ndarray, k: int) -> float:
+    """Mean fraction of each item's ``k`` nearest neighbours shared by two ``nearest_sets``."""
+    return float(((a & b).sum(1) / k).mean())
 
 
 def nearest_sets(sim: np.ndarray, k: int) -> np.ndarray:

@@ -74,3 +74,23 @@ def test_verbose_timings_name_each_stage_with_tokens_per_second():
     assert any(line.startswith("metrics") for line in lines)
     assert all(len(line) <= 80 for line in lines)
     assert fmt_count(123_456) == "123k" and fmt_count(12) == "12"
+
+
+def test_a_quiet_or_piped_inspect_neither_counts_its_texts_nor_loads_tqdm(monkeypatch):
+    """No bar will draw (-q, or stderr not a terminal): the texts file is not read again for a total,
+    and tqdm is not imported (a 0.03 s start-up cost of every quiet inspect)."""
+    import sys
+
+    from padlens import cli_inspect
+
+    def counted(path):
+        raise AssertionError("texts counted for a bar that never draws")
+
+    monkeypatch.setattr(cli_inspect, "count_texts_or_none", counted)
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # importing it now raises ImportError
+    options = types.SimpleNamespace(engine=types.SimpleNamespace(on_ray=False), texts_file="texts.txt")
+    for quiet in (True, False):  # pytest's stderr is not a terminal
+        ctx = click.Context(click.Command("inspect"), obj={"quiet": quiet})
+        with cli_inspect.engine_progress(ctx, options) as progress:
+            assert progress is None
+    assert progress_for(False, stream=io.StringIO()) is None

@@ -256,6 +256,55 @@ def test_rankdata_of_distinct_values_and_the_upper_triangle_match_their_definiti
     np.testing.assert_array_equal(measures.rankdata(x), np.argsort(np.argsort(x)) + 1.0)
 
 
+def _clustered(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Distinct values with clusters a few ulps apart: they share the packed sort's kept bits and come
+    out of its one sort in index order, to be put in value order."""
+    x = rng.uniform(-1.0, 1.0, n)
+    x[::400] = 0.25 + rng.integers(0, 6, len(x[::400])) * 2.0 ** -54  # ulps of 0.25, in random order
+    x[1::400] = -0.5 - rng.integers(0, 6, len(x[1::400])) * 2.0 ** -53
+    return x
+
+
+def test_sorting_order_sorts_large_vectors_without_argsort(monkeypatch):
+    """The packed sort (no np.argsort) on cosines, both zeros and tiny negatives, and near-equal values:
+    the order sorts, and the ranks are scipy's."""
+    from scipy.stats import rankdata as scipy_ranks
+
+    rng = np.random.default_rng(3)
+    n = measures.PACKED_SORT_FROM * 2
+    cases = [rng.uniform(-1.0, 1.0, n), _clustered(rng, n),
+             np.r_[np.zeros(7), -np.zeros(7), rng.normal(size=n) * 1e-300, [-1.0, 1.0, -0.0]]]
+    expected = [scipy_ranks(x) for x in cases]
+
+    def refused(*args, **kwargs):
+        raise AssertionError("np.argsort called")
+
+    monkeypatch.setattr(np, "argsort", refused)
+    for x, ranks in zip(cases, expected):
+        order = measures.sorting_order(x)
+        assert np.array_equal(np.sort(order), np.arange(len(x)))
+        assert (np.diff(x[order]) >= 0).all()
+        np.testing.assert_array_equal(measures.rankdata(x), ranks)
+
+
+@pytest.mark.parametrize("kind", ["ties", "nan", "small"])
+def test_sorting_order_takes_argsort_where_the_packed_sort_would_not_pay(kind, monkeypatch):
+    """Many equal values (rounded), non-finite values or a short vector: np.argsort, the same ranks."""
+    from scipy.stats import rankdata as scipy_ranks
+
+    rng = np.random.default_rng(4)
+    n = measures.PACKED_SORT_FROM * 2
+    x = {"ties": np.round(rng.normal(size=n), 1), "nan": np.r_[rng.normal(size=n), np.nan],
+         "small": rng.normal(size=measures.PACKED_SORT_FROM - 1)}[kind]
+    calls = []
+    argsort = np.argsort
+    monkeypatch.setattr(np, "argsort", lambda *a, **k: calls.append(1) or argsort(*a, **k))
+    order = measures.sorting_order(x)
+    assert calls and np.array_equal(order, argsort(x))
+    if kind != "nan":
+        np.testing.assert_array_equal(measures.rankdata(x), scipy_ranks(x))
+
+
 @pytest.mark.parametrize("a,b,rho", [
     ([1, 2, 3, 4, 5], [1, 4, 9, 16, 25], 1.0),
     ([1, 2, 3, 4, 5], [5, 4, 3, 2, 1], -1.0),
@@ -402,6 +451,33 @@ def test_pooling_and_rsa_together_equal_the_two_calls(no_pads):
         assert pooling[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
     assert rsa == pytest.approx(stats.pad_content_rsa(), rel=1e-12) and not np.isnan(rsa)
     assert rsa == pytest.approx(measures.pad_content_rsa(stats.stacked("pad"), stats.stacked("masked")), rel=1e-12)
+
+
+def test_cross_text_metrics_match_their_definitions():
+    """k-NN overlap, similarity Spearman and pad_content_rsa over 100 texts (4,950 pairs: the packed sort
+    ranks them) equal scipy's Spearman and the plain k-NN definition on the cosine matrices; a text
+    without pads is left out of the RSA only."""
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(12)
+    stats = acc.TextStats()
+    for _ in range(4):
+        masked, unmasked, pad = (rng.normal(size=(25, 8)) for _ in range(3))
+        stats.add_vectors({"masked": masked, "unmasked": masked + 0.5 * unmasked, "pad": pad + 0.3 * masked,
+                           "cls": rng.normal(size=(25, 8)), "valid": np.ones(25, bool)})
+    stats.pad[0][3] = np.nan
+    pooling, rsa = stats.pooling_and_rsa()
+    m, u, p = (stats.stacked(k) for k in ("masked", "unmasked", "pad"))
+    sim_m, sim_u = measures.cosine_matrix(m), measures.cosine_matrix(u)
+    tri = np.triu_indices(100, k=1)
+    assert pooling["texts_compared"] == 100 and pooling["knn_k"] == measures.KNN_K
+    assert pooling["knn_overlap"] == pytest.approx(measures.knn_overlap(sim_m, sim_u)[0], rel=1e-12)
+    assert pooling["similarity_spearman"] == pytest.approx(spearmanr(sim_m[tri], sim_u[tri])[0], rel=1e-9)
+    assert pooling["similarity_mean_masked"] == pytest.approx(sim_m[tri].mean(), rel=1e-12)
+    keep = np.isfinite(p).all(1)
+    pm, mm = measures.cosine_matrix(p[keep]), measures.cosine_matrix(m[keep])
+    inner = np.triu_indices(int(keep.sum()), k=1)
+    assert rsa == pytest.approx(spearmanr(pm[inner], mm[inner])[0], rel=1e-9)
 
 
 def brute_directed(h: np.ndarray, mask: np.ndarray) -> dict[str, float]:
