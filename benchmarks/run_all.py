@@ -98,17 +98,20 @@ def throughput(texts: Path, reps: int) -> dict:
                   "--hf-dir", hf_dir()],
     }
     runs = {k: [] for k in cmds}
-    for _ in range(reps):
-        for name, cmd in cmds.items():
-            r = run_measured(cmd)
+    names = list(cmds)
+    for rep in range(reps):  # the order rotates per round: no process always runs after PyTorch's
+        for name in names[rep % len(names):] + names[:rep % len(names)]:
+            r = run_measured(cmds[name])
             r["inner"] = _inner(name, r)
             runs[name].append(r)
     med = {k: statistics.median(r["wall_s"] for r in v) for k, v in runs.items()}
     inner = {k: statistics.median(r["inner"] for r in v) for k, v in runs.items()}
+    paired = [b["wall_s"] / p["wall_s"] for p, b in zip(runs["padlens"], runs["bare"])]  # round by round
     return {"texts": sum(1 for _ in open(texts)), "reps": reps, "wall_s": med, "inner_s": inner,
             "all_wall_s": {k: [r["wall_s"] for r in v] for k, v in runs.items()},
             "rss_mb": {k: max(r["rss_mb"] for r in v) for k, v in runs.items()},
             "padlens_vs_bare": med["bare"] / med["padlens"], "padlens_vs_torch": med["torch"] / med["padlens"],
+            "padlens_vs_bare_by_round": paired, "padlens_vs_bare_paired": statistics.median(paired),
             "commands": {k: v[0]["cmd"] for k, v in runs.items()}}
 
 
