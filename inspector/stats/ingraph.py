@@ -206,7 +206,9 @@ def _layer(b: _Builder, tensor: str, float_dtype: str, index: int, to: int, widt
         b.slice(both, 3, 3 + len(measures.TEXT_SUM_ROWS), 1, text)
     else:
         sums = b.op("MatMul", [weights, x], out.sums)  # [B, 3, H]
-    anchor = b.op("Transpose", [b.slice(sums, 2, 3, 1)], perm=[0, 2, 1])  # [B, H, 1]
+    # [B, 1, H] as [B, H, 1] by a Reshape (the same bytes): a Transpose here would be fused into a new
+    # node, which ONNX Runtime's ready-first order runs late, h out of the cache (``SessionOptions.ready_first``)
+    anchor = b.op("Reshape", [b.slice(sums, 2, 3, 1), b.const([0, -1, 1])])
     b.op("MatMul", [x, anchor], out.dots)
     steps = [0, -1, width // SQUARE_RUN, SQUARE_RUN] if runs else [0, -1, width] if width else None
     _squares(b, _steps(b, x, width), steps, out.steps)  # [B, T]: row 0 is ‖h_0‖², no step

@@ -307,3 +307,21 @@ def test_a_model_that_fails_on_the_check_batch_is_left_unchecked_and_fails_on_th
     assert enc.verify_exposure() is None  # no second try, no session made for it
     with pytest.raises(ModelLoadError, match=r"bad-gather/model on a batch of 1 text x 8 tokens"):
         enc.run(enc.encode(["a cat"], max_length=8))
+
+
+def test_the_statistics_nodes_run_beside_the_layers_they_read(export, monkeypatch):
+    """The statistics session (ready-first order) is handed a graph whose statistics nodes follow the
+    states they read, not one with every statistic after the model's last node."""
+    from padlens.inspector.runtime import session as session_mod
+
+    handed = []
+    real = session_mod._new_session
+    monkeypatch.setattr(session_mod, "_new_session", lambda model, *a: handed.append(model) or real(model, *a))
+    (ref,) = resolve_models([export])
+    enc = Encoder.open(ref, SessionOptions(threads=1), keep_model=False, stats=True)
+    assert enc.uses_stats
+    graph = onnx.ModelProto.FromString(handed[-1]).graph
+    names = [n.name for n in graph.node]
+    stats = [i for i, n in enumerate(names) if n.startswith("padlens.stats")]
+    model = [i for i, n in enumerate(names) if not n.startswith("padlens.stats")]
+    assert stats[0] < model[-1] and sum(i < model[-1] for i in stats) > len(stats) // 2  # appended: none

@@ -231,3 +231,41 @@ def test_a_file_is_read_in_place_and_its_session_says_the_same_as_onnxruntime_re
     assert isinstance(model, bytes) and len(model) < (tmp_path / "m.onnx").stat().st_size - 1500
     assert folder == str(tmp_path)
     np.testing.assert_array_equal(got, sess.ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, ids)[0])
+
+
+def _chain_with_appended(extra: list[onnx.NodeProto]) -> onnx.ModelProto:
+    """x → Relu h1 → Relu h2 → Relu y, then ``extra`` appended as padlens appends its statistics."""
+    base = [helper.make_node("Relu", [a], [b], name=f"model.{b}") for a, b in (("x", "h1"), ("h1", "h2"), ("h2", "y"))]
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ["y"] + [o for e in extra for o in e.output]]
+    graph = helper.make_graph(base + extra, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])], outs,
+                              [numpy_helper.from_array(np.ones(2, np.float32), "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_appended_nodes_are_listed_right_after_the_node_that_completes_their_inputs():
+    """ONNX Runtime's ready-first order runs, of the nodes ready at once, the one listed first: each
+    appended node goes right after its last input's producer (its own inputs included), the rest keep
+    their order, and the outputs are the same."""
+    extra = [helper.make_node("Mul", ["h1", "w"], ["s1"], name="padlens.s1"),
+             helper.make_node("Neg", ["s1"], ["s2"], name="padlens.s2"),
+             helper.make_node("Add", ["h2", "h1"], ["s3"], name="padlens.s3"),
+             helper.make_node("Neg", ["w"], ["s4"], name="padlens.s4")]
+    model = _chain_with_appended(extra)
+    moved = onnx.ModelProto.FromString(sess.added_when_ready(model.SerializeToString(), len(extra)))
+    assert [n.name for n in moved.graph.node] == [
+        "padlens.s4", "model.h1", "padlens.s1", "padlens.s2", "model.h2", "padlens.s3", "model.y"]
+    onnx.checker.check_model(moved)  # still topologically sorted
+    feeds = {"x": np.array([-1.0, 2.0], np.float32)}
+    before = sess.ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    after = sess.ort.InferenceSession(moved.SerializeToString()).run(None, feeds)
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_appended_nodes_the_model_reads_stay_where_they_are():
+    extra = [helper.make_node("Neg", ["h1"], ["s1"], name="padlens.s1")]
+    model = _chain_with_appended(extra)
+    model.graph.node[2].input[0] = "s1"  # the model's last node reads the appended one: not a side branch
+    raw = model.SerializeToString()
+    assert sess.added_when_ready(raw, 1) is raw
+    assert sess.added_when_ready(raw, 0) is raw
