@@ -441,7 +441,7 @@ class TextStats:
         if pads is not None and np.isfinite(pads).all() and np.isfinite(masked).all():
             sides["pad"] = pads  # its ranks serve when the masked triangle is finite too
         near = min(k, self.kept - 1)
-        (sim_m, tri_m, rank_m, near_m), (_, tri_u, rank_u, near_u), *pad_side = _sides(sides, near)
+        (tri_m, rank_m, near_m), (tri_u, rank_u, near_u), *pad_side = _sides(sides, near)
         out["knn_overlap"], out["knn_k"] = shared_neighbours(near_m, near_u, near), near
         exact = rank_m is not None
         if exact and rank_u is not None:  # spearman's pairs: all of them
@@ -452,8 +452,8 @@ class TextStats:
         out["similarity_mean_unmasked"] = float(tri_u.mean())
         if pads is None:
             return out, nan
-        if exact and pad_side and pad_side[0][2] is not None:
-            return out, pearson(pad_side[0][2], rank_m)
+        if exact and pad_side and pad_side[0][1] is not None:
+            return out, pearson(pad_side[0][1], rank_m)
         return out, pad_content_rsa(pads, masked)
 
     def pad_content_rsa(self) -> float:
@@ -464,9 +464,10 @@ class TextStats:
 
 
 def _sides(vectors: dict[str, np.ndarray], near: int) -> list[tuple]:
-    """For each kept-vectors side (masked, unmasked, pad: ``[n, H]``): its cosine matrix, upper
-    triangle, the triangle's ranks (None where a pair's cosine is not finite) and each text's
-    ``near`` nearest neighbours (``nearest_sets``; masked and unmasked only), in the order given.
+    """For each kept-vectors side (masked, unmasked, pad: ``[n, H]``): the upper triangle of its cosine
+    matrix, the triangle's ranks (None where a pair's cosine is not finite) and each text's ``near``
+    nearest neighbours (``nearest_sets``; masked and unmasked only), in the order given. The matrix
+    itself is not returned: each is freed once its side is measured.
 
     The sides are computed on two threads beside this one: NumPy's products and sorts run without the
     GIL, and ONNX Runtime is done by then (1,024 texts: 0.26 s computed one after the other)."""
@@ -474,7 +475,7 @@ def _sides(vectors: dict[str, np.ndarray], near: int) -> list[tuple]:
         sim = cosine_matrix(x)
         tri = upper_triangle(sim)
         ranks = rankdata(tri) if np.isfinite(tri).all() else None
-        return sim, tri, ranks, nearest_sets(sim, near) if name != "pad" else None
+        return tri, ranks, nearest_sets(sim, near) if name != "pad" else None
 
     names = list(vectors)
     with ThreadPoolExecutor(2, thread_name_prefix="padlens-similarity") as pool:
