@@ -99,6 +99,9 @@ def throughput(texts: Path, reps: int) -> dict:
     }
     runs = {k: [] for k in cmds}
     names = list(cmds)
+    print("  warm-up (not counted): each command once", flush=True)
+    for name in names:  # the first process of a section reads the model and the libraries from disk
+        run_measured(cmds[name])
     for rep in range(reps):  # the order rotates per round: no process always runs after PyTorch's
         for name in names[rep % len(names):] + names[:rep % len(names)]:
             r = run_measured(cmds[name])
