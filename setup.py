@@ -6,7 +6,9 @@ below each one, so a new subpackage is in the wheel the day it is created.
 """
 from __future__ import annotations
 
-from setuptools import find_packages, setup
+import sys
+
+from setuptools import Extension, find_packages, setup
 
 #: installed package -> folder in the source tree
 ROOTS = {
@@ -26,4 +28,12 @@ def _packages() -> list[str]:
     return found
 
 
-setup(packages=_packages(), package_dir=ROOTS)
+def _extensions() -> list[Extension]:
+    """The one compiled module, optional: where it cannot be built (no C compiler), the install goes on and
+    the pad statistics run as ONNX operators inside the graph (``padlens.inspector.stats.fused``)."""
+    flags = [] if sys.platform == "win32" else ["-O3", "-fopenmp-simd"]
+    return [Extension("padlens.inspector.stats._fused", ["inspector/stats/_fused.c"], extra_compile_args=flags,
+                      optional=True)]
+
+
+setup(packages=_packages(), package_dir=ROOTS, ext_modules=_extensions())

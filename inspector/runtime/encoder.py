@@ -1,6 +1,7 @@
 """An ONNX encoder with every layer exposed, run on padded batches through ONNX Runtime."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import onnx
 
 from padlens.errors import BadInput, ModelLoadError
 from padlens.inspector.inputs.lengths import choose_max_length
+from padlens.inspector.inputs.providers import CPU, canonical_provider
 from padlens.inspector.inputs.resolve import ModelRef, guess_precision
 from padlens.inspector.inputs.tokenize import Batch, PadTokenizer, choose_side, load_tokenizer, mask_positions
 from padlens.inspector.model import graph as graph_mod
@@ -22,6 +24,7 @@ from padlens.inspector.runtime.batch_probe import probe_batch
 from padlens.inspector.runtime.failures import failure_words, run_explained
 from padlens.inspector.runtime.feeds import make_feeds
 from padlens.inspector.runtime.session import DEFAULT, SessionInfo, SessionOptions, create_session
+from padlens.inspector.stats import fused as fused_sums
 from padlens.inspector.stats import ingraph
 
 log = logging.getLogger(__name__)
@@ -357,7 +360,7 @@ class Encoder:
         self.stats_note = why
         if not self.maps_in_graph:
             return
-        options = self.session.options.replace(ready_first=False)
+        options = self.session.options.replace(ready_first=False, stop_spinning=False)
         self.session = None  # released before its replacement holds the weights
         fresh = Encoder.open(self.ref, options, keep_model=False)  # maps are located, never named by the user
         self.session, self.hidden_outputs, self.attention_outputs, self.stats = (
@@ -509,17 +512,31 @@ def _instrumented(graph: graph_mod.EncoderGraph, exposed: list[str], options: Se
     why = ingraph.unsupported(graph.model, graph.float_dtype, graph.structure) if stats else ""
     if stats and not why:
         delta, names = _exposure(graph, [t for t in exposed if t not in set(maps)])
+        fused = fused_here(options, graph.layers.hidden_size)
         extra, plan = ingraph.build(graph.model, list(graph.layers.hidden), maps, graph.float_dtype,
-                                    width=graph.layers.hidden_size)
+                                    width=graph.layers.hidden_size, fused=fused)
+        if fused:  # the states as exposed (or as the file names its own outputs), read by stats.fused
+            plan = dataclasses.replace(plan, hidden=tuple(names.get(t, t) for t in graph.layers.hidden),
+                                       threads=options.threads)
         added = _merged(delta, extra) if delta is not None else extra
         try:
-            return create_session(graph, options.replace(ready_first=True), added), plan, "", names
+            made = options.replace(ready_first=True, stop_spinning=fused)
+            return create_session(graph, made, added), plan, "", names
         except ModelLoadError as exc:
             why = f"onnxruntime refused the statistics graph ({exc})"
     if why:
         log.info("%s: pad statistics in numpy: %s", graph.path.name, why)  # the run's encoder.stats says why
     delta, names = _exposure(graph, exposed)
     return create_session(graph, options, delta), None, why, names
+
+
+def fused_here(options: SessionOptions, width: int | None) -> bool:
+    """Whether the per-layer statistics are taken from the fetched states (``padlens.inspector.stats.fused``):
+    the compiled module is built, the session runs on the CPU alone (on a GPU each state would be
+    copied to the host every batch) and the states are at most ``fused.MAX_WIDTH`` wide (known from the
+    graph); elsewhere the sums stay ONNX operators in the graph."""
+    return (fused_sums.available() and bool(width) and width <= fused_sums.MAX_WIDTH
+            and all(canonical_provider(p) == CPU for p in options.providers))
 
 
 def _exposure(graph: graph_mod.EncoderGraph, exposed: list[str]) -> tuple[onnx.ModelProto | None, dict[str, str]]:

@@ -68,6 +68,10 @@ class SessionOptions:
             are listed right after the node that completes their inputs (``added_when_ready``):
             they read a state or map while it is still in the cache, not after the next large
             MatMul has pushed it out.
+        stop_spinning: ONNX Runtime's threads stop spinning as soon as a run returns
+            (``session.force_spinning_stop``), where they would otherwise spin on both cores for a
+            while: the pad statistics' one-pass sums (``padlens.inspector.stats.fused``) run on those
+            cores between runs.
     """
 
     providers: tuple[str, ...] = ("cpu",)
@@ -75,6 +79,7 @@ class SessionOptions:
     threads: int | None = None
     mem_pattern: bool = True
     ready_first: bool = False
+    stop_spinning: bool = False
 
     def __post_init__(self) -> None:
         providers = (self.providers,) if isinstance(self.providers, str) else tuple(self.providers or ("cpu",))
@@ -211,6 +216,8 @@ def _ort_options(options: SessionOptions) -> ort.SessionOptions:
     ort_options.enable_mem_pattern = options.mem_pattern
     if options.ready_first:
         ort_options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
+    if options.stop_spinning:
+        ort_options.add_session_config_entry("session.force_spinning_stop", "1")
     # ORT's native log would print beside padlens' own Error: line; padlens words failures itself.
     severity = DEBUG_SEVERITY if log.isEnabledFor(logging.DEBUG) else QUIET_SEVERITY
     ort_options.log_severity_level = severity

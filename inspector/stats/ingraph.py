@@ -8,6 +8,11 @@ Only these small tensors ([B, T], [B, k, H], [T, H], [B, T, 4]) leave the sessio
 [B, T, H] state and no [B, heads, T, T] map is copied out. The masks that select pads, real
 tokens, anchors and key groups are fed as extra graph inputs, made in numpy from each batch.
 
+With ``fused=True`` (``build``; the encoder asks for it on the CPU where the compiled module loaded)
+only the attention maps' masses are taken in the graph: the session returns each hidden state as
+ONNX Runtime holds it, and ``padlens.inspector.stats.fused`` takes every per-layer sum in one pass
+over it (in float64), where the operators here read it six times.
+
 Precision: reductions over one sequence run in float32 inside the graph (``LAYER_DTYPE``;
 ONNX Runtime's float64 MatMul is several times slower than its float32 one and was not needed
 for 1e-6); norms, cosines and every sum across sequences are taken in float64 in numpy.
@@ -24,6 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from padlens.errors import ModelLoadError
 from padlens.inspector.stats import accumulators as acc
+from padlens.inspector.stats import fused as fused_sums
 from padlens.inspector.stats import measures
 
 PREFIX = "padlens.stats"
@@ -67,6 +73,10 @@ class StatsPlan:
         dtype: the numpy dtype the per-layer reductions run in (``float32`` or ``float64``).
         width: the hidden size the neighbour steps' Conv was built for (``read`` checks the states
             have it), 0 when they are made with a Pad.
+        hidden: with the per-layer sums taken outside the graph (``build(fused=True)``: ``layers``
+            empty, no ``text``), the output names of the hidden states, layer 0 first, that
+            ``read`` hands to ``padlens.inspector.stats.fused``.
+        threads: the threads those sums are split between (None: the machine's cores).
     """
 
     layers: tuple[LayerOutputs, ...]
@@ -74,10 +84,19 @@ class StatsPlan:
     attention: tuple[str, ...]
     dtype: str = "float32"
     width: int = 0
+    hidden: tuple[str, ...] = ()
+    threads: int | None = None
+
+    @property
+    def fused(self) -> bool:
+        """The per-layer sums come from the fetched states (``padlens.inspector.stats.fused``)."""
+        return not self.layers
 
     @property
     def fetch(self) -> list[str]:
-        """Every output, in a fixed order (``split`` reads them back in it)."""
+        """Every output, in a fixed order (``read`` reads them back in it)."""
+        if self.fused:
+            return [*self.hidden, *self.attention]
         names = [n for layer in self.layers for n in (layer.sq, layer.sums, layer.dots, layer.steps,
                                                       layer.positions)]
         return names + [self.text, *self.attention]
@@ -168,16 +187,20 @@ class _Builder:
 
 
 def build(model: onnx.ModelProto, hidden: list[str], attention: list[str],
-          float_dtype: str, dtype: str = LAYER_DTYPE, width: int | None = None) -> tuple[onnx.ModelProto, StatsPlan]:
+          float_dtype: str, dtype: str = LAYER_DTYPE, width: int | None = None,
+          fused: bool = False) -> tuple[onnx.ModelProto, StatsPlan]:
     """A delta ModelProto adding the statistics of ``hidden`` and ``attention`` to ``model``
     (merged into it, or its bytes appended to the model's), and the output names.
     ``dtype``: what the reductions run in (float32 or float64); ``width``: the states' hidden size
-    where the graph says it (the neighbour steps then run as one Conv, ``_steps``)."""
+    where the graph says it (the neighbour steps then run as one Conv, ``_steps``); ``fused``: only
+    the attention masses in the graph, the per-layer sums taken from the fetched states (the plan's
+    ``hidden`` is then for the caller to name: the outputs the states are exposed as)."""
     b = _Builder(default_opset(model))
-    width = width if width and width > 1 and dtype == "float32" else 0
-    text = f"{PREFIX}.text"
-    layers = tuple(_layer(b, name, float_dtype, i, FLOAT_TYPES[dtype], width, text if i == len(hidden) - 1 else "")
-                   for i, name in enumerate(hidden))
+    width = width if width and width > 1 and dtype == "float32" and not fused else 0
+    text = "" if fused else f"{PREFIX}.text"
+    layers = () if fused else tuple(
+        _layer(b, name, float_dtype, i, FLOAT_TYPES[dtype], width, text if i == len(hidden) - 1 else "")
+        for i, name in enumerate(hidden))
     square = _square(b, attention[0]) if attention else ""
     masses = tuple(_attention(b, name, float_dtype, i, square) for i, name in enumerate(attention))
     plan = StatsPlan(layers, text, masses, dtype, width)
@@ -272,10 +295,11 @@ def _declare(graph: onnx.GraphProto, plan: StatsPlan) -> None:
     f32, layer = TensorProto.FLOAT, FLOAT_TYPES[plan.dtype]
     for name, dtype, shape in ((IN_MASKS, layer, ["B", 2, "T"]), (IN_ANCHOR, layer, ["B", 1, "T"]),
                                (IN_PAD, layer, ["T", 1, "B"]), (IN_TEXT, layer, ["B", 4, "T"])):
-        graph.input.append(helper.make_tensor_value_info(name, dtype, shape))
+        if not plan.fused:
+            graph.input.append(helper.make_tensor_value_info(name, dtype, shape))
     if plan.attention:
         graph.input.append(helper.make_tensor_value_info(IN_KEYS, f32, ["B", "T", 4]))
-    for name in plan.fetch:
+    for name in plan.fetch:  # a fused plan's hidden states are exposed by the caller, not here
         graph.output.append(onnx.ValueInfoProto(name=name))
 
 
@@ -284,6 +308,8 @@ def _declare(graph: onnx.GraphProto, plan: StatsPlan) -> None:
 def feeds(plan: StatsPlan, mask: np.ndarray) -> dict[str, np.ndarray]:
     """The masks the statistics read, made from a batch's attention mask ``[B, T]``."""
     mask = np.asarray(mask)
+    if plan.fused:
+        return {IN_KEYS: measures.key_groups(mask).astype(np.float32)} if plan.attention else {}
     b, t = mask.shape
     pad = (mask == 0).astype(plan.dtype)
     rows = np.arange(b)
@@ -303,6 +329,8 @@ def feeds(plan: StatsPlan, mask: np.ndarray) -> dict[str, np.ndarray]:
 def read(plan: StatsPlan, values: list[np.ndarray], mask: np.ndarray) -> BatchSums:
     """``BatchSums`` from the session's outputs for ``plan.fetch``, in float64."""
     mask = np.asarray(mask)
+    if plan.fused:
+        return _read_states(plan, values, mask)
     n = len(plan.layers)
     if plan.width and np.shape(values[1])[-1] != plan.width:  # the steps' Conv was built for another width
         raise ModelLoadError(f"the graph declares hidden states {plan.width} wide, they are "
@@ -310,6 +338,19 @@ def read(plan: StatsPlan, values: list[np.ndarray], mask: np.ndarray) -> BatchSu
     layers = _layer_sums(*(values[k:5 * n:5] for k in range(5)), mask)
     text = np.asarray(values[5 * n], np.float64)
     return BatchSums(layers, text, [np.asarray(v, np.float64) for v in values[5 * n + 1:]])
+
+
+def _read_states(plan: StatsPlan, values: list[np.ndarray], mask: np.ndarray) -> BatchSums:
+    """``BatchSums`` of a fused plan: the per-layer sums of the fetched states, the graph's masses."""
+    n = len(plan.hidden)
+    states = values[:n]
+    for index, h in enumerate(states):
+        if np.ndim(h) != 3 or np.shape(h)[:2] != mask.shape or np.shape(h)[2] != np.shape(states[0])[2]:
+            raise ModelLoadError(f"layer {index} output {plan.hidden[index]!r} has shape {np.shape(h)}, "
+                                 f"not [batch, tokens, hidden] = [{mask.shape[0]}, {mask.shape[1]}, …]")
+    sq, sums, dots, steps, positions, text = fused_sums.layer_sums(states, mask, plan.threads)
+    layers = _layer_sums(sq, sums, dots, steps, positions, mask)
+    return BatchSums(layers, text, [np.asarray(v, np.float64) for v in values[n:]])
 
 
 @measures.quiet

@@ -17,6 +17,10 @@ FOLDERS = {"padlens": "padlens", "exporter": "padlens/exporter", "inspector": "p
            "models": "padlens/models"}
 #: files that stay in the source tree on purpose: ruff's per-folder lint configuration
 NOT_SHIPPED = {"ruff.toml"}
+#: C sources: in the sdist, compiled into the wheel (``COMPILED``), not shipped in it as text
+SOURCES_ONLY = {".c"}
+#: the compiled modules the wheel holds (their names end in the interpreter's extension suffix)
+COMPILED = ["padlens/inspector/stats/_fused."]
 
 
 def _source_files() -> dict[str, str]:
@@ -26,7 +30,7 @@ def _source_files() -> dict[str, str]:
         for path in sorted((ROOT / folder).rglob("*")):
             rel = path.relative_to(ROOT / folder)
             hidden = any(part.startswith(".") or part == "__pycache__" for part in rel.parts)
-            if not path.is_file() or hidden or path.suffix == ".pyc":  # caches (.ruff_cache, bytecode)
+            if not path.is_file() or hidden or path.suffix in (".pyc", ".so", ".pyd"):  # caches, built modules
                 continue
             if path.name in NOT_SHIPPED:
                 continue
@@ -48,10 +52,15 @@ def built(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.mark.slow
 def test_the_wheel_holds_every_module_and_data_file_under_its_padlens_name(built):
+    import importlib.machinery
+
     names = set(zipfile.ZipFile(built[0]).namelist())
-    expected = _source_files()
+    expected = {src: inside for src, inside in _source_files().items() if Path(src).suffix not in SOURCES_ONLY}
     missing = sorted(src for src, inside in expected.items() if inside not in names)
     assert not missing, f"not in the wheel: {missing}"
+    assert not {n for n in names if Path(n).suffix in SOURCES_ONLY}, "C sources in the wheel"
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]  # built here, by this interpreter
+    assert {f"{stem}{suffix.lstrip('.')}" for stem in COMPILED} <= names, sorted(n for n in names if "_fused" in n)
     # the subpackages that were once forgotten are really there, with their data
     assert {"padlens/inspector/audit/__init__.py", "padlens/inspector/ray/__init__.py",
             "padlens/models/minilm-l6.toml", "padlens/inspector/data/corpus.txt"} <= names

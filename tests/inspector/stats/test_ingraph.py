@@ -1,4 +1,7 @@
-"""In-graph pad statistics equal the float64 numpy reference on the same batches (within 1e-6)."""
+"""In-graph pad statistics equal the float64 numpy reference on the same batches (within 1e-6): the per-layer
+sums taken by the compiled module from the states the session returns (``fused``, the default on the CPU),
+or by ONNX operators inside the graph (``graph``, where the module is not built or the provider is not the
+CPU); the attention masses are taken in the graph either way."""
 from __future__ import annotations
 
 import math
@@ -12,10 +15,31 @@ from padlens.inspector.inputs.texts import default_corpus
 from padlens.inspector.inspect import inspect
 from padlens.inspector.runtime.encoder import Encoder
 from padlens.inspector.stats import accumulators as acc
+from padlens.inspector.stats import fused as fused_sums
 from padlens.inspector.stats import ingraph
 
 TOL = 1e-6
 STYLES = ["padlens", "torchscript", "dynamo", "ort-fused", "int8-dynamic", "int8-qdq"]
+
+
+@pytest.fixture
+def graph_sums(monkeypatch):
+    """Every per-layer sum as ONNX operators in the graph, as where the compiled module is not built."""
+    monkeypatch.setattr(fused_sums, "available", lambda: False)
+
+
+@pytest.fixture(params=["fused", "graph"])
+def sums_path(request, monkeypatch) -> str:
+    """Each test runs twice: the per-layer sums by the compiled module, and by operators in the graph."""
+    if request.param == "graph":
+        monkeypatch.setattr(fused_sums, "available", lambda: False)
+    return request.param
+
+
+def _check_path(enc: Encoder, path: str) -> None:
+    assert enc.uses_stats and enc.stats.fused == (path == "fused"), enc.stats
+    if path == "fused":  # nothing per layer in the graph: its states are fetched
+        assert enc.stats.fetch[:enc.num_layers + 1] == list(enc.stats.hidden) and not enc.stats.layers
 
 
 def _open(folder, **kwargs) -> Encoder:
@@ -90,9 +114,10 @@ def assert_same_stats(ref: dict, got: dict) -> None:
 
 @pytest.mark.parametrize("side", ["right", "left"])
 @pytest.mark.parametrize("style", STYLES)
-def test_in_graph_statistics_equal_the_float64_reference_on_the_same_batches(zoo, style, side):
+def test_in_graph_statistics_equal_the_float64_reference_on_the_same_batches(zoo, style, side, sums_path):
     enc = _open(zoo(style), stats=True)
-    assert enc.uses_stats and enc.describe().stats == "graph"
+    _check_path(enc, sums_path)
+    assert enc.describe().stats == "graph"
     ref, got = _both_paths(enc, list(_batches(enc, side)))
     assert ref["pads"][0].sequences == 24 and ref["pads"][0].values.counts["pad_pad_cos"] > 0
     assert_same_stats(ref, got)
@@ -140,7 +165,7 @@ def test_each_blocks_statistics_run_before_the_next_block_so_its_map_is_freed(zo
 
 
 @pytest.mark.parametrize("style", STYLES)
-def test_the_graph_knows_the_width_the_steps_conv_needs(zoo, style):
+def test_the_graph_knows_the_width_the_steps_conv_needs(zoo, style, graph_sums):
     enc = _open(zoo(style), stats=True)
     assert enc.stats.width == enc.graph.layers.hidden_size == 32
 
@@ -203,7 +228,7 @@ def test_the_last_layers_pooled_sums_share_its_pad_and_real_sums_matmul(zoo):
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_the_steps_made_with_a_pad_equal_the_reference_too(zoo, monkeypatch, side):
+def test_the_steps_made_with_a_pad_equal_the_reference_too(zoo, monkeypatch, side, graph_sums):
     """A graph that does not say its width gets the Pad form of the steps, and the same statistics."""
     built = ingraph.build
     monkeypatch.setattr(ingraph, "build", lambda *a, **k: built(*a, **{**k, "width": None}))
@@ -213,7 +238,8 @@ def test_the_steps_made_with_a_pad_equal_the_reference_too(zoo, monkeypatch, sid
     assert_same_stats(ref, got)
 
 
-def test_a_graph_whose_states_are_not_the_width_it_declares_is_measured_in_numpy_and_says_why(zoo, monkeypatch):
+def test_a_graph_whose_states_are_not_the_width_it_declares_is_measured_in_numpy_and_says_why(zoo, monkeypatch,
+                                                                                               graph_sums):
     """The steps' Conv is built for the declared width; states of another width would give wrong steps,
     so the first batch's sums are checked and the run goes the numpy way, saying why."""
     built = ingraph.build
@@ -242,8 +268,9 @@ def test_a_statistics_graph_that_fails_to_run_reopens_with_the_maps_and_measures
     _assert_same_json(numpy, result.to_dict())
 
 
-def test_statistics_of_batches_merged_equal_those_of_one_accumulator(zoo):
+def test_statistics_of_batches_merged_equal_those_of_one_accumulator(zoo, sums_path):
     enc = _open(zoo("padlens"), stats=True)
+    _check_path(enc, sums_path)
     batches = list(_batches(enc, "right"))
     _, whole = _both_paths(enc, batches)
     _, first = _both_paths(enc, batches[:1])
@@ -257,7 +284,7 @@ def test_statistics_of_batches_merged_equal_those_of_one_accumulator(zoo):
 
 
 @pytest.mark.parametrize("padding", ["max_length", "longest"])
-def test_inspect_gives_the_same_json_with_graph_and_numpy_statistics(zoo, padding):
+def test_inspect_gives_the_same_json_with_graph_and_numpy_statistics(zoo, padding, sums_path):
     kwargs = {"texts": default_corpus()[:40], "max_length": 32, "batch_size": 16, "padding": padding}
     graph = inspect([str(zoo("padlens"))], stats="graph", **kwargs).to_dict()
     numpy = inspect([str(zoo("padlens"))], stats="numpy", **kwargs).to_dict()
@@ -283,7 +310,7 @@ def _assert_same_json(a, b, path: str = "") -> None:
         assert a == b, f"{path}: {a!r} vs {b!r}"
 
 
-def test_a_batch_with_nan_states_is_measured_from_its_states_and_names_its_faults(zoo, tmp_path):
+def test_a_batch_with_nan_states_is_measured_from_its_states_and_names_its_faults(zoo, tmp_path, sums_path):
     import json
 
     from tests.hardening import tiny
@@ -330,8 +357,9 @@ def test_an_unknown_stats_mode_is_bad_input(zoo):
 
 
 @pytest.mark.slow
-def test_minilm_in_graph_statistics_equal_the_reference(minilm_export):
+def test_minilm_in_graph_statistics_equal_the_reference(minilm_export, sums_path):
     enc = Encoder.open(resolve_models([str(minilm_export)])[0], stats=True)  # exported in a subprocess
+    _check_path(enc, sums_path)
     texts = default_corpus()
     batches = [enc.tokenizer.encode(texts[i:i + 16], max_length=128, padding="max_length", side="right")
                for i in range(0, 48, 16)]
@@ -364,10 +392,10 @@ def test_a_one_head_attention_map_without_a_heads_axis_gives_the_reference_masse
     assert_same_stats(ref, got)
 
 
-def test_zero_pad_states_give_the_same_statistics_in_graph_as_in_numpy(zoo):
+def test_zero_pad_states_give_the_same_statistics_in_graph_as_in_numpy(zoo, sums_path):
     """A left-padded decoder with a zero pad row: every pad state exactly zero at every layer."""
     enc = _open(zoo("qwen3-zero-pad"), stats=True)
-    assert enc.uses_stats
+    _check_path(enc, sums_path)
     batches = list(_batches(enc, "left"))
     for batch in batches:
         for h in enc.run(batch).hidden:
