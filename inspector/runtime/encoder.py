@@ -518,6 +518,8 @@ def _instrumented(graph: graph_mod.EncoderGraph, exposed: list[str], options: Se
         if fused:  # the states as exposed (or as the file names its own outputs), read by stats.fused
             plan = dataclasses.replace(plan, hidden=tuple(names.get(t, t) for t in graph.layers.hidden),
                                        threads=options.threads)
+            log.info("%s: per-layer pad statistics in one pass over each fetched state (compiled module)",
+                     graph.path.name)
         added = _merged(delta, extra) if delta is not None else extra
         try:
             made = options.replace(ready_first=True, stop_spinning=fused)
