@@ -5,8 +5,8 @@ ONNX Runtime has no operator that takes several reductions in one read, so the i
 and the anchor's row, the anchor dots, the pad sums per position, the neighbour steps written and read
 back). On a CPU the session instead hands out each state as an output (ONNX Runtime returns its own
 buffer, no copy) and ``_fused.layer`` reads every row once, while it is in the cache, for all of
-them, in float64; the attention maps stay in the graph. Sequences are split between the calling thread
-and one helper (the module releases the GIL), the positions' pad sums taken per part and added.
+them, in float64; the attention maps stay in the graph. A batch's layers are dealt between the calling
+thread and helpers (the module releases the GIL), each layer whole on one thread.
 
 Built from ``_fused.c`` when padlens is installed (an optional extension: without a C compiler the
 install goes on, ``available()`` is False and the sums run inside the graph as before).
